@@ -1,0 +1,250 @@
+#include "core/pg_connection.h"
+
+#include <cstring>
+
+namespace nomnom {
+
+std::string QuoteIdent(std::string_view ident) {
+  std::string out;
+  out.reserve(ident.size() + 2);
+  out.push_back('"');
+  for (char c : ident) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::string QuoteQualified(std::string_view schema, std::string_view name) {
+  if (schema.empty()) return QuoteIdent(name);
+  return QuoteIdent(schema) + "." + QuoteIdent(name);
+}
+
+bool PgError::IsRowLevel() const {
+  return !connection_lost && sqlstate.size() == 5 &&
+         (sqlstate.compare(0, 2, "22") == 0 || sqlstate.compare(0, 2, "23") == 0);
+}
+
+bool PgError::IsTransient() const {
+  if (connection_lost) return true;
+  static constexpr const char* kTransient[] = {
+      "40001",  // serialization_failure
+      "40P01",  // deadlock_detected
+      "57P01",  // admin_shutdown
+      "57P02",  // crash_shutdown
+      "57P03",  // cannot_connect_now
+      "53300",  // too_many_connections
+      "08000", "08003", "08006", "08001", "08004",  // connection exceptions
+  };
+  for (const char* s : kTransient) {
+    if (sqlstate == s) return true;
+  }
+  return false;
+}
+
+Status ToStatus(const PgError& err, std::string_view context) {
+  std::string msg(context);
+  if (!msg.empty()) msg += ": ";
+  msg += err.message;
+  if (!err.sqlstate.empty()) msg += " (SQLSTATE " + err.sqlstate + ")";
+  return err.connection_lost ? Status::Connection(std::move(msg)) : Status::Database(std::move(msg));
+}
+
+namespace {
+
+std::string TrimTrailingNewlines(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Describes where a failed connection attempt went, without secrets.
+std::string DescribeTarget(const std::string& conninfo) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (err != nullptr) PQfreemem(err);
+  std::string host, port, db, user;
+  if (opts != nullptr) {
+    for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+      if (o->val == nullptr) continue;
+      if (std::strcmp(o->keyword, "host") == 0) host = o->val;
+      if (std::strcmp(o->keyword, "hostaddr") == 0 && host.empty()) host = o->val;
+      if (std::strcmp(o->keyword, "port") == 0) port = o->val;
+      if (std::strcmp(o->keyword, "dbname") == 0) db = o->val;
+      if (std::strcmp(o->keyword, "user") == 0) user = o->val;
+    }
+    PQconninfoFree(opts);
+  }
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr ? v : "");
+  };
+  if (host.empty()) host = env("PGHOST");
+  if (port.empty()) port = env("PGPORT");
+  if (db.empty()) db = env("PGDATABASE");
+  if (user.empty()) user = env("PGUSER");
+  if (host.empty()) host = "the default Unix socket";
+  if (port.empty()) port = "5432";
+  std::string out = "host " + host + ", port " + port;
+  if (!db.empty()) out += ", database " + db;
+  if (!user.empty()) out += ", user " + user;
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo,
+                                                            std::string_view application_name) {
+  // expand_dbname lets conninfo be a URL or key=value string.
+  std::string app(application_name);
+  const char* keys[] = {"dbname", "application_name", "connect_timeout", nullptr};
+  const char* vals[] = {conninfo.c_str(), app.c_str(), "10", nullptr};
+  PGconn* conn = PQconnectdbParams(keys, vals, /*expand_dbname=*/1);
+  if (conn == nullptr) return Status::Connection("cannot allocate a PostgreSQL connection");
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string why = TrimTrailingNewlines(PQerrorMessage(conn));
+    PQfinish(conn);
+    return Status::Connection("cannot connect to PostgreSQL (" + DescribeTarget(conninfo) + "): " + why +
+                              "\nCheck that the server is running and reachable, and the connection "
+                              "settings (--db, DATABASE_URL or the PG* environment variables).");
+  }
+  // Make sure output that we parse is stable regardless of server defaults.
+  PGresult* r = PQexec(conn, "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, YMD'; "
+                             "SET extra_float_digits = 3; SET TimeZone = 'UTC'");
+  const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  PQclear(r);
+  if (!ok) {
+    std::string why = TrimTrailingNewlines(PQerrorMessage(conn));
+    PQfinish(conn);
+    return Status::Database("cannot configure the PostgreSQL session: " + why);
+  }
+  return std::unique_ptr<PgConnection>(new PgConnection(conn));
+}
+
+PgConnection::~PgConnection() { PQfinish(conn_); }
+
+std::string PgConnection::Endpoint() const {
+  const char* h = PQhost(conn_);
+  const char* p = PQport(conn_);
+  return std::string(h != nullptr ? h : "?") + ":" + (p != nullptr ? p : "?");
+}
+
+PgError PgConnection::ErrorFrom(const PGresult* r) const {
+  PgError e;
+  const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  if (state != nullptr) e.sqlstate = state;
+  const char* primary = r != nullptr ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  if (primary != nullptr) {
+    e.message = primary;
+    const char* detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+    if (detail != nullptr) {
+      e.message += " (";
+      e.message += detail;
+      e.message += ")";
+    }
+  } else {
+    e.message = TrimTrailingNewlines(PQerrorMessage(conn_));
+  }
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    e.connection_lost = true;
+    if (e.message.empty()) e.message = "connection to PostgreSQL at " + Endpoint() + " lost";
+  }
+  return e;
+}
+
+namespace {
+void FillRows(PGresult* r, PgRows* rows) {
+  if (rows == nullptr) return;
+  rows->columns.clear();
+  rows->rows.clear();
+  const int nf = PQnfields(r);
+  for (int c = 0; c < nf; ++c) rows->columns.emplace_back(PQfname(r, c));
+  const int nt = PQntuples(r);
+  rows->rows.reserve(static_cast<size_t>(nt));
+  for (int i = 0; i < nt; ++i) {
+    auto& row = rows->rows.emplace_back();
+    row.reserve(static_cast<size_t>(nf));
+    for (int c = 0; c < nf; ++c) {
+      if (PQgetisnull(r, i, c)) {
+        row.emplace_back(std::nullopt);
+      } else {
+        row.emplace_back(std::string(PQgetvalue(r, i, c), static_cast<size_t>(PQgetlength(r, i, c))));
+      }
+    }
+  }
+  rows->command_tuples = PQcmdTuples(r);
+}
+}  // namespace
+
+std::optional<PgError> PgConnection::TryExec(std::string_view sql, PgRows* rows) {
+  std::string q(sql);
+  PgResultPtr r(PQexec(conn_, q.c_str()));
+  const auto st = PQresultStatus(r.get());
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return ErrorFrom(r.get());
+  FillRows(r.get(), rows);
+  return std::nullopt;
+}
+
+Result<PgRows> PgConnection::Exec(std::string_view sql) {
+  PgRows rows;
+  if (auto err = TryExec(sql, &rows)) return ToStatus(*err, "");
+  return rows;
+}
+
+Result<PgRows> PgConnection::ExecParams(std::string_view sql,
+                                        const std::vector<std::optional<std::string>>& params) {
+  std::string q(sql);
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  PgResultPtr r(PQexecParams(conn_, q.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                             nullptr, nullptr, 0));
+  const auto st = PQresultStatus(r.get());
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return ToStatus(ErrorFrom(r.get()), "");
+  PgRows rows;
+  FillRows(r.get(), &rows);
+  return rows;
+}
+
+std::optional<PgError> PgConnection::CopyIn(std::string_view copy_sql, const std::vector<std::string_view>& parts,
+                                            uint64_t* rows_copied) {
+  std::string q(copy_sql);
+  {
+    PgResultPtr r(PQexec(conn_, q.c_str()));
+    if (PQresultStatus(r.get()) != PGRES_COPY_IN) return ErrorFrom(r.get());
+  }
+  constexpr size_t kSlice = 1 << 20;
+  bool send_failed = false;
+  for (std::string_view part : parts) {
+    while (!part.empty() && !send_failed) {
+      const size_t n = std::min(kSlice, part.size());
+      if (PQputCopyData(conn_, part.data(), static_cast<int>(n)) != 1) send_failed = true;
+      part.remove_prefix(n);
+    }
+  }
+  if (send_failed) {
+    PgError e;
+    e.connection_lost = PQstatus(conn_) != CONNECTION_OK;
+    e.message = TrimTrailingNewlines(PQerrorMessage(conn_));
+    return e;
+  }
+  if (PQputCopyEnd(conn_, nullptr) != 1) {
+    PgError e;
+    e.connection_lost = PQstatus(conn_) != CONNECTION_OK;
+    e.message = TrimTrailingNewlines(PQerrorMessage(conn_));
+    return e;
+  }
+  std::optional<PgError> err;
+  while (PGresult* raw = PQgetResult(conn_)) {
+    PgResultPtr r(raw);
+    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+      if (!err) err = ErrorFrom(r.get());
+    } else if (rows_copied != nullptr) {
+      *rows_copied = std::strtoull(PQcmdTuples(r.get()), nullptr, 10);
+    }
+  }
+  if (!err && PQstatus(conn_) != CONNECTION_OK) err = ErrorFrom(nullptr);
+  return err;
+}
+
+}  // namespace nomnom

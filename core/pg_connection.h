@@ -1,0 +1,91 @@
+// PgConnection: a RAII wrapper around one libpq connection.
+//
+// Not thread-safe: one connection is used by one thread at a time. All SQL
+// text built by callers must quote identifiers with QuoteIdent(); values go
+// through bound parameters (ExecParams) or COPY, never string concatenation.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace nomnom {
+
+// Quotes a SQL identifier: wraps it in double quotes, doubling embedded ones.
+std::string QuoteIdent(std::string_view ident);
+// Quotes a possibly schema-qualified name "schema.table" part by part.
+std::string QuoteQualified(std::string_view schema, std::string_view name);
+
+struct PgResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using PgResultPtr = std::unique_ptr<PGresult, PgResultDeleter>;
+
+// An error PostgreSQL reported for a statement, with its SQLSTATE.
+struct PgError {
+  std::string sqlstate;  // five characters, empty when the connection broke
+  std::string message;   // primary message (and detail, when present)
+  bool connection_lost = false;
+
+  // True for errors caused by the data of some row (classes 22 data exception
+  // and 23 integrity constraint violation): isolating the row is the remedy.
+  bool IsRowLevel() const;
+  // True for errors that go away by retrying: connection loss, serialization
+  // failure, deadlock, admin shutdown / crash recovery, too many connections.
+  bool IsTransient() const;
+};
+
+// A simple result table: rows of nullable text values.
+struct PgRows {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  std::string command_tuples;  // PQcmdTuples, e.g. "42" after INSERT
+};
+
+class PgConnection {
+ public:
+  // Connects with a libpq conninfo string or URL ("" uses the PG* environment
+  // variables). On failure the Status names the host and port tried and what
+  // to check; it never contains the password.
+  static Result<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo,
+                                                       std::string_view application_name = "nomnom");
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // Runs one or more statements without parameters. Returns the last result.
+  Result<PgRows> Exec(std::string_view sql);
+  // Runs a statement with text parameters ($1, $2, ...; nullopt is NULL).
+  Result<PgRows> ExecParams(std::string_view sql, const std::vector<std::optional<std::string>>& params);
+
+  // Like Exec/ExecParams but keeps the structured error for callers that
+  // decide by SQLSTATE (retry, isolate, fail).
+  std::optional<PgError> TryExec(std::string_view sql, PgRows* rows = nullptr);
+
+  // Runs "COPY ... FROM STDIN" and streams the given buffers to it. Returns
+  // the number of rows copied, or the error (the COPY is then aborted).
+  // Large buffers are sent in slices so memory is not duplicated.
+  std::optional<PgError> CopyIn(std::string_view copy_sql, const std::vector<std::string_view>& parts,
+                                uint64_t* rows_copied = nullptr);
+
+  bool IsOk() const { return PQstatus(conn_) == CONNECTION_OK; }
+  // "host:port" of this connection, for messages.
+  std::string Endpoint() const;
+  PGconn* raw() { return conn_; }
+
+ private:
+  explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  PgError ErrorFrom(const PGresult* r) const;
+  PGconn* conn_;
+};
+
+// Returns a Status describing err, prefixed by context.
+Status ToStatus(const PgError& err, std::string_view context);
+
+}  // namespace nomnom
