@@ -1,0 +1,81 @@
+// NdjsonReader: reads one NDJSON input (a file, or "-" for stdin) as a
+// sequence of chunks made of whole lines, with bounded memory.
+//
+// Input may be plain, gzip (.gz, possibly multi-member) or zstd (.zst); the
+// format is detected from the first bytes, not the file name, so compressed
+// stdin works too. A UTF-8 byte order mark at the very start is dropped.
+//
+// Each chunk holds complete lines only; every line in it ends with '\n' (one is
+// appended to a last line that lacks it), and the buffer has at least
+// kChunkPadding readable bytes after size() so simdjson can parse lines in
+// place. A line longer than max_line_bytes is not put in any chunk: it is
+// reported in the next chunk's `oversize` list (line number and its first
+// bytes) and skipped, so one bad line never stops the input.
+//
+// Thread-safety: an NdjsonReader is used by one thread. Chunks are plain values
+// that can be moved to other threads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/byte_buffer.h"
+#include "core/status.h"
+
+namespace nomnom {
+
+// simdjson needs SIMDJSON_PADDING (64) readable bytes after the input.
+inline constexpr size_t kChunkPadding = 64;
+
+struct OversizeLine {
+  uint64_t line = 0;      // 1-based line number
+  uint64_t bytes = 0;     // its full length, without the newline
+  std::string prefix;     // its first bytes (at most 256), for the reject record
+};
+
+struct Chunk {
+  uint64_t first_line = 0;  // 1-based line number of the first line in `data`
+  uint64_t line_count = 0;  // number of lines in `data`
+  ByteBuffer data;          // whole lines, each ending in '\n'; padded, see above
+  std::vector<OversizeLine> oversize;  // lines skipped since the previous chunk
+};
+
+struct NdjsonReaderOptions {
+  size_t chunk_bytes = 4 << 20;       // target chunk size (a chunk may be larger for one long line)
+  size_t max_line_bytes = 64 << 20;   // longer lines are skipped and reported
+};
+
+class NdjsonReader {
+ public:
+  enum class Compression { kNone, kGzip, kZstd };
+
+  // Opens path ("-" means standard input). Fails with a Status naming the path
+  // when it cannot be opened.
+  static Result<std::unique_ptr<NdjsonReader>> Open(const std::string& path, const NdjsonReaderOptions& options);
+  virtual ~NdjsonReader() = default;
+
+  // Fills *chunk with the next lines. Returns true when *chunk was filled,
+  // false at the end of the input (then *chunk may still carry `oversize`
+  // entries to report), or a Status for a read or decompression error (naming
+  // the path and, for corrupt compressed data, what was wrong).
+  virtual Result<bool> Next(Chunk* chunk) = 0;
+
+  // Bytes read from the underlying file so far (compressed bytes for
+  // compressed input), for progress reporting.
+  virtual uint64_t raw_bytes_read() const = 0;
+  // Size of the underlying file when known (regular files), for progress.
+  virtual std::optional<uint64_t> raw_size() const = 0;
+  virtual Compression compression() const = 0;
+  const std::string& path() const { return path_; }
+
+ protected:
+  explicit NdjsonReader(std::string path) : path_(std::move(path)) {}
+
+ private:
+  std::string path_;
+};
+
+}  // namespace nomnom
