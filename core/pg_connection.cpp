@@ -133,6 +133,8 @@ PgError PgConnection::ErrorFrom(const PGresult* r) const {
   PgError e;
   const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
   if (state != nullptr) e.sqlstate = state;
+  const char* context = r != nullptr ? PQresultErrorField(r, PG_DIAG_CONTEXT) : nullptr;
+  if (context != nullptr) e.context = context;
   const char* primary = r != nullptr ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
   if (primary != nullptr) {
     e.message = primary;

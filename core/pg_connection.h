@@ -31,6 +31,7 @@ using PgResultPtr = std::unique_ptr<PGresult, PgResultDeleter>;
 struct PgError {
   std::string sqlstate;  // five characters, empty when the connection broke
   std::string message;   // primary message (and detail, when present)
+  std::string context;   // PG_DIAG_CONTEXT, e.g. "COPY orders, line 42, column x: ..."
   bool connection_lost = false;
 
   // True for errors caused by the data of some row (classes 22 data exception

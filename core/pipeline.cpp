@@ -1,1 +1,342 @@
-// placeholder
+#include "core/pipeline.h"
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "core/bounded_queue.h"
+#include "core/copy_sink.h"
+#include "core/ndjson_reader.h"
+#include "core/row_encoder.h"
+
+namespace nomnom {
+
+namespace {
+
+struct ParseTask {
+  std::shared_ptr<const Chunk> chunk;  // null: end of input
+  uint32_t source = 0;
+  uint64_t seq = 0;
+};
+
+struct SinkItem {
+  std::unique_ptr<EncodedPart> part;  // null: end of stream
+};
+
+bool IsBlank(std::string_view line) {
+  for (char c : line) {
+    if (c != ' ' && c != '\t' && c != '\r') return false;
+  }
+  return true;
+}
+
+class Load {
+ public:
+  Load(const Entity& entity, const LoadOptions& options, LoadProgress* progress)
+      : entity_(entity), options_(options), progress_(progress),
+        hash_routing_(options.mode != ConflictMode::kError && options.jobs > 1),
+        parse_queue_(static_cast<size_t>(options.parsers) * 2 + 2) {}
+
+  LoadSummary Run();
+
+ private:
+  void ReaderMain();
+  void ParserMain();
+  void SinkMain(CopySink* sink, BoundedQueue<SinkItem>* queue);
+  void Flush(CopySink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch);
+
+  void Fail(Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (first_error_.ok()) first_error_ = std::move(s);
+    cancelled_.store(true, std::memory_order_relaxed);
+  }
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+  void Reject(uint32_t source, uint64_t line, std::string_view raw, std::string error);
+
+  const Entity& entity_;
+  const LoadOptions& options_;
+  LoadProgress* progress_;
+  const bool hash_routing_;
+
+  BoundedQueue<ParseTask> parse_queue_;
+  // kError (or one job): one queue shared by all sinks. Hash routing: one per sink.
+  std::vector<std::unique_ptr<BoundedQueue<SinkItem>>> sink_queues_;
+  std::atomic<int> parsers_running_{0};
+
+  std::atomic<bool> cancelled_{false};
+  std::mutex mu_;
+  Status first_error_;  // guarded by mu_
+
+  std::atomic<uint64_t> inserted_{0}, updated_{0}, skipped_{0}, rejected_{0}, retries_{0};
+};
+
+void Load::Reject(uint32_t source, uint64_t line, std::string_view raw, std::string error) {
+  const uint64_t n = rejected_.fetch_add(1, std::memory_order_relaxed) + 1;
+  progress_->rejected.fetch_add(1, std::memory_order_relaxed);
+  if (options_.rejects != nullptr) {
+    RejectRecord r{options_.inputs[source], line, std::move(error), std::string(raw)};
+    if (Status s = options_.rejects->Write(r); !s.ok()) Fail(s);
+  }
+  if (options_.max_errors >= 0 && n > static_cast<uint64_t>(options_.max_errors)) {
+    Fail(Status::Aborted("stopped: more than " + std::to_string(options_.max_errors) +
+                         " rows rejected (--max-errors)"));
+  }
+}
+
+void Load::ReaderMain() {
+  NdjsonReaderOptions ropts;
+  ropts.chunk_bytes = options_.chunk_bytes;
+  ropts.max_line_bytes = options_.max_line_bytes;
+  uint64_t seq = 0;
+  uint64_t raw_done = 0;  // raw bytes of inputs already finished
+  for (uint32_t source = 0; source < options_.inputs.size() && !cancelled(); ++source) {
+    auto reader = NdjsonReader::Open(options_.inputs[source], ropts);
+    if (!reader.ok()) {
+      Fail(reader.status());
+      break;
+    }
+    for (;;) {
+      auto chunk = std::make_shared<Chunk>();
+      auto more = (*reader)->Next(chunk.get());
+      if (!more.ok()) {
+        Fail(more.status());
+        break;
+      }
+      for (const OversizeLine& o : chunk->oversize) {
+        progress_->rows_read.fetch_add(1, std::memory_order_relaxed);
+        Reject(source, o.line, o.prefix,
+               "line of " + std::to_string(o.bytes) + " bytes is longer than the limit of " +
+                   std::to_string(options_.max_line_bytes) + " bytes (--max-line-bytes); raw holds its start");
+      }
+      progress_->raw_bytes_read.store(raw_done + (*reader)->raw_bytes_read(), std::memory_order_relaxed);
+      if (!*more || cancelled()) break;
+      parse_queue_.Push(ParseTask{std::move(chunk), source, seq++});
+    }
+    raw_done += (*reader)->raw_bytes_read();
+  }
+  for (int i = 0; i < options_.parsers; ++i) parse_queue_.Push(ParseTask{});
+}
+
+void Load::ParserMain() {
+  RowEncoder encoder(entity_, RowEncoderOptions{options_.strict});
+  const size_t nsinks = sink_queues_.size();
+  ByteBuffer scratch;
+  std::string error;
+  for (;;) {
+    ParseTask task = parse_queue_.Pop();
+    if (!task.chunk) break;
+    if (cancelled()) continue;
+    const Chunk& chunk = *task.chunk;
+    std::vector<std::unique_ptr<EncodedPart>> parts(hash_routing_ ? nsinks : 1);
+    for (auto& p : parts) {
+      p = std::make_unique<EncodedPart>();
+      p->seq = task.seq;
+      p->chunk = task.chunk;
+      if (!hash_routing_) {
+        p->tuples.Reserve(chunk.data.size() + chunk.data.size() / 4);
+        p->offsets.reserve(chunk.line_count);
+        p->origins.reserve(chunk.line_count);
+      }
+    }
+    const char* p = chunk.data.data();
+    const char* const end = p + chunk.data.size();
+    // Bytes after `end` up to the padding are readable (see kChunkPadding).
+    const char* const readable_end = end + kChunkPadding;
+    uint64_t line_no = chunk.first_line;
+    uint64_t rows = 0;
+    while (p < end) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+      if (nl == nullptr) nl = end;
+      std::string_view line(p, static_cast<size_t>(nl - p));
+      const size_t readable = static_cast<size_t>(readable_end - p);
+      p = nl + 1;
+      const uint64_t this_line = line_no++;
+      if (line.empty() || ((line[0] == ' ' || line[0] == '\t' || line[0] == '\r') && IsBlank(line))) continue;
+      ++rows;
+      uint64_t key_hash = 0;
+      EncodedPart* target = parts[0].get();
+      ByteBuffer* out = hash_routing_ ? &scratch : &target->tuples;
+      if (hash_routing_) scratch.clear();
+      const size_t start = out->size();
+      if (!encoder.Encode(line, readable, out, &key_hash, &error)) {
+        std::string_view raw = line;
+        if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
+        Reject(task.source, this_line, raw, std::move(error));
+        error.clear();
+        continue;
+      }
+      if (hash_routing_) {
+        target = parts[(key_hash >> 7) % nsinks].get();
+        target->offsets.push_back(static_cast<uint32_t>(target->tuples.size()));
+        target->tuples.Append(scratch.data(), scratch.size());
+      } else {
+        target->offsets.push_back(static_cast<uint32_t>(start));
+      }
+      std::string_view raw = line;
+      if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
+      target->origins.push_back(RowOrigin{task.source, this_line, raw});
+    }
+    progress_->rows_read.fetch_add(rows, std::memory_order_relaxed);
+    progress_->bytes_read.fetch_add(chunk.data.size(), std::memory_order_relaxed);
+    if (hash_routing_) {
+      for (size_t i = 0; i < nsinks; ++i) sink_queues_[i]->Push(SinkItem{std::move(parts[i])});
+    } else {
+      sink_queues_[0]->Push(SinkItem{std::move(parts[0])});
+    }
+  }
+  // The last parser out tells the sinks that no more parts will come.
+  if (parsers_running_.fetch_sub(1) == 1) {
+    if (hash_routing_) {
+      for (auto& q : sink_queues_) q->Push(SinkItem{});
+    } else {
+      for (int i = 0; i < options_.jobs; ++i) sink_queues_[0]->Push(SinkItem{});
+    }
+  }
+}
+
+void Load::Flush(CopySink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch) {
+  if (batch->empty()) return;
+  if (!cancelled()) {
+    std::vector<const EncodedPart*> parts;
+    parts.reserve(batch->size());
+    for (const auto& p : *batch) parts.push_back(p.get());
+    auto result = sink->Write(parts, [this](const RowOrigin& o, std::string_view error) {
+      Reject(o.source, o.line, o.raw, std::string(error));
+    });
+    if (!result.ok()) {
+      Fail(result.status());
+    } else {
+      inserted_.fetch_add(result->inserted, std::memory_order_relaxed);
+      updated_.fetch_add(result->updated, std::memory_order_relaxed);
+      skipped_.fetch_add(result->skipped, std::memory_order_relaxed);
+      retries_.fetch_add(result->retries, std::memory_order_relaxed);
+      progress_->rows_committed.fetch_add(result->inserted + result->updated + result->skipped,
+                                          std::memory_order_relaxed);
+    }
+  }
+  batch->clear();
+}
+
+void Load::SinkMain(CopySink* sink, BoundedQueue<SinkItem>* queue) {
+  std::vector<std::unique_ptr<EncodedPart>> batch;
+  size_t rows = 0, bytes = 0;
+  std::map<uint64_t, std::unique_ptr<EncodedPart>> pending;  // hash routing: parts that arrived early
+  uint64_t next_seq = 0;
+  auto add = [&](std::unique_ptr<EncodedPart> part) {
+    if (part->rows() == 0) return;
+    rows += part->rows();
+    bytes += part->tuples.size();
+    batch.push_back(std::move(part));
+    if (rows >= options_.batch_rows || bytes >= options_.batch_bytes) {
+      Flush(sink, &batch);
+      rows = bytes = 0;
+    }
+  };
+  for (;;) {
+    SinkItem item = queue->Pop();
+    if (!item.part) break;
+    if (cancelled()) {
+      pending.clear();
+      batch.clear();
+      continue;
+    }
+    if (!hash_routing_) {
+      add(std::move(item.part));
+      continue;
+    }
+    // Apply parts in input order so the last occurrence of a key wins.
+    const uint64_t seq = item.part->seq;
+    pending.emplace(seq, std::move(item.part));
+    for (auto it = pending.find(next_seq); it != pending.end(); it = pending.find(next_seq)) {
+      auto part = std::move(it->second);
+      pending.erase(it);
+      ++next_seq;
+      add(std::move(part));
+    }
+  }
+  Flush(sink, &batch);
+}
+
+LoadSummary Load::Run() {
+  LoadSummary summary;
+  summary.table = entity_.QualifiedTable();
+  const auto started = std::chrono::steady_clock::now();
+  auto finish = [&](Status s) {
+    summary.status = std::move(s);
+    summary.rows_read = progress_->rows_read.load();
+    summary.bytes = progress_->bytes_read.load();
+    summary.inserted = inserted_.load();
+    summary.updated = updated_.load();
+    summary.skipped = skipped_.load();
+    summary.rejected = rejected_.load();
+    summary.retries = retries_.load();
+    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return summary;
+  };
+  if (options_.inputs.empty()) return finish(Status::InvalidArgument("no input files"));
+  if (options_.jobs < 1 || options_.parsers < 1) return finish(Status::InvalidArgument("--jobs and --parsers must be at least 1"));
+
+  // Connect every sink first so configuration errors surface before any work.
+  std::vector<std::unique_ptr<PgConnection>> conns;
+  for (int i = 0; i < options_.jobs; ++i) {
+    auto conn = PgConnection::Connect(options_.conninfo);
+    if (!conn.ok()) return finish(conn.status());
+    conns.push_back(std::move(conn).value());
+  }
+  if (options_.create_table) {
+    if (Status s = EnsureTable(*conns[0], entity_, options_.mode); !s.ok()) return finish(s);
+  }
+  std::vector<std::unique_ptr<CopySink>> sinks;
+  for (auto& conn : conns) {
+    auto sink = CopySink::Create(std::move(conn), entity_, options_.mode);
+    if (!sink.ok()) return finish(sink.status());
+    sinks.push_back(std::move(sink).value());
+  }
+  {
+    uint64_t total = 0;
+    bool known = true;
+    for (const auto& in : options_.inputs) {
+      std::error_code ec;
+      const auto size = in == "-" ? 0 : std::filesystem::file_size(in, ec);
+      if (in == "-" || ec) known = false;
+      total += size;
+    }
+    progress_->raw_bytes_total.store(known ? total : 0);
+  }
+
+  const size_t queue_depth = static_cast<size_t>(options_.parsers) + 2;
+  if (hash_routing_) {
+    for (int i = 0; i < options_.jobs; ++i) sink_queues_.push_back(std::make_unique<BoundedQueue<SinkItem>>(queue_depth));
+  } else {
+    sink_queues_.push_back(std::make_unique<BoundedQueue<SinkItem>>(queue_depth + static_cast<size_t>(options_.jobs)));
+  }
+  parsers_running_ = options_.parsers;
+
+  std::vector<std::thread> threads;
+  for (int i = 0; i < options_.jobs; ++i) {
+    BoundedQueue<SinkItem>* q = hash_routing_ ? sink_queues_[static_cast<size_t>(i)].get() : sink_queues_[0].get();
+    threads.emplace_back([this, sink = sinks[static_cast<size_t>(i)].get(), q] { SinkMain(sink, q); });
+  }
+  for (int i = 0; i < options_.parsers; ++i) threads.emplace_back([this] { ParserMain(); });
+  ReaderMain();
+  for (auto& t : threads) t.join();
+  if (options_.rejects != nullptr) {
+    if (Status s = options_.rejects->Flush(); !s.ok()) Fail(s);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  return finish(first_error_);
+}
+
+}  // namespace
+
+LoadSummary RunLoad(const Entity& entity, const LoadOptions& options, LoadProgress* progress) {
+  LoadProgress local;
+  Load load(entity, options, progress != nullptr ? progress : &local);
+  return load.Run();
+}
+
+}  // namespace nomnom

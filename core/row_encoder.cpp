@@ -1,1 +1,346 @@
-// placeholder
+#include "core/row_encoder.h"
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+
+#include "core/ndjson_reader.h"
+#include "core/pg_binary.h"
+
+namespace nomnom {
+
+namespace od = simdjson::ondemand;
+
+namespace {
+
+std::string_view JsonTypeName(od::json_type t) {
+  switch (t) {
+    case od::json_type::array: return "array";
+    case od::json_type::object: return "object";
+    case od::json_type::number: return "number";
+    case od::json_type::string: return "string";
+    case od::json_type::boolean: return "boolean";
+    case od::json_type::null: return "null";
+  }
+  return "value";
+}
+
+std::string_view TrimJsonSpace(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+std::string SyntaxError(simdjson::error_code code) {
+  if (code == simdjson::UTF8_ERROR) return "invalid UTF-8";
+  return std::string("malformed JSON: ") + simdjson::error_message(code);
+}
+
+// Quotes a short excerpt of a value for an error message.
+std::string Excerpt(std::string_view s) {
+  constexpr size_t kMax = 40;
+  if (s.size() <= kMax) return std::string(s);
+  return std::string(s.substr(0, kMax)) + "...";
+}
+
+}  // namespace
+
+RowEncoder::RowEncoder(const Entity& entity, RowEncoderOptions options)
+    : entity_(entity), options_(options), slots_(entity.fields.size()) {}
+
+int RowEncoder::Lookup(od::field& field, std::string* unknown_name) {
+  const auto& fields = entity_.fields;
+  const int n = static_cast<int>(fields.size());
+  simdjson::ondemand::raw_json_string key = field.key();
+  // Fast path: the field that followed the previous one last time.
+  if (next_guess_ < n && key.unsafe_is_equal(fields[static_cast<size_t>(next_guess_)].name)) return next_guess_++;
+  for (int i = 0; i < n; ++i) {
+    if (key.unsafe_is_equal(fields[static_cast<size_t>(i)].name)) {
+      next_guess_ = i + 1;
+      return i;
+    }
+  }
+  // Slow path: the key may be written with escapes.
+  std::string_view unescaped;
+  if (field.unescaped_key().get(unescaped) != simdjson::SUCCESS) return -2;
+  for (int i = 0; i < n; ++i) {
+    if (unescaped == fields[static_cast<size_t>(i)].name) {
+      next_guess_ = i + 1;
+      return i;
+    }
+  }
+  *unknown_name = std::string(unescaped);
+  return -1;
+}
+
+bool RowEncoder::DecodeValue(size_t index, od::value value, std::string* error) {
+  const Field& f = entity_.fields[index];
+  Slot& slot = slots_[index];
+  od::json_type type;
+  if (auto err = value.type().get(type); err) {
+    *error = SyntaxError(err);
+    return false;
+  }
+  auto fail = [&](std::string why) {
+    *error = "field '" + f.name + "': " + std::move(why);
+    return false;
+  };
+  auto wrong_type = [&](std::string_view expected) {
+    return fail("expected " + std::string(expected) + ", got " + std::string(JsonTypeName(type)));
+  };
+  if (type == od::json_type::null) {
+    if (!f.nullable) return fail("null in a NOT NULL field");
+    // Consume the null so the iterator moves on.
+    bool is_null = false;
+    if (auto err = value.is_null().get(is_null); err || !is_null) return fail("malformed null");
+    slot.state = Slot::State::kNull;
+    return true;
+  }
+  switch (f.type) {
+    case FieldType::kString: {
+      if (type != od::json_type::string) return wrong_type("a string");
+      std::string_view s;
+      if (auto err = value.get_string().get(s); err) {
+        *error = SyntaxError(err);
+        return false;
+      }
+      if (std::memchr(s.data(), '\0', s.size()) != nullptr) {
+        return fail("contains a NUL character (\\u0000), which PostgreSQL text cannot store");
+      }
+      if (f.max_length > 0 && s.size() > f.max_length) {
+        const size_t chars = pg::Utf8Length(s);
+        if (chars > f.max_length) {
+          return fail("string of " + std::to_string(chars) + " characters is longer than VARCHAR(" +
+                      std::to_string(f.max_length) + ")");
+        }
+      }
+      slot.s = s;
+      break;
+    }
+    case FieldType::kInteger:
+    case FieldType::kBigInt: {
+      if (type != od::json_type::number) return wrong_type("an integer");
+      od::number num;
+      if (auto err = value.get_number().get(num); err) {
+        return fail("number " + Excerpt(TrimJsonSpace(value.raw_json_token())) + " is out of range");
+      }
+      const bool is_int32 = f.type == FieldType::kInteger;
+      const double lo = is_int32 ? -2147483648.0 : -9223372036854775808.0;
+      const double hi = is_int32 ? 2147483647.0 : 9223372036854775807.0;
+      int64_t v = 0;
+      if (num.is_int64()) {
+        v = num.get_int64();
+      } else if (num.is_uint64()) {
+        return fail(std::to_string(num.get_uint64()) + " is out of range for " + std::string(FieldTypeName(f.type)));
+      } else {
+        const double d = num.get_double();
+        if (d != std::floor(d)) return fail(Excerpt(TrimJsonSpace(value.raw_json_token())) + " is not an integer");
+        // hi for BigInt rounds up to 2^63, so compare with < for the upper bound there.
+        if (d < lo || (is_int32 ? d > hi : d >= hi)) {
+          return fail(Excerpt(TrimJsonSpace(value.raw_json_token())) + " is out of range for " +
+                      std::string(FieldTypeName(f.type)));
+        }
+        v = static_cast<int64_t>(d);
+      }
+      if (is_int32 && (v < INT32_MIN || v > INT32_MAX)) {
+        return fail(std::to_string(v) + " is out of range for Integer");
+      }
+      slot.i = v;
+      break;
+    }
+    case FieldType::kFloat: {
+      if (type != od::json_type::number) return wrong_type("a number");
+      double d;
+      if (value.get_double().get(d) != simdjson::SUCCESS || !std::isfinite(d)) {
+        return fail("number " + Excerpt(TrimJsonSpace(value.raw_json_token())) + " is out of double range");
+      }
+      slot.d = d;
+      break;
+    }
+    case FieldType::kDecimal: {
+      if (type == od::json_type::number) {
+        slot.s = TrimJsonSpace(value.raw_json_token());
+      } else if (type == od::json_type::string) {
+        std::string_view s;
+        if (auto err = value.get_string().get(s); err) {
+          *error = SyntaxError(err);
+          return false;
+        }
+        slot.s = s;
+      } else {
+        return wrong_type("a number");
+      }
+      break;
+    }
+    case FieldType::kBoolean: {
+      if (type != od::json_type::boolean) return wrong_type("true or false");
+      bool b = false;
+      if (auto err = value.get_bool().get(b); err) {
+        *error = SyntaxError(err);
+        return false;
+      }
+      slot.i = b ? 1 : 0;
+      break;
+    }
+    case FieldType::kDate:
+    case FieldType::kDateTime: {
+      if (type != od::json_type::string) {
+        return wrong_type(f.type == FieldType::kDate ? "a date string" : "a timestamp string");
+      }
+      std::string_view s;
+      if (auto err = value.get_string().get(s); err) {
+        *error = SyntaxError(err);
+        return false;
+      }
+      if (f.type == FieldType::kDate) {
+        auto days = pg::ParseDate(s);
+        if (!days) return fail("invalid date '" + Excerpt(s) + "' (expected YYYY-MM-DD)");
+        slot.i = *days;
+      } else {
+        auto usecs = pg::ParseTimestamp(s);
+        if (!usecs) return fail("invalid timestamp '" + Excerpt(s) + "' (expected ISO 8601, e.g. 2024-01-31T12:00:00Z)");
+        slot.i = *usecs;
+      }
+      break;
+    }
+    case FieldType::kJson: {
+      std::string_view raw;
+      simdjson::error_code err = simdjson::SUCCESS;
+      if (type == od::json_type::object) {
+        od::object o;
+        err = value.get_object().get(o);
+        if (!err) err = o.raw_json().get(raw);
+      } else if (type == od::json_type::array) {
+        od::array a;
+        err = value.get_array().get(a);
+        if (!err) err = a.raw_json().get(raw);
+      } else {
+        raw = TrimJsonSpace(value.raw_json_token());
+      }
+      if (err) {
+        *error = SyntaxError(err);
+        return false;
+      }
+      slot.s = raw;
+      break;
+    }
+  }
+  slot.state = Slot::State::kSet;
+  return true;
+}
+
+bool RowEncoder::WriteTuple(ByteBuffer* out, uint64_t* key_hash, std::string* error) {
+  const auto& fields = entity_.fields;
+  pg::AppendTupleStart(*out, static_cast<int16_t>(fields.size()));
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const Slot& s = slots_[i];
+    if (s.state != Slot::State::kSet) {
+      pg::AppendNullField(*out);
+      continue;
+    }
+    switch (fields[i].type) {
+      case FieldType::kString: pg::AppendTextField(*out, s.s); break;
+      case FieldType::kInteger: pg::AppendInt32Field(*out, static_cast<int32_t>(s.i)); break;
+      case FieldType::kBigInt: pg::AppendInt64Field(*out, s.i); break;
+      case FieldType::kFloat: pg::AppendFloat8Field(*out, s.d); break;
+      case FieldType::kDecimal: {
+        std::string why;
+        if (!pg::AppendNumericField(*out, s.s, &why)) {
+          *error = "field '" + fields[i].name + "': " + why;
+          return false;
+        }
+        break;
+      }
+      case FieldType::kBoolean: pg::AppendBoolField(*out, s.i != 0); break;
+      case FieldType::kDate: pg::AppendDateField(*out, static_cast<int32_t>(s.i)); break;
+      case FieldType::kDateTime: pg::AppendTimestampField(*out, s.i); break;
+      case FieldType::kJson: pg::AppendJsonbField(*out, s.s); break;
+    }
+  }
+  uint64_t h = 0;
+  for (size_t k : entity_.key_fields) {
+    const Slot& s = slots_[k];
+    uint64_t part;
+    if (fields[k].type == FieldType::kString || fields[k].type == FieldType::kDecimal ||
+        fields[k].type == FieldType::kJson) {
+      part = std::hash<std::string_view>{}(s.s);
+    } else if (fields[k].type == FieldType::kFloat) {
+      part = std::hash<double>{}(s.d);
+    } else {
+      part = std::hash<int64_t>{}(s.i);
+    }
+    h = (h ^ part) * 0x9E3779B97F4A7C15ULL + (h >> 29);
+  }
+  *key_hash = h;
+  return true;
+}
+
+bool RowEncoder::Encode(std::string_view line, size_t readable, ByteBuffer* out, uint64_t* key_hash,
+                        std::string* error) {
+  od::document doc;
+  if (auto err = parser_.iterate(line.data(), line.size(), readable).get(doc); err) {
+    *error = SyntaxError(err);
+    return false;
+  }
+  od::json_type root_type;
+  if (auto err = doc.type().get(root_type); err) {
+    *error = SyntaxError(err);
+    return false;
+  }
+  if (root_type != od::json_type::object) {
+    *error = "not a JSON object (got " + std::string(JsonTypeName(root_type)) + ")";
+    return false;
+  }
+  od::object obj;
+  if (auto err = doc.get_object().get(obj); err) {
+    *error = SyntaxError(err);
+    return false;
+  }
+  for (Slot& s : slots_) s.state = Slot::State::kMissing;
+  next_guess_ = 0;
+  for (auto field_result : obj) {
+    od::field field;
+    if (auto err = std::move(field_result).get(field); err) {
+      *error = SyntaxError(err);
+      return false;
+    }
+    scratch_.clear();
+    const int idx = Lookup(field, &scratch_);
+    if (idx == -2) {
+      *error = "malformed JSON: invalid object key";
+      return false;
+    }
+    if (idx < 0) {
+      if (options_.strict) {
+        *error = "unknown field '" + Excerpt(scratch_) + "' (--strict)";
+        return false;
+      }
+      continue;  // ignored; the iterator skips its value
+    }
+    if (slots_[static_cast<size_t>(idx)].state != Slot::State::kMissing) {
+      *error = "field '" + entity_.fields[static_cast<size_t>(idx)].name + "' appears more than once";
+      return false;
+    }
+    if (!DecodeValue(static_cast<size_t>(idx), field.value(), error)) return false;
+  }
+  const char* rest = nullptr;
+  if (doc.current_location().get(rest) == simdjson::SUCCESS) {
+    *error = "unexpected content after the JSON object";
+    return false;
+  }
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].state == Slot::State::kMissing && !entity_.fields[i].nullable) {
+      *error = "missing required field '" + entity_.fields[i].name + "'";
+      return false;
+    }
+  }
+  const size_t start = out->size();
+  if (!WriteTuple(out, key_hash, error)) {
+    out->Truncate(start);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace nomnom

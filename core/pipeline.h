@@ -1,0 +1,74 @@
+// The load pipeline: NDJSON inputs -> PostgreSQL.
+//
+//   reader thread --chunks--> parser threads --encoded parts--> COPY sink threads
+//
+// The reader cuts each input into chunks of whole lines; parser threads encode
+// every line into binary COPY tuples (or a reject record); each sink thread owns
+// one PostgreSQL connection and commits batches. Stages are joined by bounded
+// lock-free queues, so a slow stage holds the others back and memory stays
+// bounded whatever the input size. In kNothing/kUpdate modes rows are routed to
+// sinks by a hash of their key, and each sink applies chunks in input order, so
+// one key is always written by one connection in input order (the last row
+// wins for kUpdate) and connections never wait on each other's keys.
+//
+// The first fatal error (unreadable input, lost connection, --max-errors
+// exceeded) stops every stage; batches committed before stay committed.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/rejects.h"
+#include "core/schema.h"
+#include "core/status.h"
+#include "core/table_setup.h"
+
+namespace nomnom {
+
+struct LoadOptions {
+  std::vector<std::string> inputs;  // file paths; "-" is stdin
+  std::string conninfo;             // libpq URL or key=value string ("" = PG* variables)
+  ConflictMode mode = ConflictMode::kNothing;
+  int jobs = 2;                     // COPY connections
+  int parsers = 1;                  // parser threads
+  size_t chunk_bytes = 2 << 20;     // input chunk size
+  size_t batch_rows = 100000;       // rows per COPY transaction (per connection)
+  size_t batch_bytes = 16 << 20;    // encoded bytes per COPY transaction (per connection)
+  size_t max_line_bytes = 16 << 20; // longer lines are rejected
+  int64_t max_errors = -1;          // stop when more rows than this are rejected (-1: never)
+  bool strict = false;              // reject unknown fields
+  bool create_table = true;         // create the target table when missing
+  RejectSink* rejects = nullptr;    // where rejected rows go (may be null)
+};
+
+// Live counters, updated with relaxed atomics while the load runs.
+struct LoadProgress {
+  std::atomic<uint64_t> rows_read{0};       // non-blank lines seen
+  std::atomic<uint64_t> rows_committed{0};  // inserted + updated + skipped
+  std::atomic<uint64_t> bytes_read{0};      // uncompressed input bytes parsed
+  std::atomic<uint64_t> raw_bytes_read{0};  // file bytes read (compressed size for compressed input)
+  std::atomic<uint64_t> raw_bytes_total{0}; // sum of input file sizes when all are known, else 0
+  std::atomic<uint64_t> rejected{0};
+};
+
+struct LoadSummary {
+  uint64_t rows_read = 0;
+  uint64_t inserted = 0;
+  uint64_t updated = 0;
+  uint64_t skipped = 0;
+  uint64_t rejected = 0;
+  uint64_t bytes = 0;
+  uint64_t retries = 0;
+  double seconds = 0;
+  std::string table;
+  Status status;  // OK, or the fatal error that stopped the load
+};
+
+// Runs a load to completion (or the first fatal error). Always returns a
+// summary of what was committed; summary.status says whether it finished.
+LoadSummary RunLoad(const Entity& entity, const LoadOptions& options, LoadProgress* progress);
+
+}  // namespace nomnom

@@ -1,0 +1,66 @@
+// RowEncoder: one NDJSON line -> one binary COPY tuple, or the reason it is
+// rejected.
+//
+// The line is parsed with simdjson On-Demand in place (the bytes after it must
+// be readable: see kChunkPadding), validated against the entity (required
+// fields, nulls, JSON types, integer range and fractions, double range,
+// VARCHAR(n) length, dates, NUL characters, UTF-8) and encoded straight into
+// the output buffer in column order. Unknown fields are ignored unless
+// `strict` is set.
+//
+// Thread-safety: a RowEncoder owns a simdjson parser and must be used by one
+// thread at a time; create one per parser thread. The Entity must outlive it.
+#pragma once
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/byte_buffer.h"
+#include "core/schema.h"
+
+namespace nomnom {
+
+struct RowEncoderOptions {
+  bool strict = false;  // reject objects with fields the entity does not define
+};
+
+class RowEncoder {
+ public:
+  RowEncoder(const Entity& entity, RowEncoderOptions options);
+
+  // Appends the tuple for `line` (without its newline) to *out and returns
+  // true, setting *key_hash to a hash of the unicity fields' values (0 when the
+  // entity has none). `readable` is how many bytes starting at line.data() may
+  // be read (>= line.size() + kChunkPadding). On rejection returns false, sets
+  // *error to a readable reason naming the field, and leaves *out unchanged.
+  bool Encode(std::string_view line, size_t readable, ByteBuffer* out, uint64_t* key_hash, std::string* error);
+
+  const Entity& entity() const { return entity_; }
+
+ private:
+  // A decoded JSON value waiting to be written in column order.
+  struct Slot {
+    enum class State : uint8_t { kMissing, kNull, kSet };
+    State state = State::kMissing;
+    int64_t i = 0;           // Integer, BigInt, Date (days), DateTime (usecs), Boolean
+    double d = 0;            // Float
+    std::string_view s;      // String, Decimal (number text), Json (raw text)
+  };
+
+  int Lookup(simdjson::ondemand::field& field, std::string* unknown_name);
+  bool DecodeValue(size_t index, simdjson::ondemand::value value, std::string* error);
+  bool WriteTuple(ByteBuffer* out, uint64_t* key_hash, std::string* error);
+
+  const Entity& entity_;
+  RowEncoderOptions options_;
+  simdjson::ondemand::parser parser_;
+  std::vector<Slot> slots_;
+  int next_guess_ = 0;  // fields usually arrive in the same order line after line
+  std::string scratch_;
+};
+
+}  // namespace nomnom
