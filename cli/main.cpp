@@ -1,1 +1,380 @@
-int main() { return 0; }
+// nomnom: the command-line loader.
+//
+//   nomnom load FILE... [options]     NDJSON -> PostgreSQL (binary COPY)
+//   nomnom gen tpch orders --sf X     deterministic TPC-H ORDERS rows
+//   nomnom schema [ENTITY]            the CREATE TABLE nomnom uses
+//
+// Exit codes: 0 success; 1 fatal error; 2 usage error; 3 finished but some
+// rows were rejected; 4 stopped because more than --max-errors rows were
+// rejected.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <cstdio>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "core/pipeline.h"
+#include "core/rejects.h"
+#include "core/schema.h"
+#include "core/tpch_gen.h"
+
+namespace nomnom {
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFatal = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitRejected = 3;
+constexpr int kExitMaxErrors = 4;
+
+std::string Thousands(uint64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+std::string Megabytes(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return buf;
+}
+
+void PrintError(const Status& s) { std::fprintf(stderr, "nomnom: error: %s\n", s.message().c_str()); }
+
+// Shows rejected rows on stderr (the first few) and forwards them to the
+// --rejects file when there is one. Thread-safe.
+class RejectReporter : public RejectSink {
+ public:
+  RejectReporter(RejectSink* file, bool quiet) : file_(file), quiet_(quiet) {}
+  Status Write(const RejectRecord& r) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!quiet_ && shown_ < kMaxShown) {
+        ++shown_;
+        std::fprintf(stderr, "\r\x1b[K%s:%llu: %s\n", r.file.c_str(), static_cast<unsigned long long>(r.line),
+                     r.error.c_str());
+      } else {
+        ++hidden_;
+      }
+    }
+    return file_ != nullptr ? file_->Write(r) : Status::Ok();
+  }
+  Status Flush() override { return file_ != nullptr ? file_->Flush() : Status::Ok(); }
+  uint64_t hidden() const { return hidden_; }
+
+ private:
+  static constexpr int kMaxShown = 10;
+  RejectSink* file_;
+  bool quiet_;
+  std::mutex mu_;
+  int shown_ = 0;        // guarded by mu_
+  uint64_t hidden_ = 0;  // guarded by mu_
+};
+
+// Redraws one status line on stderr a few times a second.
+class ProgressLine {
+ public:
+  explicit ProgressLine(const LoadProgress& p) : progress_(p), thread_([this] { Run(); }) {}
+  ~ProgressLine() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    std::fprintf(stderr, "\r\x1b[K");
+  }
+
+ private:
+  void Run() {
+    const auto start = std::chrono::steady_clock::now();
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(250), [this] { return done_; })) {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const uint64_t rows = progress_.rows_read.load(std::memory_order_relaxed);
+      const uint64_t raw = progress_.raw_bytes_read.load(std::memory_order_relaxed);
+      const uint64_t total = progress_.raw_bytes_total.load(std::memory_order_relaxed);
+      std::string line = Thousands(rows) + " rows, " + Thousands(progress_.rows_committed.load()) + " committed, " +
+                         Megabytes(progress_.bytes_read.load()) + ", " +
+                         Thousands(static_cast<uint64_t>(secs > 0 ? static_cast<double>(rows) / secs : 0)) + " rows/s";
+      if (total > 0 && raw > 0) {
+        const double frac = std::min(1.0, static_cast<double>(raw) / static_cast<double>(total));
+        const double eta = frac > 0 ? secs / frac - secs : 0;
+        char buf[64];
+        std::snprintf(buf, sizeof buf, ", %.0f%%, ETA %d:%02d", frac * 100, static_cast<int>(eta) / 60,
+                      static_cast<int>(eta) % 60);
+        line += buf;
+      }
+      if (uint64_t rej = progress_.rejected.load(); rej > 0) line += ", " + Thousands(rej) + " rejected";
+      std::fprintf(stderr, "\r\x1b[K%s", line.c_str());
+      std::fflush(stderr);
+    }
+  }
+
+  const LoadProgress& progress_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+struct LoadArgs {
+  std::vector<std::string> inputs;
+  std::string db;
+  std::string entity = "";
+  std::string entities_dir;
+  std::string table;
+  std::string on_conflict = "nothing";
+  int jobs = 2;
+  int parsers = 1;
+  size_t batch_rows = 100000;
+  size_t batch_mb = 16;
+  size_t max_line_mb = 16;
+  int64_t max_errors = -1;
+  std::string rejects;
+  bool strict = false;
+  bool quiet = false;
+  bool json = false;
+};
+
+Result<Entity> ResolveEntity(const std::string& dir_flag, const std::string& name) {
+  auto dir = ResolveEntityDir(dir_flag);
+  if (!dir.ok()) return dir.status();
+  auto entities = LoadEntityDir(*dir);
+  if (!entities.ok()) return entities.status();
+  if (name.empty()) {
+    if (entities->size() == 1) return entities->front();
+    if (const Entity* e = FindEntity(*entities, "Order")) return *e;
+    return Status::InvalidArgument("several entities are defined in " + *dir + "; choose one with --entity");
+  }
+  if (const Entity* e = FindEntity(*entities, name)) return *e;
+  std::string known;
+  for (const auto& e : *entities) known += (known.empty() ? "" : ", ") + e.name;
+  return Status::NotFound("unknown entity '" + name + "' (defined in " + *dir + ": " + known + ")");
+}
+
+int RunLoadCommand(const LoadArgs& a) {
+  auto entity = ResolveEntity(a.entities_dir, a.entity);
+  if (!entity.ok()) {
+    PrintError(entity.status());
+    return kExitFatal;
+  }
+  if (!a.table.empty()) {
+    const auto dot = a.table.find('.');
+    entity->table_schema = dot == std::string::npos ? "" : a.table.substr(0, dot);
+    entity->table = dot == std::string::npos ? a.table : a.table.substr(dot + 1);
+  }
+  auto mode = ParseConflictMode(a.on_conflict);
+  if (!mode.ok()) {
+    PrintError(mode.status());
+    return kExitUsage;
+  }
+  std::unique_ptr<RejectFileWriter> rejects_file;
+  if (!a.rejects.empty()) {
+    auto w = RejectFileWriter::Open(a.rejects);
+    if (!w.ok()) {
+      PrintError(w.status());
+      return kExitFatal;
+    }
+    rejects_file = std::move(w).value();
+  }
+  RejectReporter reporter(rejects_file.get(), a.quiet);
+
+  LoadOptions opts;
+  opts.inputs = a.inputs;
+  opts.conninfo = a.db;
+  opts.mode = *mode;
+  opts.jobs = a.jobs;
+  opts.parsers = a.parsers;
+  opts.batch_rows = a.batch_rows;
+  opts.batch_bytes = a.batch_mb << 20;
+  opts.max_line_bytes = a.max_line_mb << 20;
+  opts.max_errors = a.max_errors;
+  opts.strict = a.strict;
+  opts.rejects = &reporter;
+
+  LoadProgress progress;
+  LoadSummary s;
+  {
+    std::unique_ptr<ProgressLine> line;
+    if (!a.quiet && isatty(STDERR_FILENO)) line = std::make_unique<ProgressLine>(progress);
+    s = RunLoad(*entity, opts, &progress);
+  }
+  const double rate = s.seconds > 0 ? static_cast<double>(s.rows_read) / s.seconds : 0;
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["status"] = s.status.ok() ? "ok" : "error";
+    if (!s.status.ok()) j["error"] = s.status.message();
+    j["table"] = s.table;
+    j["entity"] = entity->name;
+    j["on_conflict"] = std::string(ConflictModeName(*mode));
+    j["rows_read"] = s.rows_read;
+    j["inserted"] = s.inserted;
+    j["updated"] = s.updated;
+    j["skipped"] = s.skipped;
+    j["rejected"] = s.rejected;
+    j["bytes"] = s.bytes;
+    j["seconds"] = s.seconds;
+    j["rows_per_second"] = rate;
+    std::printf("%s\n", j.dump().c_str());
+  } else if (!a.quiet || !s.status.ok()) {
+    if (reporter.hidden() > 0 && !a.quiet) {
+      std::fprintf(stderr, "nomnom: %s more rejected rows not shown%s\n", Thousands(reporter.hidden()).c_str(),
+                   a.rejects.empty() ? " (use --rejects FILE to keep them all)" : "");
+    }
+    std::printf("nomnom: %s %s into %s (on-conflict %s)\n", s.status.ok() ? "loaded" : "stopped loading",
+                a.inputs.size() == 1 ? a.inputs[0].c_str() : (std::to_string(a.inputs.size()) + " inputs").c_str(),
+                s.table.c_str(), std::string(ConflictModeName(*mode)).c_str());
+    std::printf("  rows read  %15s\n  inserted   %15s\n  updated    %15s\n  skipped    %15s\n  rejected   %15s\n",
+                Thousands(s.rows_read).c_str(), Thousands(s.inserted).c_str(), Thousands(s.updated).c_str(),
+                Thousands(s.skipped).c_str(), Thousands(s.rejected).c_str());
+    std::printf("  bytes      %15s\n  time       %13.2f s\n  rate       %11s rows/s\n", Megabytes(s.bytes).c_str(),
+                s.seconds, Thousands(static_cast<uint64_t>(rate)).c_str());
+  }
+  std::fflush(stdout);
+  if (!s.status.ok()) {
+    PrintError(s.status);
+    return s.status.code() == StatusCode::kAborted ? kExitMaxErrors : kExitFatal;
+  }
+  return s.rejected > 0 ? kExitRejected : kExitOk;
+}
+
+struct GenArgs {
+  double sf = 1;
+  uint64_t seed = 0;
+  std::string format = "ndjson";
+  std::string output = "-";
+};
+
+int RunGenCommand(const GenArgs& a) {
+  auto format = ParseTpchFormat(a.format);
+  if (!format.ok()) {
+    PrintError(format.status());
+    return kExitUsage;
+  }
+  TpchOrdersOptions opts;
+  opts.scale_factor = a.sf;
+  opts.seed = a.seed;
+  opts.format = *format;
+  if (Status s = ValidateTpchOrdersOptions(opts); !s.ok()) {
+    PrintError(s);
+    return kExitUsage;
+  }
+  std::FILE* out = stdout;
+  if (a.output != "-") {
+    out = std::fopen(a.output.c_str(), "wb");
+    if (out == nullptr) {
+      PrintError(Status::Io("cannot open " + a.output + ": " + std::strerror(errno)));
+      return kExitFatal;
+    }
+  }
+  Status s = WriteTpchOrders(opts, out);
+  if (out != stdout && std::fclose(out) != 0 && s.ok()) s = Status::Io("cannot write " + a.output);
+  if (!s.ok()) {
+    PrintError(s);
+    return kExitFatal;
+  }
+  return kExitOk;
+}
+
+int RunSchemaCommand(const std::string& dir, const std::string& name, const std::string& table) {
+  auto entity = ResolveEntity(dir, name);
+  if (!entity.ok()) {
+    PrintError(entity.status());
+    return kExitFatal;
+  }
+  if (!table.empty()) entity->table = table;
+  std::printf("-- entity %s (%s)\n%s;\n", entity->name.c_str(), entity->source_file.c_str(),
+              entity->CreateTableSql().c_str());
+  return kExitOk;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"nomnom: load JSON data into PostgreSQL, fast and without losing any of it."};
+  app.name("nomnom");
+  app.set_version_flag("--version", std::string("nomnom ") + NOMNOM_VERSION);
+  app.require_subcommand(1);
+
+  LoadArgs load;
+  CLI::App* load_cmd = app.add_subcommand("load", "Load NDJSON files (or - for stdin; .gz and .zst too) into PostgreSQL");
+  load_cmd->add_option("inputs", load.inputs, "NDJSON inputs: files, .gz, .zst, or - for stdin")->required();
+  load_cmd->add_option("--db", load.db, "PostgreSQL URL or conninfo (default: DATABASE_URL, else the PG* variables)")
+      ->envname("DATABASE_URL");
+  load_cmd->add_option("--entity", load.entity, "Entity to load (default: the only one defined, else Order)");
+  load_cmd->add_option("--entities", load.entities_dir, "Directory of entity YAML files (default: bundled TPC-H)")
+      ->envname("NOMNOM_ENTITIES");
+  load_cmd->add_option("--table", load.table, "Target table, overriding the entity's conformant_table ([schema.]name)");
+  load_cmd->add_option("--on-conflict", load.on_conflict,
+                       "error: COPY straight into the table; nothing: skip rows whose key exists; update: last row wins")
+      ->check(CLI::IsMember({"error", "nothing", "update"}))
+      ->capture_default_str();
+  load_cmd->add_option("-j,--jobs", load.jobs, "PostgreSQL connections loading in parallel")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  load_cmd->add_option("--parsers", load.parsers, "JSON parser threads")->check(CLI::Range(1, 64))->capture_default_str();
+  load_cmd->add_option("--batch-rows", load.batch_rows, "Rows per COPY transaction")
+      ->check(CLI::Range(size_t{1}, size_t{100000000}))
+      ->capture_default_str();
+  load_cmd->add_option("--batch-mb", load.batch_mb, "Encoded megabytes per COPY transaction")
+      ->check(CLI::Range(size_t{1}, size_t{1024}))
+      ->capture_default_str();
+  load_cmd->add_option("--max-line-mb", load.max_line_mb, "Longest accepted line in megabytes")
+      ->check(CLI::Range(size_t{1}, size_t{1024}))
+      ->capture_default_str();
+  load_cmd->add_option("--max-errors", load.max_errors, "Stop (exit 4) when more than N rows are rejected; -1: never")
+      ->capture_default_str();
+  load_cmd->add_option("--rejects", load.rejects, "Write rejected lines to FILE as NDJSON {file,line,error,raw}");
+  load_cmd->add_flag("--strict", load.strict, "Reject objects with fields the entity does not define");
+  load_cmd->add_flag("-q,--quiet", load.quiet, "No progress, no summary");
+  load_cmd->add_flag("--json", load.json, "Print the summary as one JSON object");
+
+  GenArgs gen;
+  CLI::App* gen_cmd = app.add_subcommand("gen", "Generate test data");
+  CLI::App* tpch_cmd = gen_cmd->add_subcommand("tpch", "TPC-H-shaped data");
+  gen_cmd->require_subcommand(1);
+  tpch_cmd->require_subcommand(1);
+  CLI::App* orders_cmd = tpch_cmd->add_subcommand("orders", "ORDERS rows (1,500,000 x SF), deterministic per --seed");
+  orders_cmd->add_option("--sf", gen.sf, "Scale factor (may be fractional)")->capture_default_str();
+  orders_cmd->add_option("--seed", gen.seed, "Random seed")->capture_default_str();
+  orders_cmd->add_option("--format", gen.format, "ndjson or csv (csv: the table's column order, no header)")
+      ->check(CLI::IsMember({"ndjson", "csv"}))
+      ->capture_default_str();
+  orders_cmd->add_option("-o,--output", gen.output, "Output file (- for stdout)")->capture_default_str();
+
+  std::string schema_entity, schema_dir, schema_table;
+  CLI::App* schema_cmd = app.add_subcommand("schema", "Print the CREATE TABLE statement for an entity");
+  schema_cmd->add_option("entity", schema_entity, "Entity name (default: the only one, else Order)");
+  schema_cmd->add_option("--entities", schema_dir, "Directory of entity YAML files")->envname("NOMNOM_ENTITIES");
+  schema_cmd->add_option("--table", schema_table, "Table name to print instead of conformant_table");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  if (load_cmd->parsed()) return RunLoadCommand(load);
+  if (orders_cmd->parsed()) return RunGenCommand(gen);
+  if (schema_cmd->parsed()) return RunSchemaCommand(schema_dir, schema_entity, schema_table);
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace nomnom
+
+int main(int argc, char** argv) {
+  try {
+    return nomnom::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "nomnom: internal error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -146,8 +146,15 @@ Result<Entity> ParseEntity(std::string_view yaml_text, std::string_view origin) 
       f.type = *type;
       if (fn["nullable"]) f.nullable = fn["nullable"].as<bool>();
       if (fn["doc"]) f.doc = fn["doc"].as<std::string>();
-      YAML::Node len = fn["max_length"] ? fn["max_length"] : fn["length"];
-      if (!len && fn["args"] && fn["args"].IsSequence() && fn["args"].size() > 0) len = fn["args"][0];
+      // yaml-cpp's Node::operator= assigns through to the node, so use reset() to rebind.
+      YAML::Node len(YAML::NodeType::Undefined);
+      if (fn["max_length"]) {
+        len.reset(fn["max_length"]);
+      } else if (fn["length"]) {
+        len.reset(fn["length"]);
+      } else if (fn["args"] && fn["args"].IsSequence() && fn["args"].size() > 0) {
+        len.reset(fn["args"][0]);
+      }
       if (len && f.type == FieldType::kString) {
         const int64_t n = len.as<int64_t>();
         if (n < 1 || n > 10485760) {
