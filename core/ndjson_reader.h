@@ -10,7 +10,9 @@
 // kChunkPadding readable bytes after size() so simdjson can parse lines in
 // place. A line longer than max_line_bytes is not put in any chunk: it is
 // reported in the next chunk's `oversize` list (line number and its first
-// bytes) and skipped, so one bad line never stops the input.
+// bytes) and skipped, so one bad line never stops the input. The lines of a
+// chunk are consecutive (first_line .. first_line + line_count - 1, blank lines
+// included); oversize lines only ever fall between chunks.
 //
 // Thread-safety: an NdjsonReader is used by one thread. Chunks are plain values
 // that can be moved to other threads.
@@ -38,7 +40,7 @@ struct OversizeLine {
 
 struct Chunk {
   uint64_t first_line = 0;  // 1-based line number of the first line in `data`
-  uint64_t line_count = 0;  // number of lines in `data`
+  uint64_t line_count = 0;  // number of lines in `data` ('\n' bytes), blank lines included
   ByteBuffer data;          // whole lines, each ending in '\n'; padded, see above
   std::vector<OversizeLine> oversize;  // lines skipped since the previous chunk
 };
@@ -60,7 +62,9 @@ class NdjsonReader {
   // Fills *chunk with the next lines. Returns true when *chunk was filled,
   // false at the end of the input (then *chunk may still carry `oversize`
   // entries to report), or a Status for a read or decompression error (naming
-  // the path and, for corrupt compressed data, what was wrong).
+  // the path and, for corrupt compressed data, what was wrong). A buffer left
+  // in chunk->data (e.g. the previous chunk's, if the caller did not move it
+  // away) is recycled rather than freed. After an error, Next() keeps failing.
   virtual Result<bool> Next(Chunk* chunk) = 0;
 
   // Bytes read from the underlying file so far (compressed bytes for
