@@ -18,13 +18,13 @@ namespace nomnom {
 namespace {
 
 struct ParseTask {
-  std::shared_ptr<const Chunk> chunk;  // null: end of input
+  std::shared_ptr<const Chunk> chunk;
   uint32_t source = 0;
   uint64_t seq = 0;
 };
 
 struct SinkItem {
-  std::unique_ptr<EncodedPart> part;  // null: end of stream
+  std::unique_ptr<EncodedPart> part;
 };
 
 bool IsBlank(std::string_view line) {
@@ -118,7 +118,7 @@ void Load::ReaderMain() {
     }
     raw_done += (*reader)->raw_bytes_read();
   }
-  for (int i = 0; i < options_.parsers; ++i) parse_queue_.Push(ParseTask{});
+  parse_queue_.Close();
 }
 
 void Load::ParserMain() {
@@ -126,9 +126,8 @@ void Load::ParserMain() {
   const size_t nsinks = sink_queues_.size();
   ByteBuffer scratch;
   std::string error;
-  for (;;) {
-    ParseTask task = parse_queue_.Pop();
-    if (!task.chunk) break;
+  ParseTask task;
+  while (parse_queue_.Pop(&task)) {
     if (cancelled()) continue;
     const Chunk& chunk = *task.chunk;
     std::vector<std::unique_ptr<EncodedPart>> parts(hash_routing_ ? nsinks : 1);
@@ -190,11 +189,7 @@ void Load::ParserMain() {
   }
   // The last parser out tells the sinks that no more parts will come.
   if (parsers_running_.fetch_sub(1) == 1) {
-    if (hash_routing_) {
-      for (auto& q : sink_queues_) q->Push(SinkItem{});
-    } else {
-      for (int i = 0; i < options_.jobs; ++i) sink_queues_[0]->Push(SinkItem{});
-    }
+    for (auto& q : sink_queues_) q->Close();
   }
 }
 
@@ -236,9 +231,8 @@ void Load::SinkMain(CopySink* sink, BoundedQueue<SinkItem>* queue) {
       rows = bytes = 0;
     }
   };
-  for (;;) {
-    SinkItem item = queue->Pop();
-    if (!item.part) break;
+  SinkItem item;
+  while (queue->Pop(&item)) {
     if (cancelled()) {
       pending.clear();
       batch.clear();

@@ -3,19 +3,21 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <set>
 #include <thread>
 #include <vector>
 
 using nomnom::BoundedQueue;
 
-TEST_CASE("BoundedQueue delivers every item once across threads", "[queue]") {
+TEST_CASE("BoundedQueue delivers every item exactly once across threads, then reports the end", "[queue]") {
   BoundedQueue<int> q(4);
   constexpr int kPerProducer = 20000;
+  std::atomic<int> producers_left{3};
   std::vector<std::thread> producers;
   for (int p = 0; p < 3; ++p) {
     producers.emplace_back([&, p] {
       for (int i = 0; i < kPerProducer; ++i) q.Push(p * kPerProducer + i + 1);
-      q.Push(0);  // end marker
+      if (producers_left.fetch_sub(1) == 1) q.Close();
     });
   }
   std::atomic<long long> sum{0};
@@ -23,9 +25,8 @@ TEST_CASE("BoundedQueue delivers every item once across threads", "[queue]") {
   std::vector<std::thread> consumers;
   for (int c = 0; c < 3; ++c) {
     consumers.emplace_back([&] {
-      for (;;) {
-        int v = q.Pop();
-        if (v == 0) return;
+      int v;
+      while (q.Pop(&v)) {
         sum += v;
         ++count;
       }
@@ -49,9 +50,17 @@ TEST_CASE("BoundedQueue blocks producers when full", "[queue]") {
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   CHECK_FALSE(pushed.load());
-  CHECK(q.Pop() == 1);
+  int v = 0;
+  REQUIRE(q.Pop(&v));
   t.join();
   CHECK(pushed.load());
-  CHECK(q.Pop() == 2);
-  CHECK(q.Pop() == 3);
+  // FIFO holds per producer only, so check the set of what remains.
+  std::set<int> seen{v};
+  REQUIRE(q.Pop(&v));
+  seen.insert(v);
+  REQUIRE(q.Pop(&v));
+  seen.insert(v);
+  CHECK(seen == std::set<int>{1, 2, 3});
+  q.Close();
+  CHECK_FALSE(q.Pop(&v));
 }

@@ -1,0 +1,122 @@
+// Microbenchmarks of the CPU side of a load: parse + validate + encode TPC-H
+// ORDERS NDJSON lines into binary COPY tuples, per core.
+//
+//   build/bench/nomnom_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+//
+// bytes_per_second is NDJSON input consumed per second by one thread.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <string>
+
+#include "core/byte_buffer.h"
+#include "core/ndjson_reader.h"
+#include "core/row_encoder.h"
+#include "core/schema.h"
+#include "core/tpch_gen.h"
+
+namespace nomnom {
+namespace {
+
+const Entity& OrderEntity() {
+  static const Entity* e = [] {
+    auto dir = ResolveEntityDir("");
+    auto entities = LoadEntityDir(dir.value());
+    return new Entity(*FindEntity(entities.value(), "Order"));
+  }();
+  return *e;
+}
+
+// About 25 MB of NDJSON (SF 0.1), padded for simdjson.
+const std::string& OrdersNdjson() {
+  static const std::string* s = [] {
+    TpchOrdersOptions o;
+    o.scale_factor = 0.1;
+    auto gen = TpchOrdersGenerator::Create(o);
+    auto* out = new std::string();
+    while (!gen->Done()) gen->AppendNdjson(out);
+    return out;
+  }();
+  return *s;
+}
+
+void BM_EncodeOrders(benchmark::State& state) {
+  const std::string& input = OrdersNdjson();
+  std::string padded = input + std::string(kChunkPadding, ' ');
+  RowEncoder encoder(OrderEntity(), RowEncoderOptions{});
+  ByteBuffer out(input.size() * 2);
+  std::string error;
+  uint64_t rows = 0;
+  for (auto _ : state) {
+    out.clear();
+    const char* p = padded.data();
+    const char* end = p + input.size();
+    const char* readable_end = padded.data() + padded.size();
+    while (p < end) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+      std::string_view line(p, static_cast<size_t>(nl - p));
+      uint64_t hash;
+      if (!encoder.Encode(line, static_cast<size_t>(readable_end - p), &out, &hash, &error)) {
+        state.SkipWithError(error.c_str());
+        return;
+      }
+      ++rows;
+      p = nl + 1;
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(input.size()) * state.iterations());
+  state.SetItemsProcessed(static_cast<int64_t>(rows));
+}
+BENCHMARK(BM_EncodeOrders)->Unit(benchmark::kMillisecond);
+
+// simdjson alone: parse each line and touch every field, no validation or
+// encoding. The ceiling for BM_EncodeOrders.
+void BM_SimdjsonIterateOnly(benchmark::State& state) {
+  const std::string& input = OrdersNdjson();
+  std::string padded = input + std::string(kChunkPadding, ' ');
+  simdjson::ondemand::parser parser;
+  uint64_t fields = 0;
+  for (auto _ : state) {
+    const char* p = padded.data();
+    const char* end = p + input.size();
+    const char* readable_end = padded.data() + padded.size();
+    while (p < end) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+      auto doc = parser.iterate(p, static_cast<size_t>(nl - p), static_cast<size_t>(readable_end - p));
+      for (auto field : doc.get_object()) {
+        std::string_view raw = field.value().raw_json_token();
+        benchmark::DoNotOptimize(raw);
+        ++fields;
+      }
+      p = nl + 1;
+    }
+  }
+  benchmark::DoNotOptimize(fields);
+  state.SetBytesProcessed(static_cast<int64_t>(input.size()) * state.iterations());
+}
+BENCHMARK(BM_SimdjsonIterateOnly)->Unit(benchmark::kMillisecond);
+
+// Reading chunks from a file is measured by scripts/bench-load.sh end to end;
+// here: cutting an in-memory buffer into lines (the parser loop's memchr).
+void BM_LineSplit(benchmark::State& state) {
+  const std::string& input = OrdersNdjson();
+  uint64_t lines = 0;
+  for (auto _ : state) {
+    const char* p = input.data();
+    const char* end = p + input.size();
+    while (p < end) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+      ++lines;
+      p = nl + 1;
+    }
+  }
+  benchmark::DoNotOptimize(lines);
+  state.SetBytesProcessed(static_cast<int64_t>(input.size()) * state.iterations());
+}
+BENCHMARK(BM_LineSplit)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace nomnom
+
+BENCHMARK_MAIN();
