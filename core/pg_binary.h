@@ -75,9 +75,14 @@ inline void AppendJsonbField(ByteBuffer& out, std::string_view json_text) {
 // ("-12.3400", "1e-7", "+5", ".5", "5.") and appends its binary NUMERIC field
 // (ndigits, weight, sign, dscale, base-10000 digits). The display scale is the
 // number of fractional digits written (after applying the exponent), as
-// PostgreSQL's numeric_in computes it. "NaN" is accepted (case-insensitive).
-// Returns false and sets *error (if non-null) when the text is not a number or
-// exceeds NUMERIC's limits (131072 digits before the point, 16383 after).
+// PostgreSQL's numeric_in computes it. Like numeric_in (PostgreSQL 14+), it
+// also accepts "NaN", "Infinity"/"inf" and "-Infinity"/"-inf"
+// (case-insensitive) and ignores surrounding whitespace; the output is
+// byte-identical to numeric_send of numeric_in's result. (numeric_in also
+// takes whitespace after the 'e' of an exponent; this does not.) Returns
+// false and sets *error (if non-null) when the text is not a number or
+// exceeds NUMERIC's limits (131072 digits before the point, 16383 after);
+// nothing is appended then.
 bool AppendNumericField(ByteBuffer& out, std::string_view text, std::string* error);
 
 // Parses "YYYY-MM-DD" (years 0001..9999, a real calendar day) into days since
@@ -88,7 +93,9 @@ std::optional<int32_t> ParseDate(std::string_view text);
 // 2000-01-01T00:00:00Z: "YYYY-MM-DD", "YYYY-MM-DD[T| ]HH:MM[:SS[.fraction]]"
 // with an optional zone "Z", "+HH", "+HHMM" or "+HH:MM" (either sign). Without a
 // zone the time is taken as UTC. A fraction longer than 6 digits is rounded to
-// microseconds (half away from zero). Returns nullopt for anything else.
+// microseconds (half away from zero). Hours are 00-23, seconds 00-59 (no
+// leap second or 24:00, unlike PostgreSQL), zone offsets at most 23:59.
+// Returns nullopt for anything else.
 std::optional<int64_t> ParseTimestamp(std::string_view text);
 
 // Counts UTF-8 characters (code points) in valid UTF-8 text: the length
