@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Configures and builds nomnom with CMake, two jobs.
+# Usage: scripts/build.sh [--asan] [--debug] [-DOPTION=VALUE...]
+#   (default)  Release into build/
+#   --asan     ASan+UBSan, RelWithDebInfo, no benchmarks, into build-asan/
+#   --debug    Debug build type, into build-debug/ (or build-asan-debug/)
+#   -D...      passed on to cmake
+# Warnings are errors when $CI is set, except in sanitizer builds: there GCC 12
+# gives false -Wmaybe-uninitialized warnings inside libstdc++ (std::regex).
+set -euo pipefail
+# shellcheck source=lib/common.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+asan=0 debug=0 extra=()
+for arg in "$@"; do
+  case "$arg" in
+    --asan) asan=1 ;;
+    --debug) debug=1 ;;
+    -D*) extra+=("$arg") ;;
+    -h|--help) nn_usage ;;
+    *) nn_die "unknown argument: $arg" ;;
+  esac
+done
+
+dir=build type=Release opts=(-DNOMNOM_BUILD_TESTS=ON)
+if [ "$asan" = 1 ]; then
+  dir+=-asan type=RelWithDebInfo
+  opts+=(-DNOMNOM_SANITIZE=ON -DNOMNOM_BUILD_BENCH=OFF)
+fi
+if [ "$debug" = 1 ]; then
+  dir+=-debug type=Debug
+fi
+werror=OFF
+[ -n "${CI:-}" ] && [ "$asan" = 0 ] && werror=ON
+opts+=(-DCMAKE_BUILD_TYPE="$type" -DNOMNOM_WERROR="$werror")
+
+start=$SECONDS
+nn_log "build: $type into $dir/ (${opts[*]} ${extra[*]})"
+cmake -S . -B "$dir" "${opts[@]}" "${extra[@]}"
+cmake --build "$dir" --parallel 2
+nn_log "build: done in $(nn_duration $((SECONDS - start))); binaries: $NN_ROOT/$dir/cli/nomnom, $NN_ROOT/$dir/daemon/nomnomd"

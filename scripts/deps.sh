@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs with apt-get the Debian packages nomnom needs to build, test and
+# demo. Only what is missing is installed, so a second run is quick and
+# offline. Usage: scripts/deps.sh [--bench]   (--bench adds benchmark tools)
+set -euo pipefail
+# shellcheck source=lib/common.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+packages=(
+  build-essential cmake pkg-config g++ clang
+  libsimdjson-dev libnats-dev libpq-dev libconcurrentqueue-dev libcli11-dev
+  catch2 libbenchmark-dev libyaml-cpp-dev libboost-dev zlib1g-dev libzstd-dev
+  nlohmann-json3-dev libspdlog-dev
+  postgresql nats-server
+)
+for arg in "$@"; do
+  case "$arg" in
+    --bench) packages+=(wrk time pgloader shellcheck) ;;
+    -h|--help) nn_usage ;;
+    *) nn_die "unknown argument: $arg" ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$status" = installed ] || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  nn_log "deps: all ${#packages[@]} packages installed"
+  exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || nn_die "not root and no sudo; install as root: apt-get install ${missing[*]}"
+  sudo=(sudo)
+fi
+# Wait for the dpkg lock rather than fail when another apt-get runs.
+apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=600)
+nn_log "deps: installing ${missing[*]}"
+"${apt[@]}" update
+"${apt[@]}" install -y -o Dpkg::Options::=--force-confold "${missing[@]}"
+nn_log "deps: done"

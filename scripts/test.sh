@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Runs all tests on a fresh machine: installs packages (deps.sh), builds
+# Release (build.sh), starts a throwaway PostgreSQL and nats-server, runs
+# ctest in build/, then builds with ASan+UBSan and runs ctest in build-asan/.
+# Services are stopped on exit. Exits non-zero if anything failed.
+# Usage: scripts/test.sh [--no-asan]
+set -euo pipefail
+# shellcheck source=lib/common.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+asan=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-asan) asan=0 ;;
+    -h|--help) nn_usage ;;
+    *) nn_die "unknown argument: $arg" ;;
+  esac
+done
+
+passed=0 failed=0 # test cases, summed over the ctest runs
+failures=()       # what failed: ctest runs and steps
+results=()        # one line per ctest run
+step=""           # the step running now, blamed if the script exits early
+logdir=$(mktemp -d /tmp/nomnom-ctest-logs.XXXXXX)
+
+finish() {
+  local rc=$?
+  set +e
+  nn_stop_services
+  rm -rf "$logdir"
+  if [ "$rc" != 0 ] && [ -n "$step" ]; then
+    failures+=("$step: exit $rc")
+    failed=$((failed + 1))
+  fi
+  local r
+  for r in "${results[@]}"; do nn_log "$r"; done
+  if [ "${#failures[@]}" -eq 0 ]; then
+    nn_log "test.sh: PASSED in $(nn_duration "$SECONDS")"
+  else
+    nn_log "test.sh: FAILED ($(IFS=,; echo "${failures[*]}")) in $(nn_duration "$SECONDS")"
+    [ "$rc" != 0 ] || rc=1
+  fi
+  echo "tests: $passed passed, $failed failed"
+  exit "$rc"
+}
+nn_on_exit finish
+
+# run_ctest NAME BUILD_DIR: runs the tests there, adds up the results.
+run_ctest() {
+  local name=$1 dir=$2 log="$logdir/$1.log" rc=0 summary
+  nn_log "ctest ($name) in $dir/"
+  ctest --test-dir "$dir" --output-on-failure --no-tests=error --timeout 300 -j2 2>&1 \
+    | tee "$log" || rc=$?
+  # ctest ends with e.g. "100% tests passed, 0 tests failed out of 42".
+  summary=$(grep -Eo '[0-9]+ tests failed out of [0-9]+' "$log" | tail -n 1 || true)
+  if [ -n "$summary" ]; then
+    local f n
+    read -r f _ _ _ _ n <<<"$summary"
+    passed=$((passed + n - f))
+    failed=$((failed + f))
+    results+=("$name: $((n - f)) passed, $f failed (ctest exit $rc)")
+  else
+    failed=$((failed + 1))
+    results+=("$name: ctest printed no summary (exit $rc)")
+  fi
+  [ "$rc" = 0 ] || failures+=("$name tests")
+}
+
+step=deps; "$NN_ROOT/scripts/deps.sh"
+step="release build"; "$NN_ROOT/scripts/build.sh"
+step=services; nn_start_postgres; nn_start_nats
+step="release tests"; run_ctest release build
+if [ "$asan" = 1 ]; then
+  step="asan build"; "$NN_ROOT/scripts/build.sh" --asan
+  step="asan tests"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_ctest asan build-asan
+fi
+step=""
+[ "${#failures[@]}" -eq 0 ]
