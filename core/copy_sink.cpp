@@ -11,7 +11,6 @@ namespace nomnom {
 namespace {
 
 constexpr std::string_view kStagingTable = "nomnom_stage";
-constexpr int kMaxTransientRetries = 8;
 
 const ByteBuffer& CopyHeader() {
   static const ByteBuffer* header = [] {
@@ -63,14 +62,20 @@ size_t CopyLineFromContext(std::string_view context) {
 
 }  // namespace
 
-CopySink::CopySink(std::unique_ptr<PgConnection> conn, const Entity& entity, ConflictMode mode)
-    : conn_(std::move(conn)), entity_(entity), mode_(mode) {}
+CopySink::CopySink(std::unique_ptr<PgConnection> conn, const Entity& entity, ConflictMode mode,
+                   CopySinkOptions options)
+    : conn_(std::move(conn)), entity_(entity), mode_(mode), options_(options) {}
 
 Result<std::unique_ptr<CopySink>> CopySink::Create(std::unique_ptr<PgConnection> conn, const Entity& entity,
-                                                   ConflictMode mode) {
-  std::unique_ptr<CopySink> sink(new CopySink(std::move(conn), entity, mode));
+                                                   ConflictMode mode, CopySinkOptions options) {
+  std::unique_ptr<CopySink> sink(new CopySink(std::move(conn), entity, mode, options));
   if (Status s = sink->Prepare(); !s.ok()) return s;
   return sink;
+}
+
+Status CopySink::Reconnect() {
+  if (Status s = conn_->Reconnect(); !s.ok()) return s;
+  return Prepare();
 }
 
 Status CopySink::Prepare() {
@@ -135,35 +140,28 @@ void CopySink::Slices(size_t lo, size_t hi, std::vector<std::string_view>* out) 
   out->push_back(CopyTrailer().view());
 }
 
-std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, BatchResult* result, size_t* bad_row) {
+std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch, BatchResult* result,
+                                         size_t* bad_row) {
   *bad_row = SIZE_MAX;
   Slices(lo, hi, &slices_);
   const uint64_t rows = hi - lo;
-  auto note_bad_row = [&](const PgError& e) {
-    const size_t line = CopyLineFromContext(e.context);
+  uint64_t copied = 0;
+  if (auto err = conn_->CopyIn(copy_sql_, slices_, &copied)) {
+    const size_t line = CopyLineFromContext(err->context);
     if (line >= 1 && line <= rows) *bad_row = lo + line - 1;
-  };
+    return err;
+  }
   if (mode_ == ConflictMode::kError) {
-    uint64_t copied = 0;
-    if (auto err = conn_->CopyIn(copy_sql_, slices_, &copied)) {
-      note_bad_row(*err);
-      return err;
-    }
     result->inserted += copied;
     return std::nullopt;
   }
-  if (auto err = conn_->TryExec("BEGIN")) return err;
-  auto fail = [&](PgError e) {
-    if (!e.connection_lost) conn_->TryExec("ROLLBACK");
-    return std::optional<PgError>(std::move(e));
-  };
-  if (auto err = conn_->CopyIn(copy_sql_, slices_)) {
-    note_bad_row(*err);
-    return fail(*err);
-  }
   PgRows merged;
-  if (auto err = conn_->TryExec(merge_sql_, &merged)) return fail(*err);
-  if (auto err = conn_->TryExec("COMMIT")) return err;
+  if (auto err = conn_->TryExec(merge_sql_, &merged)) return err;
+  if (!whole_batch) {
+    // Inside an isolation pass the staging table must be emptied for the next
+    // range; for a whole batch ON COMMIT DELETE ROWS does it.
+    if (auto err = conn_->TryExec("TRUNCATE pg_temp." + QuoteIdent(kStagingTable))) return err;
+  }
   if (mode_ == ConflictMode::kNothing) {
     const uint64_t inserted = std::strtoull(merged.command_tuples.c_str(), nullptr, 10);
     result->inserted += inserted;
@@ -178,45 +176,41 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, BatchResult* resu
   return std::nullopt;
 }
 
-Status CopySink::LoadRange(size_t lo, size_t hi, BatchResult* result, const RejectFn& on_reject) {
-  if (lo >= hi) return Status::Ok();
-  int attempt = 0;
-  for (;;) {
-    size_t bad_row = SIZE_MAX;
-    auto err = TryLoad(lo, hi, result, &bad_row);
-    if (!err) return Status::Ok();
-    if (err->IsRowLevel()) {
-      if (hi - lo == 1) {
-        on_reject(Origin(lo), "rejected by PostgreSQL: " + err->message + " (SQLSTATE " + err->sqlstate + ")");
-        ++result->rejected;
-        return Status::Ok();
-      }
-      if (bad_row != SIZE_MAX) {
-        // PostgreSQL named the row: load what precedes it, isolate it, and
-        // bisect the rest (it may hold more bad rows).
-        if (Status s = LoadRange(lo, bad_row, result, on_reject); !s.ok()) return s;
-        if (Status s = LoadRange(bad_row, bad_row + 1, result, on_reject); !s.ok()) return s;
-        lo = bad_row + 1;
-        if (lo >= hi) return Status::Ok();
-        const size_t mid = lo + (hi - lo) / 2;
-        if (Status s = LoadRange(lo, mid, result, on_reject); !s.ok()) return s;
-        return LoadRange(mid, hi, result, on_reject);
-      }
-      const size_t mid = lo + (hi - lo) / 2;
-      if (Status s = LoadRange(lo, mid, result, on_reject); !s.ok()) return s;
-      return LoadRange(mid, hi, result, on_reject);
-    }
-    if (err->IsTransient() && !err->connection_lost && attempt < kMaxTransientRetries) {
-      ++attempt;
-      ++result->retries;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10 << std::min(attempt, 6)));
-      continue;
-    }
-    return ToStatus(*err, "loading into " + entity_.QualifiedTable() + " over " + conn_->Endpoint());
+std::optional<PgError> CopySink::LoadRange(size_t lo, size_t hi, bool whole_batch, BatchResult* result) {
+  if (lo >= hi) return std::nullopt;
+  if (auto err = conn_->TryExec("SAVEPOINT nomnom_range")) return err;
+  size_t bad_row = SIZE_MAX;
+  BatchResult attempt;
+  auto err = TryLoad(lo, hi, whole_batch, &attempt, &bad_row);
+  if (!err) {
+    if (auto e = conn_->TryExec("RELEASE SAVEPOINT nomnom_range")) return e;
+    result->inserted += attempt.inserted;
+    result->updated += attempt.updated;
+    result->skipped += attempt.skipped;
+    return std::nullopt;
   }
+  if (!err->IsRowLevel()) return err;
+  if (auto e = conn_->TryExec("ROLLBACK TO SAVEPOINT nomnom_range; RELEASE SAVEPOINT nomnom_range")) return e;
+  if (hi - lo == 1) {
+    rejected_.push_back(
+        RejectedRow{&Origin(lo), "rejected by PostgreSQL: " + err->message + " (SQLSTATE " + err->sqlstate + ")"});
+    return std::nullopt;
+  }
+  if (bad_row != SIZE_MAX) {
+    // PostgreSQL named the row: load what precedes it, isolate it, and bisect
+    // the rest (it may hold more bad rows).
+    if (auto e = LoadRange(lo, bad_row, false, result)) return e;
+    if (auto e = LoadRange(bad_row, bad_row + 1, false, result)) return e;
+    lo = bad_row + 1;
+    if (lo >= hi) return std::nullopt;
+  }
+  const size_t mid = lo + (hi - lo) / 2;
+  if (auto e = LoadRange(lo, mid, false, result)) return e;
+  return LoadRange(mid, hi, false, result);
 }
 
-Result<BatchResult> CopySink::Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) {
+Result<BatchResult> CopySink::Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject,
+                                    const BeforeCommitFn& before_commit) {
   parts_ = &parts;
   part_start_.clear();
   size_t total = 0;
@@ -224,11 +218,47 @@ Result<BatchResult> CopySink::Write(const std::vector<const EncodedPart*>& parts
     part_start_.push_back(total);
     total += p->rows();
   }
-  BatchResult result;
-  Status s = LoadRange(0, total, &result, on_reject);
-  parts_ = nullptr;
-  if (!s.ok()) return s;
-  return result;
+  uint64_t retries = 0;
+  for (int attempt = 0;; ++attempt) {
+    BatchResult result;
+    rejected_.clear();
+    std::optional<PgError> err = conn_->TryExec("BEGIN");
+    if (!err) err = LoadRange(0, total, true, &result);
+    if (!err && before_commit) err = before_commit(*conn_, rejected_);
+    if (!err) err = conn_->TryExec("COMMIT");
+    if (!err) {
+      parts_ = nullptr;
+      result.rejected = rejected_.size();
+      result.retries = retries;
+      for (const RejectedRow& r : rejected_) on_reject(*r.origin, r.error);
+      rejected_.clear();
+      return result;
+    }
+    if (!err->connection_lost) conn_->TryExec("ROLLBACK");
+    const bool can_retry = err->IsTransient() && attempt < options_.max_transient_retries &&
+                           (!err->connection_lost || options_.reconnect);
+    if (!can_retry) {
+      parts_ = nullptr;
+      return ToStatus(*err, "loading into " + entity_.QualifiedTable() + " over " + conn_->Endpoint());
+    }
+    ++retries;
+    const int64_t backoff = std::min<int64_t>(options_.max_backoff_ms, int64_t{50} << std::min(attempt, 10));
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+    if (err->connection_lost) {
+      // Keep trying to reconnect within the same retry budget.
+      Status s = Reconnect();
+      while (!s.ok() && attempt < options_.max_transient_retries) {
+        ++attempt;
+        std::this_thread::sleep_for(std::chrono::milliseconds(
+            std::min<int64_t>(options_.max_backoff_ms, int64_t{50} << std::min(attempt, 10))));
+        s = Reconnect();
+      }
+      if (!s.ok()) {
+        parts_ = nullptr;
+        return s;
+      }
+    }
+  }
 }
 
 }  // namespace nomnom

@@ -8,11 +8,15 @@
 //    last occurrence (DISTINCT ON ... ORDER BY arrival DESC), so duplicates in
 //    one batch never fail it and the last row in the input wins.
 //
-// A batch that fails on a row PostgreSQL rejects (SQLSTATE class 22 or 23:
-// bad data, CHECK, foreign key, unique violation) is split and retried until
-// the failing rows are isolated; they are reported through the reject
-// callback with PostgreSQL's message and every other row is committed.
-// Deadlocks and serialization failures are retried with backoff.
+// A batch is one transaction. When it fails on a row PostgreSQL rejects
+// (SQLSTATE class 22 or 23: bad data, CHECK, foreign key, unique violation),
+// the failing part is rolled back to a savepoint and split until the failing
+// rows stand alone; they are rejected with PostgreSQL's message and every other
+// row commits in the same transaction. A caller can add its own statements to
+// that transaction (e.g. a ledger of message ids and the dead letters), so the
+// rows, the rejects and the bookkeeping commit together or not at all.
+// Deadlocks, serialization failures and lost connections retry the whole
+// transaction with backoff (a lost connection is re-established).
 //
 // Thread-safety: a CopySink is used by one thread. The Entity must outlive it.
 #pragma once
@@ -20,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,30 +64,51 @@ struct BatchResult {
 
 using RejectFn = std::function<void(const RowOrigin& origin, std::string_view error)>;
 
+// A row PostgreSQL rejected in the current transaction.
+struct RejectedRow {
+  const RowOrigin* origin;
+  std::string error;
+};
+// Runs inside the batch's transaction just before COMMIT; returning an error
+// aborts (and, if transient, retries) the whole transaction.
+using BeforeCommitFn = std::function<std::optional<PgError>(PgConnection& conn, const std::vector<RejectedRow>& rejected)>;
+
+struct CopySinkOptions {
+  int max_transient_retries = 8;   // then the error is returned
+  bool reconnect = false;          // re-establish a lost connection and retry (workers)
+  int64_t max_backoff_ms = 5000;
+};
+
 class CopySink {
  public:
   // Prepares the connection (staging table for kNothing/kUpdate). The target
   // table must already exist (EnsureTable).
   static Result<std::unique_ptr<CopySink>> Create(std::unique_ptr<PgConnection> conn, const Entity& entity,
-                                                  ConflictMode mode);
+                                                  ConflictMode mode, CopySinkOptions options = {});
 
-  // Loads every row of `parts` (in order). Returns the counts, or a Status for
-  // an error that is not about particular rows (connection lost, permission
-  // denied, ...); then nothing of the failing transaction was committed.
-  Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject);
+  // Loads every row of `parts` (in order) in one transaction. After COMMIT the
+  // rejected rows are passed to on_reject. Returns the counts, or a Status for
+  // an error that is not about particular rows (connection lost for good,
+  // permission denied, ...); then nothing of the batch was committed.
+  Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject,
+                            const BeforeCommitFn& before_commit = nullptr);
 
   PgConnection& connection() { return *conn_; }
 
  private:
-  CopySink(std::unique_ptr<PgConnection> conn, const Entity& entity, ConflictMode mode);
+  CopySink(std::unique_ptr<PgConnection> conn, const Entity& entity, ConflictMode mode, CopySinkOptions options);
   Status Prepare();
+  Status Reconnect();
 
   // A view of rows [lo, hi) of the current batch as COPY stream slices.
   void Slices(size_t lo, size_t hi, std::vector<std::string_view>* out) const;
-  // One transaction for rows [lo, hi); on failure returns the error and, when
-  // PostgreSQL named the failing COPY row, its index in *bad_row.
-  std::optional<PgError> TryLoad(size_t lo, size_t hi, BatchResult* result, size_t* bad_row);
-  Status LoadRange(size_t lo, size_t hi, BatchResult* result, const RejectFn& on_reject);
+  // COPY (+ merge) rows [lo, hi) inside the open transaction; on failure
+  // returns the error and, when PostgreSQL named the failing COPY row, its
+  // index in *bad_row.
+  std::optional<PgError> TryLoad(size_t lo, size_t hi, bool whole_batch, BatchResult* result, size_t* bad_row);
+  // Loads [lo, hi) under a savepoint, isolating rows PostgreSQL rejects into
+  // rejected_. Returns an error only for failures not caused by rows.
+  std::optional<PgError> LoadRange(size_t lo, size_t hi, bool whole_batch, BatchResult* result);
   const RowOrigin& Origin(size_t row) const;
 
   std::unique_ptr<PgConnection> conn_;
@@ -94,6 +120,9 @@ class CopySink {
   const std::vector<const EncodedPart*>* parts_ = nullptr;
   std::vector<size_t> part_start_;
   std::vector<std::string_view> slices_;
+  std::vector<RejectedRow> rejected_;
+  CopySinkOptions options_;
+  std::string conninfo_;
 };
 
 }  // namespace nomnom

@@ -108,17 +108,30 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& c
                               "\nCheck that the server is running and reachable, and the connection "
                               "settings (--db, DATABASE_URL or the PG* environment variables).");
   }
+  if (Status s = ConfigureSession(conn); !s.ok()) {
+    PQfinish(conn);
+    return s;
+  }
+  return std::unique_ptr<PgConnection>(new PgConnection(conn));
+}
+
+Status PgConnection::ConfigureSession(PGconn* conn) {
   // Make sure output that we parse is stable regardless of server defaults.
   PGresult* r = PQexec(conn, "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, YMD'; "
                              "SET extra_float_digits = 3; SET TimeZone = 'UTC'");
   const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
   PQclear(r);
-  if (!ok) {
-    std::string why = TrimTrailingNewlines(PQerrorMessage(conn));
-    PQfinish(conn);
-    return Status::Database("cannot configure the PostgreSQL session: " + why);
+  if (!ok) return Status::Database("cannot configure the PostgreSQL session: " + TrimTrailingNewlines(PQerrorMessage(conn)));
+  return Status::Ok();
+}
+
+Status PgConnection::Reconnect() {
+  PQreset(conn_);
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    return Status::Connection("cannot reconnect to PostgreSQL at " + Endpoint() + ": " +
+                              TrimTrailingNewlines(PQerrorMessage(conn_)));
   }
-  return std::unique_ptr<PgConnection>(new PgConnection(conn));
+  return ConfigureSession(conn_);
 }
 
 PgConnection::~PgConnection() { PQfinish(conn_); }

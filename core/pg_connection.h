@@ -76,12 +76,16 @@ class PgConnection {
                                 uint64_t* rows_copied = nullptr);
 
   bool IsOk() const { return PQstatus(conn_) == CONNECTION_OK; }
+  // Re-establishes a broken connection with the same parameters (session
+  // state such as temp tables is gone afterwards).
+  Status Reconnect();
   // "host:port" of this connection, for messages.
   std::string Endpoint() const;
   PGconn* raw() { return conn_; }
 
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  static Status ConfigureSession(PGconn* conn);
   PgError ErrorFrom(const PGresult* r) const;
   PGconn* conn_;
 };
