@@ -206,8 +206,9 @@ Result<PgRows> PgConnection::Exec(std::string_view sql) {
   return rows;
 }
 
-Result<PgRows> PgConnection::ExecParams(std::string_view sql,
-                                        const std::vector<std::optional<std::string>>& params) {
+std::optional<PgError> PgConnection::TryExecParams(std::string_view sql,
+                                                   const std::vector<std::optional<std::string>>& params,
+                                                   PgRows* rows) {
   std::string q(sql);
   std::vector<const char*> values;
   values.reserve(params.size());
@@ -215,9 +216,15 @@ Result<PgRows> PgConnection::ExecParams(std::string_view sql,
   PgResultPtr r(PQexecParams(conn_, q.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
                              nullptr, nullptr, 0));
   const auto st = PQresultStatus(r.get());
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return ToStatus(ErrorFrom(r.get()), "");
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return ErrorFrom(r.get());
+  FillRows(r.get(), rows);
+  return std::nullopt;
+}
+
+Result<PgRows> PgConnection::ExecParams(std::string_view sql,
+                                        const std::vector<std::optional<std::string>>& params) {
   PgRows rows;
-  FillRows(r.get(), &rows);
+  if (auto err = TryExecParams(sql, params, &rows)) return ToStatus(*err, "");
   return rows;
 }
 

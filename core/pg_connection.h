@@ -68,6 +68,8 @@ class PgConnection {
   // Like Exec/ExecParams but keeps the structured error for callers that
   // decide by SQLSTATE (retry, isolate, fail).
   std::optional<PgError> TryExec(std::string_view sql, PgRows* rows = nullptr);
+  std::optional<PgError> TryExecParams(std::string_view sql, const std::vector<std::optional<std::string>>& params,
+                                       PgRows* rows = nullptr);
 
   // Runs "COPY ... FROM STDIN" and streams the given buffers to it. Returns
   // the number of rows copied, or the error (the COPY is then aborted).

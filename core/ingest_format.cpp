@@ -1,0 +1,85 @@
+#include "core/ingest_format.h"
+
+#include <boost/uuid/name_generator_sha1.hpp>
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
+#include <charconv>
+#include <mutex>
+
+namespace nomnom {
+
+namespace {
+
+bool IsUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string NewUuid() {
+  // boost's random_generator is not thread-safe; one per thread.
+  thread_local boost::uuids::random_generator gen;
+  return boost::uuids::to_string(gen());
+}
+
+std::string NameUuid(std::string_view name) {
+  // A fixed namespace for nomnom's name-based ids.
+  static const boost::uuids::uuid kNamespace = [] {
+    boost::uuids::name_generator_sha1 ns_gen(boost::uuids::ns::url());
+    return ns_gen("https://nomnom/ingest/idempotency-key");
+  }();
+  boost::uuids::name_generator_sha1 gen(kNamespace);
+  return boost::uuids::to_string(gen(name.data(), name.size()));
+}
+
+std::string ChunkId(std::string_view batch_id, uint32_t index) {
+  return std::string(batch_id) + ":" + std::to_string(index);
+}
+
+std::string FormatChunkHeader(uint32_t index, uint32_t count) {
+  return std::to_string(index) + "/" + std::to_string(count);
+}
+
+std::optional<std::pair<uint32_t, uint32_t>> ParseChunkHeader(std::string_view s) {
+  const size_t slash = s.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  uint32_t k = 0, n = 0;
+  auto r1 = std::from_chars(s.data(), s.data() + slash, k);
+  auto r2 = std::from_chars(s.data() + slash + 1, s.data() + s.size(), n);
+  if (r1.ec != std::errc() || r1.ptr != s.data() + slash || r2.ec != std::errc() || r2.ptr != s.data() + s.size()) {
+    return std::nullopt;
+  }
+  if (n == 0 || k >= n) return std::nullopt;
+  return std::make_pair(k, n);
+}
+
+std::optional<StatusKey> ParseStatusId(std::string_view id) {
+  StatusKey key;
+  if (IsUuid(id)) {
+    key.kind = StatusKey::Kind::kBatch;
+    key.batch_id = std::string(id);
+    return key;
+  }
+  if (id.size() > 37 && id[36] == '.' && IsUuid(id.substr(0, 36))) {
+    uint32_t row = 0;
+    const std::string_view digits = id.substr(37);
+    auto r = std::from_chars(digits.data(), digits.data() + digits.size(), row);
+    if (r.ec != std::errc() || r.ptr != digits.data() + digits.size()) return std::nullopt;
+    key.kind = StatusKey::Kind::kMessage;
+    key.batch_id = std::string(id.substr(0, 36));
+    key.row = row;
+    return key;
+  }
+  return std::nullopt;
+}
+
+}  // namespace nomnom

@@ -1,0 +1,57 @@
+// The JetStream message format shared by everything that publishes rows
+// (nomnomd, `nomnom load --via-nats`) and the workers that drain them.
+// Documented in core/README.md ("JetStream messages").
+//
+// A chunk message carries validated rows of one entity as NDJSON (each line
+// ends with '\n') on subject <prefix>.<entity>, with headers:
+//   Nats-Msg-Id     the chunk id (JetStream deduplication, the worker's ledger key)
+//   Nomnom-Entity   entity name
+//   Nomnom-Batch    the id a client asks /ingest/status about
+//   Nomnom-Chunk    "k/n": this is chunk k (0-based) of the n chunks of that batch
+//   Nomnom-Rows     number of rows in the body
+//
+// Ids: every chunk belongs to a batch (a UUID) and its Nats-Msg-Id is
+// "<batch>:<k>". /ingest/batch returns the batch id. Rows posted to
+// /ingest/message are grouped into one-chunk batches; a row's message_id is
+// "<batch>.<i>" (i its 0-based position in the chunk), so its status is found
+// from the chunk. With an Idempotency-Key the row gets a batch of its own whose
+// id is a name-based UUID of the key, so the same key always maps to the same
+// message id (and JetStream's duplicate window and the worker's ledger store it
+// once).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace nomnom {
+
+inline constexpr std::string_view kHeaderEntity = "Nomnom-Entity";
+inline constexpr std::string_view kHeaderBatch = "Nomnom-Batch";
+inline constexpr std::string_view kHeaderChunk = "Nomnom-Chunk";
+inline constexpr std::string_view kHeaderRows = "Nomnom-Rows";
+// On dead letters:
+inline constexpr std::string_view kHeaderError = "Nomnom-Error";
+inline constexpr std::string_view kHeaderOriginalId = "Nomnom-Original-Msg-Id";
+inline constexpr std::string_view kHeaderLine = "Nomnom-Line";
+
+// A random (version 4) UUID, lower-case with dashes. Thread-safe.
+std::string NewUuid();
+// A name-based (version 5, SHA-1) UUID of `name` in nomnom's namespace.
+std::string NameUuid(std::string_view name);
+
+std::string ChunkId(std::string_view batch_id, uint32_t index);  // "<batch>:<k>"
+std::string FormatChunkHeader(uint32_t index, uint32_t count);   // "k/n"
+// Parses "k/n" (k < n); nullopt when malformed.
+std::optional<std::pair<uint32_t, uint32_t>> ParseChunkHeader(std::string_view s);
+
+// What an id given to /ingest/status refers to.
+struct StatusKey {
+  enum class Kind { kBatch, kMessage } kind = Kind::kBatch;
+  std::string batch_id;  // kBatch: the batch; kMessage: its chunk id (which is also its batch id)
+  uint32_t row = 0;      // kMessage: 0-based row in the chunk
+};
+std::optional<StatusKey> ParseStatusId(std::string_view id);
+
+}  // namespace nomnom
