@@ -37,6 +37,62 @@ std::string SyntaxError(simdjson::error_code code) {
   return std::string("malformed JSON: ") + simdjson::error_message(code);
 }
 
+enum class IntegralParse { kOk, kFraction, kRange, kInvalid };
+
+// Decides exactly whether JSON number text (e.g. "-12", "3.0", "1.5e3",
+// "1e400") is an integer that fits int64, and yields it.
+IntegralParse ParseIntegralNumber(std::string_view t, int64_t* out) {
+  size_t i = 0;
+  const bool neg = i < t.size() && t[i] == '-';
+  if (neg) ++i;
+  std::string digits;
+  size_t int_digits = 0, frac_digits = 0;
+  while (i < t.size() && t[i] >= '0' && t[i] <= '9') digits.push_back(t[i++]), ++int_digits;
+  if (int_digits == 0) return IntegralParse::kInvalid;
+  if (int_digits > 1 && digits[0] == '0') return IntegralParse::kInvalid;  // JSON forbids leading zeros
+  if (i < t.size() && t[i] == '.') {
+    ++i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') digits.push_back(t[i++]), ++frac_digits;
+    if (frac_digits == 0) return IntegralParse::kInvalid;
+  }
+  int64_t exp = 0;
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    ++i;
+    bool exp_neg = false;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) exp_neg = t[i++] == '-';
+    if (i >= t.size()) return IntegralParse::kInvalid;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') {
+      if (exp < 100000000) exp = exp * 10 + (t[i] - '0');
+      ++i;
+    }
+    if (exp_neg) exp = -exp;
+  }
+  if (i != t.size()) return IntegralParse::kInvalid;
+  // value = digits * 10^(exp - frac_digits)
+  int64_t shift = exp - static_cast<int64_t>(frac_digits);
+  const size_t first = digits.find_first_not_of('0');
+  if (first == std::string::npos) {
+    *out = 0;
+    return IntegralParse::kOk;
+  }
+  digits.erase(0, first);
+  if (shift < 0) {
+    const size_t drop = static_cast<size_t>(-shift);
+    if (drop >= digits.size()) return IntegralParse::kFraction;  // non-zero digits all after the point
+    if (digits.find_first_not_of('0', digits.size() - drop) != std::string::npos) return IntegralParse::kFraction;
+    digits.resize(digits.size() - drop);
+    shift = 0;
+  }
+  if (static_cast<int64_t>(digits.size()) + shift > 19) return IntegralParse::kRange;
+  digits.append(static_cast<size_t>(shift), '0');
+  uint64_t value = 0;  // at most 19 digits: fits
+  for (char c : digits) value = value * 10 + static_cast<uint64_t>(c - '0');
+  const uint64_t limit = neg ? (uint64_t{1} << 63) : (uint64_t{1} << 63) - 1;
+  if (value > limit) return IntegralParse::kRange;
+  *out = neg ? static_cast<int64_t>(0 - value) : static_cast<int64_t>(value);
+  return IntegralParse::kOk;
+}
+
 // Quotes a short excerpt of a value for an error message.
 std::string Excerpt(std::string_view s) {
   constexpr size_t kMax = 40;
@@ -130,30 +186,21 @@ bool RowEncoder::DecodeValue(size_t index, od::value value, std::string* error) 
     case FieldType::kInteger:
     case FieldType::kBigInt: {
       if (type != od::json_type::number) return wrong_type("an integer");
-      od::number num;
-      if (auto err = value.get_number().get(num); err) {
-        return fail("number " + Excerpt(TrimJsonSpace(value.raw_json_token())) + " is out of range");
-      }
-      const bool is_int32 = f.type == FieldType::kInteger;
-      const double lo = is_int32 ? -2147483648.0 : -9223372036854775808.0;
-      const double hi = is_int32 ? 2147483647.0 : 9223372036854775807.0;
+      // Integers take simdjson's fast path; anything else (1.0, 1e3, huge
+      // values) is decided exactly from the number's text, never via a double.
       int64_t v = 0;
-      if (num.is_int64()) {
-        v = num.get_int64();
-      } else if (num.is_uint64()) {
-        return fail(std::to_string(num.get_uint64()) + " is out of range for " + std::string(FieldTypeName(f.type)));
-      } else {
-        const double d = num.get_double();
-        if (d != std::floor(d)) return fail(Excerpt(TrimJsonSpace(value.raw_json_token())) + " is not an integer");
-        // hi for BigInt rounds up to 2^63, so compare with < for the upper bound there.
-        if (d < lo || (is_int32 ? d > hi : d >= hi)) {
-          return fail(Excerpt(TrimJsonSpace(value.raw_json_token())) + " is out of range for " +
-                      std::string(FieldTypeName(f.type)));
+      const std::string_view text = TrimJsonSpace(value.raw_json_token());
+      if (value.get_int64().get(v) != simdjson::SUCCESS) {
+        switch (ParseIntegralNumber(text, &v)) {
+          case IntegralParse::kOk: break;
+          case IntegralParse::kFraction: return fail(Excerpt(text) + " is not an integer");
+          case IntegralParse::kRange:
+            return fail(Excerpt(text) + " is out of range for " + std::string(FieldTypeName(f.type)));
+          case IntegralParse::kInvalid: return fail("invalid number " + Excerpt(text));
         }
-        v = static_cast<int64_t>(d);
       }
-      if (is_int32 && (v < INT32_MIN || v > INT32_MAX)) {
-        return fail(std::to_string(v) + " is out of range for Integer");
+      if (f.type == FieldType::kInteger && (v < INT32_MIN || v > INT32_MAX)) {
+        return fail(Excerpt(text) + " is out of range for Integer");
       }
       slot.i = v;
       break;
