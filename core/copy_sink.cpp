@@ -108,10 +108,16 @@ Status CopySink::Prepare() {
       if (!set.empty()) set += ", ";
       set += QuoteIdent(f.name) + " = EXCLUDED." + QuoteIdent(f.name);
     }
-    merge_sql_ = "WITH s AS (SELECT DISTINCT ON (" + keys + ") " + cols + " FROM " + stage + " ORDER BY " + keys +
-                 ", nomnom_seq DESC), ins AS (INSERT INTO " + target + " (" + cols + ") SELECT " + cols +
-                 " FROM s ON CONFLICT (" + keys + ") DO UPDATE SET " + set +
-                 " RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM ins";
+    // One pass when the batch has no duplicate keys (the common case); see
+    // MergeUpdate for batches that do.
+    const std::string returning = " ON CONFLICT (" + keys + ") DO UPDATE SET " + set +
+                                  " RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM ins";
+    merge_sql_ = "WITH ins AS (INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage +
+                 returning;
+    max_dup_sql_ = "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM " + stage + " GROUP BY " + keys + ") d";
+    merge_pass_sql_ = "WITH ranked AS (SELECT " + cols + ", row_number() OVER (PARTITION BY " + keys +
+                      " ORDER BY nomnom_seq) AS nomnom_rn FROM " + stage + "), ins AS (INSERT INTO " + target + " (" +
+                      cols + ") SELECT " + cols + " FROM ranked WHERE nomnom_rn = $1" + returning;
   }
   return Status::Ok();
 }
@@ -156,7 +162,11 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
     return std::nullopt;
   }
   PgRows merged;
-  if (auto err = conn_->TryExec(merge_sql_, &merged)) return err;
+  if (mode_ == ConflictMode::kUpdate) {
+    if (auto err = MergeUpdate(&merged)) return err;
+  } else if (auto err = conn_->TryExec(merge_sql_, &merged)) {
+    return err;
+  }
   if (!whole_batch) {
     // Inside an isolation pass the staging table must be emptied for the next
     // range; for a whole batch ON COMMIT DELETE ROWS does it.
@@ -169,10 +179,33 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
   } else {
     const uint64_t inserted = std::strtoull(merged.rows.at(0).at(0).value_or("0").c_str(), nullptr, 10);
     result->inserted += inserted;
-    // Rows superseded by a later one with the same key count as updates, as
-    // they would row by row.
     result->updated += rows - inserted;
   }
+  return std::nullopt;
+}
+
+std::optional<PgError> CopySink::MergeUpdate(PgRows* merged) {
+  // ON CONFLICT DO UPDATE cannot touch one row twice in a statement, so a
+  // batch holding a key more than once fails the one-pass merge (SQLSTATE
+  // 21000). Then apply the k-th occurrence of every key in pass k: each row
+  // is checked by PostgreSQL and applied in input order, as row by row, and
+  // the last occurrence wins.
+  if (auto err = conn_->TryExec("SAVEPOINT nomnom_merge")) return err;
+  auto err = conn_->TryExec(merge_sql_, merged);
+  if (!err) return conn_->TryExec("RELEASE SAVEPOINT nomnom_merge");
+  if (err->sqlstate != "21000") return err;
+  if (auto e = conn_->TryExec("ROLLBACK TO SAVEPOINT nomnom_merge; RELEASE SAVEPOINT nomnom_merge")) return e;
+  PgRows max_dup;
+  if (auto e = conn_->TryExec(max_dup_sql_, &max_dup)) return e;
+  const uint64_t passes = std::strtoull(max_dup.rows.at(0).at(0).value_or("0").c_str(), nullptr, 10);
+  uint64_t inserted = 0, total = 0;
+  for (uint64_t k = 1; k <= passes; ++k) {
+    PgRows pass;
+    if (auto e = conn_->TryExecParams(merge_pass_sql_, {std::to_string(k)}, &pass)) return e;
+    inserted += std::strtoull(pass.rows.at(0).at(0).value_or("0").c_str(), nullptr, 10);
+    total += std::strtoull(pass.rows.at(0).at(1).value_or("0").c_str(), nullptr, 10);
+  }
+  merged->rows = {{std::to_string(inserted), std::to_string(total)}};
   return std::nullopt;
 }
 

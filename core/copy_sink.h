@@ -4,9 +4,9 @@
 //  - ConflictMode::kError: COPY straight into the target table.
 //  - kNothing / kUpdate: COPY into a session-private staging table, then
 //    INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING | DO UPDATE, committed
-//    together. For kUpdate the staging rows are deduplicated by key keeping the
-//    last occurrence (DISTINCT ON ... ORDER BY arrival DESC), so duplicates in
-//    one batch never fail it and the last row in the input wins.
+//    together. For kUpdate a batch holding a key several times is merged in
+//    passes (the k-th occurrence of every key in pass k), so duplicates never
+//    fail it, every row is checked, and the last row in the input wins.
 //
 // A batch is one transaction. When it fails on a row PostgreSQL rejects
 // (SQLSTATE class 22 or 23: bad data, CHECK, foreign key, unique violation),
@@ -109,6 +109,7 @@ class CopySink {
   // Loads [lo, hi) under a savepoint, isolating rows PostgreSQL rejects into
   // rejected_. Returns an error only for failures not caused by rows.
   std::optional<PgError> LoadRange(size_t lo, size_t hi, bool whole_batch, BatchResult* result);
+  std::optional<PgError> MergeUpdate(PgRows* merged);
   const RowOrigin& Origin(size_t row) const;
 
   std::unique_ptr<PgConnection> conn_;
@@ -116,6 +117,8 @@ class CopySink {
   ConflictMode mode_;
   std::string copy_sql_;
   std::string merge_sql_;
+  std::string max_dup_sql_;     // kUpdate: most occurrences of one key in the staging table
+  std::string merge_pass_sql_;  // kUpdate: merge the $1-th occurrence of every key
   // The batch being written: parts and the first global row index of each.
   const std::vector<const EncodedPart*>* parts_ = nullptr;
   std::vector<size_t> part_start_;

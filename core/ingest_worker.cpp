@@ -453,6 +453,7 @@ Status IngestWorker::Run() {
     Log(options_.worker_name, conn.status().message() + " (retrying)");
     Sleep(std::min<int64_t>(options_.retry_max_backoff_ms, int64_t{200} << std::min(attempt, 5)));
   }
+  auto last_message = std::chrono::steady_clock::now();
   while (!stop_.load()) {
     auto msgs = js_.Fetch(options_.fetch_messages, options_.fetch_max_bytes, options_.fetch_wait_ms);
     counters_.fetches.fetch_add(1);
@@ -461,7 +462,14 @@ Status IngestWorker::Run() {
       Sleep(500);
       continue;
     }
-    if (msgs->empty()) continue;
+    if (msgs->empty()) {
+      if (options_.idle_exit_ms > 0 &&
+          std::chrono::steady_clock::now() - last_message > std::chrono::milliseconds(options_.idle_exit_ms)) {
+        break;
+      }
+      continue;
+    }
+    last_message = std::chrono::steady_clock::now();
     if (Status s = ProcessFetch(std::move(msgs).value()); !s.ok()) {
       Log(options_.worker_name, s.message());
     }

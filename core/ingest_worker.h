@@ -47,6 +47,7 @@ struct WorkerOptions {
   int max_deliver = 3;                    // deliveries before a chunk is dead-lettered
   int64_t retry_max_backoff_ms = 5000;    // between PostgreSQL retries
   std::string worker_name = "worker";     // for logs
+  int64_t idle_exit_ms = 0;               // > 0: Run() returns after this long without messages
 };
 
 struct WorkerCounters {

@@ -1,5 +1,8 @@
 #include "core/pipeline.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -46,8 +49,8 @@ class Load {
  private:
   void ReaderMain();
   void ParserMain();
-  void SinkMain(CopySink* sink, BoundedQueue<SinkItem>* queue);
-  void Flush(CopySink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch);
+  void SinkMain(RowSink* sink, BoundedQueue<SinkItem>* queue);
+  void Flush(RowSink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch);
 
   void Fail(Status s) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -110,7 +113,7 @@ void Load::ReaderMain() {
         progress_->rows_read.fetch_add(1, std::memory_order_relaxed);
         Reject(source, o.line, o.prefix,
                "line of " + std::to_string(o.bytes) + " bytes is longer than the limit of " +
-                   std::to_string(options_.max_line_bytes) + " bytes (--max-line-bytes); raw holds its start");
+                   std::to_string(options_.max_line_bytes) + " bytes (--max-line-mb); raw holds its start");
       }
       progress_->raw_bytes_read.store(raw_done + (*reader)->raw_bytes_read(), std::memory_order_relaxed);
       if (!*more || cancelled()) break;
@@ -193,7 +196,7 @@ void Load::ParserMain() {
   }
 }
 
-void Load::Flush(CopySink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch) {
+void Load::Flush(RowSink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch) {
   if (batch->empty()) return;
   if (!cancelled()) {
     std::vector<const EncodedPart*> parts;
@@ -216,7 +219,7 @@ void Load::Flush(CopySink* sink, std::vector<std::unique_ptr<EncodedPart>>* batc
   batch->clear();
 }
 
-void Load::SinkMain(CopySink* sink, BoundedQueue<SinkItem>* queue) {
+void Load::SinkMain(RowSink* sink, BoundedQueue<SinkItem>* queue) {
   std::vector<std::unique_ptr<EncodedPart>> batch;
   size_t rows = 0, bytes = 0;
   std::map<uint64_t, std::unique_ptr<EncodedPart>> pending;  // hash routing: parts that arrived early
@@ -274,21 +277,35 @@ LoadSummary Load::Run() {
   if (options_.inputs.empty()) return finish(Status::InvalidArgument("no input files"));
   if (options_.jobs < 1 || options_.parsers < 1) return finish(Status::InvalidArgument("--jobs and --parsers must be at least 1"));
 
-  // Connect every sink first so configuration errors surface before any work.
-  std::vector<std::unique_ptr<PgConnection>> conns;
-  for (int i = 0; i < options_.jobs; ++i) {
-    auto conn = PgConnection::Connect(options_.conninfo);
-    if (!conn.ok()) return finish(conn.status());
-    conns.push_back(std::move(conn).value());
+  // Inputs that cannot be opened fail the load before any table is touched.
+  for (const auto& in : options_.inputs) {
+    if (in != "-" && ::access(in.c_str(), R_OK) != 0) {
+      return finish(Status::Io("cannot read " + in + ": " + std::strerror(errno)));
+    }
   }
-  if (options_.create_table) {
-    if (Status s = EnsureTable(*conns[0], entity_, options_.mode); !s.ok()) return finish(s);
-  }
-  std::vector<std::unique_ptr<CopySink>> sinks;
-  for (auto& conn : conns) {
-    auto sink = CopySink::Create(std::move(conn), entity_, options_.mode);
-    if (!sink.ok()) return finish(sink.status());
-    sinks.push_back(std::move(sink).value());
+  // Create every sink first so configuration errors surface before any work.
+  std::vector<std::unique_ptr<RowSink>> sinks;
+  if (options_.sink_factory) {
+    for (int i = 0; i < options_.jobs; ++i) {
+      auto sink = options_.sink_factory(i);
+      if (!sink.ok()) return finish(sink.status());
+      sinks.push_back(std::move(sink).value());
+    }
+  } else {
+    std::vector<std::unique_ptr<PgConnection>> conns;
+    for (int i = 0; i < options_.jobs; ++i) {
+      auto conn = PgConnection::Connect(options_.conninfo);
+      if (!conn.ok()) return finish(conn.status());
+      conns.push_back(std::move(conn).value());
+    }
+    if (options_.create_table) {
+      if (Status s = EnsureTable(*conns[0], entity_, options_.mode); !s.ok()) return finish(s);
+    }
+    for (auto& conn : conns) {
+      auto sink = CopySink::Create(std::move(conn), entity_, options_.mode);
+      if (!sink.ok()) return finish(sink.status());
+      sinks.push_back(std::make_unique<CopyRowSink>(std::move(sink).value()));
+    }
   }
   {
     uint64_t total = 0;
@@ -318,6 +335,9 @@ LoadSummary Load::Run() {
   for (int i = 0; i < options_.parsers; ++i) threads.emplace_back([this] { ParserMain(); });
   ReaderMain();
   for (auto& t : threads) t.join();
+  for (auto& sink : sinks) {
+    if (Status s = sink->Finish(); !s.ok()) Fail(s);
+  }
   if (options_.rejects != nullptr) {
     if (Status s = options_.rejects->Flush(); !s.ok()) Fail(s);
   }

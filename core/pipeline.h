@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/rejects.h"
+#include "core/row_sink.h"
 #include "core/schema.h"
 #include "core/status.h"
 #include "core/table_setup.h"
@@ -42,6 +43,9 @@ struct LoadOptions {
   bool strict = false;              // reject unknown fields
   bool create_table = true;         // create the target table when missing
   RejectSink* rejects = nullptr;    // where rejected rows go (may be null)
+  // When set, rows go to these sinks (one per job) instead of PostgreSQL
+  // connections: no table is created or checked (e.g. --via-nats).
+  std::function<Result<std::unique_ptr<RowSink>>(int job)> sink_factory;
 };
 
 // Live counters, updated with relaxed atomics while the load runs.

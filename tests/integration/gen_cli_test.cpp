@@ -249,11 +249,7 @@ TEST_CASE("nomnom schema prints the CREATE TABLE that load creates", "[cli][sche
   CHECK(Count(*conn, t_printed) == "1");
 }
 
-// BUG: `nomnom schema --table sales.orders` prints CREATE TABLE "sales.orders"
-// (one identifier with a dot) while `nomnom load --table sales.orders` loads
-// into "sales"."orders" (cli/main.cpp RunSchemaCommand assigns the whole
-// --table value to entity->table; RunLoadCommand splits it at the dot).
-TEST_CASE("schema --table with a schema-qualified name prints the table load uses", "[cli][schema][!mayfail]") {
+TEST_CASE("schema --table with a schema-qualified name prints the table load uses", "[cli][schema]") {
   CommandResult schema = RunNomnom({"schema", "--table", "sales.orders"});
   REQUIRE(schema.exit_code == 0);
   CHECK_THAT(schema.out, Catch::Contains("CREATE TABLE IF NOT EXISTS \"sales\".\"orders\""));

@@ -649,10 +649,7 @@ TEST_CASE("a line longer than --max-line-mb is rejected with its start and the r
         std::to_string(1536 * 1024));
 }
 
-// BUG: the reject message for an oversize line names a flag that does not
-// exist ("--max-line-bytes", core/pipeline.cpp Load::ReaderMain); the CLI flag
-// is --max-line-mb.
-TEST_CASE("the oversize-line reject message names the real flag", "[cli][load][rejects][!mayfail]") {
+TEST_CASE("the oversize-line reject message names the real flag", "[cli][load][rejects]") {
   TempDir dir;
   const std::string table = UniqueName("cli_oversize_msg");
   DropTables drop({table});

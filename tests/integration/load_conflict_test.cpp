@@ -437,16 +437,8 @@ TEST_CASE("max-errors counts rows PostgreSQL rejects", "[cli][conflict][constrai
   }
 }
 
-// BUG: with --on-conflict update, a row that violates a constraint but is
-// followed by a valid row with the same key in the same batch is never shown
-// to PostgreSQL (the staging rows are deduplicated with DISTINCT ON before the
-// INSERT, core/copy_sink.cpp CopySink::Prepare merge_sql_), so it is not
-// rejected and is counted as "updated". Whether it is rejected depends on
-// batch boundaries. Row by row (and in the error and nothing modes) line 1
-// below is rejected: expected inserted 2, updated 0, rejected 2; actual
-// inserted 2, updated 1, rejected 1 with only line 4 in the rejects file.
 TEST_CASE("update mode rejects a constraint-violating row even when a later row has its key",
-          "[cli][conflict][constraints][!mayfail]") {
+          "[cli][conflict][constraints]") {
   TempDir dir;
   const std::string table = UniqueName("conf_superseded");
   DropTables drop({table});
