@@ -1,0 +1,989 @@
+#include "daemon/http_server.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cctype>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <exception>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+// GCC 12 reports -Wnull-dereference false positives inside Asio's scheduler
+// (code inlined from system headers): silence them for the Boost headers only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
+#pragma GCC diagnostic pop
+
+// The embedded files (daemon/assets/, daemon/openapi.json), defined by the .cpp
+// that daemon/CMakeLists.txt generates.
+namespace nomnom::http::embedded {
+struct File {
+  const char* url_path;
+  const char* begin;
+  const char* end;
+};
+extern const File kFiles[];
+extern const std::size_t kFileCount;
+}  // namespace nomnom::http::embedded
+
+namespace nomnom::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using error_code = boost::system::error_code;
+
+namespace {
+
+std::string_view SV(beast::string_view s) { return {s.data(), s.size()}; }
+
+bool IEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding; '+' is a space when plus_is_space. A malformed escape is kept as is.
+std::string Decode(std::string_view s, bool plus_is_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%' && i + 2 < s.size()) {
+      int hi = HexValue(s[i + 1]);
+      int lo = HexValue(s[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(plus_is_space && c == '+' ? ' ' : c);
+  }
+  return out;
+}
+
+void ParseQuery(std::string_view q, std::map<std::string, std::string>& out) {
+  while (!q.empty()) {
+    size_t amp = q.find('&');
+    std::string_view pair = q.substr(0, amp);
+    q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string name = Decode(pair.substr(0, eq), true);
+    std::string value = eq == std::string_view::npos ? std::string() : Decode(pair.substr(eq + 1), true);
+    out.insert_or_assign(std::move(name), std::move(value));
+  }
+}
+
+// Compares in time that depends on the lengths only, not on where they differ.
+bool ConstantTimeEquals(std::string_view given, std::string_view expected) {
+  volatile unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    diff = static_cast<unsigned char>(diff | (g ^ static_cast<unsigned char>(expected[i])));
+  }
+  return diff == 0;
+}
+
+bool IsIngestPath(std::string_view path) {
+  return path == "/ingest" || path.starts_with("/ingest/");
+}
+
+bool HeaderValueIsSafe(std::string_view s) {
+  return s.find_first_of("\r\n") == std::string_view::npos && s.find('\0') == std::string_view::npos;
+}
+
+bool HeaderNameIsSafe(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 32 || u >= 127 || c == ':') return false;
+  }
+  return true;
+}
+
+std::string_view ContentTypeFor(std::string_view path) {
+  auto ends = [&](std::string_view ext) { return path.ends_with(ext); };
+  if (ends(".html")) return "text/html; charset=utf-8";
+  if (ends(".css")) return "text/css; charset=utf-8";
+  if (ends(".js")) return "text/javascript; charset=utf-8";
+  if (ends(".json")) return "application/json";
+  if (ends(".png")) return "image/png";
+  if (ends(".txt") || ends("/LICENSE") || ends("/NOTICE")) return "text/plain; charset=utf-8";
+  return "application/octet-stream";
+}
+
+void AppendUnsigned(std::string& out, uint64_t v) {
+  char buf[24];
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, static_cast<size_t>(res.ptr - buf));
+}
+
+constexpr size_t kFirstReadBytes = 4096;
+constexpr int kLingerMs = 2000;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Public helpers
+
+std::string Request::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (IEquals(k, name)) return v;
+  }
+  return {};
+}
+
+std::string JsonQuote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          out += buf;
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+Response JsonError(int status, std::string_view message) {
+  Response r;
+  r.status = status;
+  r.body = "{\"error\":" + JsonQuote(message) + "}";
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// Routing
+
+namespace {
+
+struct StaticContent {
+  std::string_view content_type;
+  std::string_view body;
+};
+
+struct MethodRoute {
+  std::string method;
+  Handler handler;
+  std::optional<StaticContent> content;  // served directly, without a handler
+};
+
+struct RouteEntry {
+  std::string pattern;
+  std::string prefix;  // parameter routes: the pattern up to "{"
+  std::string param;   // parameter routes: the parameter name
+  std::vector<MethodRoute> methods;
+
+  const MethodRoute* Find(std::string_view method) const {
+    for (const auto& m : methods) {
+      if (m.method == method) return &m;
+    }
+    if (method == "HEAD") return Find("GET");
+    return nullptr;
+  }
+  std::string Allow() const {
+    std::string out;
+    bool has_get = false;
+    bool has_head = false;
+    for (const auto& m : methods) {
+      if (!out.empty()) out += ", ";
+      out += m.method;
+      has_get = has_get || m.method == "GET";
+      has_head = has_head || m.method == "HEAD";
+    }
+    if (has_get && !has_head) out += ", HEAD";
+    return out;
+  }
+  void Set(MethodRoute route) {
+    for (auto& m : methods) {
+      if (m.method == route.method) {
+        m = std::move(route);
+        return;
+      }
+    }
+    methods.push_back(std::move(route));
+  }
+};
+
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+class Session;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Server state shared by the sessions (which keep it alive: a Responder held by
+// a handler may outlive the Server object).
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+  explicit Impl(ServerOptions o) : opts(std::move(o)) {}
+
+  ServerOptions opts;
+  std::unordered_map<std::string, RouteEntry, StringHash, std::equal_to<>> exact;
+  std::vector<RouteEntry> parameterized;
+  std::function<void(std::string_view, std::string_view, int, double)> on_done;
+
+  std::vector<std::unique_ptr<net::io_context>> iocs;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<net::steady_timer> accept_retry;
+  std::vector<std::thread> threads;
+  size_t next_ioc = 0;  // acceptor's thread only
+  uint16_t bound_port = 0;
+
+  std::atomic<bool> stopping{false};      // graceful stop under way: no keep-alive
+  std::atomic<bool> reject_posts{false};  // io threads stopping: drop responses
+  std::atomic<int> posting{0};            // responses being posted right now
+
+  std::mutex mu;  // guards the fields below
+  std::condition_variable cv;
+  std::list<std::weak_ptr<Session>> sessions;
+  int threads_running = 0;
+  bool started = false;
+  bool stopped = false;
+
+  void Log(std::string_view line) const {
+    if (opts.log) {
+      opts.log(line);
+    } else {
+      std::fprintf(stderr, "nomnomd: %.*s\n", static_cast<int>(line.size()), line.data());
+    }
+  }
+
+  // The route for path, and the raw parameter value for parameter routes.
+  const RouteEntry* Match(std::string_view path, std::string_view& param_value) const {
+    if (auto it = exact.find(path); it != exact.end()) return &it->second;
+    for (const auto& r : parameterized) {
+      if (path.size() > r.prefix.size() && path.starts_with(r.prefix)) {
+        std::string_view rest = path.substr(r.prefix.size());
+        if (rest.find('/') == std::string_view::npos) {
+          param_value = rest;
+          return &r;
+        }
+      }
+    }
+    return nullptr;
+  }
+
+  void DoAccept();
+  void OnAccept(error_code ec, tcp::socket socket);
+};
+
+namespace {
+
+// ---------------------------------------------------------------------------
+// One connection. Everything but PostResponse() runs on the session's executor
+// (its io_context, run by a single thread: an implicit strand).
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(std::shared_ptr<Server::Impl> impl, tcp::socket&& socket)
+      : impl_(std::move(impl)), stream_(std::move(socket)) {
+    error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) {
+      remote_ = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+      remote_ += ':';
+      remote_ += std::to_string(ep.port());
+    }
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+  }
+
+  ~Session() {
+    std::lock_guard lock(impl_->mu);
+    if (registered_) impl_->sessions.erase(registration_);
+    if (impl_->sessions.empty()) impl_->cv.notify_all();
+  }
+
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Registers with the server (for Stop) and starts reading. Called on the
+  // acceptor's thread right after construction.
+  void Start() {
+    {
+      std::lock_guard lock(impl_->mu);
+      registration_ = impl_->sessions.insert(impl_->sessions.end(), weak_from_this());
+      registered_ = true;
+    }
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->DoIdle(); });
+  }
+
+  // Graceful stop: an idle connection is closed now, one with a request in
+  // flight answers it with "Connection: close".
+  void OnStop() {
+    stop_requested_ = true;
+    if (phase_ == Phase::kIdle || phase_ == Phase::kLingering) Close();
+  }
+
+  // Stop timed out: close whatever this connection is doing.
+  void ForceClose() { Close(); }
+
+  // From any thread: answer request number seq.
+  void PostResponse(uint64_t seq, Response&& response) {
+    Server::Impl& impl = *impl_;
+    impl.posting.fetch_add(1);
+    if (!impl.reject_posts.load()) {
+      net::dispatch(stream_.get_executor(),
+                    [self = shared_from_this(), seq, r = std::move(response)]() mutable {
+                      self->OnResponse(seq, std::move(r));
+                    });
+    }
+    impl.posting.fetch_sub(1);
+  }
+
+  net::any_io_executor executor() { return stream_.get_executor(); }
+
+ private:
+  enum class Phase { kIdle, kReading, kHandling, kWriting, kLingering, kClosed };
+
+  // Keeps the session alive until the handler answers (or drops every copy of
+  // the Responder, which answers 500).
+  struct ResponderState {
+    ResponderState(std::shared_ptr<Session> s, uint64_t q) : session(std::move(s)), seq(q) {}
+    ~ResponderState() {
+      if (!called.load()) {
+        session->PostResponse(seq, JsonError(500, "the request handler did not respond"));
+      }
+    }
+    ResponderState(const ResponderState&) = delete;
+    ResponderState& operator=(const ResponderState&) = delete;
+    void Call(Response&& r) {
+      if (!called.exchange(true)) session->PostResponse(seq, std::move(r));
+    }
+    std::shared_ptr<Session> session;
+    uint64_t seq;
+    std::atomic<bool> called{false};
+  };
+
+  const ServerOptions& opts() const { return impl_->opts; }
+
+  // Waits for the first byte of the next request (idle timeout), unless a
+  // pipelined request is already buffered.
+  void DoIdle() {
+    if (phase_ == Phase::kClosed) return;
+    phase_ = Phase::kIdle;
+    if (stop_requested_ || impl_->stopping.load()) return Close();
+    if (buffer_.size() > 0) return DoReadHeader();
+    stream_.expires_after(std::chrono::milliseconds(opts().idle_timeout_ms));
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                            [self = shared_from_this()](error_code ec, size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec || n == 0) return self->Close();
+                              self->DoReadHeader();
+                            });
+  }
+
+  void DoReadHeader() {
+    if (phase_ == Phase::kClosed) return;
+    phase_ = Phase::kReading;
+    started_ = Clock::now();
+    route_ = nullptr;
+    param_ = {};
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(std::min<size_t>(opts().max_header_bytes, UINT32_MAX)));
+    parser_->body_limit(static_cast<std::uint64_t>(opts().max_body_bytes));
+    stream_.expires_after(std::chrono::milliseconds(opts().read_timeout_ms));
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(error_code ec) {
+    if (phase_ == Phase::kClosed) return;
+    if (ec) return OnReadError(ec);
+    const auto& req = parser_->get();
+    std::string_view target = SV(req.target());
+    std::string_view path = target.substr(0, target.find('?'));
+    route_ = impl_->Match(path, param_);
+    if (parser_->is_done()) return OnRequest();
+    if (IEquals(Trim(SV(req[bhttp::field::expect])), "100-continue")) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      stream_.expires_after(std::chrono::milliseconds(opts().read_timeout_ms));
+      return net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                              [self = shared_from_this()](error_code wec, size_t) {
+                                if (wec) return self->Close();
+                                self->DoReadBody();
+                              });
+    }
+    DoReadBody();
+  }
+
+  void DoReadBody() {
+    if (phase_ == Phase::kClosed) return;
+    // The read deadline set for the header still runs: it covers the whole request.
+    bhttp::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
+      if (self->phase_ == Phase::kClosed) return;
+      if (ec) return self->OnReadError(ec);
+      self->OnRequest();
+    });
+  }
+
+  void OnReadError(error_code ec) {
+    if (ec == bhttp::error::body_limit) {
+      Response r = JsonError(413, "request body exceeds the limit of " +
+                                      std::to_string(opts().max_body_bytes) + " bytes");
+      r.body.pop_back();
+      r.body += ",\"limit\":" + std::to_string(opts().max_body_bytes) + "}";
+      return WriteError(std::move(r));
+    }
+    if (ec == bhttp::error::header_limit) {
+      return WriteError(JsonError(431, "request header exceeds the limit of " +
+                                           std::to_string(opts().max_header_bytes) + " bytes"));
+    }
+    if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
+        ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+      return WriteError(JsonError(400, "malformed request: " + ec.message()));
+    }
+    // Timeout (tcp_stream closed the socket), reset, or the peer went away.
+    Close();
+  }
+
+  // An error answered before the request was read in full: the connection is
+  // closed after it (with a lingering close, so the client sees the response).
+  void WriteError(Response&& r) {
+    phase_ = Phase::kHandling;
+    keep_alive_ = false;
+    head_request_ = false;
+    version_ = 11;
+    Write(std::move(r), std::nullopt, /*linger=*/true);
+  }
+
+  void OnRequest() {
+    phase_ = Phase::kHandling;
+    auto& msg = parser_->get();
+    keep_alive_ = msg.keep_alive();
+    version_ = msg.version();
+    head_request_ = msg.method() == bhttp::verb::head;
+    std::string_view method = SV(msg.method_string());
+    std::string_view target = SV(msg.target());
+    size_t qpos = target.find('?');
+    std::string_view path = target.substr(0, qpos);
+
+    if (!opts().bearer_token.empty() && IsIngestPath(path) && !Authorized(SV(msg[bhttp::field::authorization]))) {
+      Response r = JsonError(401, "missing or invalid bearer token");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"nomnomd\"");
+      return Write(std::move(r));
+    }
+    if (route_ == nullptr) {
+      return Write(JsonError(404, "no route for " + std::string(path)));
+    }
+    const MethodRoute* mr = route_->Find(method);
+    if (mr == nullptr) {
+      Response r = JsonError(405, "method " + std::string(method) + " not allowed on " + route_->pattern);
+      r.headers.emplace_back("Allow", route_->Allow());
+      return Write(std::move(r));
+    }
+    if (mr->content) {
+      Response r;
+      r.content_type = std::string(mr->content->content_type);
+      r.headers.emplace_back("Cache-Control", "public, max-age=3600");
+      return Write(std::move(r), mr->content->body);
+    }
+
+    Request req;
+    req.method.assign(method);
+    req.path.assign(path);
+    if (qpos != std::string_view::npos) ParseQuery(target.substr(qpos + 1), req.query);
+    if (!route_->param.empty()) req.query.insert_or_assign(route_->param, Decode(param_, false));
+    req.remote = remote_;
+    size_t nfields = static_cast<size_t>(std::distance(msg.begin(), msg.end()));
+    req.headers.reserve(nfields);
+    for (const auto& f : msg) req.headers.emplace_back(SV(f.name_string()), SV(f.value()));
+    req.body = std::move(msg.body());
+
+    auto state = std::make_shared<ResponderState>(shared_from_this(), seq_);
+    try {
+      mr->handler(std::move(req), [state](Response r) { state->Call(std::move(r)); });
+    } catch (const std::exception& e) {
+      impl_->Log("handler for " + std::string(method) + " " + route_->pattern + " threw: " + e.what());
+      state->Call(JsonError(500, "internal server error"));
+    } catch (...) {
+      impl_->Log("handler for " + std::string(method) + " " + route_->pattern + " threw");
+      state->Call(JsonError(500, "internal server error"));
+    }
+  }
+
+  bool Authorized(std::string_view authorization) const {
+    authorization = Trim(authorization);
+    constexpr std::string_view kScheme = "bearer ";
+    if (authorization.size() < kScheme.size() || !IEquals(authorization.substr(0, kScheme.size()), kScheme)) {
+      return false;
+    }
+    return ConstantTimeEquals(Trim(authorization.substr(kScheme.size())), opts().bearer_token);
+  }
+
+  void OnResponse(uint64_t seq, Response&& r) {
+    if (phase_ != Phase::kHandling || seq != seq_) return;  // closed meanwhile, or a stale answer
+    Write(std::move(r));
+  }
+
+  // Serializes and writes the response. static_body, when given, is sent
+  // instead of r.body (embedded files, without a copy).
+  void Write(Response&& r, std::optional<std::string_view> static_body = std::nullopt, bool linger = false) {
+    int status = r.status;
+    if (status < 100 || status > 999) status = 500;
+    status_ = status;
+    const bool no_body_allowed = status < 200 || status == 204 || status == 304;
+    bool keep = keep_alive_ && !linger && !stop_requested_ && !impl_->stopping.load();
+    close_after_write_ = !keep;
+    linger_after_write_ = linger;
+
+    body_ = std::move(r.body);
+    std::string_view body = static_body ? *static_body : std::string_view(body_);
+    if (no_body_allowed) body = {};
+
+    head_.clear();
+    head_ += "HTTP/1.1 ";
+    AppendUnsigned(head_, static_cast<uint64_t>(status));
+    head_ += ' ';
+    std::string_view reason = SV(bhttp::obsolete_reason(static_cast<bhttp::status>(status)));
+    head_ += reason == "<unknown-status>" ? std::string_view("Unknown") : reason;
+    head_ += "\r\nServer: nomnomd\r\n";
+    if (!no_body_allowed && !r.content_type.empty() && HeaderValueIsSafe(r.content_type)) {
+      head_ += "Content-Type: ";
+      head_ += r.content_type;
+      head_ += "\r\n";
+    }
+    for (const auto& [name, value] : r.headers) {
+      if (!HeaderNameIsSafe(name) || !HeaderValueIsSafe(value) || IEquals(name, "Server") ||
+          IEquals(name, "Content-Length") || IEquals(name, "Connection") || IEquals(name, "Transfer-Encoding") ||
+          IEquals(name, "Content-Type")) {
+        continue;
+      }
+      head_ += name;
+      head_ += ": ";
+      head_ += value;
+      head_ += "\r\n";
+    }
+    if (status >= 200 && status != 204) {
+      head_ += "Content-Length: ";
+      AppendUnsigned(head_, body.size());
+      head_ += "\r\n";
+    }
+    if (!keep) {
+      head_ += "Connection: close\r\n";
+    } else if (version_ < 11) {
+      head_ += "Connection: keep-alive\r\n";
+    }
+    head_ += "\r\n";
+    if (head_request_) body = {};
+
+    phase_ = Phase::kWriting;
+    stream_.expires_after(std::chrono::milliseconds(opts().idle_timeout_ms));
+    std::array<net::const_buffer, 2> buffers{net::buffer(head_.data(), head_.size()),
+                                             net::buffer(body.data(), body.size())};
+    net::async_write(stream_, buffers, [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
+  }
+
+  void OnWrite(error_code ec) {
+    if (impl_->on_done) {
+      std::string_view method = parser_ ? SV(parser_->get().method_string()) : std::string_view();
+      std::string_view route = route_ ? std::string_view(route_->pattern) : std::string_view();
+      double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
+      try {
+        impl_->on_done(method, route, status_, seconds);
+      } catch (...) {
+        // A metrics hook must not take the connection down.
+      }
+    }
+    if (body_.capacity() > (64u << 10)) std::string().swap(body_);  // do not keep big bodies around
+    if (phase_ == Phase::kClosed) return;
+    if (ec) return Close();
+    if (linger_after_write_) return Linger();
+    if (close_after_write_) return Close();
+    ++seq_;
+    parser_.reset();
+    DoIdle();
+  }
+
+  // After an error response sent while the client may still be sending: stop
+  // sending, then read and discard for a while so that closing does not reset
+  // the connection before the client has read the response.
+  void Linger() {
+    phase_ = Phase::kLingering;
+    if (stop_requested_ || impl_->stopping.load()) return Close();
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::milliseconds(std::min(kLingerMs, opts().read_timeout_ms)));
+    DoDiscard();
+  }
+
+  void DoDiscard() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(64 << 10), [self = shared_from_this()](error_code ec, size_t) {
+      if (ec || self->phase_ == Phase::kClosed) return self->Close();
+      self->DoDiscard();
+    });
+  }
+
+  void Close() {
+    if (phase_ == Phase::kClosed) return;
+    phase_ = Phase::kClosed;
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  std::shared_ptr<Server::Impl> impl_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::string remote_;
+  std::string head_;  // the serialized response header
+  std::string body_;  // the response body being written
+  Phase phase_ = Phase::kIdle;
+  uint64_t seq_ = 0;  // number of the request being handled
+  const RouteEntry* route_ = nullptr;
+  std::string_view param_;  // into the parser's target
+  Clock::time_point started_{};
+  int status_ = 0;
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  bool head_request_ = false;
+  bool close_after_write_ = false;
+  bool linger_after_write_ = false;
+  bool stop_requested_ = false;
+  bool registered_ = false;
+  std::list<std::weak_ptr<Session>>::iterator registration_;
+};
+
+// "host:port", "[v6]:port", ":port".
+Result<tcp::endpoint> ResolveListen(const std::string& listen) {
+  std::string host;
+  std::string port_text;
+  if (!listen.empty() && listen.front() == '[') {
+    size_t close = listen.find(']');
+    if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
+      return Status::InvalidArgument("invalid listen address '" + listen + "': expected [v6addr]:port");
+    }
+    host = listen.substr(1, close - 1);
+    port_text = listen.substr(close + 2);
+  } else {
+    size_t colon = listen.rfind(':');
+    if (colon == std::string::npos) {
+      return Status::InvalidArgument("invalid listen address '" + listen + "': expected host:port");
+    }
+    host = listen.substr(0, colon);
+    port_text = listen.substr(colon + 1);
+    if (host.empty()) host = "0.0.0.0";
+  }
+  if (port_text.empty() || port_text.size() > 5 ||
+      !std::all_of(port_text.begin(), port_text.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      std::stoul(port_text) > 65535) {
+    return Status::InvalidArgument("invalid port in listen address '" + listen + "'");
+  }
+  auto port = static_cast<uint16_t>(std::stoul(port_text));
+  error_code ec;
+  auto address = net::ip::make_address(host, ec);
+  if (!ec) return tcp::endpoint(address, port);
+  net::io_context ioc;
+  tcp::resolver resolver(ioc);
+  auto results = resolver.resolve(host, port_text, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    return Status::InvalidArgument("cannot resolve listen address '" + listen + "': " +
+                                   (ec ? ec.message() : std::string("no address")));
+  }
+  return results.begin()->endpoint();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Accepting
+
+void Server::Impl::DoAccept() {
+  net::io_context& target = *iocs[next_ioc++ % iocs.size()];
+  // Raw this: the acceptor's handlers run on io threads, which Stop() joins
+  // while the Server still holds the Impl.
+  acceptor->async_accept(target, [this](error_code ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
+}
+
+void Server::Impl::OnAccept(error_code ec, tcp::socket socket) {
+  if (stopping.load() || !acceptor->is_open()) return;
+  if (ec) {
+    if (ec == net::error::operation_aborted) return;
+    // E.g. out of file descriptors: report, back off briefly, go on.
+    Log("accept failed: " + ec.message());
+    accept_retry->expires_after(std::chrono::milliseconds(50));
+    accept_retry->async_wait([this](error_code wec) {
+      if (!wec && !stopping.load()) DoAccept();
+    });
+    return;
+  }
+  auto session = std::make_shared<Session>(shared_from_this(), std::move(socket));
+  session->Start();
+  DoAccept();
+}
+
+// ---------------------------------------------------------------------------
+// Server
+
+Server::Server(ServerOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {
+  if (impl_->opts.threads < 1) impl_->opts.threads = 1;
+  if (!impl_->opts.serve_api_docs) return;
+
+  auto find = [](std::string_view url_path) -> std::optional<std::string_view> {
+    for (size_t i = 0; i < embedded::kFileCount; ++i) {
+      const auto& f = embedded::kFiles[i];
+      if (url_path == f.url_path) return std::string_view(f.begin, static_cast<size_t>(f.end - f.begin));
+    }
+    return std::nullopt;
+  };
+  for (size_t i = 0; i < embedded::kFileCount; ++i) {
+    const auto& f = embedded::kFiles[i];
+    std::string_view path = f.url_path;
+    StaticContent content{ContentTypeFor(path), std::string_view(f.begin, static_cast<size_t>(f.end - f.begin))};
+    impl_->exact[std::string(path)].Set(MethodRoute{"GET", nullptr, content});
+    impl_->exact[std::string(path)].pattern = std::string(path);
+  }
+  if (auto index = find("/swagger-ui/index.html")) {
+    StaticContent content{ContentTypeFor(".html"), *index};
+    impl_->exact["/swagger-ui/"].pattern = "/swagger-ui/";
+    impl_->exact["/swagger-ui/"].Set(MethodRoute{"GET", nullptr, content});
+    Route("GET", "/swagger-ui", [](Request&&, Responder respond) {
+      Response r;
+      r.status = 303;
+      r.content_type = "text/plain; charset=utf-8";
+      r.body = "See /swagger-ui/\n";
+      r.headers.emplace_back("Location", "/swagger-ui/");
+      respond(std::move(r));
+    });
+  }
+}
+
+Server::~Server() {
+  Stop(0);
+}
+
+void Server::Route(std::string method, std::string pattern, Handler h) {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->started) throw std::logic_error("Server::Route called after Start()");
+  }
+  if (method.empty() || !h) throw std::invalid_argument("Server::Route: empty method or handler");
+  if (pattern.empty() || pattern.front() != '/') {
+    throw std::invalid_argument("Server::Route: pattern must start with '/': " + pattern);
+  }
+  size_t brace = pattern.find('{');
+  if (brace == std::string::npos) {
+    if (pattern.find('}') != std::string::npos) throw std::invalid_argument("Server::Route: bad pattern " + pattern);
+    RouteEntry& entry = impl_->exact[pattern];
+    entry.pattern = pattern;
+    entry.Set(MethodRoute{std::move(method), std::move(h), std::nullopt});
+    return;
+  }
+  // "/prefix/{name}": one parameter, the last segment.
+  if (pattern.back() != '}' || brace == 0 || pattern[brace - 1] != '/' ||
+      pattern.find_first_of("{}/", brace + 1) != pattern.size() - 1 || brace + 2 >= pattern.size()) {
+    throw std::invalid_argument("Server::Route: a parameter must be the last segment, as in /a/{id}: " + pattern);
+  }
+  std::string prefix = pattern.substr(0, brace);
+  std::string param = pattern.substr(brace + 1, pattern.size() - brace - 2);
+  for (auto& r : impl_->parameterized) {
+    if (r.prefix == prefix) {
+      if (r.param != param) {
+        throw std::invalid_argument("Server::Route: " + pattern + " conflicts with " + r.pattern);
+      }
+      r.Set(MethodRoute{std::move(method), std::move(h), std::nullopt});
+      return;
+    }
+  }
+  RouteEntry entry;
+  entry.pattern = pattern;
+  entry.prefix = std::move(prefix);
+  entry.param = std::move(param);
+  entry.Set(MethodRoute{std::move(method), std::move(h), std::nullopt});
+  impl_->parameterized.push_back(std::move(entry));
+  // Longer prefixes first, so the most specific route wins.
+  std::stable_sort(impl_->parameterized.begin(), impl_->parameterized.end(),
+                   [](const RouteEntry& a, const RouteEntry& b) { return a.prefix.size() > b.prefix.size(); });
+}
+
+void Server::OnRequestDone(std::function<void(std::string_view, int, double)> hook) {
+  if (!hook) {
+    impl_->on_done = nullptr;
+    return;
+  }
+  impl_->on_done = [hook = std::move(hook)](std::string_view, std::string_view route, int status, double s) {
+    hook(route, status, s);
+  };
+}
+
+void Server::OnRequestDone(std::function<void(std::string_view, std::string_view, int, double)> hook) {
+  impl_->on_done = std::move(hook);
+}
+
+Status Server::Start() {
+  Impl& impl = *impl_;
+  {
+    std::lock_guard lock(impl.mu);
+    if (impl.started) return Status::InvalidArgument("Server::Start called twice");
+    impl.started = true;
+  }
+  auto endpoint = ResolveListen(impl.opts.listen);
+  if (!endpoint.ok()) return endpoint.status();
+
+  for (int i = 0; i < impl.opts.threads; ++i) {
+    impl.iocs.push_back(std::make_unique<net::io_context>(1));
+    impl.guards.push_back(net::make_work_guard(*impl.iocs.back()));
+  }
+  impl.acceptor.emplace(*impl.iocs[0]);
+  impl.accept_retry.emplace(*impl.iocs[0]);
+  auto fail = [&](std::string_view what, const error_code& ec) {
+    std::string addr = endpoint->address().is_v6() ? "[" + endpoint->address().to_string() + "]"
+                                                    : endpoint->address().to_string();
+    return Status::Io("cannot listen on " + addr + ":" + std::to_string(endpoint->port()) + " (" +
+                      impl.opts.listen + "): " + std::string(what) + ": " + ec.message());
+  };
+  error_code ec;
+  impl.acceptor->open(endpoint->protocol(), ec);
+  if (ec) return fail("socket", ec);
+  impl.acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (ec) return fail("SO_REUSEADDR", ec);
+  impl.acceptor->bind(*endpoint, ec);
+  if (ec) return fail("bind", ec);
+  impl.acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return fail("listen", ec);
+  impl.bound_port = impl.acceptor->local_endpoint(ec).port();
+
+  net::post(*impl.iocs[0], [&impl] { impl.DoAccept(); });
+  std::lock_guard lock(impl.mu);
+  for (auto& ioc : impl.iocs) {
+    impl.threads_running++;
+    impl.threads.emplace_back([&impl, io = ioc.get()] {
+      for (;;) {
+        try {
+          io->run();
+          break;
+        } catch (const std::exception& e) {
+          impl.Log(std::string("io thread: unexpected exception: ") + e.what());
+        } catch (...) {
+          impl.Log("io thread: unexpected exception");
+        }
+      }
+      std::lock_guard thread_lock(impl.mu);
+      impl.threads_running--;
+      impl.cv.notify_all();
+    });
+  }
+  return Status::Ok();
+}
+
+uint16_t Server::port() const { return impl_->bound_port; }
+
+void Server::Stop(int timeout_ms) {
+  Impl& impl = *impl_;
+  {
+    std::lock_guard lock(impl.mu);
+    if (!impl.started || impl.stopped) return;
+    impl.stopped = true;
+  }
+  if (impl.iocs.empty()) return;  // Start() failed before the io threads
+
+  // 1. Stop accepting; tell every connection.
+  impl.stopping.store(true);
+  net::post(*impl.iocs[0], [&impl] {
+    error_code ec;
+    impl.acceptor->close(ec);
+    impl.accept_retry->cancel();
+  });
+  auto for_each_session = [&impl](auto fn) {
+    std::vector<std::shared_ptr<Session>> live;
+    {
+      std::lock_guard lock(impl.mu);
+      for (auto& w : impl.sessions) {
+        if (auto s = w.lock()) live.push_back(std::move(s));
+      }
+    }
+    for (auto& s : live) {
+      auto ex = s->executor();
+      net::post(ex, [s = std::move(s), fn] { fn(*s); });
+    }
+  };
+  for_each_session([](Session& s) { s.OnStop(); });
+
+  // 2. Let requests in flight finish.
+  {
+    std::unique_lock lock(impl.mu);
+    impl.cv.wait_for(lock, std::chrono::milliseconds(std::max(timeout_ms, 0)),
+                     [&impl] { return impl.sessions.empty(); });
+  }
+
+  // 3. Drop later responses, close what is left, let the io threads run out of work.
+  impl.reject_posts.store(true);
+  while (impl.posting.load() != 0) std::this_thread::yield();
+  for_each_session([](Session& s) { s.ForceClose(); });
+  for (auto& g : impl.guards) g.reset();
+  {
+    std::unique_lock lock(impl.mu);
+    if (!impl.cv.wait_for(lock, std::chrono::seconds(2), [&impl] { return impl.threads_running == 0; })) {
+      impl.Log("stop: io threads still busy after 2 s; stopping them");
+      for (auto& ioc : impl.iocs) ioc->stop();
+    }
+  }
+  for (auto& t : impl.threads) t.join();
+  impl.threads.clear();
+}
+
+}  // namespace nomnom::http

@@ -1,0 +1,135 @@
+// nomnomd's HTTP/1.1 layer: a small asynchronous server on Boost.Beast/Asio.
+//
+// Handlers are registered with Route() before Start(). Each request is read in
+// full (header and body, within the size and time limits), routed, checked for
+// the bearer token when it is under /ingest, and given to its handler together
+// with a Responder. The handler answers by calling the Responder exactly once,
+// from any thread, now or later; the server then writes the response on the
+// connection's strand. Connections are HTTP/1.1 keep-alive; pipelined requests
+// are answered in order (a connection handles one request at a time).
+//
+// Handlers run on an io thread: they must not block. Hand slow work to another
+// thread and call the Responder from there.
+//
+// Boost does not leak through this header.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace nomnom::http {
+
+struct Request {
+  std::string method;  // as sent: "GET", "POST", ...
+  std::string path;    // the target's path, as sent (not percent-decoded), without the query
+  // The query string, percent-decoded ('+' is a space); a name given twice keeps
+  // the last value. A route parameter ("/ingest/status/{id}") is added here too,
+  // decoded, under its name.
+  std::map<std::string, std::string> query;
+  std::string body;
+  std::string remote;  // the peer, "ip:port" ("[v6]:port" for IPv6)
+  // All header fields as received, in order (names as sent).
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  // The value of the first header named name (case-insensitive), "" if absent.
+  std::string header(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  // Extra header fields. Server, Content-Length and Connection are set by the
+  // server (one given here is ignored); Content-Type comes from content_type.
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Call exactly once, from any thread; later calls are ignored. The server writes
+// the response on the session's strand. If every copy of a Responder is
+// destroyed without being called, the client gets a 500.
+using Responder = std::function<void(Response)>;
+using Handler = std::function<void(Request&&, Responder)>;
+
+struct ServerOptions {
+  // host:port, [v6addr]:port, or :port (all IPv4 interfaces). Host may be a name.
+  std::string listen = "127.0.0.1:8080";
+  int threads = 2;                      // io threads (one io_context each)
+  size_t max_body_bytes = 16 << 20;     // larger bodies get 413 and the connection is closed
+  size_t max_header_bytes = 16 << 10;   // larger request headers get 431 and a close
+  // A request must arrive in full (header and body) within this time from its
+  // first byte; otherwise the connection is closed.
+  int read_timeout_ms = 30000;
+  // How long a keep-alive connection may wait for the first byte of its next
+  // request (and the first one after accept). Also the limit for writing a response.
+  int idle_timeout_ms = 60000;
+  std::string bearer_token;  // if non-empty, required on /ingest and paths under /ingest/
+  // Serve the built-in API docs: GET /api-docs/openapi.json and the Swagger UI
+  // under /swagger-ui/.
+  bool serve_api_docs = true;
+  // Where the server reports what it cannot tell a client: a handler that threw,
+  // accept errors. Default (empty): one line on stderr.
+  std::function<void(std::string_view)> log;
+};
+
+// A JSON error body, {"error": message}.
+Response JsonError(int status, std::string_view message);
+// s as a JSON string literal, quotes included.
+std::string JsonQuote(std::string_view s);
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();  // Stop(0) if still running
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Registers h for method and pattern; call before Start(). pattern is either an
+  // exact path ("/health") or a prefix ending in one parameter segment
+  // ("/ingest/status/{id}"), which matches one non-empty segment whose decoded
+  // value goes into request.query["id"]. Exact routes win over parameter routes.
+  // Registering the same method and pattern again replaces the handler. A HEAD
+  // request is served by the GET handler (without the body) unless HEAD has its
+  // own. Throws std::invalid_argument for a malformed pattern and
+  // std::logic_error after Start().
+  void Route(std::string method, std::string pattern, Handler h);
+
+  // Binds (an error naming the address if it cannot), starts the io threads and
+  // returns once listening. Not restartable.
+  Status Start();
+
+  // The bound port (useful with port 0); 0 before Start().
+  uint16_t port() const;
+
+  // Graceful stop: stop accepting, close idle keep-alive connections, let
+  // requests in flight (being read or handled) finish and be answered, with
+  // "Connection: close", for up to timeout_ms; then close what is left and stop
+  // the io threads. Responders called after that are ignored. Idempotent.
+  // Call it from a thread of your own, never from a handler or a hook (it joins
+  // the io threads).
+  void Stop(int timeout_ms);
+
+  // Hook for latency histograms: called once per finished request (response
+  // written, or the write failed) with the route pattern ("" when no route
+  // matched), the status and the seconds from the request's first byte. Called
+  // concurrently from the io threads; must not block. Set before Start().
+  void OnRequestDone(std::function<void(std::string_view route, int status, double seconds)> hook);
+  // The same with the request method first.
+  void OnRequestDone(std::function<void(std::string_view method, std::string_view route, int status,
+                                        double seconds)> hook);
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace nomnom::http

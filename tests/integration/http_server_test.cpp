@@ -1,0 +1,876 @@
+// nomnomd's HTTP layer (daemon/http_server.h) over real sockets on 127.0.0.1.
+// Needs no database. Run alone with: nomnom_integration_tests "[http]"
+#include "daemon/http_server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+using nomnom::http::Request;
+using nomnom::http::Responder;
+using nomnom::http::Response;
+using nomnom::http::Server;
+using nomnom::http::ServerOptions;
+using Clock = std::chrono::steady_clock;
+
+long long MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+struct HttpResponse {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+// Throws (rather than Catch's REQUIRE, which is not thread-safe) so that the
+// client works from the test's own threads too.
+void Expect(bool ok, const std::string& what) {
+  if (!ok) throw std::runtime_error("http test client: " + what);
+}
+
+// A blocking HTTP/1.1 client on a plain socket, with timeouts on every wait.
+class Client {
+ public:
+  explicit Client(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    Expect(fd_ >= 0, "socket");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    Expect(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0, "connect");
+    int one = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ~Client() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Sends all of data; false if the peer closed or reset the connection.
+  bool Send(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+
+  // Reads one response; nullopt on timeout or when the connection closes first.
+  std::optional<HttpResponse> Read(int timeout_ms = 5000, bool head = false) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos) {
+      if (!Fill(deadline)) return std::nullopt;
+    }
+    HttpResponse r;
+    std::string head_text = buf_.substr(0, end);
+    buf_.erase(0, end + 4);
+    size_t line_end = head_text.find("\r\n");
+    std::string status_line = head_text.substr(0, line_end);
+    Expect(status_line.rfind("HTTP/1.1 ", 0) == 0, "bad status line: " + status_line);
+    r.status = std::stoi(status_line.substr(9, 3));
+    size_t pos = line_end == std::string::npos ? head_text.size() : line_end + 2;
+    while (pos < head_text.size()) {
+      size_t next = head_text.find("\r\n", pos);
+      if (next == std::string::npos) next = head_text.size();
+      std::string line = head_text.substr(pos, next - pos);
+      size_t colon = line.find(':');
+      Expect(colon != std::string::npos, "bad header line: " + line);
+      std::string name = line.substr(0, colon);
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string value = line.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+      Expect(r.headers.count(name) == 0, "duplicated header field " + name);
+      r.headers[name] = value;
+      pos = next + 2;
+    }
+    if (r.status >= 200 && r.status != 204 && !head) {
+      Expect(r.headers.count("content-length") == 1, "no Content-Length");
+      size_t length = std::stoul(r.headers["content-length"]);
+      while (buf_.size() < length) {
+        if (!Fill(deadline)) return std::nullopt;
+      }
+      r.body = buf_.substr(0, length);
+      buf_.erase(0, length);
+    }
+    return r;
+  }
+
+  // True when the server closes the connection (EOF or reset) within timeout_ms;
+  // any data received meanwhile is discarded.
+  bool WaitClosed(int timeout_ms) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    for (;;) {
+      int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+      if (left <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, left) <= 0) return false;
+      char tmp[4096];
+      ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+      if (n <= 0) return true;
+    }
+  }
+
+  HttpResponse Request(const std::string& method, const std::string& target, const std::string& body = "",
+                       const std::vector<std::string>& headers = {}) {
+    Expect(Send(Format(method, target, body, headers)), "send failed");
+    auto r = Read(5000, method == "HEAD");
+    Expect(r.has_value(), "no response to " + method + " " + target);
+    return *r;
+  }
+
+  static std::string Format(const std::string& method, const std::string& target, const std::string& body = "",
+                            const std::vector<std::string>& headers = {}) {
+    std::string out = method + " " + target + " HTTP/1.1\r\nHost: test\r\n";
+    for (const auto& h : headers) out += h + "\r\n";
+    if (!body.empty() || method == "POST") out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    out += "\r\n";
+    out += body;
+    return out;
+  }
+
+ private:
+  bool Fill(Clock::time_point deadline) {
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+    if (left <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, left) <= 0) return false;
+    char tmp[65536];
+    ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
+    if (n <= 0) return false;
+    buf_.append(tmp, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  std::string buf_;
+};
+
+ServerOptions TestOptions() {
+  ServerOptions o;
+  o.listen = "127.0.0.1:0";
+  o.threads = 2;
+  return o;
+}
+
+Response Text(std::string body, int status = 200) {
+  Response r;
+  r.status = status;
+  r.content_type = "text/plain";
+  r.body = std::move(body);
+  return r;
+}
+
+// Threads that answer later; joined at scope end.
+struct Later {
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  void Run(std::function<void()> fn) {
+    std::lock_guard lock(mu);
+    threads.emplace_back(std::move(fn));
+  }
+  ~Later() {
+    std::lock_guard lock(mu);
+    for (auto& t : threads) t.join();
+  }
+};
+
+void Start(Server& server) {
+  auto st = server.Start();
+  INFO(st.message());
+  REQUIRE(st.ok());
+  REQUIRE(server.port() != 0);
+}
+
+}  // namespace
+
+TEST_CASE("http: exact routes, parameter routes and the query", "[http]") {
+  Server server(TestOptions());
+  server.Route("GET", "/hello", [](Request&&, Responder respond) { respond(Text("hi")); });
+  server.Route("GET", "/items/{id}", [](Request&& req, Responder respond) {
+    respond(Text(req.path + "|" + req.query["id"] + "|" + req.query["x"] + "|" + req.query["y"]));
+  });
+  server.Route("GET", "/items/special", [](Request&&, Responder respond) { respond(Text("special")); });
+  server.Route("POST", "/echo", [](Request&& req, Responder respond) {
+    Response r = Text(req.method + "|" + req.body + "|" + req.header("x-test") + "|" + req.header("X-Absent") + "|" +
+                      req.remote);
+    r.headers.emplace_back("X-Reply", "yes");
+    r.headers.emplace_back("X-Bad", "a\r\nInjected: 1");  // dropped: would split the header
+    respond(std::move(r));
+  });
+  Start(server);
+  Client c(server.port());
+
+  auto r = c.Request("GET", "/hello");
+  CHECK(r.status == 200);
+  CHECK(r.body == "hi");
+  CHECK(r.header("server") == "nomnomd");
+  CHECK(r.header("content-type") == "text/plain");
+  CHECK(r.header("content-length") == "2");
+
+  r = c.Request("GET", "/items/a%2Fb%20c?x=1+2&y=%C3%A9");
+  CHECK(r.status == 200);
+  CHECK(r.body == "/items/a%2Fb%20c|a/b c|1 2|\xC3\xA9");
+  r = c.Request("GET", "/items/special");
+  CHECK(r.body == "special");  // exact beats parameter
+  CHECK(c.Request("GET", "/items/").status == 404);      // the parameter is not empty
+  CHECK(c.Request("GET", "/items/a/b").status == 404);   // one segment only
+
+  r = c.Request("POST", "/echo", "payload", {"X-Test: value"});
+  CHECK(r.status == 200);
+  CHECK(r.body.rfind("POST|payload|value||127.0.0.1:", 0) == 0);
+  CHECK(r.header("x-reply") == "yes");
+  CHECK(r.header("x-bad").empty());
+  CHECK(r.header("injected").empty());
+
+  r = c.Request("HEAD", "/hello");  // served by GET, without the body
+  CHECK(r.status == 200);
+  CHECK(r.header("content-length") == "2");
+  CHECK(c.Request("GET", "/hello").body == "hi");  // the connection is still in sync
+}
+
+TEST_CASE("http: unknown path is 404, wrong method 405, both JSON", "[http]") {
+  Server server(TestOptions());
+  server.Route("GET", "/hello", [](Request&&, Responder respond) { respond(Text("hi")); });
+  server.Route("PUT", "/hello", [](Request&&, Responder respond) { respond(Text("put")); });
+  Start(server);
+  Client c(server.port());
+
+  auto r = c.Request("GET", "/nope");
+  CHECK(r.status == 404);
+  CHECK(r.header("content-type") == "application/json");
+  CHECK(nlohmann::json::parse(r.body).at("error").is_string());
+
+  r = c.Request("POST", "/hello", "x");
+  CHECK(r.status == 405);
+  CHECK(r.header("allow") == "GET, PUT, HEAD");
+  CHECK(nlohmann::json::parse(r.body).at("error").is_string());
+  CHECK(c.Request("PUT", "/hello", "x").body == "put");
+}
+
+TEST_CASE("http: invalid routes and listen addresses are rejected", "[http]") {
+  Server server(TestOptions());
+  auto noop = [](Request&&, Responder respond) { respond(Response{}); };
+  CHECK_THROWS_AS(server.Route("GET", "relative", noop), std::invalid_argument);
+  CHECK_THROWS_AS(server.Route("GET", "/a/{id}/b", noop), std::invalid_argument);
+  CHECK_THROWS_AS(server.Route("GET", "/a/{}", noop), std::invalid_argument);
+  CHECK_THROWS_AS(server.Route("GET", "/a{id}", noop), std::invalid_argument);
+  server.Route("GET", "/a/{id}", noop);
+  CHECK_THROWS_AS(server.Route("GET", "/a/{other}", noop), std::invalid_argument);
+
+  for (const char* bad : {"nonsense", "127.0.0.1:", "127.0.0.1:99999", "[::1:80", "127.0.0.1:http"}) {
+    ServerOptions o = TestOptions();
+    o.listen = bad;
+    Server s(o);
+    auto st = s.Start();
+    CHECK_FALSE(st.ok());
+    CHECK(st.message().find(bad) != std::string::npos);
+  }
+
+  // A port in use: the error names the address.
+  Start(server);
+  ServerOptions o = TestOptions();
+  o.listen = "127.0.0.1:" + std::to_string(server.port());
+  Server second(o);
+  auto st = second.Start();
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.message().find("127.0.0.1:" + std::to_string(server.port())) != std::string::npos);
+  CHECK_THROWS_AS(server.Route("GET", "/late", noop), std::logic_error);
+}
+
+TEST_CASE("http: IPv6 loopback listen address", "[http]") {
+  ServerOptions o = TestOptions();
+  o.listen = "[::1]:0";
+  Server server(o);
+  auto st = server.Start();
+  if (!st.ok()) {
+    WARN("no IPv6 loopback here: " << st.message());
+    return;
+  }
+  CHECK(server.port() != 0);
+}
+
+TEST_CASE("http: a body over the limit gets 413 and the server stays healthy", "[http]") {
+  ServerOptions o = TestOptions();
+  o.max_body_bytes = 1024;
+  Server server(o);
+  std::atomic<int> calls{0};
+  server.Route("POST", "/echo", [&](Request&& req, Responder respond) {
+    ++calls;
+    respond(Text(std::to_string(req.body.size())));
+  });
+  server.Route("GET", "/hello", [](Request&&, Responder respond) { respond(Text("hi")); });
+  Start(server);
+
+  SECTION("declared by Content-Length, answered without reading the body") {
+    Client c(server.port());
+    REQUIRE(c.Send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000\r\n\r\n"));
+    auto r = c.Read();
+    REQUIRE(r);
+    CHECK(r->status == 413);
+    CHECK(r->header("connection") == "close");
+    auto j = nlohmann::json::parse(r->body);
+    CHECK(j.at("limit") == 1024);
+    CHECK(j.at("error").is_string());
+    CHECK(c.WaitClosed(3000));
+  }
+  SECTION("a large body sent in full still gets its 413") {
+    Client c(server.port());
+    std::string body(2 << 20, 'x');
+    c.Send(Client::Format("POST", "/echo", body));  // may fail part way: the server stops reading
+    auto r = c.Read();
+    REQUIRE(r);
+    CHECK(r->status == 413);
+  }
+  SECTION("chunked, over the limit while reading") {
+    Client c(server.port());
+    std::string chunk(800, 'y');
+    std::string req = "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    req += "320\r\n" + chunk + "\r\n320\r\n" + chunk + "\r\n0\r\n\r\n";
+    REQUIRE(c.Send(req));
+    auto r = c.Read();
+    REQUIRE(r);
+    CHECK(r->status == 413);
+  }
+  SECTION("exactly at the limit is fine") {
+    Client c(server.port());
+    auto r = c.Request("POST", "/echo", std::string(1024, 'z'));
+    CHECK(r.status == 200);
+    CHECK(r.body == "1024");
+  }
+  Client after(server.port());
+  CHECK(after.Request("GET", "/hello").body == "hi");
+  CHECK(calls.load() <= 1);
+}
+
+TEST_CASE("http: oversized header gets 431, garbage gets 400", "[http]") {
+  ServerOptions o = TestOptions();
+  o.max_header_bytes = 1024;
+  Server server(o);
+  server.Route("GET", "/hello", [](Request&&, Responder respond) { respond(Text("hi")); });
+  Start(server);
+  {
+    Client c(server.port());
+    auto r = c.Request("GET", "/hello", "", {"X-Big: " + std::string(4000, 'a')});
+    CHECK(r.status == 431);
+    CHECK(c.WaitClosed(3000));
+  }
+  {
+    Client c(server.port());
+    REQUIRE(c.Send("THIS IS NOT HTTP\r\n\r\n"));
+    auto r = c.Read();
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    CHECK(c.WaitClosed(3000));
+  }
+  Client c(server.port());
+  CHECK(c.Request("GET", "/hello").status == 200);
+}
+
+TEST_CASE("http: keep-alive serves 100 requests on one connection", "[http]") {
+  Server server(TestOptions());
+  server.Route("GET", "/whoami", [](Request&& req, Responder respond) { respond(Text(req.remote)); });
+  Start(server);
+  Client c(server.port());
+  std::string first;
+  for (int i = 0; i < 100; ++i) {
+    auto r = c.Request("GET", "/whoami");
+    REQUIRE(r.status == 200);
+    CHECK(r.header("connection").empty());
+    if (i == 0) first = r.body;
+    REQUIRE(r.body == first);  // same peer port: the same connection
+  }
+
+  // HTTP/1.0 without keep-alive is closed after the response.
+  Client old(server.port());
+  REQUIRE(old.Send("GET /whoami HTTP/1.0\r\n\r\n"));
+  auto r = old.Read();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->header("connection") == "close");
+  CHECK(old.WaitClosed(2000));
+
+  // Connection: close from an HTTP/1.1 client too.
+  Client closing(server.port());
+  auto r2 = closing.Request("GET", "/whoami", "", {"Connection: close"});
+  CHECK(r2.header("connection") == "close");
+  CHECK(closing.WaitClosed(2000));
+}
+
+TEST_CASE("http: pipelined requests are answered in order", "[http]") {
+  Server server(TestOptions());
+  Later later;
+  server.Route("GET", "/n/{n}", [&](Request&& req, Responder respond) {
+    int n = std::stoi(req.query["n"]);
+    if (n % 2 == 0) {
+      respond(Text(req.query["n"]));
+      return;
+    }
+    // Odd ones answer late, from another thread.
+    later.Run([n, respond] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 + n));
+      respond(Text(std::to_string(n)));
+    });
+  });
+  Start(server);
+  Client c(server.port());
+  std::string all;
+  for (int i = 0; i < 10; ++i) all += Client::Format("GET", "/n/" + std::to_string(i));
+  REQUIRE(c.Send(all));
+  for (int i = 0; i < 10; ++i) {
+    auto r = c.Read();
+    REQUIRE(r);
+    CHECK(r->body == std::to_string(i));
+  }
+}
+
+TEST_CASE("http: the read timeout closes a connection with half a request", "[http]") {
+  ServerOptions o = TestOptions();
+  o.read_timeout_ms = 200;
+  o.idle_timeout_ms = 60000;
+  Server server(o);
+  std::atomic<int> calls{0};
+  server.Route("POST", "/echo", [&](Request&&, Responder respond) {
+    ++calls;
+    respond(Text("x"));
+  });
+  Start(server);
+
+  SECTION("half a header") {
+    Client c(server.port());
+    auto t0 = Clock::now();
+    REQUIRE(c.Send("POST /echo HTTP/1.1\r\nHost: t\r\n"));
+    CHECK(c.WaitClosed(3000));
+    CHECK(MsSince(t0) >= 150);
+  }
+  SECTION("half a body") {
+    Client c(server.port());
+    auto t0 = Clock::now();
+    REQUIRE(c.Send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345"));
+    CHECK(c.WaitClosed(3000));
+    CHECK(MsSince(t0) >= 150);
+  }
+  SECTION("a slow trickle does not extend the deadline") {
+    Client c(server.port());
+    auto t0 = Clock::now();
+    std::string req = "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n";
+    bool closed = false;
+    for (char ch : req + "0123456789") {
+      if (!c.Send(std::string_view(&ch, 1))) {
+        closed = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!closed) closed = c.WaitClosed(3000);
+    CHECK(closed);
+    CHECK(MsSince(t0) < 2000);
+  }
+  CHECK(calls.load() == 0);
+}
+
+TEST_CASE("http: the idle timeout closes a silent keep-alive connection", "[http]") {
+  ServerOptions o = TestOptions();
+  o.idle_timeout_ms = 200;
+  Server server(o);
+  server.Route("GET", "/hello", [](Request&&, Responder respond) { respond(Text("hi")); });
+  Start(server);
+  Client c(server.port());
+  CHECK(c.Request("GET", "/hello").status == 200);
+  auto t0 = Clock::now();
+  CHECK(c.WaitClosed(3000));
+  CHECK(MsSince(t0) >= 150);
+}
+
+TEST_CASE("http: bearer token on /ingest", "[http]") {
+  ServerOptions o = TestOptions();
+  o.bearer_token = "s3cret-token";
+  Server server(o);
+  server.Route("POST", "/ingest/message", [](Request&&, Responder respond) { respond(Text("in", 202)); });
+  server.Route("GET", "/ingest/status/{id}", [](Request&& req, Responder respond) { respond(Text(req.query["id"])); });
+  server.Route("GET", "/health", [](Request&&, Responder respond) { respond(Text("ok")); });
+  Start(server);
+  Client c(server.port());
+
+  auto r = c.Request("POST", "/ingest/message", "{}");
+  CHECK(r.status == 401);
+  CHECK(r.header("www-authenticate").rfind("Bearer", 0) == 0);
+  CHECK(nlohmann::json::parse(r.body).at("error").is_string());
+  for (const char* bad : {"Authorization: Bearer wrong", "Authorization: Bearer s3cret-toke",
+                          "Authorization: Bearer s3cret-token2", "Authorization: Basic czNjcmV0LXRva2Vu",
+                          "Authorization: s3cret-token", "Authorization: Bearer"}) {
+    INFO(bad);
+    CHECK(c.Request("POST", "/ingest/message", "{}", {bad}).status == 401);
+  }
+  r = c.Request("POST", "/ingest/message", "{}", {"Authorization: Bearer s3cret-token"});
+  CHECK(r.status == 202);
+  CHECK(r.body == "in");
+  CHECK(c.Request("POST", "/ingest/message", "{}", {"Authorization: bearer  s3cret-token "}).status == 202);
+  CHECK(c.Request("GET", "/ingest/status/abc", "", {"Authorization: Bearer s3cret-token"}).body == "abc");
+  CHECK(c.Request("GET", "/ingest/status/abc").status == 401);
+  CHECK(c.Request("GET", "/ingest/unknown").status == 401);  // no probing of routes without the token
+  CHECK(c.Request("GET", "/ingest/unknown", "", {"Authorization: Bearer s3cret-token"}).status == 404);
+  CHECK(c.Request("GET", "/health").status == 200);
+  CHECK(c.Request("GET", "/ingestion").status == 404);  // not under /ingest/
+}
+
+TEST_CASE("http: responders are called from any thread, once", "[http]") {
+  Server server(TestOptions());
+  Later later;
+  server.Route("GET", "/async", [&](Request&&, Responder respond) {
+    later.Run([respond] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      respond(Text("late"));
+      respond(Text("again"));  // ignored
+    });
+  });
+  server.Route("GET", "/twice", [](Request&&, Responder respond) {
+    Responder copy = respond;
+    respond(Text("first"));
+    copy(Text("second"));  // ignored
+  });
+  server.Route("GET", "/dropped", [](Request&&, Responder) {});
+  Start(server);
+  Client c(server.port());
+
+  auto t0 = Clock::now();
+  auto r = c.Request("GET", "/async");
+  CHECK(r.status == 200);
+  CHECK(r.body == "late");
+  CHECK(MsSince(t0) >= 45);
+  CHECK(c.Request("GET", "/twice").body == "first");
+  r = c.Request("GET", "/dropped");
+  CHECK(r.status == 500);
+  CHECK(nlohmann::json::parse(r.body).at("error").is_string());
+  CHECK(c.Request("GET", "/twice").body == "first");  // still in sync: nothing extra was sent
+}
+
+TEST_CASE("http: a handler that throws gets a 500 and the server goes on", "[http]") {
+  ServerOptions o = TestOptions();
+  std::vector<std::string> logged;
+  std::mutex log_mu;
+  o.log = [&](std::string_view line) {
+    std::lock_guard lock(log_mu);
+    logged.emplace_back(line);
+  };
+  Server server(o);
+  server.Route("GET", "/boom", [](Request&&, Responder) -> void { throw std::runtime_error("kaboom"); });
+  server.Route("GET", "/boom-int", [](Request&&, Responder) -> void { throw 42; });
+  server.Route("GET", "/hello", [](Request&&, Responder respond) { respond(Text("hi")); });
+  Start(server);
+  Client c(server.port());
+  auto r = c.Request("GET", "/boom");
+  CHECK(r.status == 500);
+  CHECK(r.header("content-type") == "application/json");
+  CHECK(nlohmann::json::parse(r.body).at("error").is_string());
+  CHECK(r.body.find("kaboom") == std::string::npos);  // internals stay in the log
+  CHECK(c.Request("GET", "/boom-int").status == 500);
+  CHECK(c.Request("GET", "/hello").body == "hi");
+  server.Stop(1000);
+  std::lock_guard lock(log_mu);
+  REQUIRE(logged.size() == 2);
+  CHECK(logged[0].find("kaboom") != std::string::npos);
+}
+
+TEST_CASE("http: answers for closed connections are dropped safely", "[http]") {
+  Later later;
+  std::promise<void> handler_started;
+  std::promise<void> client_gone;
+  auto gone = client_gone.get_future().share();
+  {
+    Server server(TestOptions());
+    server.Route("GET", "/slow", [&](Request&&, Responder respond) {
+      handler_started.set_value();
+      later.Run([respond, gone] {
+        gone.wait();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        respond(Text("nobody listens"));
+      });
+    });
+    server.Route("GET", "/hello", [](Request&&, Responder respond) { respond(Text("hi")); });
+    Start(server);
+    {
+      Client c(server.port());
+      REQUIRE(c.Send(Client::Format("GET", "/slow")));
+      handler_started.get_future().wait();
+    }
+    client_gone.set_value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    Client c(server.port());
+    CHECK(c.Request("GET", "/hello").body == "hi");
+  }
+}
+
+TEST_CASE("http: Stop lets a request in flight finish", "[http]") {
+  Later later;
+  std::promise<void> handler_started;
+  auto server = std::make_unique<Server>(TestOptions());
+  server->Route("GET", "/slow", [&](Request&&, Responder respond) {
+    handler_started.set_value();
+    later.Run([respond] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      respond(Text("done"));
+    });
+  });
+  server->Route("GET", "/hello", [](Request&&, Responder respond) { respond(Text("hi")); });
+  Start(*server);
+  uint16_t port = server->port();
+
+  Client idle(port);
+  CHECK(idle.Request("GET", "/hello").status == 200);  // now idle in keep-alive
+  Client busy(port);
+  REQUIRE(busy.Send(Client::Format("GET", "/slow")));
+  handler_started.get_future().wait();
+
+  auto t0 = Clock::now();
+  server->Stop(5000);
+  auto stop_ms = MsSince(t0);
+  CHECK(stop_ms >= 200);
+  CHECK(stop_ms < 3000);
+  auto r = busy.Read(1000);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body == "done");
+  CHECK(r->header("connection") == "close");
+  CHECK(busy.WaitClosed(1000));
+  CHECK(idle.WaitClosed(1000));
+
+  // No longer accepting.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0);
+  ::close(fd);
+  server.reset();
+}
+
+TEST_CASE("http: Stop gives up on a handler that never answers", "[http]") {
+  std::mutex mu;
+  std::vector<Responder> parked;
+  std::promise<void> handler_started;
+  {
+    Server server(TestOptions());
+    server.Route("GET", "/never", [&](Request&&, Responder respond) {
+      std::lock_guard lock(mu);
+      parked.push_back(std::move(respond));
+      handler_started.set_value();
+    });
+    Start(server);
+    Client c(server.port());
+    REQUIRE(c.Send(Client::Format("GET", "/never")));
+    handler_started.get_future().wait();
+    auto t0 = Clock::now();
+    server.Stop(100);
+    CHECK(MsSince(t0) < 2000);
+    CHECK(c.WaitClosed(1000));
+  }
+  // The Server is gone; answering now must be harmless.
+  std::lock_guard lock(mu);
+  REQUIRE(parked.size() == 1);
+  parked[0](Text("too late"));
+  parked.clear();
+}
+
+TEST_CASE("http: Expect: 100-continue", "[http]") {
+  Server server(TestOptions());
+  server.Route("POST", "/echo", [](Request&& req, Responder respond) { respond(Text(req.body)); });
+  Start(server);
+  Client c(server.port());
+  REQUIRE(c.Send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+  auto interim = c.Read();
+  REQUIRE(interim);
+  CHECK(interim->status == 100);
+  REQUIRE(c.Send("hello"));
+  auto r = c.Read();
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body == "hello");
+}
+
+TEST_CASE("http: OnRequestDone reports route pattern, status and duration", "[http]") {
+  Server server(TestOptions());
+  std::mutex mu;
+  std::vector<std::tuple<std::string, std::string, int, double>> seen;
+  server.OnRequestDone([&](std::string_view method, std::string_view route, int status, double seconds) {
+    std::lock_guard lock(mu);
+    seen.emplace_back(std::string(method), std::string(route), status, seconds);
+  });
+  server.Route("GET", "/items/{id}", [](Request&&, Responder respond) { respond(Text("x", 201)); });
+  Start(server);
+  {
+    Client c(server.port());
+    c.Request("GET", "/items/7");
+    c.Request("GET", "/missing");
+    c.Request("POST", "/items/7", "b");
+  }
+  server.Stop(1000);
+  std::lock_guard lock(mu);
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[0] == std::make_tuple(std::string("GET"), std::string("/items/{id}"), 201, std::get<3>(seen[0])));
+  CHECK(std::get<3>(seen[0]) >= 0.0);
+  CHECK(std::get<3>(seen[0]) < 5.0);
+  CHECK(std::get<1>(seen[1]).empty());
+  CHECK(std::get<2>(seen[1]) == 404);
+  CHECK(std::get<2>(seen[2]) == 405);
+
+  // The three-argument form.
+  Server other(TestOptions());
+  std::atomic<int> statuses{0};
+  other.OnRequestDone([&](std::string_view route, int status, double) {
+    if (route == "/h") statuses += status;
+  });
+  other.Route("GET", "/h", [](Request&&, Responder respond) { respond(Text("x")); });
+  Start(other);
+  {
+    Client c(other.port());
+    c.Request("GET", "/h");
+  }
+  other.Stop(1000);
+  CHECK(statuses.load() == 200);
+}
+
+TEST_CASE("http: Swagger UI and the OpenAPI document are served", "[http]") {
+  Server server(TestOptions());
+  Start(server);
+  Client c(server.port());
+
+  auto r = c.Request("GET", "/swagger-ui");
+  CHECK(r.status == 303);
+  CHECK(r.header("location") == "/swagger-ui/");
+
+  r = c.Request("GET", "/swagger-ui/");
+  CHECK(r.status == 200);
+  CHECK(r.header("content-type").rfind("text/html", 0) == 0);
+  for (const char* needle : {"./swagger-ui.css", "./swagger-ui-bundle.js", "./swagger-ui-standalone-preset.js",
+                             "/api-docs/openapi.json"}) {
+    INFO(needle);
+    CHECK(r.body.find(needle) != std::string::npos);
+  }
+  CHECK(c.Request("GET", "/swagger-ui/index.html").body == r.body);
+
+  r = c.Request("GET", "/swagger-ui/swagger-ui-bundle.js");
+  CHECK(r.status == 200);
+  CHECK(r.header("content-type").rfind("text/javascript", 0) == 0);
+  CHECK(r.body.size() > 500000);
+  CHECK(r.body.find("SwaggerUIBundle") != std::string::npos);
+  r = c.Request("GET", "/swagger-ui/swagger-ui-standalone-preset.js");
+  CHECK(r.status == 200);
+  CHECK(r.header("content-type").rfind("text/javascript", 0) == 0);
+  r = c.Request("GET", "/swagger-ui/swagger-ui.css");
+  CHECK(r.status == 200);
+  CHECK(r.header("content-type").rfind("text/css", 0) == 0);
+  CHECK(r.body.find(".swagger-ui") != std::string::npos);
+  r = c.Request("GET", "/swagger-ui/favicon-32x32.png");
+  CHECK(r.header("content-type") == "image/png");
+  CHECK(r.body.rfind("\x89PNG", 0) == 0);
+  r = c.Request("GET", "/swagger-ui/LICENSE");
+  CHECK(r.header("content-type").rfind("text/plain", 0) == 0);
+  CHECK(r.body.find("Apache License") != std::string::npos);
+  CHECK(c.Request("GET", "/swagger-ui/nope.js").status == 404);
+  CHECK(c.Request("POST", "/swagger-ui/", "x").status == 405);
+
+  r = c.Request("GET", "/api-docs/openapi.json");
+  CHECK(r.status == 200);
+  CHECK(r.header("content-type") == "application/json");
+  auto doc = nlohmann::json::parse(r.body);
+  CHECK(doc.at("openapi").get<std::string>().rfind("3.0", 0) == 0);
+  const auto& paths = doc.at("paths");
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"/ingest/message", "post"}, {"/ingest/batch", "post"}, {"/ingest/status/{id}", "get"},
+      {"/health", "get"},          {"/ready", "get"},         {"/stats", "get"},
+      {"/metrics", "get"},         {"/api-docs/openapi.json", "get"}, {"/swagger-ui", "get"},
+      {"/swagger-ui/", "get"}};
+  for (const auto& [path, method] : expected) {
+    INFO(path);
+    REQUIRE(paths.contains(path));
+    CHECK(paths.at(path).contains(method));
+  }
+  CHECK(doc.at("components").at("securitySchemes").at("bearerAuth").at("scheme") == "bearer");
+  for (const char* p : {"/ingest/message", "/ingest/batch"}) {
+    INFO(p);
+    const auto& op = paths.at(p).at("post");
+    CHECK(op.at("security").at(0).contains("bearerAuth"));
+    for (const char* code : {"202", "400", "401", "404", "413", "415", "503"}) {
+      INFO(code);
+      CHECK(op.at("responses").contains(code));
+    }
+  }
+  CHECK(paths.at("/ingest/batch").at("post").at("requestBody").at("content").contains("application/x-ndjson"));
+  CHECK(paths.at("/metrics").at("get").at("responses").at("200").at("content").contains("text/plain; version=0.0.4"));
+  bool has_idempotency_key = false;
+  for (const auto& p : paths.at("/ingest/message").at("post").at("parameters")) {
+    std::string ref = p.value("$ref", "");
+    if (ref.find("IdempotencyKey") != std::string::npos) has_idempotency_key = true;
+  }
+  CHECK(has_idempotency_key);
+
+  // Without the docs.
+  ServerOptions o = TestOptions();
+  o.serve_api_docs = false;
+  Server bare(o);
+  Start(bare);
+  Client b(bare.port());
+  CHECK(b.Request("GET", "/swagger-ui/").status == 404);
+  CHECK(b.Request("GET", "/api-docs/openapi.json").status == 404);
+}
+
+TEST_CASE("http: many concurrent connections", "[http]") {
+  Server server(TestOptions());
+  std::atomic<int> handled{0};
+  server.Route("POST", "/count", [&](Request&& req, Responder respond) {
+    ++handled;
+    respond(Text(req.body));
+  });
+  Start(server);
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&, t] {
+      try {
+        Client c(server.port());
+        for (int i = 0; i < 200; ++i) {
+          std::string body = std::to_string(t) + ":" + std::to_string(i);
+          if (!c.Send(Client::Format("POST", "/count", body))) return;
+          auto r = c.Read();
+          if (r && r->status == 200 && r->body == body) ++ok;
+        }
+      } catch (const std::exception&) {
+        // Counted as missing answers below.
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  CHECK(ok.load() == 1600);
+  CHECK(handled.load() == 1600);
+}
