@@ -27,6 +27,15 @@ std::string DatabaseUrl() {
   return {};
 }
 
+std::string NatsUrl() {
+  for (const char* name : {"NOMNOM_TEST_NATS_URL", "NATS_URL"}) {
+    const char* v = std::getenv(name);
+    if (v != nullptr && *v != '\0') return v;
+  }
+  FAIL("integration tests need NOMNOM_TEST_NATS_URL or NATS_URL (scripts/test.sh sets it)");
+  return {};
+}
+
 std::unique_ptr<PgConnection> Connect() {
   auto conn = PgConnection::Connect(DatabaseUrl(), "nomnom-tests");
   if (!conn.ok()) FAIL(conn.status().message());

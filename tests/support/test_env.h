@@ -16,6 +16,9 @@ namespace nomnom::testing {
 // The PostgreSQL the integration tests use: NOMNOM_TEST_DATABASE_URL, else
 // DATABASE_URL. Fails the current test (Catch2 FAIL) when neither is set.
 std::string DatabaseUrl();
+// The nats-server (with JetStream) the integration tests use:
+// NOMNOM_TEST_NATS_URL, else NATS_URL. Fails the current test when neither is set.
+std::string NatsUrl();
 // A connection to DatabaseUrl(); fails the test when it cannot connect.
 std::unique_ptr<PgConnection> Connect();
 // Runs sql and fails the test on error.
