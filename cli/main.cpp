@@ -21,7 +21,13 @@
 #include <string>
 #include <thread>
 
+#include <malloc.h>
+#include <signal.h>
+
+#include "core/ingest_worker.h"
+#include "core/nats_client.h"
 #include "core/pipeline.h"
+#include "core/publish_sink.h"
 #include "core/rejects.h"
 #include "core/schema.h"
 #include "core/tpch_gen.h"
@@ -53,14 +59,15 @@ void PrintError(const Status& s) { std::fprintf(stderr, "nomnom: error: %s\n", s
 // --rejects file when there is one. Thread-safe.
 class RejectReporter : public RejectSink {
  public:
-  RejectReporter(RejectSink* file, bool quiet) : file_(file), quiet_(quiet) {}
+  RejectReporter(RejectSink* file, bool quiet) : file_(file), quiet_(quiet), tty_(isatty(STDERR_FILENO) != 0) {}
   Status Write(const RejectRecord& r) override {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!quiet_ && shown_ < kMaxShown) {
         ++shown_;
-        std::fprintf(stderr, "\r\x1b[K%s:%llu: %s\n", r.file.c_str(), static_cast<unsigned long long>(r.line),
-                     r.error.c_str());
+        // On a terminal, clear the progress line first.
+        std::fprintf(stderr, "%s%s:%llu: %s\n", tty_ ? "\r\x1b[K" : "", r.file.c_str(),
+                     static_cast<unsigned long long>(r.line), r.error.c_str());
       } else {
         ++hidden_;
       }
@@ -74,6 +81,7 @@ class RejectReporter : public RejectSink {
   static constexpr int kMaxShown = 10;
   RejectSink* file_;
   bool quiet_;
+  bool tty_;
   std::mutex mu_;
   int shown_ = 0;        // guarded by mu_
   uint64_t hidden_ = 0;  // guarded by mu_
@@ -126,6 +134,37 @@ class ProgressLine {
   std::thread thread_;
 };
 
+// NATS / JetStream flags shared by `load --via-nats` and `worker`.
+struct NatsArgs {
+  JetStreamConfig js;
+  int64_t ack_wait_ms = 30000;
+};
+
+void AddNatsOptions(CLI::App* cmd, NatsArgs* a) {
+  cmd->add_option("--nats", a->js.url, "NATS server URL(s)")->envname("NATS_URL")->capture_default_str();
+  cmd->add_option("--stream", a->js.stream, "JetStream stream")->envname("NATS_STREAM")->capture_default_str();
+  cmd->add_option("--consumer", a->js.consumer, "Durable pull consumer of the workers")
+      ->envname("NATS_CONSUMER")->capture_default_str();
+  cmd->add_option("--stream-subjects", a->js.stream_subjects, "Subjects of the stream")->capture_default_str();
+  cmd->add_option("--dlq-stream", a->js.dlq_stream, "Dead-letter stream")->capture_default_str();
+  cmd->add_option("--subject-prefix", a->js.subject_prefix, "Rows are published to <prefix>.<entity>; workers read <prefix>.>")
+      ->capture_default_str();
+  cmd->add_option("--dlq-subjects", a->js.dlq_subjects, "Subjects of the dead-letter stream")->capture_default_str();
+  cmd->add_option("--dlq-subject-prefix", a->js.dlq_subject_prefix, "Dead letters go to <prefix>.<entity>")
+      ->capture_default_str();
+  cmd->add_option("--ack-wait-ms", a->ack_wait_ms, "Consumer ack wait")->envname("NOMNOM_ACK_WAIT_MS")->capture_default_str();
+}
+
+Result<std::unique_ptr<JetStreamClient>> ConnectJetStream(NatsArgs& a, const std::string& name) {
+  a.js.ack_wait_ms = a.ack_wait_ms;
+  a.js.connection_name = name;
+  a.js.filter_subject = a.js.subject_prefix + ".>";
+  auto client = JetStreamClient::Connect(a.js);
+  if (!client.ok()) return client.status();
+  if (Status s = (*client)->EnsureTopology(); !s.ok()) return s;
+  return client;
+}
+
 struct LoadArgs {
   std::vector<std::string> inputs;
   std::string db;
@@ -143,6 +182,10 @@ struct LoadArgs {
   bool strict = false;
   bool quiet = false;
   bool json = false;
+  bool via_nats = false;
+  size_t chunk_rows = 1000;
+  size_t chunk_kb = 512;
+  NatsArgs nats;
 };
 
 Result<Entity> ResolveEntity(const std::string& dir_flag, const std::string& name) {
@@ -161,7 +204,7 @@ Result<Entity> ResolveEntity(const std::string& dir_flag, const std::string& nam
   return Status::NotFound("unknown entity '" + name + "' (defined in " + *dir + ": " + known + ")");
 }
 
-int RunLoadCommand(const LoadArgs& a) {
+int RunLoadCommand(LoadArgs& a) {
   auto entity = ResolveEntity(a.entities_dir, a.entity);
   if (!entity.ok()) {
     PrintError(entity.status());
@@ -201,6 +244,22 @@ int RunLoadCommand(const LoadArgs& a) {
   opts.strict = a.strict;
   opts.rejects = &reporter;
 
+  std::unique_ptr<JetStreamClient> js;
+  auto publish_counters = std::make_shared<PublishCounters>();
+  if (a.via_nats) {
+    auto client = ConnectJetStream(a.nats, "nomnom-load");
+    if (!client.ok()) {
+      PrintError(client.status());
+      return kExitFatal;
+    }
+    js = std::move(client).value();
+    const Entity* e = &*entity;
+    opts.sink_factory = [&js, e, &a, publish_counters](int) -> Result<std::unique_ptr<RowSink>> {
+      return std::unique_ptr<RowSink>(
+          std::make_unique<PublishSink>(*js, *e, a.chunk_rows, a.chunk_kb << 10, publish_counters));
+    };
+  }
+
   LoadProgress progress;
   LoadSummary s;
   {
@@ -222,6 +281,11 @@ int RunLoadCommand(const LoadArgs& a) {
     j["skipped"] = s.skipped;
     j["rejected"] = s.rejected;
     j["bytes"] = s.bytes;
+    if (a.via_nats) {
+      j["published_rows"] = publish_counters->rows_acked.load();
+      j["published_chunks"] = publish_counters->chunks_acked.load();
+      j["stream"] = a.nats.js.stream;
+    }
     j["seconds"] = s.seconds;
     j["rows_per_second"] = rate;
     std::printf("%s\n", j.dump().c_str());
@@ -230,7 +294,13 @@ int RunLoadCommand(const LoadArgs& a) {
       std::fprintf(stderr, "nomnom: %s more rejected rows not shown%s\n", Thousands(reporter.hidden()).c_str(),
                    a.rejects.empty() ? " (use --rejects FILE to keep them all)" : "");
     }
-    std::printf("nomnom: %s %s into %s (on-conflict %s)\n", s.status.ok() ? "loaded" : "stopped loading",
+    if (a.via_nats) {
+      std::printf("nomnom: published %s rows of %s in %s chunks to JetStream stream %s (subject %s)\n",
+                  Thousands(publish_counters->rows_acked.load()).c_str(), entity->name.c_str(),
+                  Thousands(publish_counters->chunks_acked.load()).c_str(), a.nats.js.stream.c_str(),
+                  js ? js->EntitySubject(entity->name).c_str() : "?");
+    }
+    std::printf("nomnom: %s %s into %s (on-conflict %s)\n", s.status.ok() ? (a.via_nats ? "validated" : "loaded") : "stopped loading",
                 a.inputs.size() == 1 ? a.inputs[0].c_str() : (std::to_string(a.inputs.size()) + " inputs").c_str(),
                 s.table.c_str(), std::string(ConflictModeName(*mode)).c_str());
     std::printf("  rows read  %15s\n  inserted   %15s\n  updated    %15s\n  skipped    %15s\n  rejected   %15s\n",
@@ -285,13 +355,97 @@ int RunGenCommand(const GenArgs& a) {
   return kExitOk;
 }
 
+struct WorkerArgs {
+  std::string db;
+  std::string entities_dir;
+  std::string on_conflict = "nothing";
+  int threads = 1;
+  bool json = false;
+  WorkerOptions opts;
+  NatsArgs nats;
+};
+
+int RunWorkerCommand(WorkerArgs& a) {
+  auto dir = ResolveEntityDir(a.entities_dir);
+  if (!dir.ok()) {
+    PrintError(dir.status());
+    return kExitFatal;
+  }
+  auto entities = LoadEntityDir(*dir);
+  if (!entities.ok()) {
+    PrintError(entities.status());
+    return kExitFatal;
+  }
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  a.nats.js.max_deliver = a.opts.max_deliver;
+  auto js = ConnectJetStream(a.nats, "nomnom-worker");
+  if (!js.ok()) {
+    PrintError(js.status());
+    return kExitFatal;
+  }
+  a.opts.conninfo = a.db;
+  a.opts.mode = *ParseConflictMode(a.on_conflict);
+  std::vector<std::unique_ptr<IngestWorker>> workers;
+  std::vector<std::thread> threads;
+  std::atomic<int> running{a.threads};
+  std::atomic<bool> failed{false};
+  for (int i = 0; i < a.threads; ++i) {
+    WorkerOptions o = a.opts;
+    o.worker_name = "worker-" + std::to_string(i);
+    workers.push_back(std::make_unique<IngestWorker>(**js, *entities, o));
+    threads.emplace_back([w = workers.back().get(), &running, &failed] {
+      if (Status s = w->Run(); !s.ok()) {
+        PrintError(s);
+        failed = true;
+      }
+      if (running.fetch_sub(1) == 1) kill(getpid(), SIGTERM);  // all done (idle exit): wake the main thread
+    });
+  }
+  std::fprintf(stderr, "nomnom worker: %d thread(s) draining %s/%s into PostgreSQL\n", a.threads,
+               a.nats.js.stream.c_str(), a.nats.js.consumer.c_str());
+  int sig = 0;
+  sigwait(&signals, &sig);
+  for (auto& w : workers) w->Stop();
+  for (auto& t : threads) t.join();
+  uint64_t msgs = 0, rows = 0, dead_rows = 0, dead_msgs = 0, dups = 0;
+  for (const auto& w : workers) {
+    msgs += w->counters().messages_committed.load();
+    rows += w->counters().rows_committed.load();
+    dead_rows += w->counters().rows_dead.load();
+    dead_msgs += w->counters().messages_dead.load();
+    dups += w->counters().duplicates_skipped.load();
+  }
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["messages_committed"] = msgs;
+    j["rows_committed"] = rows;
+    j["rows_dead"] = dead_rows;
+    j["messages_dead"] = dead_msgs;
+    j["redeliveries_skipped"] = dups;
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("nomnom worker: committed %s rows in %s messages; dead letters: %s rows, %s messages\n",
+                Thousands(rows).c_str(), Thousands(msgs).c_str(), Thousands(dead_rows).c_str(),
+                Thousands(dead_msgs).c_str());
+  }
+  return failed ? kExitFatal : kExitOk;
+}
+
 int RunSchemaCommand(const std::string& dir, const std::string& name, const std::string& table) {
   auto entity = ResolveEntity(dir, name);
   if (!entity.ok()) {
     PrintError(entity.status());
     return kExitFatal;
   }
-  if (!table.empty()) entity->table = table;
+  if (!table.empty()) {
+    const auto dot = table.find('.');
+    entity->table_schema = dot == std::string::npos ? "" : table.substr(0, dot);
+    entity->table = dot == std::string::npos ? table : table.substr(dot + 1);
+  }
   std::printf("-- entity %s (%s)\n%s;\n", entity->name.c_str(), entity->source_file.c_str(),
               entity->CreateTableSql().c_str());
   return kExitOk;
@@ -335,6 +489,13 @@ int Main(int argc, char** argv) {
   load_cmd->add_flag("--strict", load.strict, "Reject objects with fields the entity does not define");
   load_cmd->add_flag("-q,--quiet", load.quiet, "No progress, no summary");
   load_cmd->add_flag("--json", load.json, "Print the summary as one JSON object");
+  load_cmd->add_flag("--via-nats", load.via_nats,
+                     "Publish the validated rows to NATS JetStream for the workers instead of writing PostgreSQL");
+  load_cmd->add_option("--chunk-rows", load.chunk_rows, "With --via-nats: rows per chunk message")->capture_default_str();
+  load_cmd->add_option("--chunk-kb", load.chunk_kb, "With --via-nats: KB per chunk message (JetStream's max payload is 1 MB)")
+      ->check(CLI::Range(size_t{1}, size_t{65536}))
+      ->capture_default_str();
+  AddNatsOptions(load_cmd, &load.nats);
 
   GenArgs gen;
   CLI::App* gen_cmd = app.add_subcommand("gen", "Generate test data");
@@ -348,6 +509,36 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"ndjson", "csv"}))
       ->capture_default_str();
   orders_cmd->add_option("-o,--output", gen.output, "Output file (- for stdout)")->capture_default_str();
+
+  WorkerArgs worker;
+  CLI::App* worker_cmd = app.add_subcommand("worker", "Drain NATS JetStream into PostgreSQL until SIGTERM/SIGINT");
+  worker_cmd->add_option("--db", worker.db, "PostgreSQL URL or conninfo")->envname("DATABASE_URL");
+  worker_cmd->add_option("--entities", worker.entities_dir, "Directory of entity YAML files")->envname("NOMNOM_ENTITIES");
+  worker_cmd->add_option("--threads", worker.threads, "Worker threads (each its own fetches and connection)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  worker_cmd->add_option("--fetch-batch", worker.opts.fetch_messages, "Messages per fetch")
+      ->envname("NOMNOM_FETCH_BATCH")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  worker_cmd->add_option("--fetch-max-bytes", worker.opts.fetch_max_bytes, "Bytes per fetch (0: no limit)")
+      ->envname("NOMNOM_FETCH_MAX_BYTES")
+      ->capture_default_str();
+  worker_cmd->add_option("--fetch-wait-ms", worker.opts.fetch_wait_ms, "How long a fetch waits for messages")
+      ->envname("NOMNOM_FETCH_WAIT_MS")
+      ->capture_default_str();
+  worker_cmd->add_option("--max-deliver", worker.opts.max_deliver, "Deliveries before a chunk is dead-lettered")
+      ->envname("NOMNOM_MAX_DELIVER")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  worker_cmd->add_option("--on-conflict", worker.on_conflict, "nothing (as the seed), update or error")
+      ->check(CLI::IsMember({"error", "nothing", "update"}))
+      ->capture_default_str();
+  worker_cmd->add_option("--idle-exit-ms", worker.opts.idle_exit_ms,
+                         "Exit after this many ms without messages (0: run until signalled)")
+      ->capture_default_str();
+  worker_cmd->add_flag("--json", worker.json, "Print the final counts as one JSON object");
+  AddNatsOptions(worker_cmd, &worker.nats);
 
   std::string schema_entity, schema_dir, schema_table;
   CLI::App* schema_cmd = app.add_subcommand("schema", "Print the CREATE TABLE statement for an entity");
@@ -364,6 +555,7 @@ int Main(int argc, char** argv) {
   if (load_cmd->parsed()) return RunLoadCommand(load);
   if (orders_cmd->parsed()) return RunGenCommand(gen);
   if (schema_cmd->parsed()) return RunSchemaCommand(schema_dir, schema_entity, schema_table);
+  if (worker_cmd->parsed()) return RunWorkerCommand(worker);
   return kExitUsage;
 }
 
@@ -371,6 +563,11 @@ int Main(int argc, char** argv) {
 }  // namespace nomnom
 
 int main(int argc, char** argv) {
+  // Chunk and batch buffers are megabytes each and move between threads. With
+  // glibc's dynamic mmap threshold they end up in per-thread heap arenas and
+  // fragment them, so RSS creeps up with the input size; a fixed threshold
+  // keeps every large buffer in its own mapping, returned on free.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   try {
     return nomnom::Main(argc, argv);
   } catch (const std::exception& e) {

@@ -118,7 +118,8 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& c
 Status PgConnection::ConfigureSession(PGconn* conn) {
   // Make sure output that we parse is stable regardless of server defaults.
   PGresult* r = PQexec(conn, "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, YMD'; "
-                             "SET extra_float_digits = 3; SET TimeZone = 'UTC'");
+                             "SET extra_float_digits = 3; SET TimeZone = 'UTC'; "
+                             "SET client_min_messages = 'warning'");
   const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
   PQclear(r);
   if (!ok) return Status::Database("cannot configure the PostgreSQL session: " + TrimTrailingNewlines(PQerrorMessage(conn)));

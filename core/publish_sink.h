@@ -1,0 +1,49 @@
+// PublishSink: a RowSink that publishes validated rows to JetStream as chunk
+// messages (core/ingest_format.h) for the workers, instead of writing
+// PostgreSQL: `nomnom load --via-nats`. Each chunk is its own batch (a UUID),
+// at most max_rows rows and max_bytes bytes. Publishing is asynchronous and
+// bounded by the client's in-flight limit; Finish() waits for every
+// acknowledgement and fails if any chunk was not stored.
+//
+// Thread-safety: one PublishSink per sink thread; the JetStreamClient is
+// shared and must outlive it.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/nats_client.h"
+#include "core/row_sink.h"
+#include "core/schema.h"
+
+namespace nomnom {
+
+struct PublishCounters {
+  std::atomic<uint64_t> chunks_acked{0};
+  std::atomic<uint64_t> rows_acked{0};
+  std::atomic<uint64_t> duplicates{0};
+  std::atomic<uint64_t> failures{0};
+  std::mutex mu;
+  std::string first_error;  // guarded by mu
+};
+
+class PublishSink : public RowSink {
+ public:
+  PublishSink(JetStreamClient& js, const Entity& entity, size_t max_rows, size_t max_bytes,
+              std::shared_ptr<PublishCounters> counters);
+  Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) override;
+  Status Finish() override;
+
+ private:
+  void Publish(std::string body, uint32_t rows);
+
+  JetStreamClient& js_;
+  const Entity& entity_;
+  size_t max_rows_;
+  size_t max_bytes_;
+  std::shared_ptr<PublishCounters> counters_;
+};
+
+}  // namespace nomnom
