@@ -448,6 +448,11 @@ Status IngestWorker::Run() {
     if (conn.ok()) {
       meta_conn_ = std::move(conn).value();
       if (Status s = EnsureBookkeepingTables(*meta_conn_); !s.ok()) return s;
+      // Like the seed's worker, create the entities' tables on startup (a
+      // mismatching existing table is reported now, and again per message).
+      for (const Entity& e : entities_) {
+        if (auto st = StateFor(e.name); !st.ok()) Log(options_.worker_name, st.status().message());
+      }
       break;
     }
     Log(options_.worker_name, conn.status().message() + " (retrying)");
