@@ -225,9 +225,8 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
       p = nl + 1;
       ++line_no;
       if (line.empty()) continue;
-      uint64_t hash = 0;
       const size_t start = part->tuples.size();
-      if (!es.encoder->Encode(line, readable, &part->tuples, &hash, &error)) {
+      if (!es.encoder->Encode(line, readable, &part->tuples, nullptr, &error)) {
         dead_rows.push_back(DeadRow{i, line_no, error, std::string(line)});
         continue;
       }

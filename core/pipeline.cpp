@@ -164,7 +164,7 @@ void Load::ParserMain() {
       ByteBuffer* out = hash_routing_ ? &scratch : &target->tuples;
       if (hash_routing_) scratch.clear();
       const size_t start = out->size();
-      if (!encoder.Encode(line, readable, out, &key_hash, &error)) {
+      if (!encoder.Encode(line, readable, out, hash_routing_ ? &key_hash : nullptr, &error)) {
         std::string_view raw = line;
         if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
         Reject(task.source, this_line, raw, std::move(error));

@@ -1,6 +1,9 @@
 #include "core/row_encoder.h"
 
 #include <cmath>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <cstring>
 #include <functional>
 
@@ -93,6 +96,31 @@ IntegralParse ParseIntegralNumber(std::string_view t, int64_t* out) {
   return IntegralParse::kOk;
 }
 
+// True when s contains '\\' or a NUL byte. May read up to 15 bytes past the
+// end of s: callers guarantee kChunkPadding readable bytes after every line.
+inline bool HasBackslashOrNul(std::string_view s) {
+#ifdef __SSE2__
+  const __m128i backslash = _mm_set1_epi8('\\');
+  const __m128i zero = _mm_setzero_si128();
+  const char* p = s.data();
+  size_t left = s.size();
+  while (left > 0) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    unsigned mask = static_cast<unsigned>(
+        _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, backslash), _mm_cmpeq_epi8(v, zero))));
+    if (left < 16) mask &= (1u << left) - 1;
+    if (mask != 0) return true;
+    p += 16;
+    left = left < 16 ? 0 : left - 16;
+  }
+  return false;
+#else
+  bool found = false;
+  for (char c : s) found |= (c == '\\') | (c == '\0');
+  return found;
+#endif
+}
+
 // Quotes a short excerpt of a value for an error message.
 std::string Excerpt(std::string_view s) {
   constexpr size_t kMax = 40;
@@ -103,16 +131,42 @@ std::string Excerpt(std::string_view s) {
 }  // namespace
 
 RowEncoder::RowEncoder(const Entity& entity, RowEncoderOptions options)
-    : entity_(entity), options_(options), slots_(entity.fields.size()) {}
+    : entity_(entity), options_(options), slots_(entity.fields.size()), key_patterns_(entity.fields.size()) {
+  for (size_t i = 0; i < entity.fields.size(); ++i) {
+    const std::string& name = entity.fields[i].name;
+    KeyPattern& k = key_patterns_[i];
+    if (name.size() < sizeof k.bytes) {  // name + closing quote fit: compare with one SIMD load
+      std::memcpy(k.bytes, name.data(), name.size());
+      k.bytes[name.size()] = '"';
+      k.mask = (1u << (name.size() + 1)) - 1;
+    }
+  }
+}
+
+bool RowEncoder::KeyEquals(const char* raw, size_t i) const {
+  const KeyPattern& k = key_patterns_[i];
+#ifdef __SSE2__
+  if (k.mask != 0) {
+    // The key, its closing quote and the bytes after it are inside the padded
+    // line, so a 16-byte load is safe.
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(raw));
+    const __m128i want = _mm_loadu_si128(reinterpret_cast<const __m128i*>(k.bytes));
+    const unsigned eq = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, want)));
+    return (eq & k.mask) == k.mask;
+  }
+#endif
+  const std::string& name = entity_.fields[i].name;
+  return std::memcmp(raw, name.data(), name.size()) == 0 && raw[name.size()] == '"';
+}
 
 int RowEncoder::Lookup(od::field& field, std::string* unknown_name) {
   const auto& fields = entity_.fields;
   const int n = static_cast<int>(fields.size());
-  simdjson::ondemand::raw_json_string key = field.key();
+  const char* raw = field.key().raw();
   // Fast path: the field that followed the previous one last time.
-  if (next_guess_ < n && key.unsafe_is_equal(fields[static_cast<size_t>(next_guess_)].name)) return next_guess_++;
+  if (next_guess_ < n && KeyEquals(raw, static_cast<size_t>(next_guess_))) return next_guess_++;
   for (int i = 0; i < n; ++i) {
-    if (key.unsafe_is_equal(fields[static_cast<size_t>(i)].name)) {
+    if (KeyEquals(raw, static_cast<size_t>(i))) {
       next_guess_ = i + 1;
       return i;
     }
@@ -130,7 +184,7 @@ int RowEncoder::Lookup(od::field& field, std::string* unknown_name) {
   return -1;
 }
 
-bool RowEncoder::DecodeValue(size_t index, od::value value, std::string* error) {
+bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error) {
   const Field& f = entity_.fields[index];
   Slot& slot = slots_[index];
   od::json_type type;
@@ -162,7 +216,7 @@ bool RowEncoder::DecodeValue(size_t index, od::value value, std::string* error) 
       bool special = s.size() < 2 || s.back() != '"';
       if (!special) {
         s = s.substr(1, s.size() - 2);
-        for (char c : s) special |= (c == '\\') | (c == '\0');  // no early exit: vectorizes
+        special = HasBackslashOrNul(s);
       }
       if (special) {
         if (auto err = value.get_string().get(s); err) {
@@ -288,6 +342,10 @@ bool RowEncoder::DecodeValue(size_t index, od::value value, std::string* error) 
 
 bool RowEncoder::WriteTuple(ByteBuffer* out, uint64_t* key_hash, std::string* error) {
   const auto& fields = entity_.fields;
+  // One capacity check for the whole tuple (numerics may still grow it).
+  size_t bound = 2;
+  for (size_t i = 0; i < fields.size(); ++i) bound += 4 + 9 + slots_[i].s.size();
+  out->Grow(bound);
   pg::AppendTupleStart(*out, static_cast<int16_t>(fields.size()));
   for (size_t i = 0; i < fields.size(); ++i) {
     const Slot& s = slots_[i];
@@ -314,6 +372,7 @@ bool RowEncoder::WriteTuple(ByteBuffer* out, uint64_t* key_hash, std::string* er
       case FieldType::kJson: pg::AppendJsonbField(*out, s.s); break;
     }
   }
+  if (key_hash == nullptr) return true;
   uint64_t h = 0;
   for (size_t k : entity_.key_fields) {
     const Slot& s = slots_[k];
@@ -356,11 +415,12 @@ bool RowEncoder::Encode(std::string_view line, size_t readable, ByteBuffer* out,
   for (Slot& s : slots_) s.state = Slot::State::kMissing;
   next_guess_ = 0;
   for (auto field_result : obj) {
-    od::field field;
-    if (auto err = std::move(field_result).get(field); err) {
+    if (auto err = field_result.error(); err) {
       *error = SyntaxError(err);
       return false;
     }
+    // By reference: copying the field out costs a store-forwarding stall.
+    od::field& field = field_result.value_unsafe();
     scratch_.clear();
     const int idx = Lookup(field, &scratch_);
     if (idx == -2) {

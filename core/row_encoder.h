@@ -33,8 +33,8 @@ class RowEncoder {
   RowEncoder(const Entity& entity, RowEncoderOptions options);
 
   // Appends the tuple for `line` (without its newline) to *out and returns
-  // true, setting *key_hash to a hash of the unicity fields' values (0 when the
-  // entity has none). `readable` is how many bytes starting at line.data() may
+  // true, setting *key_hash (unless null) to a hash of the unicity fields'
+  // values (0 when the entity has none). `readable` is how many bytes starting at line.data() may
   // be read (>= line.size() + kChunkPadding). On rejection returns false, sets
   // *error to a readable reason naming the field, and leaves *out unchanged.
   bool Encode(std::string_view line, size_t readable, ByteBuffer* out, uint64_t* key_hash, std::string* error);
@@ -51,14 +51,21 @@ class RowEncoder {
     std::string_view s;      // String, Decimal (number text), Json (raw text)
   };
 
+  // A field name and its closing quote, for one 16-byte comparison.
+  struct KeyPattern {
+    char bytes[16] = {};
+    unsigned mask = 0;  // 0: name too long, compare with memcmp
+  };
+  bool KeyEquals(const char* raw_key, size_t field) const;
   int Lookup(simdjson::ondemand::field& field, std::string* unknown_name);
-  bool DecodeValue(size_t index, simdjson::ondemand::value value, std::string* error);
+  bool DecodeValue(size_t index, simdjson::ondemand::value& value, std::string* error);
   bool WriteTuple(ByteBuffer* out, uint64_t* key_hash, std::string* error);
 
   const Entity& entity_;
   RowEncoderOptions options_;
   simdjson::ondemand::parser parser_;
   std::vector<Slot> slots_;
+  std::vector<KeyPattern> key_patterns_;
   int next_guess_ = 0;  // fields usually arrive in the same order line after line
   std::string scratch_;
 };

@@ -310,9 +310,8 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
   body.append(kChunkPadding, ' ');
   std::string_view text(body.data(), size);
   ByteBuffer scratch;
-  uint64_t hash;
   std::string error;
-  if (!EncoderFor(*e).Encode(text, body.size(), &scratch, &hash, &error)) {
+  if (!EncoderFor(*e).Encode(text, body.size(), &scratch, nullptr, &error)) {
     messages_rejected_.Inc();
     rows_rejected_.Inc();
     respond(Error(400, error));
@@ -423,9 +422,8 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
     p = nl + 1;
     ++line_no;
     if (raw.empty() || IsBlank(raw)) continue;
-    uint64_t hash;
-    scratch.clear();
-    if (!encoder.Encode(raw, readable, &scratch, &hash, &error)) {
+      scratch.clear();
+    if (!encoder.Encode(raw, readable, &scratch, nullptr, &error)) {
       ++rejected;
       if (errors.size() < config_.max_errors_reported) errors.push_back({{"line", line_no}, {"error", error}});
       continue;
