@@ -15,21 +15,9 @@ using namespace nomnom::testing;
 
 namespace {
 
-JetStreamConfig WorkerTestConfig(int64_t duplicate_window_ms = 2 * 60 * 1000) {
-  JetStreamConfig c;
-  c.url = NatsUrl();
-  const std::string base = UniqueName("nnw");
-  c.stream = base + "_MAIN";
-  c.stream_subjects = base + ".>";
-  c.subject_prefix = base + ".ingest";
-  c.filter_subject = base + ".ingest.>";
-  c.consumer = base + "_workers";
-  c.dlq_stream = base + "_DLQ";
-  c.dlq_subjects = base + "_dlq.>";
-  c.dlq_subject_prefix = base + "_dlq";
-  c.max_bytes = 64LL << 20;
+JetStreamConfig WorkerTestConfig(int64_t duplicate_window_ms) {
+  JetStreamConfig c = UniqueJetStreamConfig("nnw");
   c.duplicate_window_ms = duplicate_window_ms;
-  c.ack_wait_ms = 5000;
   return c;
 }
 

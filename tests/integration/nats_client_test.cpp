@@ -34,27 +34,7 @@ int64_t MillisSince(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
 }
 
-// A configuration whose names and subjects belong to this test only.
-JetStreamConfig TestConfig() {
-  JetStreamConfig c;
-  c.url = NatsUrl();
-  c.connection_name = "nomnom-tests";
-  std::string base = UniqueName("nnjs");
-  c.stream = base + "_MAIN";
-  c.stream_subjects = base + ".>";
-  c.subject_prefix = base + ".ingest";
-  c.filter_subject = base + ".ingest.>";
-  c.consumer = base + "_workers";
-  c.dlq_stream = base + "_DLQ";
-  c.dlq_subjects = base + "_dlq.>";
-  c.dlq_subject_prefix = base + "_dlq";
-  c.max_age_ms = 3600 * 1000;
-  c.max_bytes = 64LL << 20;  // streams reserve max_bytes from the server's storage
-  c.ack_wait_ms = 5000;
-  c.publish_timeout_ms = 3000;
-  c.api_timeout_ms = 3000;
-  return c;
-}
+JetStreamConfig TestConfig() { return UniqueJetStreamConfig("nnjs"); }
 
 std::unique_ptr<JetStreamClient> MustConnect(const JetStreamConfig& c) {
   auto client = JetStreamClient::Connect(c);

@@ -36,6 +36,27 @@ std::string NatsUrl() {
   return {};
 }
 
+JetStreamConfig UniqueJetStreamConfig(std::string_view prefix) {
+  JetStreamConfig c;
+  c.url = NatsUrl();
+  c.connection_name = "nomnom-tests";
+  const std::string base = UniqueName(prefix);
+  c.stream = base + "_MAIN";
+  c.stream_subjects = base + ".>";
+  c.subject_prefix = base + ".ingest";
+  c.filter_subject = base + ".ingest.>";
+  c.consumer = base + "_workers";
+  c.dlq_stream = base + "_DLQ";
+  c.dlq_subjects = base + "_dlq.>";
+  c.dlq_subject_prefix = base + "_dlq";
+  c.max_age_ms = 3600 * 1000;
+  c.max_bytes = 64LL << 20;  // streams reserve max_bytes from the server's storage
+  c.ack_wait_ms = 5000;
+  c.publish_timeout_ms = 3000;
+  c.api_timeout_ms = 3000;
+  return c;
+}
+
 std::unique_ptr<PgConnection> Connect() {
   auto conn = PgConnection::Connect(DatabaseUrl(), "nomnom-tests");
   if (!conn.ok()) FAIL(conn.status().message());

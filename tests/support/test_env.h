@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/nats_client.h"
 #include "core/pg_connection.h"
 
 namespace nomnom::testing {
@@ -19,6 +20,10 @@ std::string DatabaseUrl();
 // The nats-server (with JetStream) the integration tests use:
 // NOMNOM_TEST_NATS_URL, else NATS_URL. Fails the current test when neither is set.
 std::string NatsUrl();
+// A JetStream configuration whose streams, consumer and subjects belong to the
+// calling test only (names from UniqueName(prefix)), on NatsUrl(), with small
+// limits and short timeouts.
+JetStreamConfig UniqueJetStreamConfig(std::string_view prefix);
 // A connection to DatabaseUrl(); fails the test when it cannot connect.
 std::unique_ptr<PgConnection> Connect();
 // Runs sql and fails the test on error.
