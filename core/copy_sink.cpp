@@ -98,6 +98,7 @@ Status CopySink::Prepare() {
     }
   }
   copy_sql_ = "COPY " + stage + " (" + cols + ") FROM STDIN (FORMAT binary)";
+  direct_copy_sql_ = "COPY " + target + " (" + cols + ") FROM STDIN (FORMAT binary)";
   const std::string keys = KeyColumnList(entity_);
   if (mode_ == ConflictMode::kNothing) {
     merge_sql_ = "INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + " ON CONFLICT (" + keys +
@@ -152,6 +153,25 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
   Slices(lo, hi, &slices_);
   const uint64_t rows = hi - lo;
   uint64_t copied = 0;
+  if (mode_ != ConflictMode::kError && whole_batch && optimistic_) {
+    // Optimistic path: while no key of this load has conflicted yet, COPY the
+    // batch straight into the target. If no row conflicts, the outcome is the
+    // merge's (every row inserted) at the cost of a plain COPY. A unique
+    // violation (an existing key, or one repeated in the batch) rolls it back
+    // and switches this connection to the staging merge for good; any other
+    // error rolls it back and lets the staging path isolate the bad rows.
+    if (auto err = conn_->TryExec("SAVEPOINT nomnom_direct")) return err;
+    auto err = conn_->CopyIn(direct_copy_sql_, slices_, &copied);
+    if (!err) {
+      if (auto e = conn_->TryExec("RELEASE SAVEPOINT nomnom_direct")) return e;
+      result->inserted += copied;
+      return std::nullopt;
+    }
+    if (err->connection_lost) return err;
+    if (auto e = conn_->TryExec("ROLLBACK TO SAVEPOINT nomnom_direct; RELEASE SAVEPOINT nomnom_direct")) return e;
+    if (err->sqlstate == "23505") optimistic_ = false;
+    copied = 0;
+  }
   if (auto err = conn_->CopyIn(copy_sql_, slices_, &copied)) {
     const size_t line = CopyLineFromContext(err->context);
     if (line >= 1 && line <= rows) *bad_row = lo + line - 1;

@@ -8,6 +8,10 @@
 //    passes (the k-th occurrence of every key in pass k), so duplicates never
 //    fail it, every row is checked, and the last row in the input wins.
 //
+// kNothing/kUpdate first try each batch optimistically: a plain COPY into the
+// target, which gives the same result as the merge when no key conflicts. The
+// first unique violation switches the connection to the staging merge.
+//
 // A batch is one transaction. When it fails on a row PostgreSQL rejects
 // (SQLSTATE class 22 or 23: bad data, CHECK, foreign key, unique violation),
 // the failing part is rolled back to a savepoint and split until the failing
@@ -117,6 +121,8 @@ class CopySink {
   ConflictMode mode_;
   std::string copy_sql_;
   std::string merge_sql_;
+  std::string direct_copy_sql_;  // kNothing/kUpdate: the optimistic COPY into the target
+  bool optimistic_ = true;       // no key conflict seen yet on this connection
   std::string max_dup_sql_;     // kUpdate: most occurrences of one key in the staging table
   std::string merge_pass_sql_;  // kUpdate: merge the $1-th occurrence of every key
   // The batch being written: parts and the first global row index of each.
