@@ -27,7 +27,6 @@ using nomnom::StatusCode;
 using nomnom::testing::ReadFile;
 using nomnom::testing::TempDir;
 
-constexpr uint64_t kUnlimited = uint64_t{1} << 40;
 
 struct NumberedLine {
   uint64_t number = 0;
