@@ -15,7 +15,7 @@ packages=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --bench) packages+=(wrk time pgloader shellcheck) ;;
+    --bench) packages+=(wrk time pgloader shellcheck jq) ;;
     -h|--help) nn_usage ;;
     *) nn_die "unknown argument: $arg" ;;
   esac
