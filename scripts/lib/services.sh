@@ -113,7 +113,7 @@ nn_start_nats() {
       kill -0 "$NN_NATS_PID" 2>/dev/null || break
       sleep 0.1
     done
-    kill "$NN_NATS_PID" 2>/dev/null; wait "$NN_NATS_PID" 2>/dev/null
+    kill "$NN_NATS_PID" 2>/dev/null || true; wait "$NN_NATS_PID" 2>/dev/null || true  # it may have died (port taken); set -e callers
   done
   nn_log "nats-server failed to start; log follows"
   cat "$dir/server.log" >&2
