@@ -16,7 +16,7 @@ set -eEuo pipefail
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 E2E_ROOT=$(cd "$E2E_DIR/../.." && pwd)
-# shellcheck source=../../scripts/lib/services.sh
+# shellcheck source=../../scripts/lib/services.sh source-path=SCRIPTDIR
 source "$E2E_ROOT/scripts/lib/services.sh"
 
 E2E_NAME=$(basename "$0" .sh)
