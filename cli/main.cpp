@@ -267,6 +267,10 @@ int RunLoadCommand(LoadArgs& a) {
     if (!a.quiet && isatty(STDERR_FILENO)) line = std::make_unique<ProgressLine>(progress);
     s = RunLoad(*entity, opts, &progress);
   }
+  if (a.via_nats) {
+    // Nothing was written to PostgreSQL: the rows were published (counted below).
+    s.inserted = s.updated = s.skipped = 0;
+  }
   const double rate = s.seconds > 0 ? static_cast<double>(s.rows_read) / s.seconds : 0;
   if (a.json) {
     nlohmann::ordered_json j;
@@ -300,9 +304,9 @@ int RunLoadCommand(LoadArgs& a) {
                   Thousands(publish_counters->chunks_acked.load()).c_str(), a.nats.js.stream.c_str(),
                   js ? js->EntitySubject(entity->name).c_str() : "?");
     }
-    std::printf("nomnom: %s %s into %s (on-conflict %s)\n", s.status.ok() ? (a.via_nats ? "validated" : "loaded") : "stopped loading",
+    std::printf("nomnom: %s %s %s %s (on-conflict %s)\n", s.status.ok() ? (a.via_nats ? "validated" : "loaded") : "stopped loading",
                 a.inputs.size() == 1 ? a.inputs[0].c_str() : (std::to_string(a.inputs.size()) + " inputs").c_str(),
-                s.table.c_str(), std::string(ConflictModeName(*mode)).c_str());
+                a.via_nats ? "for" : "into", s.table.c_str(), std::string(ConflictModeName(*mode)).c_str());
     std::printf("  rows read  %15s\n  inserted   %15s\n  updated    %15s\n  skipped    %15s\n  rejected   %15s\n",
                 Thousands(s.rows_read).c_str(), Thousands(s.inserted).c_str(), Thousands(s.updated).c_str(),
                 Thousands(s.skipped).c_str(), Thousands(s.rejected).c_str());

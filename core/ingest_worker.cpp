@@ -68,9 +68,15 @@ Result<IngestStatus> LookupIngestStatus(PgConnection& conn, std::string_view id)
   IngestStatus st;
   auto key = ParseStatusId(id);
   if (!key) return st;  // kUnknown
+  // Before any worker ran, the tables do not exist: nothing is committed yet.
+  auto exists = conn.Exec(std::string("SELECT to_regclass('") + kLedgerTable + "') IS NOT NULL AND to_regclass('" +
+                          kDeadTable + "') IS NOT NULL");
+  if (!exists.ok()) return exists.status();
+  if (exists->rows.at(0).at(0).value_or("f") != "t") return st;
   auto ledger = conn.ExecParams(std::string("SELECT count(*) FILTER (WHERE NOT dead), max(chunk_count), "
                                             "coalesce(sum(rows_committed), 0), to_char(max(committed_at) AT TIME ZONE 'UTC', "
-                                            "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), count(*) FILTER (WHERE dead) FROM ") +
+                                            "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), count(*) FILTER (WHERE dead), "
+                                            "coalesce(sum(rows_committed + rows_dead), 0) FROM ") +
                                     kLedgerTable + " WHERE batch_id = $1",
                                 {key->batch_id});
   if (!ledger.ok()) return ledger.status();
@@ -82,7 +88,14 @@ Result<IngestStatus> LookupIngestStatus(PgConnection& conn, std::string_view id)
   st.chunks_total = total;
   st.rows = std::stoull(row[2].value_or("0"));
   st.committed_at = row[3].value_or("");
-  std::string dead_sql = std::string("SELECT count(*), min(error) FROM ") + kDeadTable + " WHERE batch_id = $1";
+  const uint64_t chunk_rows = std::stoull(row[5].value_or("0"));
+  if (key->kind == StatusKey::Kind::kMessage && total > 0) {
+    // A message id names row i of a one-chunk batch: reject ids that cannot
+    // exist (a batch of several chunks, or a row past the chunk's end).
+    if (total != 1 || (dead_chunks == 0 && key->row >= chunk_rows)) return IngestStatus{};
+  }
+  std::string dead_sql = std::string("SELECT count(*), (array_agg(error ORDER BY id))[1] FROM ") + kDeadTable +
+                         " WHERE batch_id = $1";
   std::vector<std::optional<std::string>> params{key->batch_id};
   if (key->kind == StatusKey::Kind::kMessage) {
     // The row's own dead letter (line is 1-based), or its whole chunk's.
@@ -353,7 +366,9 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
     }
   }
   // Until everything fetched is acked or dead-lettered (or we stop): retry.
-  for (int round = 0; !stop_.load(); ++round) {
+  // The first round always runs, even when Stop() came during the fetch: the
+  // messages in hand are committed and acked before the worker stops.
+  for (int round = 0; round == 0 || !stop_.load(); ++round) {
     std::vector<std::string> ids;
     for (const Held& h : held) {
       if (!h.done && !h.id.empty()) ids.push_back(h.id);
@@ -438,7 +453,12 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
     }
     Sleep(std::min<int64_t>(options_.retry_max_backoff_ms, int64_t{100} << std::min(round, 6)));
   }
-  return Status::Ok();  // stopping: what is not acked will be redelivered
+  // Stopping with messages that could not be committed (PostgreSQL down):
+  // hand them back now rather than after the ack wait.
+  for (Held& h : held) {
+    if (!h.done) h.msg->Nak();
+  }
+  return Status::Ok();
 }
 
 Status IngestWorker::Run() {

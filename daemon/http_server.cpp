@@ -457,6 +457,13 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string_view path = target.substr(0, target.find('?'));
     route_ = impl_->Match(path, param_);
     if (parser_->is_done()) return OnRequest();
+    // A body is coming: refuse an unauthenticated one before reading it (the
+    // connection is closed after the 401, the body unread).
+    if (!opts().bearer_token.empty() && IsIngestPath(path) && !Authorized(SV(req[bhttp::field::authorization]))) {
+      Response r = JsonError(401, "missing or invalid bearer token");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"nomnomd\"");
+      return WriteError(std::move(r));
+    }
     if (IEquals(Trim(SV(req[bhttp::field::expect])), "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       stream_.expires_after(std::chrono::milliseconds(opts().read_timeout_ms));
@@ -480,6 +487,16 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnReadError(error_code ec) {
+    if (ec == bhttp::error::body_limit && !opts().bearer_token.empty()) {
+      // The header is parsed: an unauthenticated request gets 401, whatever its size.
+      const auto& req = parser_->get();
+      const std::string_view target = SV(req.target());
+      if (IsIngestPath(target.substr(0, target.find('?'))) && !Authorized(SV(req[bhttp::field::authorization]))) {
+        Response r = JsonError(401, "missing or invalid bearer token");
+        r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"nomnomd\"");
+        return WriteError(std::move(r));
+      }
+    }
     if (ec == bhttp::error::body_limit) {
       Response r = JsonError(413, "request body exceeds the limit of " +
                                       std::to_string(opts().max_body_bytes) + " bytes");

@@ -208,7 +208,7 @@ void IngestService::SealLocked(const std::string& entity) {
       return;
     }
     chunks_published_.Inc();
-    RememberPending(batch_id);
+    RememberPending(batch_id, static_cast<uint32_t>(waiters->size()), 1);
     messages_accepted_.Inc(waiters->size());
     rows_accepted_.Inc(waiters->size());
     const std::string ts = IsoNow();
@@ -366,7 +366,7 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
         chunks_published_.Inc();
         messages_accepted_.Inc();
         rows_accepted_.Inc();
-        RememberPending(batch_id);
+        RememberPending(batch_id, 1, 1);
       }
       respond(Json(202, j));
     };
@@ -468,7 +468,7 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
     QueuedPublish qp;
     qp.msg = MakeChunk(*e, state->batch_id, k, count, chunk_rows[k], std::move(chunk_bodies[k]));
     const auto handed = Clock::now();
-    qp.done = [this, state, handed, accepted](const PublishResult& r) {
+    qp.done = [this, state, handed, accepted, count](const PublishResult& r) {
       publish_ack_seconds_.Observe(std::chrono::duration<double>(Clock::now() - handed).count());
       if (!r.status.ok()) {
         publish_errors_.Inc();
@@ -491,7 +491,7 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
       }
       batches_accepted_.Inc();
       rows_accepted_.Inc(accepted);
-      RememberPending(state->batch_id);
+      RememberPending(state->batch_id, static_cast<uint32_t>(accepted), count);
       state->respond(Json(202, state->response));
     };
     Enqueue(std::move(qp));
@@ -500,19 +500,22 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
 
 // ---- status, health, stats ------------------------------------------------------
 
-void IngestService::RememberPending(const std::string& batch_id) {
+void IngestService::RememberPending(const std::string& batch_id, uint32_t rows, uint32_t chunks) {
   constexpr size_t kMaxRemembered = 1000000;
   std::lock_guard<std::mutex> lock(pending_mu_);
-  if (pending_.emplace(batch_id, std::chrono::system_clock::now()).second) pending_order_.push_back(batch_id);
+  if (pending_.emplace(batch_id, PendingBatch{rows, chunks}).second) pending_order_.push_back(batch_id);
   while (pending_order_.size() > kMaxRemembered) {
     pending_.erase(pending_order_.front());
     pending_order_.pop_front();
   }
 }
 
-bool IngestService::IsPending(const std::string& batch_id) {
+bool IngestService::IsPending(const StatusKey& key) {
   std::lock_guard<std::mutex> lock(pending_mu_);
-  return pending_.count(batch_id) > 0;
+  auto it = pending_.find(key.batch_id);
+  if (it == pending_.end()) return false;
+  // A message id names row i of a one-chunk batch.
+  return key.kind == StatusKey::Kind::kBatch || (it->second.chunks == 1 && key.row < it->second.rows);
 }
 
 void IngestService::RunBlocking(std::function<void()> task) {
@@ -602,7 +605,7 @@ void IngestService::HandleStatus(http::Request&& req, http::Responder respond) {
         j["chunks_total"] = st->chunks_total;
         break;
       case IngestStatus::State::kUnknown:
-        if (!IsPending(key.batch_id)) {
+        if (!IsPending(key)) {
           respond(Error(404, "unknown id '" + id + "'"));
           return;
         }

@@ -27,6 +27,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/ingest_format.h"
 #include "core/ingest_worker.h"
 #include "core/metrics.h"
 #include "core/nats_client.h"
@@ -102,8 +103,8 @@ class IngestService {
   void RunBlocking(std::function<void()> task);
   void TaskMain();
   void SamplerMain();
-  void RememberPending(const std::string& batch_id);
-  bool IsPending(const std::string& batch_id);
+  void RememberPending(const std::string& batch_id, uint32_t rows, uint32_t chunks);
+  bool IsPending(const StatusKey& key);
   std::unique_ptr<PgConnection> TakeConnection();
   void ReturnConnection(std::unique_ptr<PgConnection> conn);
   std::string WorkerMetricsText();
@@ -134,7 +135,11 @@ class IngestService {
 
   // Ids accepted by this process and not yet known to be committed.
   std::mutex pending_mu_;
-  std::unordered_map<std::string, std::chrono::system_clock::time_point> pending_;  // guarded by pending_mu_
+  struct PendingBatch {
+    uint32_t rows;
+    uint32_t chunks;
+  };
+  std::unordered_map<std::string, PendingBatch> pending_;  // guarded by pending_mu_
   std::deque<std::string> pending_order_;                                          // guarded by pending_mu_
 
   // Embedded workers.

@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -144,7 +145,10 @@ int Main(int argc, char** argv) {
   js.max_deliver = cfg.worker.max_deliver;
   js.connection_name = "nomnomd";
   js.filter_subject = js.subject_prefix + ".>";
-  js.on_connection_event = [](const std::string& what) { Log(2, "NATS: " + what); };
+  static std::atomic<bool> closing{false};  // the connection's own close is not news
+  js.on_connection_event = [](const std::string& what) {
+    if (!closing.load()) Log(2, "NATS: " + what);
+  };
   http_opts.log = [](std::string_view what) { Log(2, std::string(what)); };
 
   // Signals are handled by this thread (sigwait); block them everywhere else.
@@ -194,6 +198,7 @@ int Main(int argc, char** argv) {
   service.BeginDrain();
   server.Stop(shutdown_timeout_s * 1000);
   service.Shutdown(static_cast<int64_t>(shutdown_timeout_s) * 1000);
+  closing.store(true);
   client.reset();
   Log(1, "stopped");
   return 0;

@@ -28,6 +28,8 @@ assert_eq "$(python3 -c 'import json, sys; print(sorted(set(json.loads(sys.argv[
 # What JetStream holds that the embedded worker did not commit before exiting.
 # Messages it fetched and neither acked nor nak'ed show as ack-pending.
 e2e_log "at nomnomd's exit: $(nats_consumer num_pending) message(s) not delivered, $(nats_consumer num_ack_pending) delivered and not acknowledged"
+# The embedded worker commits and acks what it fetched before it stops.
+assert_eq "$(nats_consumer num_ack_pending)" 0 "messages the embedded worker left unacknowledged at exit"
 e2e_start_worker drain "${ack[@]}" --idle-exit-ms 5000 --json
 e2e_wait_pid "$WORKER_PID" 60 "nomnom worker draining the rest"
 assert_eq "$WAIT_RC" 0 "exit code of the draining worker"

@@ -519,18 +519,22 @@ TEST_CASE("http: bearer token on /ingest", "[http]") {
   server.Route("GET", "/ingest/status/{id}", [](Request&& req, Responder respond) { respond(Text(req.query["id"])); });
   server.Route("GET", "/health", [](Request&&, Responder respond) { respond(Text("ok")); });
   Start(server);
-  Client c(server.port());
-
-  auto r = c.Request("POST", "/ingest/message", "{}");
+  // A request with a body and no valid token is refused before its body is
+  // read, and its connection closed: each one needs a fresh client.
+  auto r = Client(server.port()).Request("POST", "/ingest/message", "{}");
   CHECK(r.status == 401);
   CHECK(r.header("www-authenticate").rfind("Bearer", 0) == 0);
+  CHECK(r.header("connection") == "close");
   CHECK(nlohmann::json::parse(r.body).at("error").is_string());
   for (const char* bad : {"Authorization: Bearer wrong", "Authorization: Bearer s3cret-toke",
                           "Authorization: Bearer s3cret-token2", "Authorization: Basic czNjcmV0LXRva2Vu",
                           "Authorization: s3cret-token", "Authorization: Bearer"}) {
     INFO(bad);
-    CHECK(c.Request("POST", "/ingest/message", "{}", {bad}).status == 401);
+    CHECK(Client(server.port()).Request("POST", "/ingest/message", "{}", {bad}).status == 401);
   }
+  // Even a body over the size limit gets 401, not 413: nothing of it is read.
+  CHECK(Client(server.port()).Request("POST", "/ingest/message", std::string(o.max_body_bytes + 1, 'x')).status == 401);
+  Client c(server.port());
   r = c.Request("POST", "/ingest/message", "{}", {"Authorization: Bearer s3cret-token"});
   CHECK(r.status == 202);
   CHECK(r.body == "in");
