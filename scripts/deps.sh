@@ -13,6 +13,8 @@ packages=(
   nlohmann-json3-dev libspdlog-dev
   postgresql nats-server curl
 )
+# The e2e tests use python3; any python3 on the PATH will do.
+command -v python3 >/dev/null 2>&1 || packages+=(python3)
 for arg in "$@"; do
   case "$arg" in
     --bench) packages+=(wrk time pgloader shellcheck jq) ;;
