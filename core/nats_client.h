@@ -3,9 +3,11 @@
 // consumer), bounded asynchronous publishing and pull fetching.
 //
 // Topology (one definition, JetStreamConfig):
-//   * main stream `stream` on `stream_subjects`: file storage, limits retention,
-//     discard old, max_age, max_bytes, Nats-Msg-Id duplicate window. The daemon
-//     publishes chunks to `<subject_prefix>.<entity>`.
+//   * main stream `stream` on `stream_subjects`: file storage, work-queue
+//     retention (a message leaves the stream when the consumer acks it),
+//     discard new (a full stream refuses publishes rather than dropping
+//     unconsumed messages), max_age, max_bytes, Nats-Msg-Id duplicate window.
+//     The daemon publishes chunks to `<subject_prefix>.<entity>`.
 //   * dead-letter stream `dlq_stream` on `dlq_subjects` (must not overlap the
 //     main stream's subjects), same limits; dead letters go to
 //     `<dlq_subject_prefix>.<entity>`.

@@ -102,6 +102,8 @@ struct StreamSpec {
   const std::string* name;
   const std::string* subjects;
   const char* role;  // for messages
+  jsRetentionPolicy retention;
+  jsDiscardPolicy discard;
 };
 
 Status CompareStream(const jsStreamConfig& have, const JetStreamConfig& c, const StreamSpec& spec) {
@@ -110,9 +112,9 @@ Status CompareStream(const jsStreamConfig& have, const JetStreamConfig& c, const
   const char* want[] = {spec.subjects->c_str()};
   std::string want_subjects = SubjectList(want, 1);
   if (have_subjects != want_subjects) d.Add("subjects", have_subjects, want_subjects);
-  if (have.Retention != js_LimitsPolicy) d.Add("retention", RetentionName(have.Retention), "limits");
+  if (have.Retention != spec.retention) d.Add("retention", RetentionName(have.Retention), RetentionName(spec.retention));
   if (have.Storage != js_FileStorage) d.Add("storage", StorageName(have.Storage), "file");
-  if (have.Discard != js_DiscardOld) d.Add("discard", DiscardName(have.Discard), "old");
+  if (have.Discard != spec.discard) d.Add("discard", DiscardName(have.Discard), DiscardName(spec.discard));
   if (have.MaxAge != c.max_age_ms * kNanosPerMilli) {
     d.Add("max_age", Millis(have.MaxAge), Millis(c.max_age_ms * kNanosPerMilli));
   }
@@ -150,9 +152,9 @@ Status EnsureStream(JetStreamClient::Impl& im, const StreamSpec& spec) {
     cfg.Name = spec.name->c_str();
     cfg.Subjects = subjects;
     cfg.SubjectsLen = 1;
-    cfg.Retention = js_LimitsPolicy;
+    cfg.Retention = spec.retention;
     cfg.Storage = js_FileStorage;
-    cfg.Discard = js_DiscardOld;
+    cfg.Discard = spec.discard;
     cfg.MaxAge = c.max_age_ms * kNanosPerMilli;
     cfg.MaxBytes = c.max_bytes;
     cfg.Duplicates = c.duplicate_window_ms * kNanosPerMilli;
@@ -237,8 +239,15 @@ Status EnsureConsumer(JetStreamClient::Impl& im) {
 
 Status JetStreamClient::EnsureTopology() {
   Impl& im = *impl_;
-  Status st = EnsureStream(im, {&im.config.stream, &im.config.stream_subjects, "main"});
-  if (st.ok()) st = EnsureStream(im, {&im.config.dlq_stream, &im.config.dlq_subjects, "dead-letter"});
+  // The main stream is a work queue that refuses new messages when full: a
+  // chunk leaves it only when a worker acknowledged it (after its commit), so
+  // an acknowledged publish (a 202) can never be discarded to make room, and
+  // a full stream makes the API answer 503 instead. Dead letters are an
+  // archive: limits retention, the oldest go first (the table keeps them all).
+  Status st = EnsureStream(im, {&im.config.stream, &im.config.stream_subjects, "main", js_WorkQueuePolicy, js_DiscardNew});
+  if (st.ok()) {
+    st = EnsureStream(im, {&im.config.dlq_stream, &im.config.dlq_subjects, "dead-letter", js_LimitsPolicy, js_DiscardOld});
+  }
   if (st.ok()) st = EnsureConsumer(im);
   return st;
 }

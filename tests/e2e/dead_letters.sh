@@ -76,7 +76,8 @@ assert_eq "$(sql "SELECT rows_committed, rows_dead, dead FROM nomnom_ledger WHER
 deadline=$((SECONDS + 10))
 until [ "$(nats_stream_messages MESSAGES_DLQ)" = 6 ] || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.2; done
 assert_eq "$(nats_stream_messages MESSAGES_DLQ)" 6 "messages in the MESSAGES_DLQ stream (one per dead row)"
-assert_eq "$(nats_stream_messages MESSAGES)" 3 "messages in the MESSAGES stream"
+assert_eq "$(nats_stream_stored MESSAGES)" 3 "messages stored in the MESSAGES stream"
+assert_eq "$(nats_stream_messages MESSAGES)" 0 "messages left in the MESSAGES work queue once committed"
 
 http GET /stats
 assert_eq "$(json_get workers.rows_dead),$(json_get workers.rows_committed)" 6,8 "/stats workers rows_dead,rows_committed"

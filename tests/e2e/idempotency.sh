@@ -40,7 +40,7 @@ wait_status "$other_id" processed 20
 sleep 1  # a second copy, if one had been stored, would be committed by now
 assert_eq "$(sql "SELECT string_agg(order_key, ',' ORDER BY order_key) FROM orders")" "idem-1,idem-3" "rows in orders"
 assert_eq "$(sql "SELECT count(*) FROM nomnom_ledger WHERE batch_id = '${first_id%.0}'")" 1 "ledger rows for the key"
-assert_eq "$(nats_stream_messages MESSAGES)" 2 "messages in the JetStream stream"
+assert_eq "$(nats_stream_stored MESSAGES)" 2 "messages stored in the JetStream stream"
 
 # A new daemon process (same JetStream): the key is still known.
 e2e_stop_daemon TERM
@@ -67,7 +67,7 @@ post_json /ingest/message "$(order_json idem-5)" -H 'Idempotency-Key: order-idem
 assert_status 202 "same key after the duplicate window"
 assert_eq "$(json_get status)" accepted "answer status after the duplicate window"
 assert_eq "$(json_get message_id)" "$first_id" "message_id after the duplicate window"
-assert_eq "$(nats_stream_messages MESSAGES)" 3 "messages in the JetStream stream after the window"
+assert_eq "$(nats_stream_stored MESSAGES)" 3 "messages stored in the JetStream stream after the window"
 deadline=$((SECONDS + 20))
 while :; do
   http GET /stats

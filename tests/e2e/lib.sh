@@ -326,18 +326,22 @@ order_json() {
 
 # nats_stream_messages STREAM: messages in a JetStream stream, from the
 # nats-server monitoring endpoint (there is no nats CLI here).
-nats_stream_messages() {
+nats_stream_messages() { nats_stream_state "$1" messages; }
+# nats_stream_stored STREAM: messages ever stored in it (its last sequence
+# number): the main stream is a work queue, so acked chunks leave it.
+nats_stream_stored() { nats_stream_state "$1" last_seq; }
+nats_stream_state() {
   curl -sS -m 5 "http://127.0.0.1:$NN_NATS_MONITOR_PORT/jsz?streams=1" | python3 -c '
 import json, sys
 j = json.load(sys.stdin)
 for acc in j.get("account_details", []):
     for s in acc.get("stream_detail", []):
         if s["name"] == sys.argv[1]:
-            print(s["state"]["messages"])
+            print(s["state"][sys.argv[2]])
             sys.exit(0)
 print("no stream " + sys.argv[1])
 sys.exit(1)
-' "$1"
+' "$1" "$2"
 }
 
 # nats_consumer FIELD [STREAM] [CONSUMER]: a field of the durable consumer's

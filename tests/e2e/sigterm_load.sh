@@ -52,6 +52,6 @@ unanswered_stored=$(sql "SELECT count(*) FROM orders o JOIN e2e_keys k ON k.k = 
 e2e_log "rows of unanswered requests that are stored: $unanswered_stored of $(json_get rows_unanswered "$load")"
 assert_eq "$(sql "SELECT count(*) FROM orders")" $((accepted + unanswered_stored)) "rows in orders"
 assert_eq "$(sql "SELECT sum(rows_committed), count(*), count(DISTINCT stream_seq) FROM nomnom_ledger")" \
-  "$((accepted + unanswered_stored))|$(nats_stream_messages MESSAGES)|$(nats_stream_messages MESSAGES)" \
+  "$((accepted + unanswered_stored))|$(nats_stream_stored MESSAGES)|$(nats_stream_stored MESSAGES)" \
   "ledger: rows committed (none twice), chunks = stream messages"
 assert_eq "$(sql "SELECT count(*) FROM nomnom_dead_letters")" 0 "dead letters"

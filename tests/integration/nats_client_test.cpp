@@ -295,8 +295,9 @@ TEST_CASE("topology is created, then verified idempotently", "[nats]") {
     jsStreamInfo* si = nullptr;
     REQUIRE(js_GetStreamInfo(&si, js, name.c_str(), nullptr, nullptr) == NATS_OK);
     CHECK(si->Config->Storage == js_FileStorage);
-    CHECK(si->Config->Retention == js_LimitsPolicy);
-    CHECK(si->Config->Discard == js_DiscardOld);
+    const bool main = name == c.stream;
+    CHECK(si->Config->Retention == (main ? js_WorkQueuePolicy : js_LimitsPolicy));
+    CHECK(si->Config->Discard == (main ? js_DiscardNew : js_DiscardOld));
     CHECK(si->Config->MaxBytes == c.max_bytes);
     CHECK(si->Config->MaxAge == c.max_age_ms * 1000000);
     CHECK(si->Config->Duplicates == c.duplicate_window_ms * 1000000);
@@ -460,7 +461,33 @@ TEST_CASE("Fetch returns batches of the requested size intact; Ack empties the l
   lag = MustLag(*client);
   CHECK(lag.Backlog() == 0);
   CHECK(lag.num_redelivered == 0);
-  CHECK(StreamMessages(*client) == 25);  // limits retention: acked messages stay until max_age/max_bytes
+  CHECK(StreamMessages(*client) == 0);  // work-queue retention: an acked chunk leaves the stream
+}
+
+TEST_CASE("a full main stream refuses new publishes instead of dropping unconsumed ones", "[nats]") {
+  JetStreamConfig c = TestConfig();
+  c.max_bytes = 64 * 1024;
+  StreamCleanup cleanup(c);
+  auto client = MustConnect(c);
+  REQUIRE(client->EnsureTopology().ok());
+  int stored = 0;
+  Status refused;
+  for (int i = 0; i < 64 && refused.ok(); ++i) {
+    OutgoingMessage m;
+    m.subject = client->EntitySubject("Order");
+    m.msg_id = "full-" + std::to_string(i);
+    m.body = std::string(4096, 'x');
+    PublishResult r;
+    refused = client->Publish(m, &r);
+    if (refused.ok()) ++stored;
+  }
+  CHECK_FALSE(refused.ok());  // the 17th or so 4 KB message does not fit in 64 KB
+  CHECK(stored > 0);
+  CHECK(StreamMessages(*client) == static_cast<uint64_t>(stored));  // none of the stored ones was dropped
+  auto first = client->Fetch(1, 0, 2000);
+  REQUIRE(first.ok());
+  REQUIRE(first->size() == 1);
+  CHECK(first->front()->Header("Nats-Msg-Id").value_or("") == "full-0");
 }
 
 TEST_CASE("Nak redelivers with NumDelivered incremented, after the delay when given", "[nats]") {
