@@ -386,6 +386,9 @@ int RunWorkerCommand(WorkerArgs& a) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   a.nats.js.max_deliver = a.opts.max_deliver;
+  a.nats.js.on_connection_event = [](const std::string& what) {
+    std::fprintf(stderr, "nomnom worker: NATS: %s\n", what.c_str());
+  };
   auto js = ConnectJetStream(a.nats, "nomnom-worker");
   if (!js.ok()) {
     PrintError(js.status());
@@ -525,8 +528,10 @@ int Main(int argc, char** argv) {
       ->envname("NOMNOM_FETCH_BATCH")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  worker_cmd->add_option("--fetch-max-bytes", worker.opts.fetch_max_bytes, "Bytes per fetch (0: no limit)")
+  worker_cmd->add_option("--fetch-max-bytes", worker.opts.fetch_max_bytes,
+                         "Bytes per fetch (at most 48 MiB: nats-server drops a client with over 64 MiB pending)")
       ->envname("NOMNOM_FETCH_MAX_BYTES")
+      ->check(CLI::Range(int64_t{1}, int64_t{48} << 20))
       ->capture_default_str();
   worker_cmd->add_option("--fetch-wait-ms", worker.opts.fetch_wait_ms, "How long a fetch waits for messages")
       ->envname("NOMNOM_FETCH_WAIT_MS")

@@ -269,31 +269,37 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
         if (err) return err;
       }
     }
-    // The ledger: one row per chunk. A conflict means another worker
-    // committed this chunk meanwhile: roll back rather than write it twice.
+    // The ledger: one row per chunk, in one statement. A conflict means
+    // another worker committed a chunk meanwhile: roll back rather than write
+    // it twice.
+    std::string sql = std::string("INSERT INTO ") + kLedgerTable +
+                      " (msg_id, batch_id, chunk_index, chunk_count, entity, rows_committed, rows_dead, stream_seq)"
+                      " VALUES ";
+    std::vector<std::optional<std::string>> params;
+    params.reserve(held.size() * 8);
     for (size_t i = 0; i < held.size(); ++i) {
       const Held* h = held[i];
       uint64_t encoder_dead = 0, pg_dead_rows = 0;
       for (const DeadRow& d : dead_rows) encoder_dead += d.held == i ? 1 : 0;
       for (const DeadRow& d : pg_dead) pg_dead_rows += d.held == i ? 1 : 0;
       const uint64_t committed = parts[i]->rows() - pg_dead_rows;
-      const uint64_t dead = encoder_dead + pg_dead_rows;
-      PgRows rows;
-      auto err = conn.TryExecParams(std::string("INSERT INTO ") + kLedgerTable +
-                                        " (msg_id, batch_id, chunk_index, chunk_count, entity, rows_committed,"
-                                        " rows_dead, stream_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                                        " ON CONFLICT (msg_id) DO NOTHING",
-                                    {h->id, h->batch, std::to_string(h->chunk_index), std::to_string(h->chunk_count),
-                                     h->entity, std::to_string(committed), std::to_string(dead),
-                                     std::to_string(h->msg->StreamSequence())},
-                                    &rows);
-      if (err) return err;
-      if (rows.command_tuples != "1") {
-        PgError dup;
-        dup.sqlstate = "NNDUP";
-        dup.message = "chunk " + h->id + " was committed by another worker meanwhile";
-        return dup;
+      const size_t base = params.size();
+      sql += (i == 0 ? "(" : ", (");
+      for (size_t k = 1; k <= 8; ++k) sql += "$" + std::to_string(base + k) + (k < 8 ? ", " : ")");
+      for (std::string v : {h->id, h->batch, std::to_string(h->chunk_index), std::to_string(h->chunk_count), h->entity,
+                            std::to_string(committed), std::to_string(encoder_dead + pg_dead_rows),
+                            std::to_string(h->msg->StreamSequence())}) {
+        params.emplace_back(std::move(v));
       }
+    }
+    sql += " ON CONFLICT (msg_id) DO NOTHING";
+    PgRows rows;
+    if (auto err = conn.TryExecParams(sql, params, &rows)) return err;
+    if (rows.command_tuples != std::to_string(held.size())) {
+      PgError dup;
+      dup.sqlstate = "NNDUP";
+      dup.message = "some of these chunks were committed by another worker meanwhile";
+      return dup;
     }
     return std::nullopt;
   };
@@ -310,9 +316,13 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
       counters_.rows_committed.fetch_add(committed_rows);
       counters_.rows_inserted.fetch_add(result->inserted);
       counters_.rows_dead.fetch_add(dead_rows.size() + pg_dead.size());
-      // Ack only after COMMIT. A failed ack means a redelivery that the ledger absorbs.
-      for (Held* h : held) {
-        if (Status s = h->msg->Ack(); !s.ok()) Log(options_.worker_name, "ack of " + h->id + " failed: " + s.message());
+      // Ack only after COMMIT: all but the last without waiting, the last one
+      // synchronously (acks travel in order, so its confirmation covers the
+      // others). A lost ack means a redelivery that the ledger absorbs.
+      for (size_t i = 0; i < held.size(); ++i) {
+        Held* h = held[i];
+        Status s = i + 1 < held.size() ? h->msg->AckNoWait() : h->msg->Ack();
+        if (!s.ok()) Log(options_.worker_name, "ack of " + h->id + " failed: " + s.message());
         h->done = true;
       }
       counters_.messages_committed.fetch_add(held.size());

@@ -42,7 +42,7 @@ struct WorkerOptions {
   std::string conninfo;                   // PostgreSQL
   ConflictMode mode = ConflictMode::kNothing;
   int fetch_messages = 100;               // messages per fetch (the seed hard-coded 10)
-  int64_t fetch_max_bytes = 16 << 20;     // bytes per fetch (0: no limit)
+  int64_t fetch_max_bytes = 16 << 20;     // bytes per fetch (0: no limit; keep it under nats-server's 64 MiB max_pending)
   int64_t fetch_wait_ms = 1000;           // how long a fetch waits for messages
   int max_deliver = 3;                    // deliveries before a chunk is dead-lettered
   int64_t retry_max_backoff_ms = 5000;    // between PostgreSQL retries

@@ -127,6 +127,9 @@ class FetchedMessage {
 
   // Synchronous ack: returns once JetStream confirmed it recorded the ack.
   Status Ack();
+  // Sends the ack without waiting for JetStream's confirmation. Acks travel in
+  // order on the connection, so a later synchronous Ack() confirms this one too.
+  Status AckNoWait();
   // Asks for redelivery, after delay_ms when > 0 (fire-and-forget).
   Status Nak(int64_t delay_ms = 0);
   // Resets the ack deadline (ack_wait) while a slow transaction runs.

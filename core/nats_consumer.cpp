@@ -86,6 +86,8 @@ Status FetchedMessage::Ack() {
   return Check(natsMsg_AckSync(msg_, &jo, &code), "acknowledge");
 }
 
+Status FetchedMessage::AckNoWait() { return Check(natsMsg_Ack(msg_, nullptr), "acknowledge"); }
+
 Status FetchedMessage::Nak(int64_t delay_ms) {
   natsStatus s = delay_ms > 0 ? natsMsg_NakWithDelay(msg_, delay_ms, nullptr) : natsMsg_Nak(msg_, nullptr);
   return Check(s, "nak");

@@ -83,8 +83,9 @@ int Main(int argc, char** argv) {
       ->envname("NOMNOM_WORKERS")->check(CLI::Range(0, 64))->capture_default_str();
   app.add_option("--fetch-batch", cfg.worker.fetch_messages, "Messages per worker fetch")
       ->envname("NOMNOM_FETCH_BATCH")->check(CLI::Range(1, 100000))->capture_default_str();
-  app.add_option("--fetch-max-bytes", cfg.worker.fetch_max_bytes, "Bytes per worker fetch (0: no limit)")
-      ->envname("NOMNOM_FETCH_MAX_BYTES")->capture_default_str();
+  app.add_option("--fetch-max-bytes", cfg.worker.fetch_max_bytes,
+                 "Bytes per worker fetch (at most 48 MiB: nats-server drops a client with over 64 MiB pending)")
+      ->envname("NOMNOM_FETCH_MAX_BYTES")->check(CLI::Range(int64_t{1}, int64_t{48} << 20))->capture_default_str();
   app.add_option("--fetch-wait-ms", cfg.worker.fetch_wait_ms, "How long a fetch waits for messages")
       ->envname("NOMNOM_FETCH_WAIT_MS")->capture_default_str();
   app.add_option("--max-deliver", cfg.worker.max_deliver, "Deliveries before a message is dead-lettered")
