@@ -319,7 +319,7 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
   }
   // A chunk body holds one row per line: minify a multi-line document.
   std::string line;
-  if (text.find_first_of("\r\n") != std::string_view::npos) {
+  if (text.find('\n') != std::string_view::npos || text.find('\r') != std::string_view::npos) {
     line.resize(size + simdjson::SIMDJSON_PADDING);
     size_t out_len = 0;
     if (simdjson::minify(text.data(), size, line.data(), out_len) != simdjson::SUCCESS) {

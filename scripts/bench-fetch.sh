@@ -9,7 +9,7 @@
 #   --cases L             CHUNK_ROWS:ROWS pairs, e.g. "1000:450000 100:450000 1:20000"
 #                         (default): the publisher's --chunk-rows (rows per
 #                         message) and how many TPC-H orders rows to publish
-#   --fetch-max-bytes B   the worker's --fetch-max-bytes (default 60000000, just
+#   --fetch-max-bytes B   the worker's --fetch-max-bytes (default 50331648, just
 #                         under nats-server's 64 MiB per-client max_pending: a
 #                         larger fetch can make the server drop the worker as a
 #                         slow consumer, see bench/README.md)
@@ -43,7 +43,7 @@ readonly SEED=1
 BENCH_COMMAND=$(printf '%q ' "scripts/$(basename "$0")" "$@")
 BENCH_COMMAND=${BENCH_COMMAND% }
 
-rounds=3 fetch_list="10 100 1000" cases="1000:450000 100:450000 1:20000" max_bytes=60000000
+rounds=3 fetch_list="10 100 1000" cases="1000:450000 100:450000 1:20000" max_bytes=50331648
 idle_exit_ms=1500 timeout=900 build=1
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -122,7 +122,8 @@ nn_start_nats() {
 
 nn_stop_services() {
   if [ -n "$NN_NATS_PID" ]; then
-    kill "$NN_NATS_PID" 2>/dev/null && wait "$NN_NATS_PID" 2>/dev/null
+    # wait returns the server's exit status (143 after SIGTERM): not an error here.
+    kill "$NN_NATS_PID" 2>/dev/null && { wait "$NN_NATS_PID" 2>/dev/null || true; }
     NN_NATS_PID=""
   fi
   nn_pg_stop
