@@ -175,7 +175,7 @@ struct LoadArgs {
   int jobs = 2;
   int parsers = 1;
   size_t batch_rows = 100000;
-  size_t batch_mb = 16;
+  size_t batch_mb = 4;
   size_t max_line_mb = 16;
   int64_t max_errors = -1;
   std::string rejects;

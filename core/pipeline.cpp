@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -42,6 +43,8 @@ class Load {
   Load(const Entity& entity, const LoadOptions& options, LoadProgress* progress)
       : entity_(entity), options_(options), progress_(progress),
         hash_routing_(options.mode != ConflictMode::kError && options.jobs > 1),
+        block_routing_(options.mode == ConflictMode::kError && options.jobs > 1),
+        block_chunks_(std::max<size_t>(1, options.batch_bytes / std::max<size_t>(1, options.chunk_bytes))),
         parse_queue_(static_cast<size_t>(options.parsers) * 2 + 2) {}
 
   LoadSummary Run();
@@ -64,6 +67,12 @@ class Load {
   const LoadOptions& options_;
   LoadProgress* progress_;
   const bool hash_routing_;
+  // kError with several jobs: runs of block_chunks_ consecutive chunks go to
+  // one sink, so each batch covers one stretch of the input. Inputs are often
+  // sorted by key; interleaving small chunks between connections would make
+  // them insert into the same index pages and wait on each other.
+  const bool block_routing_;
+  const size_t block_chunks_;
 
   BoundedQueue<ParseTask> parse_queue_;
   // kError (or one job): one queue shared by all sinks. Hash routing: one per sink.
@@ -187,7 +196,8 @@ void Load::ParserMain() {
     if (hash_routing_) {
       for (size_t i = 0; i < nsinks; ++i) sink_queues_[i]->Push(SinkItem{std::move(parts[i])});
     } else {
-      sink_queues_[0]->Push(SinkItem{std::move(parts[0])});
+      const size_t q = block_routing_ ? (task.seq / block_chunks_) % nsinks : 0;
+      sink_queues_[q]->Push(SinkItem{std::move(parts[0])});
     }
   }
   // The last parser out tells the sinks that no more parts will come.
@@ -320,8 +330,11 @@ LoadSummary Load::Run() {
   }
 
   const size_t queue_depth = static_cast<size_t>(options_.parsers) + 2;
-  if (hash_routing_) {
-    for (int i = 0; i < options_.jobs; ++i) sink_queues_.push_back(std::make_unique<BoundedQueue<SinkItem>>(queue_depth));
+  if (hash_routing_ || block_routing_) {
+    // A block's chunks arrive back to back: room for one whole block, so the
+    // parser moves on to the next sink's block instead of waiting.
+    const size_t depth = block_routing_ ? block_chunks_ + queue_depth : queue_depth;
+    for (int i = 0; i < options_.jobs; ++i) sink_queues_.push_back(std::make_unique<BoundedQueue<SinkItem>>(depth));
   } else {
     sink_queues_.push_back(std::make_unique<BoundedQueue<SinkItem>>(queue_depth + static_cast<size_t>(options_.jobs)));
   }
@@ -329,7 +342,7 @@ LoadSummary Load::Run() {
 
   std::vector<std::thread> threads;
   for (int i = 0; i < options_.jobs; ++i) {
-    BoundedQueue<SinkItem>* q = hash_routing_ ? sink_queues_[static_cast<size_t>(i)].get() : sink_queues_[0].get();
+    BoundedQueue<SinkItem>* q = sink_queues_.size() > 1 ? sink_queues_[static_cast<size_t>(i)].get() : sink_queues_[0].get();
     threads.emplace_back([this, sink = sinks[static_cast<size_t>(i)].get(), q] { SinkMain(sink, q); });
   }
   for (int i = 0; i < options_.parsers; ++i) threads.emplace_back([this] { ParserMain(); });

@@ -37,7 +37,7 @@ struct LoadOptions {
   int parsers = 1;                  // parser threads
   size_t chunk_bytes = 2 << 20;     // input chunk size
   size_t batch_rows = 100000;       // rows per COPY transaction (per connection)
-  size_t batch_bytes = 16 << 20;    // encoded bytes per COPY transaction (per connection)
+  size_t batch_bytes = 4 << 20;     // encoded bytes per COPY transaction (per connection)
   size_t max_line_bytes = 16 << 20; // longer lines are rejected
   int64_t max_errors = -1;          // stop when more rows than this are rejected (-1: never)
   bool strict = false;              // reject unknown fields
