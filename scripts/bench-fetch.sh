@@ -78,21 +78,16 @@ done
 
 # ---------------------------------------------------------------- runs
 
-time_of() { tail -n 1 "$1" | awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }'; }
 
 slow_consumers() { grep -c 'Slow Consumer' "$NN_NATS_DIR/server.log" 2>/dev/null || true; }
 
 fail_run() {
   nn_log "FAILED: $1; logs in $run_dir (kept)"
   BENCH_KEEP=1
-  local slow f
+  local slow
   slow=$(slow_consumers)
   [ "${slow:-0}" = 0 ] || nn_log "nats-server logged $slow slow-consumer event(s): $(grep -m1 'Slow Consumer' "$NN_NATS_DIR/server.log")"
-  for f in "$run_dir"/*; do
-    [ -f "$f" ] || continue
-    echo "---- $f" >&2
-    tail -n 20 "$f" >&2
-  done
+  bench_dump_logs "$run_dir"
   exit 1
 }
 
@@ -149,8 +144,8 @@ run_one() {
 
   local secs worker_cpu pub_wall slow
   secs=$(bench_fsub "$t_end" "$t0")
-  read -r _ worker_cpu _ < <(time_of "$run_dir/worker.time")
-  read -r pub_wall _ _ < <(time_of "$run_dir/publish.time")
+  read -r _ worker_cpu _ < <(bench_time_of "$run_dir/worker.time")
+  read -r pub_wall _ _ < <(bench_time_of "$run_dir/publish.time")
   slow=$(slow_consumers)
   # case fetch round secs chunks worker_cpu pg_cpu nats_cpu slow_consumers publish_s
   echo "$case $fetch $round $secs $pub_chunks $worker_cpu $(bench_ticks_to_s $((pg1 - pg0)))" \

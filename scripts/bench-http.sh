@@ -171,12 +171,7 @@ stable_stats() {
 fail_run() {
   nn_log "FAILED: $1; logs in $run_dir (kept)"
   BENCH_KEEP=1
-  local f
-  for f in "$run_dir"/*; do
-    [ -f "$f" ] || continue
-    echo "---- $f" >&2
-    tail -n 20 "$f" >&2
-  done
+  bench_dump_logs "$run_dir"
   exit 1
 }
 

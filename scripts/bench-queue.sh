@@ -82,18 +82,11 @@ for w in "${threads_list[@]}"; do variants+=("queue-seq-w$w" "queue-pipe-w$w"); 
 
 # ---------------------------------------------------------------- runs
 
-# time_of FILE: "wall user+sys rss_kb" from GNU time -f '%e %U %S %M'.
-time_of() { tail -n 1 "$1" | awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }'; }
 
 fail_run() {
   nn_log "FAILED: $1; logs in $run_dir (kept)"
   BENCH_KEEP=1
-  local f
-  for f in "$run_dir"/*; do
-    [ -f "$f" ] || continue
-    echo "---- $f" >&2
-    tail -n 20 "$f" >&2
-  done
+  bench_dump_logs "$run_dir"
   exit 1
 }
 
@@ -121,7 +114,7 @@ run_direct() {
     || fail_run "$name (round $round): nomnom load exited non-zero"
   t1=$(bench_now)
   pg1=$(bench_pg_ticks_settled)
-  read -r _ cpu rss < <(time_of "$run_dir/load.time")
+  read -r _ cpu rss < <(bench_time_of "$run_dir/load.time")
   wall=$(bench_fsub "$t1" "$t0")
   check_table "$name (round $round)"
   # variant round total publish tail client_cpu worker_cpu nats_cpu pg_cpu client_rss_kb
@@ -189,8 +182,8 @@ run_queue() {
   [ "$stored" = "$pub_chunks" ] || fail_run "$name (round $round): the stream stored $stored messages, $pub_chunks were published"
   check_table "$name (round $round)"
 
-  read -r _ pub_cpu pub_rss < <(time_of "$run_dir/publish.time")
-  read -r _ worker_cpu _ < <(time_of "$run_dir/worker.time")
+  read -r _ pub_cpu pub_rss < <(bench_time_of "$run_dir/publish.time")
+  read -r _ worker_cpu _ < <(bench_time_of "$run_dir/worker.time")
   local total publish tail
   total=$(bench_fsub "$t_end" "$t0") publish=$(bench_fsub "$t1" "$t0") tail=$(bench_fsub "$t_end" "$t1")
   echo "$name $round $total $publish $tail $pub_cpu $worker_cpu $(bench_ticks_to_s $((nats1 - nats0)))" \

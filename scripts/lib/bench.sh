@@ -19,6 +19,19 @@ CLK_TCK=$(getconf CLK_TCK)
 
 bench_now() { date +%s.%N; }
 
+# bench_time_of FILE: "wall user+sys rss_kb" from GNU time -f '%e %U %S %M' output.
+bench_time_of() { tail -n 1 "$1" | awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }'; }
+
+# bench_dump_logs DIR: the last lines of every file in DIR, on stderr (after a failure).
+bench_dump_logs() {
+  local f
+  for f in "$1"/*; do
+    [ -f "$f" ] || continue
+    echo "---- $f" >&2
+    tail -n 20 "$f" >&2
+  done
+}
+
 # bench_fsub A B: A - B with millisecond precision.
 bench_fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 
