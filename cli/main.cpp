@@ -363,7 +363,7 @@ struct WorkerArgs {
   std::string db;
   std::string entities_dir;
   std::string on_conflict = "nothing";
-  int threads = 1;
+  int threads = 2;
   bool json = false;
   WorkerOptions opts;
   NatsArgs nats;

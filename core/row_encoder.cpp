@@ -121,6 +121,55 @@ inline bool HasBackslashOrNul(std::string_view s) {
 #endif
 }
 
+template <typename T>
+inline char* PutBigEndian(char* w, T v) {
+  if constexpr (sizeof(T) == 2) v = __builtin_bswap16(v);
+  if constexpr (sizeof(T) == 4) v = __builtin_bswap32(v);
+  if constexpr (sizeof(T) == 8) v = __builtin_bswap64(v);
+  std::memcpy(w, &v, sizeof(T));
+  return w + sizeof(T);
+}
+
+// Copies s to w and returns the end. Short values (most fields) are copied
+// with fixed-size, overlapping moves that never read outside s, instead of a
+// call to memcpy for a few bytes.
+inline char* CopyBytes(char* w, std::string_view s) {
+  const char* src = s.data();
+  const size_t n = s.size();
+  if (n >= 8 && n <= 16) {
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(w, &a, 8);
+    std::memcpy(w + n - 8, &b, 8);
+  } else if (n > 16 && n <= 32) {
+    char a[16], b[16];
+    std::memcpy(a, src, 16);
+    std::memcpy(b, src + n - 16, 16);
+    std::memcpy(w, a, 16);
+    std::memcpy(w + n - 16, b, 16);
+  } else if (n >= 4 && n < 8) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(w, &a, 4);
+    std::memcpy(w + n - 4, &b, 4);
+  } else if (n > 0 && n < 4) {
+    w[0] = src[0];
+    w[n / 2] = src[n / 2];
+    w[n - 1] = src[n - 1];
+  } else if (n > 32 && n <= 64) {
+    char a[32], b[32];
+    std::memcpy(a, src, 32);
+    std::memcpy(b, src + n - 32, 32);
+    std::memcpy(w, a, 32);
+    std::memcpy(w + n - 32, b, 32);
+  } else if (n > 64) {
+    std::memcpy(w, src, n);
+  }
+  return w + n;
+}
+
 // Quotes a short excerpt of a value for an error message.
 std::string Excerpt(std::string_view s) {
   constexpr size_t kMax = 40;
@@ -182,6 +231,24 @@ int RowEncoder::Lookup(od::field& field, std::string* unknown_name) {
   }
   *unknown_name = std::string(unescaped);
   return -1;
+}
+
+// The common case, kept small enough to inline: a String field with a plain
+// string value (no escapes, within its length limit), used in place. Anything
+// else returns false and goes through DecodeValue, which decides it fully.
+inline bool RowEncoder::DecodeStringFast(size_t index, od::value& value) {
+  const Field& f = entity_.fields[index];
+  if (f.type != FieldType::kString) return false;
+  std::string_view s = value.raw_json_token();
+  if (s.size() < 2 || s.front() != '"') return false;
+  s = TrimJsonSpace(s);
+  if (s.size() < 2 || s.back() != '"') return false;
+  s = s.substr(1, s.size() - 2);
+  if (HasBackslashOrNul(s) || (f.max_length > 0 && s.size() > f.max_length)) return false;
+  Slot& slot = slots_[index];
+  slot.s = s;
+  slot.state = Slot::State::kSet;
+  return true;
 }
 
 bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error) {
@@ -340,38 +407,69 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
   return true;
 }
 
-bool RowEncoder::WriteTuple(ByteBuffer* out, uint64_t* key_hash, std::string* error) {
+bool RowEncoder::WriteTuple(size_t line_size, ByteBuffer* out, uint64_t* key_hash, std::string* error) {
   const auto& fields = entity_.fields;
-  // One capacity check for the whole tuple (numerics may still grow it).
-  size_t bound = 2;
-  for (size_t i = 0; i < fields.size(); ++i) bound += 4 + 9 + slots_[i].s.size();
-  out->Grow(bound);
-  pg::AppendTupleStart(*out, static_cast<int16_t>(fields.size()));
+  // Every string, number or JSON text in the slots is a piece of the line or
+  // its unescaped (shorter) copy, so this bounds the tuple; numerics may still
+  // grow it. Written through a local cursor: no capacity check per field.
+  const size_t bound = line_size + fields.size() * (4 + 9) + 2;
+  char* begin = out->Grow(bound);
+  char* w = begin;
+  w = PutBigEndian(w, static_cast<uint16_t>(fields.size()));
   for (size_t i = 0; i < fields.size(); ++i) {
     const Slot& s = slots_[i];
     if (s.state != Slot::State::kSet) {
-      pg::AppendNullField(*out);
+      w = PutBigEndian(w, uint32_t{0xFFFFFFFF});  // NULL: length -1
       continue;
     }
     switch (fields[i].type) {
-      case FieldType::kString: pg::AppendTextField(*out, s.s); break;
-      case FieldType::kInteger: pg::AppendInt32Field(*out, static_cast<int32_t>(s.i)); break;
-      case FieldType::kBigInt: pg::AppendInt64Field(*out, s.i); break;
-      case FieldType::kFloat: pg::AppendFloat8Field(*out, s.d); break;
+      case FieldType::kString:
+        w = PutBigEndian(w, static_cast<uint32_t>(s.s.size()));
+        w = CopyBytes(w, s.s);
+        break;
+      case FieldType::kInteger:
+        w = PutBigEndian(w, uint32_t{4});
+        w = PutBigEndian(w, static_cast<uint32_t>(static_cast<int32_t>(s.i)));
+        break;
+      case FieldType::kDate:
+        w = PutBigEndian(w, uint32_t{4});
+        w = PutBigEndian(w, static_cast<uint32_t>(static_cast<int32_t>(s.i)));
+        break;
+      case FieldType::kBigInt:
+      case FieldType::kDateTime:
+        w = PutBigEndian(w, uint32_t{8});
+        w = PutBigEndian(w, static_cast<uint64_t>(s.i));
+        break;
+      case FieldType::kFloat: {
+        uint64_t bits;
+        std::memcpy(&bits, &s.d, 8);
+        w = PutBigEndian(w, uint32_t{8});
+        w = PutBigEndian(w, bits);
+        break;
+      }
+      case FieldType::kBoolean:
+        w = PutBigEndian(w, uint32_t{1});
+        *w++ = s.i != 0 ? 1 : 0;
+        break;
+      case FieldType::kJson:
+        w = PutBigEndian(w, static_cast<uint32_t>(s.s.size() + 1));
+        *w++ = 1;  // jsonb version
+        w = CopyBytes(w, s.s);
+        break;
       case FieldType::kDecimal: {
+        out->Commit(static_cast<size_t>(w - begin));
         std::string why;
         if (!pg::AppendNumericField(*out, s.s, &why)) {
           *error = "field '" + fields[i].name + "': " + why;
           return false;
         }
+        begin = out->Grow(bound);  // room for the remaining fields again
+        w = begin;
         break;
       }
-      case FieldType::kBoolean: pg::AppendBoolField(*out, s.i != 0); break;
-      case FieldType::kDate: pg::AppendDateField(*out, static_cast<int32_t>(s.i)); break;
-      case FieldType::kDateTime: pg::AppendTimestampField(*out, s.i); break;
-      case FieldType::kJson: pg::AppendJsonbField(*out, s.s); break;
     }
   }
+  out->Commit(static_cast<size_t>(w - begin));
   if (key_hash == nullptr) return true;
   uint64_t h = 0;
   for (size_t k : entity_.key_fields) {
@@ -438,7 +536,9 @@ bool RowEncoder::Encode(std::string_view line, size_t readable, ByteBuffer* out,
       *error = "field '" + entity_.fields[static_cast<size_t>(idx)].name + "' appears more than once";
       return false;
     }
-    if (!DecodeValue(static_cast<size_t>(idx), field.value(), error)) return false;
+    od::value& value = field.value();
+    if (DecodeStringFast(static_cast<size_t>(idx), value)) continue;
+    if (!DecodeValue(static_cast<size_t>(idx), value, error)) return false;
   }
   const char* rest = nullptr;
   if (doc.current_location().get(rest) == simdjson::SUCCESS) {
@@ -452,7 +552,7 @@ bool RowEncoder::Encode(std::string_view line, size_t readable, ByteBuffer* out,
     }
   }
   const size_t start = out->size();
-  if (!WriteTuple(out, key_hash, error)) {
+  if (!WriteTuple(line.size(), out, key_hash, error)) {
     out->Truncate(start);
     return false;
   }

@@ -58,8 +58,9 @@ class RowEncoder {
   };
   bool KeyEquals(const char* raw_key, size_t field) const;
   int Lookup(simdjson::ondemand::field& field, std::string* unknown_name);
+  bool DecodeStringFast(size_t index, simdjson::ondemand::value& value);
   bool DecodeValue(size_t index, simdjson::ondemand::value& value, std::string* error);
-  bool WriteTuple(ByteBuffer* out, uint64_t* key_hash, std::string* error);
+  bool WriteTuple(size_t line_size, ByteBuffer* out, uint64_t* key_hash, std::string* error);
 
   const Entity& entity_;
   RowEncoderOptions options_;
