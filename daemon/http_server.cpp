@@ -421,12 +421,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Waits for the first byte of the next request (idle timeout), unless a
   // pipelined request is already buffered.
-  void DoIdle() {
+  // deadline_set: the caller (a response just written) has already started
+  // the idle timeout.
+  void DoIdle(bool deadline_set = false) {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kIdle;
     if (stop_requested_ || impl_->stopping.load()) return Close();
     if (buffer_.size() > 0) return DoReadHeader();
-    stream_.expires_after(std::chrono::milliseconds(opts().idle_timeout_ms));
+    if (!deadline_set) stream_.expires_after(std::chrono::milliseconds(opts().idle_timeout_ms));
     stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
                             [self = shared_from_this()](error_code ec, size_t n) {
                               self->buffer_.commit(n);
@@ -444,9 +446,26 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(std::min<size_t>(opts().max_header_bytes, UINT32_MAX)));
     parser_->body_limit(static_cast<std::uint64_t>(opts().max_body_bytes));
-    stream_.expires_after(std::chrono::milliseconds(opts().read_timeout_ms));
+    read_deadline_set_ = false;
+    // Most requests arrive whole in one read: parse what is buffered here,
+    // without a round trip through the io_context per parsing step.
+    if (buffer_.size() > 0) {
+      error_code ec;
+      const size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec != bhttp::error::need_more) return OnHeader(ec);
+    }
+    ArmReadDeadline();
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  // One read deadline covers the whole request, from the first read that has
+  // to wait for it.
+  void ArmReadDeadline() {
+    if (read_deadline_set_) return;
+    read_deadline_set_ = true;
+    stream_.expires_after(std::chrono::milliseconds(opts().read_timeout_ms));
   }
 
   void OnHeader(error_code ec) {
@@ -466,7 +485,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (IEquals(Trim(SV(req[bhttp::field::expect])), "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      stream_.expires_after(std::chrono::milliseconds(opts().read_timeout_ms));
+      ArmReadDeadline();
       return net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
                               [self = shared_from_this()](error_code wec, size_t) {
                                 if (wec) return self->Close();
@@ -478,7 +497,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void DoReadBody() {
     if (phase_ == Phase::kClosed) return;
-    // The read deadline set for the header still runs: it covers the whole request.
+    if (buffer_.size() > 0) {  // the body, or some of it, came with the header
+      error_code ec;
+      const size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec && ec != bhttp::error::need_more) return OnReadError(ec);
+      if (parser_->is_done()) return OnRequest();
+    }
+    ArmReadDeadline();
     bhttp::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
       if (self->phase_ == Phase::kClosed) return;
       if (ec) return self->OnReadError(ec);
@@ -617,10 +643,14 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string_view reason = SV(bhttp::obsolete_reason(static_cast<bhttp::status>(status)));
     head_ += reason == "<unknown-status>" ? std::string_view("Unknown") : reason;
     head_ += "\r\nServer: nomnomd\r\n";
-    if (!no_body_allowed && !r.content_type.empty() && HeaderValueIsSafe(r.content_type)) {
-      head_ += "Content-Type: ";
-      head_ += r.content_type;
-      head_ += "\r\n";
+    if (!no_body_allowed) {
+      if (r.content_type.empty()) {
+        head_ += "Content-Type: application/json\r\n";
+      } else if (HeaderValueIsSafe(r.content_type)) {
+        head_ += "Content-Type: ";
+        head_ += r.content_type;
+        head_ += "\r\n";
+      }
     }
     for (const auto& [name, value] : r.headers) {
       if (!HeaderNameIsSafe(name) || !HeaderValueIsSafe(value) || IEquals(name, "Server") ||
@@ -671,7 +701,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (close_after_write_) return Close();
     ++seq_;
     parser_.reset();
-    DoIdle();
+    DoIdle(/*deadline_set=*/true);  // Write() started the idle timeout
   }
 
   // After an error response sent while the client may still be sending: stop
@@ -722,6 +752,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool linger_after_write_ = false;
   bool stop_requested_ = false;
   bool registered_ = false;
+  bool read_deadline_set_ = false;
   std::list<std::weak_ptr<Session>>::iterator registration_;
 };
 

@@ -46,7 +46,7 @@ struct Request {
 
 struct Response {
   int status = 200;
-  std::string content_type = "application/json";
+  std::string content_type;  // empty: application/json
   std::string body;
   // Extra header fields. Server, Content-Length and Connection are set by the
   // server (one given here is ignored); Content-Type comes from content_type.

@@ -70,8 +70,7 @@ class IngestService {
   struct BatchState;
   struct Waiter {
     http::Responder respond;
-    std::string message_id;
-    std::chrono::steady_clock::time_point started;
+    uint32_t row;  // the message id is "<chunk's batch id>.<row>"
   };
   struct OpenChunk {
     std::string batch_id;
@@ -112,6 +111,11 @@ class IngestService {
   DaemonConfig config_;
   JetStreamClient& js_;
   MetricsRegistry& metrics_;
+  // Unique to this instance, never reused: tags per-thread caches.
+  const uint64_t serial_ = [] {
+    static std::atomic<uint64_t> next{1};
+    return next.fetch_add(1);
+  }();
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};

@@ -28,10 +28,10 @@ wait_until "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%AS e2e_lock
   1 10 "sessions holding the lock"
 waiting="SELECT count(*) FROM pg_locks WHERE relation = 'orders'::regclass AND NOT granted"
 
-e2e_start_worker worker-1 "${ack[@]}" --fetch-batch 100 --idle-exit-ms 4000 --json
+e2e_start_worker worker-1 "${ack[@]}" --threads 1 --fetch-batch 100 --idle-exit-ms 4000 --json
 w1=$WORKER_PID
 wait_until "$waiting" 1 15 "workers waiting for the lock"
-e2e_start_worker worker-2 "${ack[@]}" --fetch-batch 100 --idle-exit-ms 4000 --json
+e2e_start_worker worker-2 "${ack[@]}" --threads 1 --fetch-batch 100 --idle-exit-ms 4000 --json
 w2=$WORKER_PID
 wait_until "$waiting" 2 20 "workers waiting for the lock (worker-2 got the redelivered chunks)"
 assert_eq "$(sql "SELECT count(*) FROM nomnom_ledger")" 0 "chunks committed while the lock is held"
