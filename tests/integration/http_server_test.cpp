@@ -511,6 +511,33 @@ TEST_CASE("http: the idle timeout closes a silent keep-alive connection", "[http
   CHECK(MsSince(t0) >= 150);
 }
 
+TEST_CASE("http: a slow handler gets the read timeout even late in the idle time", "[http]") {
+  // The request arrives whole after most of the idle time has passed; the
+  // handler then takes longer than what was left of it. The connection must
+  // not be closed under the handler: it runs under the read timeout.
+  ServerOptions o = TestOptions();
+  o.idle_timeout_ms = 400;
+  o.read_timeout_ms = 2000;
+  Server server(o);
+  server.Route("GET", "/slow", [](Request&&, Responder respond) {
+    std::thread([respond = std::move(respond)] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      respond(Text("late"));
+    }).detach();
+  });
+  Start(server);
+  Client c(server.port());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto r = c.Request("GET", "/slow");
+  CHECK(r.status == 200);
+  CHECK(r.body == "late");
+  // The same after a response (whose write started the idle time).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto r2 = c.Request("GET", "/slow");
+  CHECK(r2.status == 200);
+  CHECK(r2.body == "late");
+}
+
 TEST_CASE("http: bearer token on /ingest", "[http]") {
   ServerOptions o = TestOptions();
   o.bearer_token = "s3cret-token";
