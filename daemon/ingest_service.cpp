@@ -336,8 +336,12 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
   const Entity* e = CheckIngest(req, respond, false);
   if (e == nullptr) return;
   // Validate in place (simdjson needs readable padding after the text).
-  std::string& body = req.body;
-  const size_t size = body.size();
+  // A per-thread copy with the padding: appending it to the body itself
+  // would reallocate the body on every request.
+  thread_local std::string body;
+  const size_t size = req.body.size();
+  if (body.capacity() > (1u << 20) && size < (64u << 10)) std::string().swap(body);  // do not keep a big one
+  body.assign(req.body);
   body.append(kChunkPadding, ' ');
   std::string_view text(body.data(), size);
   thread_local ByteBuffer scratch;  // the encoded tuple is not kept: validation only

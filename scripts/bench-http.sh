@@ -14,6 +14,8 @@
 #   --drain-timeout S      with workers: how long to wait for /ingest/message rows
 #                          to be committed after wrk (default 600)
 #   --nomnomd-args "..."   extra nomnomd options (e.g. "--linger-ms 5 --http-threads 1")
+#   --message-body B       unique (default): a new order_key per request, made in
+#                          wrk's Lua; fixed: the same order, sent by wrk natively
 #   --no-build             skip scripts/deps.sh --bench and scripts/build.sh
 #   --keep                 keep the temp dir (logs, wrk output, raw results) at exit
 #   -h, --help             this text
@@ -24,7 +26,13 @@
 # stream's size limit), waited for until /ready; then
 #   message  wrk -t T -c C -d S --latency POST /ingest/message, one TPC-H order
 #            per request with a unique order_key per request (thread id and
-#            counter in wrk's Lua `request`), keep-alive
+#            counter in wrk's Lua `request`), keep-alive. With
+#            --message-body fixed: the same order every request, sent by wrk
+#            natively (no Lua per request or response, so wrk itself takes
+#            less of the shared CPUs); the API does the same work for it
+#            (validates, new message id, publishes every one); with workers
+#            the table then keeps one row, and the ledger's committed row
+#            count is what must reach the accepted count
 #   batch    the same with POST /ingest/batch and a ~1 MB NDJSON body of TPC-H
 #            orders (read from a generated file in the Lua `init`; the same
 #            body every time, so its keys repeat and the table keeps one copy)
@@ -57,7 +65,7 @@ BENCH_COMMAND=$(printf '%q ' "scripts/$(basename "$0")" "$@")
 BENCH_COMMAND=${BENCH_COMMAND% }
 
 rounds=3 duration=15 wrk_threads=2 connections="64 256" batch_connections="8" batch_kb=1000
-workers_list="1 0" endpoints="message batch" drain_timeout=600 build=1 nomnomd_args=""
+workers_list="1 0" endpoints="message batch" drain_timeout=600 build=1 nomnomd_args="" message_body=unique
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=${2:?--rounds needs a value}; shift ;;
@@ -70,6 +78,7 @@ while [ $# -gt 0 ]; do
     --endpoints) endpoints=${2:?--endpoints needs a value}; shift ;;
     --drain-timeout) drain_timeout=${2:?--drain-timeout needs a value}; shift ;;
     --nomnomd-args) nomnomd_args=${2?--nomnomd-args needs a value}; shift ;;
+    --message-body) message_body=${2:?--message-body needs a value}; shift ;;
     --no-build) build=0 ;;
     --keep) BENCH_KEEP=1 ;;
     -h|--help) nn_usage ;;
@@ -94,6 +103,7 @@ for v in "${endpoint_list[@]}"; do
   [[ $v = message || $v = batch ]] || nn_die "--endpoints: '$v' is neither message nor batch"
 done
 [ $((${#worker_counts[@]} * ${#endpoint_list[@]})) -gt 0 ] || nn_die "--workers and --endpoints need a value"
+[ "$message_body" = unique ] || [ "$message_body" = fixed ] || nn_die "--message-body: '$message_body' is neither unique nor fixed"
 command -v wrk >/dev/null || nn_die "wrk missing (scripts/deps.sh --bench installs it)"
 read -r -a extra_daemon_args <<<"$nomnomd_args"
 
@@ -125,6 +135,22 @@ function done(summary, latency, requests)
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end
 EOF
+  if [ "$message_body" = fixed ]; then
+    # The same order every request, sent by wrk without Lua per request or
+    # response; wrk counts non-2xx answers itself (summary.errors.status).
+    cat >"$BENCH_TMP/message.lua" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '${MESSAGE_PREFIX}1-1${MESSAGE_SUFFIX}'
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT requests=%d duration_us=%d ok=%d non202=%d connect=%d read=%d write=%d status=%d timeout=%d p50_us=%d p90_us=%d p99_us=%d max_us=%d\n",
+    summary.requests, summary.duration, summary.requests - e.status, e.status, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+EOF
+  else
   # One order per request; order_key "<thread>-<counter>" is unique per run.
   cat >"$BENCH_TMP/message.lua" <<EOF
 dofile("$BENCH_TMP/common.lua")
@@ -135,6 +161,7 @@ function request()
   return wrk.format("POST", "/ingest/message", headers, '$MESSAGE_PREFIX' .. tid .. '-' .. n .. '$MESSAGE_SUFFIX')
 end
 EOF
+  fi
   cat >"$BENCH_TMP/batch.lua" <<EOF
 dofile("$BENCH_TMP/common.lua")
 local req
@@ -246,7 +273,9 @@ run_one() {
     t_end=$(bench_poller_result "$run_dir/poller.log") || fail_run "$name (round $round): no commit time from the poller"
     drain=$(awk -v a="$t_end" -v b="$t_wrk_end" 'BEGIN { d = a - b; printf "%.2f", d < 0 ? 0 : d }')
     got=$(bench_sql "SELECT count(*) FROM $TABLE")
-    [ "$got" = "$rows_accepted" ] || fail_run "$name (round $round): $TABLE holds $got rows, $rows_accepted were accepted"
+    local want=$rows_accepted
+    [ "$message_body" = unique ] || want=1  # the same order_key every time
+    [ "$got" = "$want" ] || fail_run "$name (round $round): $TABLE holds $got rows, $want expected ($rows_accepted accepted)"
     dead=$(bench_sql "SELECT count(*) FROM nomnom_dead_letters")
     [ "$dead" = 0 ] || fail_run "$name (round $round): $dead dead letters"
   fi
@@ -330,7 +359,9 @@ print_report() {
       "/ingest/$endpoint" "$w" "$c" "$cpu_d" "$cpu_n" "$cpu_p" "$cpu_w" "$total" "$committed" "$drain"
   done
   echo
-  echo "Bodies: /ingest/message $message_bytes bytes (one TPC-H order, unique order_key per request);" \
+  local message_desc="unique order_key per request, from wrk's Lua request()"
+  [ "$message_body" = unique ] || message_desc="the same order every request, wrk without Lua per request (--message-body fixed)"
+  echo "Bodies: /ingest/message $message_bytes bytes (one TPC-H order, $message_desc);" \
     "/ingest/batch $batch_bytes bytes ($batch_rows TPC-H orders, the same body every request). MB/s = 202 answers ×" \
     "body bytes / wrk's duration (10^6 bytes). nomnomd: ${nomnomd_args:-no extra options}; its defaults:" \
     "--http-threads 2, --linger-ms 2, --chunk-rows 1000, --chunk-kb 512, workers --fetch-batch 100." \
@@ -356,6 +387,7 @@ batch_bytes=$(stat -c %s "$BENCH_TMP/batch.ndjson")
 batch_rows=$(wc -l <"$BENCH_TMP/batch.ndjson")
 [ "$batch_rows" -gt 0 ] || nn_die "--batch-kb $batch_kb is smaller than one row"
 message_bytes=$((${#MESSAGE_PREFIX} + ${#MESSAGE_SUFFIX} + 8))  # with order_key "1-100000"
+[ "$message_body" = unique ] || message_bytes=$((${#MESSAGE_PREFIX} + ${#MESSAGE_SUFFIX} + 3))  # "1-1"
 write_lua
 nn_log "bench-http: batch body $batch_bytes bytes, $batch_rows rows; configurations: ${#configs[@]}"
 
