@@ -130,42 +130,37 @@ inline char* PutBigEndian(char* w, T v) {
   return w + sizeof(T);
 }
 
-// Copies s to w and returns the end. Short values (most fields) are copied
-// with fixed-size, overlapping moves that never read outside s, instead of a
-// call to memcpy for a few bytes.
+// Copies n bytes, N <= n <= 2N, as two N-byte moves that overlap in the
+// middle: fixed-size moves compile to a few register loads and stores.
+template <size_t N>
+inline void CopyEnds(char* w, const char* src, size_t n) {
+  char head[N], tail[N];
+  std::memcpy(head, src, N);
+  std::memcpy(tail, src + n - N, N);
+  std::memcpy(w, head, N);
+  std::memcpy(w + n - N, tail, N);
+}
+
+// Copies s to w and returns the end. Short values (most fields) take
+// CopyEnds, which never reads outside s, instead of a call to memcpy for a
+// few bytes.
 inline char* CopyBytes(char* w, std::string_view s) {
   const char* src = s.data();
   const size_t n = s.size();
-  if (n >= 8 && n <= 16) {
-    uint64_t a, b;
-    std::memcpy(&a, src, 8);
-    std::memcpy(&b, src + n - 8, 8);
-    std::memcpy(w, &a, 8);
-    std::memcpy(w + n - 8, &b, 8);
-  } else if (n > 16 && n <= 32) {
-    char a[16], b[16];
-    std::memcpy(a, src, 16);
-    std::memcpy(b, src + n - 16, 16);
-    std::memcpy(w, a, 16);
-    std::memcpy(w + n - 16, b, 16);
-  } else if (n >= 4 && n < 8) {
-    uint32_t a, b;
-    std::memcpy(&a, src, 4);
-    std::memcpy(&b, src + n - 4, 4);
-    std::memcpy(w, &a, 4);
-    std::memcpy(w + n - 4, &b, 4);
-  } else if (n > 0 && n < 4) {
+  if (n > 64) {
+    std::memcpy(w, src, n);
+  } else if (n > 32) {
+    CopyEnds<32>(w, src, n);
+  } else if (n > 16) {
+    CopyEnds<16>(w, src, n);
+  } else if (n >= 8) {
+    CopyEnds<8>(w, src, n);
+  } else if (n >= 4) {
+    CopyEnds<4>(w, src, n);
+  } else if (n > 0) {
     w[0] = src[0];
     w[n / 2] = src[n / 2];
     w[n - 1] = src[n - 1];
-  } else if (n > 32 && n <= 64) {
-    char a[32], b[32];
-    std::memcpy(a, src, 32);
-    std::memcpy(b, src + n - 32, 32);
-    std::memcpy(w, a, 32);
-    std::memcpy(w + n - 32, b, 32);
-  } else if (n > 64) {
-    std::memcpy(w, src, n);
   }
   return w + n;
 }
