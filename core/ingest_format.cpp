@@ -45,6 +45,18 @@ std::string ChunkId(std::string_view batch_id, uint32_t index) {
   return std::string(batch_id) + ":" + std::to_string(index);
 }
 
+void AppendMessageId(std::string* out, std::string_view batch_id, uint32_t row) {
+  *out += batch_id;
+  *out += '.';
+  *out += std::to_string(row);
+}
+
+std::string MessageId(std::string_view batch_id, uint32_t row) {
+  std::string id;
+  AppendMessageId(&id, batch_id, row);
+  return id;
+}
+
 std::string FormatChunkHeader(uint32_t index, uint32_t count) {
   return std::to_string(index) + "/" + std::to_string(count);
 }

@@ -42,6 +42,10 @@ std::string NewUuid();
 std::string NameUuid(std::string_view name);
 
 std::string ChunkId(std::string_view batch_id, uint32_t index);  // "<batch>:<k>"
+// The id of one /ingest/message row: "<chunk's batch id>.<row>" (what
+// ParseStatusId reads back). AppendMessageId writes it onto *out.
+std::string MessageId(std::string_view batch_id, uint32_t row);
+void AppendMessageId(std::string* out, std::string_view batch_id, uint32_t row);
 std::string FormatChunkHeader(uint32_t index, uint32_t count);   // "k/n"
 // Parses "k/n" (k < n); nullopt when malformed.
 std::optional<std::pair<uint32_t, uint32_t>> ParseChunkHeader(std::string_view s);

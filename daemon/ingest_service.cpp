@@ -242,9 +242,7 @@ void IngestService::SealLocked(const std::string& entity) {
       resp.status = 202;
       resp.body.reserve(128);
       resp.body += R"({"message_id":")";
-      resp.body += batch_id;
-      resp.body += '.';
-      resp.body += std::to_string(w.row);
+      AppendMessageId(&resp.body, batch_id, w.row);
       resp.body += R"(","status":"accepted","timestamp":")";
       resp.body += ts;
       resp.body += R"("})";
@@ -394,7 +392,7 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
         return;
       }
       json j;
-      j["message_id"] = batch_id + ".0";
+      j["message_id"] = MessageId(batch_id, 0);
       j["status"] = r.duplicate ? "duplicate" : "accepted";
       j["timestamp"] = IsoNow();
       if (r.duplicate) {

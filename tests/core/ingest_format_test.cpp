@@ -39,7 +39,8 @@ TEST_CASE("status ids name a batch or a message row", "[ingest_format]") {
   REQUIRE(batch.has_value());
   CHECK(batch->kind == StatusKey::Kind::kBatch);
   CHECK(batch->batch_id == u);
-  auto msg = ParseStatusId(u + ".17");
+  CHECK(MessageId(u, 17) == u + ".17");
+  auto msg = ParseStatusId(MessageId(u, 17));
   REQUIRE(msg.has_value());
   CHECK(msg->kind == StatusKey::Kind::kMessage);
   CHECK(msg->batch_id == u);
