@@ -60,17 +60,15 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || nn_die "--rounds must be a positive integer, got '$rounds'"
-[[ $max_bytes =~ ^[0-9]+$ ]] || nn_die "--fetch-max-bytes must be a non-negative integer, got '$max_bytes'"
-[[ $idle_exit_ms =~ ^[1-9][0-9]*$ ]] || nn_die "--idle-exit-ms must be a positive integer, got '$idle_exit_ms'"
-[[ $timeout =~ ^[1-9][0-9]*$ ]] || nn_die "--timeout must be a positive integer, got '$timeout'"
+nn_need_int --rounds 1 "$rounds"
+nn_need_int --fetch-max-bytes 0 "$max_bytes"
+nn_need_int --idle-exit-ms 1 "$idle_exit_ms"
+nn_need_int --timeout 1 "$timeout"
 read -r -a fetches <<<"$fetch_list"
 read -r -a case_list <<<"$cases"
 [ $((${#fetches[@]} * ${#case_list[@]})) -gt 0 ] || nn_die "--fetch and --cases need at least one value"
 max_rows=0
-for n in "${fetches[@]}"; do
-  [[ $n =~ ^[1-9][0-9]*$ ]] || nn_die "--fetch: '$n' is not a positive integer"
-done
+nn_need_int --fetch 1 "${fetches[@]}"
 for c in "${case_list[@]}"; do
   [[ $c =~ ^[1-9][0-9]*:[1-9][0-9]*$ ]] || nn_die "--cases: '$c' is not CHUNK_ROWS:ROWS"
   [ "${c#*:}" -le "$max_rows" ] || max_rows=${c#*:}

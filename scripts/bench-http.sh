@@ -86,19 +86,18 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-for v in "$rounds" "$duration" "$wrk_threads" "$batch_kb" "$drain_timeout"; do
-  [[ $v =~ ^[1-9][0-9]*$ ]] || nn_die "'$v' is not a positive integer (see --help)"
-done
+nn_need_int --rounds 1 "$rounds"
+nn_need_int --duration 1 "$duration"
+nn_need_int --wrk-threads 1 "$wrk_threads"
+nn_need_int --batch-kb 1 "$batch_kb"
+nn_need_int --drain-timeout 1 "$drain_timeout"
 read -r -a msg_conns <<<"$connections"
 read -r -a batch_conns <<<"$batch_connections"
 read -r -a worker_counts <<<"$workers_list"
 read -r -a endpoint_list <<<"$endpoints"
-for v in "${msg_conns[@]}" "${batch_conns[@]}"; do
-  [[ $v =~ ^[1-9][0-9]*$ ]] || nn_die "connections: '$v' is not a positive integer"
-done
-for v in "${worker_counts[@]}"; do
-  [[ $v =~ ^[0-9]+$ ]] || nn_die "--workers: '$v' is not a non-negative integer"
-done
+nn_need_int --connections 1 "${msg_conns[@]}"
+nn_need_int --batch-connections 1 "${batch_conns[@]}"
+nn_need_int --workers 0 "${worker_counts[@]}"
 for v in "${endpoint_list[@]}"; do
   [[ $v = message || $v = batch ]] || nn_die "--endpoints: '$v' is neither message nor batch"
 done

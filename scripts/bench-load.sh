@@ -57,8 +57,8 @@ done
 if ! [[ $sf =~ ^[0-9]*\.?[0-9]+$ ]] || ! awk -v x="$sf" 'BEGIN { exit !(x > 0) }'; then
   nn_die "--sf must be a positive number, got '$sf'"
 fi
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || nn_die "--rounds must be a positive integer, got '$rounds'"
-[[ -z $jobs || $jobs =~ ^[1-9][0-9]*$ ]] || nn_die "--jobs must be a positive integer, got '$jobs'"
+nn_need_int --rounds 1 "$rounds"
+[ -z "$jobs" ] || nn_need_int --jobs 1 "$jobs"
 
 nomnom="$NN_ROOT/build/cli/nomnom"
 nomnom_jobs=()

@@ -68,14 +68,12 @@ done
 if ! [[ $sf =~ ^[0-9]*\.?[0-9]+$ ]] || ! awk -v x="$sf" 'BEGIN { exit !(x > 0) }'; then
   nn_die "--sf must be a positive number, got '$sf'"
 fi
-[[ $rounds =~ ^[1-9][0-9]*$ ]] || nn_die "--rounds must be a positive integer, got '$rounds'"
-[[ $idle_exit_ms =~ ^[1-9][0-9]*$ ]] || nn_die "--idle-exit-ms must be a positive integer, got '$idle_exit_ms'"
-[[ $timeout =~ ^[1-9][0-9]*$ ]] || nn_die "--timeout must be a positive integer, got '$timeout'"
+nn_need_int --rounds 1 "$rounds"
+nn_need_int --idle-exit-ms 1 "$idle_exit_ms"
+nn_need_int --timeout 1 "$timeout"
 read -r -a threads_list <<<"$worker_threads"
 [ ${#threads_list[@]} -gt 0 ] || nn_die "--worker-threads needs at least one count"
-for w in "${threads_list[@]}"; do
-  [[ $w =~ ^[1-9][0-9]*$ ]] || nn_die "--worker-threads: '$w' is not a positive integer"
-done
+nn_need_int --worker-threads 1 "${threads_list[@]}"
 
 variants=(direct)
 for w in "${threads_list[@]}"; do variants+=("queue-seq-w$w" "queue-pipe-w$w"); done

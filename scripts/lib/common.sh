@@ -18,6 +18,18 @@ nn_die() {
   exit 1
 }
 
+# nn_need_int OPTION MIN VALUE...: dies unless every VALUE is a whole number
+# of at least MIN (0 or 1), naming OPTION.
+nn_need_int() {
+  local option=$1 min=$2 v
+  shift 2
+  for v in "$@"; do
+    if ! [[ $v =~ ^(0|[1-9][0-9]*)$ ]] || [ "$v" -lt "$min" ]; then
+      nn_die "$option: '$v' is not $([ "$min" = 0 ] && echo "a non-negative" || echo "a positive") integer (see --help)"
+    fi
+  done
+}
+
 # Prints the comment block at the top of the running script, then exits 0.
 nn_usage() {
   sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$NN_SCRIPT"
