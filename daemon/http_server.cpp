@@ -34,19 +34,9 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
-#pragma GCC diagnostic pop
 
-// The embedded files (daemon/assets/, daemon/openapi.json), defined by the .cpp
-// that daemon/CMakeLists.txt generates.
-namespace nomnom::http::embedded {
-struct File {
-  const char* url_path;
-  const char* begin;
-  const char* end;
-};
-extern const File kFiles[];
-extern const std::size_t kFileCount;
-}  // namespace nomnom::http::embedded
+#include "daemon/embedded_files.h"
+#pragma GCC diagnostic pop
 
 namespace nomnom::http {
 
