@@ -34,9 +34,9 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
+#pragma GCC diagnostic pop
 
 #include "daemon/embedded_files.h"
-#pragma GCC diagnostic pop
 
 namespace nomnom::http {
 
