@@ -188,7 +188,7 @@ print_report() {
     "--idle-exit-ms $idle_exit_ms. CPU seconds over the timed part (worker: GNU time of the whole process)." \
     "nats-server slow-consumer events in all runs: $slow. Counts, ledger and content verified after every run."
   echo
-  bench_machine_facts
+  bench_machine_facts nats
 }
 
 # ---------------------------------------------------------------- main

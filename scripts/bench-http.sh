@@ -367,7 +367,7 @@ print_report() {
     "Every run: fresh nats-server, table and nomnomd;" \
     "accepted counts checked against wrk's 202s and the stream's stored messages against the published chunks."
   echo
-  bench_machine_facts
+  bench_machine_facts nats
   echo "- wrk $(wrk -v 2>&1 | head -n 1 | awk '{print $2}') runs on the same machine as everything else"
 }
 

@@ -31,15 +31,17 @@
 set -euo pipefail
 # shellcheck source=lib/common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/bench.sh source-path=SCRIPTDIR
+source "$NN_ROOT/scripts/lib/bench.sh"
 
 readonly TABLE=orders_x
 readonly SEED=1
 readonly LOADERS=(psql-copy nomnom-error psql-parallel psql-staging nomnom-nothing)
 
-command_line=$(printf '%q ' "scripts/$(basename "$0")" "$@")
-command_line=${command_line% }
+BENCH_COMMAND=$(printf '%q ' "scripts/$(basename "$0")" "$@")
+BENCH_COMMAND=${BENCH_COMMAND% }
 
-sf=1 rounds=3 jobs="" memory=0 build=1 with_pgloader=0 keep=0
+sf=1 rounds=3 jobs="" memory=0 build=1 with_pgloader=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --sf) sf=${2:?--sf needs a value}; shift ;;
@@ -48,57 +50,20 @@ while [ $# -gt 0 ]; do
     --memory) memory=1 ;;
     --with-pgloader) with_pgloader=1 ;;
     --no-build) build=0 ;;
-    --keep) keep=1 ;;
+    --keep) BENCH_KEEP=1 ;;
     -h|--help) nn_usage ;;
     *) nn_die "unknown argument: $1 (see --help)" ;;
   esac
   shift
 done
-if ! [[ $sf =~ ^[0-9]*\.?[0-9]+$ ]] || ! awk -v x="$sf" 'BEGIN { exit !(x > 0) }'; then
-  nn_die "--sf must be a positive number, got '$sf'"
-fi
+nn_need_number --sf "$sf"
 nn_need_int --rounds 1 "$rounds"
 [ -z "$jobs" ] || nn_need_int --jobs 1 "$jobs"
 
-nomnom="$NN_ROOT/build/cli/nomnom"
 nomnom_jobs=()
 [ -n "$jobs" ] && nomnom_jobs=(--jobs "$jobs")
 
 # ---------------------------------------------------------------- helpers
-
-now() { date +%s.%N; }
-
-# fsub A B: A - B with millisecond precision.
-fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
-
-# Reads numbers, one a line, on stdin; prints "median min max".
-stats() {
-  sort -g | awk '{ v[NR] = $1 }
-    END {
-      if (NR == 0) { print "- - -"; exit }
-      m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-      printf "%.3f %.3f %.3f\n", m, v[1], v[NR]
-    }'
-}
-
-readonly PSQL_OPTS=(-X -q -v ON_ERROR_STOP=1)
-psql_db() { psql "${PSQL_OPTS[@]}" "$DATABASE_URL" "$@"; }
-sql() { psql_db -At -c "$1"; }
-
-load_average() { cut -d' ' -f1-3 /proc/loadavg; }
-
-# Drops and recreates the target table and checkpoints, so that every run
-# starts from an empty table and a clean WAL / buffer state.
-reset_table() {
-  sql "SET client_min_messages = warning; DROP TABLE IF EXISTS $TABLE" >/dev/null
-  "$nomnom" schema --table "$TABLE" | psql_db >/dev/null
-  sql CHECKPOINT >/dev/null
-}
-
-# "rows fingerprint" of the target table; the fingerprint is order-independent.
-table_fingerprint() {
-  sql "SELECT count(*) || ' ' || coalesce(sum(hashtextextended(t::text, 0)), 0) FROM $TABLE t"
-}
 
 # timed RSSFILE LOG CMD...: runs CMD under GNU time, appending its output to
 # LOG; RSSFILE gets the peak RSS in KB (last line).
@@ -114,21 +79,21 @@ rss_of() { tail -n 1 "$1"; }
 # load_NAME RSSFILE LOG (NAME with _ for -): loads the data into $TABLE, returns non-zero on failure.
 
 load_psql_copy() {
-  timed "$1" "$2" psql "${PSQL_OPTS[@]}" "$DATABASE_URL" -c "\\copy $TABLE FROM '$csv' CSV"
+  timed "$1" "$2" psql "${BENCH_PSQL_OPTS[@]}" "$DATABASE_URL" -c "\\copy $TABLE FROM '$csv' CSV"
 }
 
 load_nomnom_error() {
-  timed "$1" "$2" "$nomnom" load "$ndjson" --on-conflict error --quiet --table "$TABLE" "${nomnom_jobs[@]}"
+  timed "$1" "$2" "$NOMNOM" load "$ndjson" --on-conflict error --quiet --table "$TABLE" "${nomnom_jobs[@]}"
 }
 
 load_nomnom_nothing() {
-  timed "$1" "$2" "$nomnom" load "$ndjson" --on-conflict nothing --quiet --table "$TABLE" "${nomnom_jobs[@]}"
+  timed "$1" "$2" "$NOMNOM" load "$ndjson" --on-conflict nothing --quiet --table "$TABLE" "${nomnom_jobs[@]}"
 }
 
 load_psql_parallel() {
   local rssfile=$1 log=$2 part pids=() status=0 i=0 total=0
   for part in "${csv_parts[@]}"; do
-    timed "$rssfile.$i" "$log" psql "${PSQL_OPTS[@]}" "$DATABASE_URL" -c "\\copy $TABLE FROM '$part' CSV" &
+    timed "$rssfile.$i" "$log" psql "${BENCH_PSQL_OPTS[@]}" "$DATABASE_URL" -c "\\copy $TABLE FROM '$part' CSV" &
     pids+=($!)
     i=$((i + 1))
   done
@@ -141,16 +106,16 @@ load_psql_parallel() {
 }
 
 load_psql_staging() {
-  timed "$1" "$2" psql "${PSQL_OPTS[@]}" "$DATABASE_URL" -f "$tmp/staging.sql"
+  timed "$1" "$2" psql "${BENCH_PSQL_OPTS[@]}" "$DATABASE_URL" -f "$BENCH_TMP/staging.sql"
 }
 
 load_pgloader() {
-  timed "$1" "$2" pgloader --root-dir "$tmp/pgloader" "$tmp/orders.pgl"
+  timed "$1" "$2" pgloader --root-dir "$BENCH_TMP/pgloader" "$BENCH_TMP/orders.pgl"
 }
 
 # Writes the SQL and control files the loaders above read.
 prepare_loader_files() {
-  cat >"$tmp/staging.sql" <<EOF
+  cat >"$BENCH_TMP/staging.sql" <<EOF
 BEGIN;
 CREATE TEMP TABLE s (LIKE $TABLE) ON COMMIT DROP;
 \\copy s FROM '$csv' CSV
@@ -159,9 +124,9 @@ COMMIT;
 EOF
   [ "$with_pgloader" = 1 ] || return 0
   local columns concurrency=${jobs:-2}
-  columns=$("$nomnom" schema --table "$TABLE" | sed -n 's/^ *"\([A-Za-z0-9_]*\)" .*/\1/p' | paste -sd, -)
+  columns=$("$NOMNOM" schema --table "$TABLE" | sed -n 's/^ *"\([A-Za-z0-9_]*\)" .*/\1/p' | paste -sd, -)
   [ -n "$columns" ] || nn_die "could not read the column list from nomnom schema"
-  cat >"$tmp/orders.pgl" <<EOF
+  cat >"$BENCH_TMP/orders.pgl" <<EOF
 LOAD CSV
   FROM '$csv' ($columns)
   INTO $DATABASE_URL?tablename=$TABLE ($columns)
@@ -177,19 +142,19 @@ EOF
 # run_one NAME ROUND: one timed run into a fresh table, verified; appends
 # "NAME ROUND SECONDS RSS_KB" to $results.
 run_one() {
-  local name=$1 round=$2 log="$tmp/logs/$2-$1.log" rssfile="$tmp/logs/$2-$1.rss"
+  local name=$1 round=$2 log="$BENCH_TMP/logs/$2-$1.log" rssfile="$BENCH_TMP/logs/$2-$1.rss"
   local t0 t1 secs rss got
-  reset_table
-  t0=$(now)
+  bench_reset_tables "$TABLE"
+  t0=$(bench_now)
   if ! "load_${name//-/_}" "$rssfile" "$log"; then
     nn_log "FAILED: $name (round $round) exited non-zero; last lines of its output:"
     tail -n 30 "$log" >&2
     exit 1
   fi
-  t1=$(now)
-  secs=$(fsub "$t1" "$t0")
+  t1=$(bench_now)
+  secs=$(bench_fsub "$t1" "$t0")
   rss=$(rss_of "$rssfile")
-  got=$(table_fingerprint)
+  got=$(bench_fingerprint "$TABLE")
   if [ "${got%% *}" != "$rows" ]; then
     nn_log "FAILED: $name (round $round) left ${got%% *} rows in $TABLE, expected $rows; its output:"
     tail -n 30 "$log" >&2
@@ -201,23 +166,10 @@ run_one() {
     nn_die "$name (round $round): table contents differ from $reference_run's (fingerprint $got vs $reference_fingerprint)"
   fi
   echo "$name $round $secs $rss" >>"$results"
-  nn_log "round $round/$rounds $(printf '%-15s' "$name") $(printf '%7.3f' "$secs") s  $(awk -v k="$rss" 'BEGIN { printf "%7.1f", k / 1024 }') MB  (load $(load_average))"
+  nn_log "round $round/$rounds $(printf '%-15s' "$name") $(printf '%7.3f' "$secs") s  $(awk -v k="$rss" 'BEGIN { printf "%7.1f", k / 1024 }') MB  (load $(bench_load_average))"
 }
 
 # ---------------------------------------------------------------- report
-
-machine_facts() {
-  local cpu mem pgver
-  cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-  mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-  pgver=$(sql 'SHOW server_version')
-  echo "- command: \`$command_line\`"
-  echo "- started: $started"
-  echo "- nomnom: $("$nomnom" --version 2>/dev/null | head -n 1), git $nomnom_rev$nomnom_rev_note"
-  echo "- machine: $(nproc) CPUs ($cpu), $mem RAM, $(uname -sr)"
-  echo "- PostgreSQL $pgver on 127.0.0.1, default durability (fsync on), shared_buffers=256MB, max_wal_size=4GB"
-  echo "- load average before: $load_before; after: $(load_average)"
-}
 
 ratio_of() {
   local name=$1 base=$2
@@ -229,7 +181,7 @@ print_report() {
   local name med min max rss_med rps ratio
   declare -gA median=()
   for name in "${loaders[@]}"; do
-    read -r med _ _ < <(awk -v n="$name" '$1 == n { print $3 }' "$results" | stats)
+    read -r med _ _ < <(awk -v n="$name" '$1 == n { print $3 }' "$results" | bench_stats)
     median[$name]=$med
   done
   echo
@@ -238,8 +190,8 @@ print_report() {
   echo "| loader | median s | min s | max s | ratio to psql baseline | peak client RSS median (MB) | rows/s |"
   echo "|---|---:|---:|---:|---|---:|---:|"
   for name in "${loaders[@]}"; do
-    read -r med min max < <(awk -v n="$name" '$1 == n { print $3 }' "$results" | stats)
-    rss_med=$(awk -v n="$name" '$1 == n { print $4 / 1024 }' "$results" | stats | cut -d' ' -f1)
+    read -r med min max < <(awk -v n="$name" '$1 == n { print $3 }' "$results" | bench_stats)
+    rss_med=$(awk -v n="$name" '$1 == n { print $4 / 1024 }' "$results" | bench_stats | cut -d' ' -f1)
     rps=$(awk -v r="$rows" -v s="$med" 'BEGIN { printf "%.0f", r / s }')
     case "$name" in
       psql-copy | psql-staging) ratio="(baseline)" ;;
@@ -254,17 +206,17 @@ print_report() {
     "Every run into a fresh empty table with its primary key, after CHECKPOINT;" \
     "row count and content fingerprint verified after each run."
   echo
-  machine_facts
+  bench_machine_facts no-nats
 }
 
 # ---------------------------------------------------------------- modes
 
 gen_orders() { # gen_orders SF FORMAT FILE
-  "$nomnom" gen tpch orders --sf "$1" --seed "$SEED" --format "$2" -o "$3"
+  "$NOMNOM" gen tpch orders --sf "$1" --seed "$SEED" --format "$2" -o "$3"
 }
 
 bench_mode() {
-  ndjson="$tmp/orders.ndjson" csv="$tmp/orders.csv"
+  ndjson="$BENCH_TMP/orders.ndjson" csv="$BENCH_TMP/orders.csv"
   nn_log "bench: generating TPC-H orders SF $sf (seed $SEED) as NDJSON and CSV"
   gen_orders "$sf" ndjson "$ndjson"
   gen_orders "$sf" csv "$csv"
@@ -274,8 +226,8 @@ bench_mode() {
   [ "$rows" -gt 0 ] || nn_die "generated no rows"
   # One row a line in both files (no embedded newlines), which the line split needs.
   [ "$csv_rows" = "$rows" ] || nn_die "NDJSON has $rows lines but CSV $csv_rows"
-  split -n l/2 "$csv" "$tmp/orders.part."
-  csv_parts=("$tmp"/orders.part.*)
+  split -n l/2 "$csv" "$BENCH_TMP/orders.part."
+  csv_parts=("$BENCH_TMP"/orders.part.*)
   nn_log "bench: $rows rows; NDJSON $(du -h "$ndjson" | cut -f1), CSV $(du -h "$csv" | cut -f1), split into ${#csv_parts[@]} parts"
 
   loaders=("${LOADERS[@]}")
@@ -300,27 +252,27 @@ bench_mode() {
 }
 
 memory_mode() {
-  local msf rss secs t0 t1 got out="$tmp/memory.txt" start=$SECONDS
+  local msf rss secs t0 t1 got out="$BENCH_TMP/memory.txt" start=$SECONDS
   NN_PG_DURABLE=1 nn_start_postgres
   for msf in 0.5 5; do
-    ndjson="$tmp/orders-sf$msf.ndjson"
+    ndjson="$BENCH_TMP/orders-sf$msf.ndjson"
     nn_log "memory: generating SF $msf"
     gen_orders "$msf" ndjson "$ndjson"
     rows=$(wc -l <"$ndjson")
     local size
     size=$(du -h "$ndjson" | cut -f1)
-    reset_table
+    bench_reset_tables "$TABLE"
     nn_log "memory: nomnom load SF $msf ($rows rows, $size)"
-    t0=$(now)
-    if ! load_nomnom_error "$tmp/logs/memory-$msf.rss" "$tmp/logs/memory-$msf.log"; then
+    t0=$(bench_now)
+    if ! load_nomnom_error "$BENCH_TMP/logs/memory-$msf.rss" "$BENCH_TMP/logs/memory-$msf.log"; then
       nn_log "FAILED: nomnom load SF $msf exited non-zero; last lines of its output:"
-      tail -n 30 "$tmp/logs/memory-$msf.log" >&2
+      tail -n 30 "$BENCH_TMP/logs/memory-$msf.log" >&2
       exit 1
     fi
-    t1=$(now)
-    secs=$(fsub "$t1" "$t0")
-    rss=$(rss_of "$tmp/logs/memory-$msf.rss")
-    got=$(sql "SELECT count(*) FROM $TABLE")
+    t1=$(bench_now)
+    secs=$(bench_fsub "$t1" "$t0")
+    rss=$(rss_of "$BENCH_TMP/logs/memory-$msf.rss")
+    got=$(bench_sql "SELECT count(*) FROM $TABLE")
     [ "$got" = "$rows" ] || nn_die "nomnom load SF $msf left $got rows in $TABLE, expected $rows"
     nn_log "memory: SF $msf: $secs s, peak RSS $((rss / 1024)) MB"
     echo "$msf $rows $size $secs $rss" >>"$out"
@@ -345,40 +297,18 @@ memory_mode() {
       else print "the claim does NOT hold: memory grows with the input."
     }' "$out"
   echo
-  machine_facts
+  bench_machine_facts no-nats
 }
 
 # ---------------------------------------------------------------- main
 
-if [ "$build" = 1 ]; then
-  "$NN_ROOT/scripts/deps.sh" --bench >&2
-  "$NN_ROOT/scripts/build.sh" >&2
-fi
-[ -x "$nomnom" ] || nn_die "$nomnom not found (run scripts/build.sh, or drop --no-build)"
-nomnom_rev=$(git -C "$NN_ROOT" describe --always --dirty 2>/dev/null || echo unknown)
-nomnom_rev_note=", Release build"
-[ "$build" = 1 ] || nomnom_rev_note=" (the work tree's; --no-build: the binary may be older)"
-case "$nomnom_rev" in
-  *-dirty) nomnom_rev_note+="; -dirty: the work tree had uncommitted changes" ;;
-esac
-[ -x /usr/bin/time ] || nn_die "/usr/bin/time missing (scripts/deps.sh --bench installs package time)"
-command -v psql >/dev/null || nn_die "psql missing (scripts/deps.sh installs postgresql)"
-
-tmp=$(mktemp -d /tmp/nomnom-bench.XXXXXX)
-cleanup() {
-  nn_stop_services
-  if [ "$keep" = 1 ]; then nn_log "kept $tmp"; else rm -rf "$tmp"; fi
-}
-nn_on_exit cleanup
-mkdir -p "$tmp/logs"
-# Measure a snapshot of the binary: other builds may replace build/ meanwhile.
-cp "$nomnom" "$tmp/nomnom"
-nomnom="$tmp/nomnom"
-results="$tmp/results.txt"
+bench_prepare "$build" psql
+nn_on_exit bench_cleanup
+results="$BENCH_TMP/results.txt"
 reference_fingerprint="" reference_run=""
 
 # Load average just before the measurements (after any build).
-load_before=$(load_average) started=$(date -u "+%Y-%m-%d %H:%M:%S UTC")
+BENCH_LOAD_BEFORE=$(bench_load_average) BENCH_STARTED=$(date -u "+%Y-%m-%d %H:%M:%S UTC")
 if [ "$memory" = 1 ]; then
   memory_mode
 else

@@ -65,9 +65,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-if ! [[ $sf =~ ^[0-9]*\.?[0-9]+$ ]] || ! awk -v x="$sf" 'BEGIN { exit !(x > 0) }'; then
-  nn_die "--sf must be a positive number, got '$sf'"
-fi
+nn_need_number --sf "$sf"
 nn_need_int --rounds 1 "$rounds"
 nn_need_int --idle-exit-ms 1 "$idle_exit_ms"
 nn_need_int --timeout 1 "$timeout"
@@ -237,7 +235,7 @@ print_report() {
     "(ledger polled every 20 ms). Every run into a fresh table and a fresh stream; counts, ledger, stream and" \
     "content fingerprint verified after each run."
   echo
-  bench_machine_facts
+  bench_machine_facts nats
 }
 
 # ---------------------------------------------------------------- main

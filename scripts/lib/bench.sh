@@ -1,8 +1,10 @@
 # shellcheck shell=bash
-# Helpers shared by the daemon / JetStream benchmarks (scripts/bench-queue.sh,
-# bench-fetch.sh, bench-http.sh). Source it after common.sh.
+# Helpers shared by the benchmark scripts (scripts/bench-*.sh). Source it
+# after common.sh.
 #
-#   bench_prepare BUILD    deps --bench + build (BUILD=1), copies the binaries
+#   bench_prepare BUILD [TOOL...]
+#                          deps --bench + build (BUILD=1), checks the TOOLs are
+#                          there (default: psql curl jq nats-server), copies the binaries
 #                          into $BENCH_TMP (a fresh temp dir) so that other builds
 #                          replacing build/ cannot change what is measured
 #   bench_spawn VAR CMD... starts CMD in the background, records its pid for
@@ -262,12 +264,15 @@ bench_ticks_to_s() { awk -v t="$1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", t / 
 
 bench_prepare() {
   local build=$1
+  shift
+  local -a tools=("$@")
+  [ ${#tools[@]} -gt 0 ] || tools=(psql curl jq nats-server)
   if [ "$build" = 1 ]; then
     "$NN_ROOT/scripts/deps.sh" --bench >&2
     "$NN_ROOT/scripts/build.sh" >&2
   fi
   local tool
-  for tool in psql curl jq nats-server; do
+  for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || nn_die "$tool missing (scripts/deps.sh --bench installs it)"
   done
   [ -x /usr/bin/time ] || nn_die "/usr/bin/time missing (scripts/deps.sh --bench installs package time)"
@@ -289,8 +294,11 @@ bench_prepare() {
   NOMNOM="$BENCH_TMP/nomnom" NOMNOMD="$BENCH_TMP/nomnomd"
 }
 
-# Markdown bullet list of the machine and software facts.
+# bench_machine_facts nats|no-nats: Markdown bullet list of the machine and
+# software facts (no-nats: a run without nats-server or the daemon).
 bench_machine_facts() {
+  local with_nats=1
+  [ "$1" = no-nats ] && with_nats=0
   local cpu mem pgver
   cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
@@ -300,8 +308,12 @@ bench_machine_facts() {
   echo "- nomnom: $("$NOMNOM" --version 2>/dev/null | head -n 1), git $BENCH_REV$BENCH_REV_NOTE"
   echo "- machine: $(nproc) CPUs ($cpu), $mem RAM, $(uname -sr)"
   echo "- PostgreSQL $pgver on 127.0.0.1, default durability (fsync on), shared_buffers=256MB, max_wal_size=4GB"
-  echo "- nats-server $(nats-server --version 2>/dev/null | awk '{print $NF}'), JetStream file storage" \
-    "(server defaults: no fsync per message), a fresh server with an empty store for every run"
-  echo "- every process (clients, nomnomd, nats-server, PostgreSQL) shares the same $(nproc) CPUs"
+  if [ "$with_nats" = 1 ]; then
+    echo "- nats-server $(nats-server --version 2>/dev/null | awk '{print $NF}'), JetStream file storage" \
+      "(server defaults: no fsync per message), a fresh server with an empty store for every run"
+    echo "- every process (clients, nomnomd, nats-server, PostgreSQL) shares the same $(nproc) CPUs"
+  else
+    echo "- the clients and PostgreSQL share the same $(nproc) CPUs"
+  fi
   echo "- load average before: $BENCH_LOAD_BEFORE; after: $(bench_load_average)"
 }

@@ -30,6 +30,13 @@ nn_need_int() {
   done
 }
 
+# nn_need_number OPTION VALUE: dies unless VALUE is a positive decimal number.
+nn_need_number() {
+  if ! [[ $2 =~ ^[0-9]*\.?[0-9]+$ ]] || ! awk -v x="$2" 'BEGIN { exit !(x > 0) }'; then
+    nn_die "$1: '$2' is not a positive number (see --help)"
+  fi
+}
+
 # Prints the comment block at the top of the running script, then exits 0.
 nn_usage() {
   sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$NN_SCRIPT"
