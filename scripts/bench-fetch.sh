@@ -22,8 +22,8 @@
 # Every run: a fresh nats-server (empty store, fresh stream), a fresh empty
 # `orders` table (ledger and dead letters dropped, CHECKPOINT), then the rows
 # are published with `nomnom load --via-nats --chunk-rows C` (not timed), then
-# `nomnom worker --fetch-batch N --fetch-max-bytes B --idle-exit-ms MS` is
-# started and timed from its start (connecting included) until the last row is
+# `nomnom worker --threads 1 --fetch-batch N --fetch-max-bytes B --idle-exit-ms MS`
+# (one thread: one fetch at a time, so the fetch size alone varies) is started and timed from its start (connecting included) until the last row is
 # committed (the ledger polled every 20 ms, as in bench-queue.sh). Rows per
 # transaction = messages per fetch × rows per message, capped by B.
 # Checks after every run (the script fails otherwise): the stream holds every
@@ -115,7 +115,7 @@ run_one() {
   bench_spawn poller_pid bench_commit_poller "$nrows" "$timeout" "$run_dir/poller.log"
   t0=$(bench_now)
   bench_spawn worker_pid /usr/bin/time -f '%e %U %S %M' -o "$run_dir/worker.time" \
-    "$NOMNOM" worker --fetch-batch "$fetch" --fetch-max-bytes "$max_bytes" --idle-exit-ms "$idle_exit_ms" --json \
+    "$NOMNOM" worker --threads 1 --fetch-batch "$fetch" --fetch-max-bytes "$max_bytes" --idle-exit-ms "$idle_exit_ms" --json \
     >"$run_dir/worker.json" 2>"$run_dir/worker.log"
   bench_wait_commit "$poller_pid" "$worker_pid" || fail_run "$name (round $round): not every row was committed"
   t_end=$(bench_poller_result "$run_dir/poller.log") || fail_run "$name (round $round): no commit time from the poller"
