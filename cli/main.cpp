@@ -11,11 +11,11 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -144,15 +144,19 @@ void AddNatsOptions(CLI::App* cmd, NatsArgs* a) {
   cmd->add_option("--nats", a->js.url, "NATS server URL(s)")->envname("NATS_URL")->capture_default_str();
   cmd->add_option("--stream", a->js.stream, "JetStream stream")->envname("NATS_STREAM")->capture_default_str();
   cmd->add_option("--consumer", a->js.consumer, "Durable pull consumer of the workers")
-      ->envname("NATS_CONSUMER")->capture_default_str();
+      ->envname("NATS_CONSUMER")
+      ->capture_default_str();
   cmd->add_option("--stream-subjects", a->js.stream_subjects, "Subjects of the stream")->capture_default_str();
   cmd->add_option("--dlq-stream", a->js.dlq_stream, "Dead-letter stream")->capture_default_str();
-  cmd->add_option("--subject-prefix", a->js.subject_prefix, "Rows are published to <prefix>.<entity>; workers read <prefix>.>")
+  cmd->add_option("--subject-prefix", a->js.subject_prefix,
+                  "Rows are published to <prefix>.<entity>; workers read <prefix>.>")
       ->capture_default_str();
   cmd->add_option("--dlq-subjects", a->js.dlq_subjects, "Subjects of the dead-letter stream")->capture_default_str();
   cmd->add_option("--dlq-subject-prefix", a->js.dlq_subject_prefix, "Dead letters go to <prefix>.<entity>")
       ->capture_default_str();
-  cmd->add_option("--ack-wait-ms", a->ack_wait_ms, "Consumer ack wait")->envname("NOMNOM_ACK_WAIT_MS")->capture_default_str();
+  cmd->add_option("--ack-wait-ms", a->ack_wait_ms, "Consumer ack wait")
+      ->envname("NOMNOM_ACK_WAIT_MS")
+      ->capture_default_str();
 }
 
 Result<std::unique_ptr<JetStreamClient>> ConnectJetStream(NatsArgs& a, const std::string& name) {
@@ -304,7 +308,8 @@ int RunLoadCommand(LoadArgs& a) {
                   Thousands(publish_counters->chunks_acked.load()).c_str(), a.nats.js.stream.c_str(),
                   js ? js->EntitySubject(entity->name).c_str() : "?");
     }
-    std::printf("nomnom: %s %s %s %s (on-conflict %s)\n", s.status.ok() ? (a.via_nats ? "validated" : "loaded") : "stopped loading",
+    std::printf("nomnom: %s %s %s %s (on-conflict %s)\n",
+                s.status.ok() ? (a.via_nats ? "validated" : "loaded") : "stopped loading",
                 a.inputs.size() == 1 ? a.inputs[0].c_str() : (std::to_string(a.inputs.size()) + " inputs").c_str(),
                 a.via_nats ? "for" : "into", s.table.c_str(), std::string(ConflictModeName(*mode)).c_str());
     std::printf("  rows read  %15s\n  inserted   %15s\n  updated    %15s\n  skipped    %15s\n  rejected   %15s\n",
@@ -465,7 +470,8 @@ int Main(int argc, char** argv) {
   app.require_subcommand(1);
 
   LoadArgs load;
-  CLI::App* load_cmd = app.add_subcommand("load", "Load NDJSON files (or - for stdin; .gz and .zst too) into PostgreSQL");
+  CLI::App* load_cmd =
+      app.add_subcommand("load", "Load NDJSON files (or - for stdin; .gz and .zst too) into PostgreSQL");
   load_cmd->add_option("inputs", load.inputs, "NDJSON inputs: files, .gz, .zst, or - for stdin")->required();
   load_cmd->add_option("--db", load.db, "PostgreSQL URL or conninfo (default: DATABASE_URL, else the PG* variables)")
       ->envname("DATABASE_URL");
@@ -473,14 +479,17 @@ int Main(int argc, char** argv) {
   load_cmd->add_option("--entities", load.entities_dir, "Directory of entity YAML files (default: bundled TPC-H)")
       ->envname("NOMNOM_ENTITIES");
   load_cmd->add_option("--table", load.table, "Target table, overriding the entity's conformant_table ([schema.]name)");
-  load_cmd->add_option("--on-conflict", load.on_conflict,
-                       "error: COPY straight into the table; nothing: skip rows whose key exists; update: last row wins")
+  load_cmd
+      ->add_option("--on-conflict", load.on_conflict,
+                   "error: COPY straight into the table; nothing: skip rows whose key exists; update: last row wins")
       ->check(CLI::IsMember({"error", "nothing", "update"}))
       ->capture_default_str();
   load_cmd->add_option("-j,--jobs", load.jobs, "PostgreSQL connections loading in parallel")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  load_cmd->add_option("--parsers", load.parsers, "JSON parser threads")->check(CLI::Range(1, 64))->capture_default_str();
+  load_cmd->add_option("--parsers", load.parsers, "JSON parser threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   load_cmd->add_option("--batch-rows", load.batch_rows, "Rows per COPY transaction")
       ->check(CLI::Range(size_t{1}, size_t{100000000}))
       ->capture_default_str();
@@ -498,8 +507,11 @@ int Main(int argc, char** argv) {
   load_cmd->add_flag("--json", load.json, "Print the summary as one JSON object");
   load_cmd->add_flag("--via-nats", load.via_nats,
                      "Publish the validated rows to NATS JetStream for the workers instead of writing PostgreSQL");
-  load_cmd->add_option("--chunk-rows", load.chunk_rows, "With --via-nats: rows per chunk message")->capture_default_str();
-  load_cmd->add_option("--chunk-kb", load.chunk_kb, "With --via-nats: KB per chunk message (JetStream's max payload is 1 MB)")
+  load_cmd->add_option("--chunk-rows", load.chunk_rows, "With --via-nats: rows per chunk message")
+      ->capture_default_str();
+  load_cmd
+      ->add_option("--chunk-kb", load.chunk_kb,
+                   "With --via-nats: KB per chunk message (JetStream's max payload is 1 MB)")
       ->check(CLI::Range(size_t{1}, size_t{65536}))
       ->capture_default_str();
   AddNatsOptions(load_cmd, &load.nats);
@@ -520,7 +532,8 @@ int Main(int argc, char** argv) {
   WorkerArgs worker;
   CLI::App* worker_cmd = app.add_subcommand("worker", "Drain NATS JetStream into PostgreSQL until SIGTERM/SIGINT");
   worker_cmd->add_option("--db", worker.db, "PostgreSQL URL or conninfo")->envname("DATABASE_URL");
-  worker_cmd->add_option("--entities", worker.entities_dir, "Directory of entity YAML files")->envname("NOMNOM_ENTITIES");
+  worker_cmd->add_option("--entities", worker.entities_dir, "Directory of entity YAML files")
+      ->envname("NOMNOM_ENTITIES");
   worker_cmd->add_option("--threads", worker.threads, "Worker threads (each its own fetches and connection)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
@@ -528,8 +541,9 @@ int Main(int argc, char** argv) {
       ->envname("NOMNOM_FETCH_BATCH")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  worker_cmd->add_option("--fetch-max-bytes", worker.opts.fetch_max_bytes,
-                         "Bytes per fetch (at most 48 MiB: nats-server drops a client with over 64 MiB pending)")
+  worker_cmd
+      ->add_option("--fetch-max-bytes", worker.opts.fetch_max_bytes,
+                   "Bytes per fetch (at most 48 MiB: nats-server drops a client with over 64 MiB pending)")
       ->envname("NOMNOM_FETCH_MAX_BYTES")
       ->check(CLI::Range(int64_t{1}, int64_t{48} << 20))
       ->capture_default_str();
@@ -543,8 +557,9 @@ int Main(int argc, char** argv) {
   worker_cmd->add_option("--on-conflict", worker.on_conflict, "nothing (as the seed), update or error")
       ->check(CLI::IsMember({"error", "nothing", "update"}))
       ->capture_default_str();
-  worker_cmd->add_option("--idle-exit-ms", worker.opts.idle_exit_ms,
-                         "Exit after this many ms without messages (0: run until signalled)")
+  worker_cmd
+      ->add_option("--idle-exit-ms", worker.opts.idle_exit_ms,
+                   "Exit after this many ms without messages (0: run until signalled)")
       ->capture_default_str();
   worker_cmd->add_flag("--json", worker.json, "Print the final counts as one JSON object");
   AddNatsOptions(worker_cmd, &worker.nats);

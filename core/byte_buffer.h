@@ -23,7 +23,8 @@ class ByteBuffer {
   ByteBuffer(const ByteBuffer&) = delete;
   ByteBuffer& operator=(const ByteBuffer&) = delete;
   ByteBuffer(ByteBuffer&& o) noexcept
-      : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)),
+      : data_(std::exchange(o.data_, nullptr)),
+        size_(std::exchange(o.size_, 0)),
         capacity_(std::exchange(o.capacity_, 0)) {}
   ByteBuffer& operator=(ByteBuffer&& o) noexcept {
     if (this != &o) {
@@ -65,10 +66,22 @@ class ByteBuffer {
     size_ += n;
   }
   void Append(std::string_view s) { Append(s.data(), s.size()); }
-  void PutU8(uint8_t v) { *Grow(1) = static_cast<char>(v); size_ += 1; }
-  void PutU16(uint16_t v) { v = __builtin_bswap16(v); Append(&v, 2); }
-  void PutU32(uint32_t v) { v = __builtin_bswap32(v); Append(&v, 4); }
-  void PutU64(uint64_t v) { v = __builtin_bswap64(v); Append(&v, 8); }
+  void PutU8(uint8_t v) {
+    *Grow(1) = static_cast<char>(v);
+    size_ += 1;
+  }
+  void PutU16(uint16_t v) {
+    v = __builtin_bswap16(v);
+    Append(&v, 2);
+  }
+  void PutU32(uint32_t v) {
+    v = __builtin_bswap32(v);
+    Append(&v, 4);
+  }
+  void PutU64(uint64_t v) {
+    v = __builtin_bswap64(v);
+    Append(&v, 8);
+  }
   void PutI16(int16_t v) { PutU16(static_cast<uint16_t>(v)); }
   void PutI32(int32_t v) { PutU32(static_cast<uint32_t>(v)); }
   void PutI64(int64_t v) { PutU64(static_cast<uint64_t>(v)); }

@@ -62,8 +62,7 @@ size_t CopyLineFromContext(std::string_view context) {
 
 }  // namespace
 
-CopySink::CopySink(std::unique_ptr<PgConnection> conn, const Entity& entity, ConflictMode mode,
-                   CopySinkOptions options)
+CopySink::CopySink(std::unique_ptr<PgConnection> conn, const Entity& entity, ConflictMode mode, CopySinkOptions options)
     : conn_(std::move(conn)), entity_(entity), mode_(mode), options_(options) {}
 
 Result<std::unique_ptr<CopySink>> CopySink::Create(std::unique_ptr<PgConnection> conn, const Entity& entity,
@@ -93,7 +92,8 @@ Status CopySink::Prepare() {
   if (auto err = conn_->TryExec(create)) return ToStatus(*err, "cannot create the staging table");
   if (mode_ == ConflictMode::kUpdate) {
     // Arrival order, so the last occurrence of a key wins.
-    if (auto err = conn_->TryExec("ALTER TABLE " + stage + " ADD COLUMN nomnom_seq bigint GENERATED ALWAYS AS IDENTITY")) {
+    if (auto err =
+            conn_->TryExec("ALTER TABLE " + stage + " ADD COLUMN nomnom_seq bigint GENERATED ALWAYS AS IDENTITY")) {
       return ToStatus(*err, "cannot prepare the staging table");
     }
   }
@@ -101,8 +101,8 @@ Status CopySink::Prepare() {
   direct_copy_sql_ = "COPY " + target + " (" + cols + ") FROM STDIN (FORMAT binary)";
   const std::string keys = KeyColumnList(entity_);
   if (mode_ == ConflictMode::kNothing) {
-    merge_sql_ = "INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + " ON CONFLICT (" + keys +
-                 ") DO NOTHING";
+    merge_sql_ = "INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + " ON CONFLICT (" +
+                 keys + ") DO NOTHING";
   } else {
     std::string set;
     for (const Field& f : entity_.fields) {
@@ -111,10 +111,10 @@ Status CopySink::Prepare() {
     }
     // One pass when the batch has no duplicate keys (the common case); see
     // MergeUpdate for batches that do.
-    const std::string returning = " ON CONFLICT (" + keys + ") DO UPDATE SET " + set +
-                                  " RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM ins";
-    merge_sql_ = "WITH ins AS (INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage +
-                 returning;
+    const std::string returning =
+        " ON CONFLICT (" + keys + ") DO UPDATE SET " + set +
+        " RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM ins";
+    merge_sql_ = "WITH ins AS (INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + returning;
     max_dup_sql_ = "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM " + stage + " GROUP BY " + keys + ") d";
     merge_pass_sql_ = "WITH ranked AS (SELECT " + cols + ", row_number() OVER (PARTITION BY " + keys +
                       " ORDER BY nomnom_seq) AS nomnom_rn FROM " + stage + "), ins AS (INSERT INTO " + target + " (" +
@@ -147,8 +147,7 @@ void CopySink::Slices(size_t lo, size_t hi, std::vector<std::string_view>* out) 
   out->push_back(CopyTrailer().view());
 }
 
-std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch, BatchResult* result,
-                                         size_t* bad_row) {
+std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch, BatchResult* result, size_t* bad_row) {
   *bad_row = SIZE_MAX;
   Slices(lo, hi, &slices_);
   const uint64_t rows = hi - lo;
@@ -288,8 +287,8 @@ Result<BatchResult> CopySink::Write(const std::vector<const EncodedPart*>& parts
       return result;
     }
     if (!err->connection_lost) conn_->TryExec("ROLLBACK");
-    const bool can_retry = err->IsTransient() && attempt < options_.max_transient_retries &&
-                           (!err->connection_lost || options_.reconnect);
+    const bool can_retry =
+        err->IsTransient() && attempt < options_.max_transient_retries && (!err->connection_lost || options_.reconnect);
     if (!can_retry) {
       parts_ = nullptr;
       return ToStatus(*err, "loading into " + entity_.QualifiedTable() + " over " + conn_->Endpoint());

@@ -50,11 +50,11 @@ struct RowOrigin {
 
 // Encoded rows (binary COPY tuples, no header) from one input chunk.
 struct EncodedPart {
-  uint64_t seq = 0;                     // the chunk's sequence number in the load
-  ByteBuffer tuples;                    // concatenated tuples
-  std::vector<uint32_t> offsets;        // start of each tuple in `tuples`
-  std::vector<RowOrigin> origins;       // one per tuple
-  std::shared_ptr<const Chunk> chunk;   // owner of the raw bytes origins point to
+  uint64_t seq = 0;                    // the chunk's sequence number in the load
+  ByteBuffer tuples;                   // concatenated tuples
+  std::vector<uint32_t> offsets;       // start of each tuple in `tuples`
+  std::vector<RowOrigin> origins;      // one per tuple
+  std::shared_ptr<const Chunk> chunk;  // owner of the raw bytes origins point to
   size_t rows() const { return offsets.size(); }
 };
 
@@ -75,11 +75,12 @@ struct RejectedRow {
 };
 // Runs inside the batch's transaction just before COMMIT; returning an error
 // aborts (and, if transient, retries) the whole transaction.
-using BeforeCommitFn = std::function<std::optional<PgError>(PgConnection& conn, const std::vector<RejectedRow>& rejected)>;
+using BeforeCommitFn =
+    std::function<std::optional<PgError>(PgConnection& conn, const std::vector<RejectedRow>& rejected)>;
 
 struct CopySinkOptions {
-  int max_transient_retries = 8;   // then the error is returned
-  bool reconnect = false;          // re-establish a lost connection and retry (workers)
+  int max_transient_retries = 8;  // then the error is returned
+  bool reconnect = false;         // re-establish a lost connection and retry (workers)
   int64_t max_backoff_ms = 5000;
 };
 
@@ -123,8 +124,8 @@ class CopySink {
   std::string merge_sql_;
   std::string direct_copy_sql_;  // kNothing/kUpdate: the optimistic COPY into the target
   bool optimistic_ = true;       // no key conflict seen yet on this connection
-  std::string max_dup_sql_;     // kUpdate: most occurrences of one key in the staging table
-  std::string merge_pass_sql_;  // kUpdate: merge the $1-th occurrence of every key
+  std::string max_dup_sql_;      // kUpdate: most occurrences of one key in the staging table
+  std::string merge_pass_sql_;   // kUpdate: merge the $1-th occurrence of every key
   // The batch being written: parts and the first global row index of each.
   const std::vector<const EncodedPart*>* parts_ = nullptr;
   std::vector<size_t> part_start_;

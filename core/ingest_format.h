@@ -46,7 +46,7 @@ std::string ChunkId(std::string_view batch_id, uint32_t index);  // "<batch>:<k>
 // ParseStatusId reads back). AppendMessageId writes it onto *out.
 std::string MessageId(std::string_view batch_id, uint32_t row);
 void AppendMessageId(std::string* out, std::string_view batch_id, uint32_t row);
-std::string FormatChunkHeader(uint32_t index, uint32_t count);   // "k/n"
+std::string FormatChunkHeader(uint32_t index, uint32_t count);  // "k/n"
 // Parses "k/n" (k < n); nullopt when malformed.
 std::optional<std::pair<uint32_t, uint32_t>> ParseChunkHeader(std::string_view s);
 

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "core/ingest_format.h"
@@ -73,12 +73,13 @@ Result<IngestStatus> LookupIngestStatus(PgConnection& conn, std::string_view id)
                           kDeadTable + "') IS NOT NULL");
   if (!exists.ok()) return exists.status();
   if (exists->rows.at(0).at(0).value_or("f") != "t") return st;
-  auto ledger = conn.ExecParams(std::string("SELECT count(*) FILTER (WHERE NOT dead), max(chunk_count), "
-                                            "coalesce(sum(rows_committed), 0), to_char(max(committed_at) AT TIME ZONE 'UTC', "
-                                            "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), count(*) FILTER (WHERE dead), "
-                                            "coalesce(sum(rows_committed + rows_dead), 0) FROM ") +
-                                    kLedgerTable + " WHERE batch_id = $1",
-                                {key->batch_id});
+  auto ledger =
+      conn.ExecParams(std::string("SELECT count(*) FILTER (WHERE NOT dead), max(chunk_count), "
+                                  "coalesce(sum(rows_committed), 0), to_char(max(committed_at) AT TIME ZONE 'UTC', "
+                                  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), count(*) FILTER (WHERE dead), "
+                                  "coalesce(sum(rows_committed + rows_dead), 0) FROM ") +
+                          kLedgerTable + " WHERE batch_id = $1",
+                      {key->batch_id});
   if (!ledger.ok()) return ledger.status();
   const auto& row = ledger->rows.at(0);
   const uint64_t committed = std::stoull(row[0].value_or("0"));
@@ -94,8 +95,8 @@ Result<IngestStatus> LookupIngestStatus(PgConnection& conn, std::string_view id)
     // exist (a batch of several chunks, or a row past the chunk's end).
     if (total != 1 || (dead_chunks == 0 && key->row >= chunk_rows)) return IngestStatus{};
   }
-  std::string dead_sql = std::string("SELECT count(*), (array_agg(error ORDER BY id))[1] FROM ") + kDeadTable +
-                         " WHERE batch_id = $1";
+  std::string dead_sql =
+      std::string("SELECT count(*), (array_agg(error ORDER BY id))[1] FROM ") + kDeadTable + " WHERE batch_id = $1";
   std::vector<std::optional<std::string>> params{key->batch_id};
   if (key->kind == StatusKey::Kind::kMessage) {
     // The row's own dead letter (line is 1-based), or its whole chunk's.
@@ -184,7 +185,8 @@ Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
   const std::string sql = std::string("WITH l AS (INSERT INTO ") + kLedgerTable +
                           " (msg_id, batch_id, chunk_index, chunk_count, entity, rows_committed, dead, stream_seq)"
                           " VALUES ($1, $2, $3, $4, $5, 0, true, $6) ON CONFLICT (msg_id) DO NOTHING RETURNING 1)"
-                          " INSERT INTO " + kDeadTable +
+                          " INSERT INTO " +
+                          kDeadTable +
                           " (msg_id, batch_id, entity, line, error, raw, deliveries)"
                           " SELECT $1, $2, $5, NULL, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM l)";
   auto r = meta_conn_->ExecParams(
@@ -200,7 +202,8 @@ Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
   if (!h.batch.empty()) dl.headers.emplace_back(std::string(kHeaderBatch), h.batch);
   if (!h.entity.empty()) dl.headers.emplace_back(std::string(kHeaderEntity), h.entity);
   dl.body = std::string(h.msg->body());
-  if (Status s = js_.Publish(dl); !s.ok()) Log(options_.worker_name, "dead-letter stream publish failed (the table has it): " + s.message());
+  if (Status s = js_.Publish(dl); !s.ok())
+    Log(options_.worker_name, "dead-letter stream publish failed (the table has it): " + s.message());
   h.msg->Term();
   h.done = true;
   counters_.messages_dead.fetch_add(1);
@@ -261,11 +264,11 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
     for (const auto* list : {&dead_rows, &pg_dead}) {
       for (const DeadRow& d : *list) {
         const Held& h = *held[d.held];
-        auto err = conn.TryExecParams(std::string("INSERT INTO ") + kDeadTable +
-                                          " (msg_id, batch_id, entity, line, error, raw, deliveries)"
-                                          " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                                      {h.id, h.batch, h.entity, std::to_string(d.line), d.error, d.raw,
-                                       std::to_string(h.msg->NumDelivered())});
+        auto err = conn.TryExecParams(
+            std::string("INSERT INTO ") + kDeadTable +
+                " (msg_id, batch_id, entity, line, error, raw, deliveries)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            {h.id, h.batch, h.entity, std::to_string(d.line), d.error, d.raw, std::to_string(h.msg->NumDelivered())});
         if (err) return err;
       }
     }
@@ -306,7 +309,8 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
 
   const auto started = std::chrono::steady_clock::now();
   for (int attempt = 0;; ++attempt) {
-    auto result = es.sink->Write(views, [](const RowOrigin&, std::string_view) {}, before_commit);
+    auto result = es.sink->Write(
+        views, [](const RowOrigin&, std::string_view) {}, before_commit);
     if (result.ok()) {
       if (metrics_ != nullptr) {
         metrics_->Histogram("nomnom_worker_commit_seconds", "Time to commit one fetched batch (COPY, merge, ledger)")
@@ -395,9 +399,8 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
       }
     }
     if (!ids.empty()) {
-      auto found = meta_conn_->ExecParams(std::string("SELECT msg_id FROM ") + kLedgerTable +
-                                              " WHERE msg_id = ANY($1::text[])",
-                                          {TextArray(ids)});
+      auto found = meta_conn_->ExecParams(
+          std::string("SELECT msg_id FROM ") + kLedgerTable + " WHERE msg_id = ANY($1::text[])", {TextArray(ids)});
       if (!found.ok()) {
         Log(options_.worker_name, "ledger lookup failed, will retry: " + found.status().message());
         for (Held& h : held) {

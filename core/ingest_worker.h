@@ -39,20 +39,20 @@
 namespace nomnom {
 
 struct WorkerOptions {
-  std::string conninfo;                   // PostgreSQL
+  std::string conninfo;  // PostgreSQL
   ConflictMode mode = ConflictMode::kNothing;
-  int fetch_messages = 100;               // messages per fetch (the seed hard-coded 10)
-  int64_t fetch_max_bytes = 16 << 20;     // bytes per fetch (0: no limit; keep it under nats-server's 64 MiB max_pending)
-  int64_t fetch_wait_ms = 1000;           // how long a fetch waits for messages
-  int max_deliver = 3;                    // deliveries before a chunk is dead-lettered
-  int64_t retry_max_backoff_ms = 5000;    // between PostgreSQL retries
-  std::string worker_name = "worker";     // for logs
-  int64_t idle_exit_ms = 0;               // > 0: Run() returns after this long without messages
+  int fetch_messages = 100;             // messages per fetch (the seed hard-coded 10)
+  int64_t fetch_max_bytes = 16 << 20;   // bytes per fetch (0: no limit; keep it under nats-server's 64 MiB max_pending)
+  int64_t fetch_wait_ms = 1000;         // how long a fetch waits for messages
+  int max_deliver = 3;                  // deliveries before a chunk is dead-lettered
+  int64_t retry_max_backoff_ms = 5000;  // between PostgreSQL retries
+  std::string worker_name = "worker";   // for logs
+  int64_t idle_exit_ms = 0;             // > 0: Run() returns after this long without messages
 };
 
 struct WorkerCounters {
   std::atomic<uint64_t> messages_committed{0};
-  std::atomic<uint64_t> rows_committed{0};   // inserted + updated + skipped
+  std::atomic<uint64_t> rows_committed{0};  // inserted + updated + skipped
   std::atomic<uint64_t> rows_inserted{0};
   std::atomic<uint64_t> rows_dead{0};
   std::atomic<uint64_t> messages_dead{0};
@@ -73,7 +73,7 @@ struct IngestStatus {
   uint64_t chunks_committed = 0;
   uint64_t chunks_total = 0;  // 0 when unknown
   uint64_t rows_dead = 0;
-  std::string error;          // the first dead-letter error
+  std::string error;  // the first dead-letter error
 };
 Result<IngestStatus> LookupIngestStatus(PgConnection& conn, std::string_view id);
 

@@ -160,8 +160,8 @@ bool ValidSubject(std::string_view subject, bool allow_wildcards) {
 bool ValidName(std::string_view name) {
   if (name.empty()) return false;
   for (char c : name) {
-    if (c == '.' || c == '*' || c == '>' || c == '/' || c == '\\' ||
-        std::isspace(static_cast<unsigned char>(c)) || std::iscntrl(static_cast<unsigned char>(c))) {
+    if (c == '.' || c == '*' || c == '>' || c == '/' || c == '\\' || std::isspace(static_cast<unsigned char>(c)) ||
+        std::iscntrl(static_cast<unsigned char>(c))) {
       return false;
     }
   }
@@ -291,8 +291,8 @@ JetStreamClient::~JetStreamClient() {
   im.shared->cv.notify_all();
   for (auto& [msg, pending] : left) {
     PublishResult r;
-    r.status = Status::Aborted("JetStream client closed before the publish to '" + pending.subject +
-                               "' was acknowledged");
+    r.status =
+        Status::Aborted("JetStream client closed before the publish to '" + pending.subject + "' was acknowledged");
     if (pending.done) pending.done(r);
   }
   // Callbacks already running on cnats threads may use what the caller frees
@@ -339,7 +339,8 @@ Status JetStreamClient::ValidateConfig(const JetStreamConfig& c) {
   if (c.url.empty()) return bad("the NATS URL is empty");
   for (const auto* n : {&c.stream, &c.dlq_stream, &c.consumer}) {
     if (!ValidName(*n)) {
-      return bad("'" + *n + "' is not a valid stream/consumer name (non-empty, no '.', '*', '>', "
+      return bad("'" + *n +
+                 "' is not a valid stream/consumer name (non-empty, no '.', '*', '>', "
                  "'/', '\\' or whitespace)");
     }
   }
@@ -359,12 +360,16 @@ Status JetStreamClient::ValidateConfig(const JetStreamConfig& c) {
                c.stream_subjects + "'");
   }
   if (!SubjectContains(c.filter_subject, c.subject_prefix + ".x")) {
-    return bad("messages published to '" + c.subject_prefix + ".<entity>' would not match the consumer's "
-               "filter subject '" + c.filter_subject + "'");
+    return bad("messages published to '" + c.subject_prefix +
+               ".<entity>' would not match the consumer's "
+               "filter subject '" +
+               c.filter_subject + "'");
   }
   if (!SubjectContains(c.dlq_subjects, c.dlq_subject_prefix + ".x")) {
-    return bad("dead letters published to '" + c.dlq_subject_prefix + ".<entity>' would not be stored: "
-               "outside the dead-letter subjects '" + c.dlq_subjects + "'");
+    return bad("dead letters published to '" + c.dlq_subject_prefix +
+               ".<entity>' would not be stored: "
+               "outside the dead-letter subjects '" +
+               c.dlq_subjects + "'");
   }
   if (c.max_age_ms <= 0) return bad("max_age_ms must be positive");
   if (c.max_bytes <= 0) return bad("max_bytes must be positive");

@@ -69,7 +69,7 @@ struct JetStreamConfig {
   int max_deliver = 3;  // enforced by nomnom, not JetStream (see above)
   int64_t ack_wait_ms = 30000;
   int max_ack_pending = 20000;
-  int max_inflight_publishes = 256;  // bounded async publishes
+  int max_inflight_publishes = 256;   // bounded async publishes
   int64_t publish_timeout_ms = 5000;  // a publish not acknowledged by then fails (timeout)
   int64_t api_timeout_ms = 5000;      // stream/consumer requests and synchronous acks
   int64_t reconnect_wait_ms = 1000;   // between reconnect attempts (forever)
@@ -96,9 +96,9 @@ struct PublishResult {
 // num_redelivered counts those of them delivered more than once, so it is a
 // subset of num_ack_pending, not an addition to it.
 struct ConsumerLag {
-  uint64_t num_pending = 0;      // matching messages not yet delivered
-  uint64_t num_ack_pending = 0;  // delivered, not yet acknowledged
-  uint64_t num_redelivered = 0;  // of those, delivered more than once
+  uint64_t num_pending = 0;                                           // matching messages not yet delivered
+  uint64_t num_ack_pending = 0;                                       // delivered, not yet acknowledged
+  uint64_t num_redelivered = 0;                                       // of those, delivered more than once
   uint64_t Backlog() const { return num_pending + num_ack_pending; }  // work not yet done
 };
 
@@ -171,7 +171,7 @@ class JetStreamClient {
   static bool SubjectContains(std::string_view outer, std::string_view inner);
 
   const JetStreamConfig& config() const;
-  std::string EntitySubject(std::string_view entity) const;     // <subject_prefix>.<entity>
+  std::string EntitySubject(std::string_view entity) const;      // <subject_prefix>.<entity>
   std::string DeadLetterSubject(std::string_view entity) const;  // <dlq_subject_prefix>.<entity>
 
   // Creates the main stream, the DLQ stream and the durable consumer when
@@ -185,10 +185,9 @@ class JetStreamClient {
   Result<StreamStats> MainStreamStats();
 
   // Asynchronous publish. Blocks the caller while max_inflight_publishes
-  // publishes are incomplete (unacknowledged, or their callback still running). `done` is called exactly once: normally from a cnats
-  // thread with OK (+ duplicate, stream_seq) or the error (kConnection for a
-  // timeout, lost connection or full reconnect buffer; kNotFound when no
-  // stream stores the subject; kInternal when JetStream rejected it); when the
+  // publishes are incomplete (unacknowledged, or their callback still running). `done` is called exactly once: normally
+  // from a cnats thread with OK (+ duplicate, stream_seq) or the error (kConnection for a timeout, lost connection or
+  // full reconnect buffer; kNotFound when no stream stores the subject; kInternal when JetStream rejected it); when the
   // message cannot even be handed to cnats (closed connection, invalid
   // message) it is called on the caller's thread before PublishAsync returns.
   void PublishAsync(OutgoingMessage msg, std::function<void(const PublishResult&)> done);
@@ -204,8 +203,7 @@ class JetStreamClient {
   // consumer, waiting up to expires_ms. An empty vector when nothing arrived
   // in time (not an error). Returns early with fewer messages when the
   // consumer has no more right now.
-  Result<std::vector<std::unique_ptr<FetchedMessage>>> Fetch(int max_messages, int64_t max_bytes,
-                                                            int64_t expires_ms);
+  Result<std::vector<std::unique_ptr<FetchedMessage>>> Fetch(int max_messages, int64_t max_bytes, int64_t expires_ms);
 
   struct Impl;  // internal (core/nats_client_impl.h)
 

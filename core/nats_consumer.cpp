@@ -98,7 +98,7 @@ Status FetchedMessage::InProgress() { return Check(natsMsg_InProgress(msg_, null
 Status FetchedMessage::Term() { return Check(natsMsg_Term(msg_, nullptr), "terminate"); }
 
 Result<std::vector<std::unique_ptr<FetchedMessage>>> JetStreamClient::Fetch(int max_messages, int64_t max_bytes,
-                                                                           int64_t expires_ms) {
+                                                                            int64_t expires_ms) {
   Impl& im = *impl_;
   const JetStreamConfig& c = im.config;
   if (max_messages <= 0) return Status::InvalidArgument("Fetch: max_messages must be positive");
@@ -123,8 +123,8 @@ Result<std::vector<std::unique_ptr<FetchedMessage>>> JetStreamClient::Fetch(int 
     jsErrCode code = static_cast<jsErrCode>(0);
     natsStatus s = js_PullSubscribe(&sub, im.js, c.filter_subject.c_str(), c.consumer.c_str(), &jo, &so, &code);
     if (s != NATS_OK) {
-      std::string text = NatsErrorText(s, "cannot bind to JetStream consumer '" + c.consumer + "' on stream '" +
-                                              c.stream + "'", nullptr, code);
+      std::string text = NatsErrorText(
+          s, "cannot bind to JetStream consumer '" + c.consumer + "' on stream '" + c.stream + "'", nullptr, code);
       if (s == NATS_NOT_FOUND) text += " (EnsureTopology creates it)";
       return Status(NatsStatusCode(s, s == NATS_NOT_FOUND ? StatusCode::kNotFound : StatusCode::kInternal), text);
     }
@@ -152,8 +152,8 @@ Result<std::vector<std::unique_ptr<FetchedMessage>>> JetStreamClient::Fetch(int 
   for (natsMsg* m : raw) out.push_back(std::unique_ptr<FetchedMessage>(new FetchedMessage(m, c.api_timeout_ms)));
   std::string error_text;
   if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND) {
-    error_text = NatsErrorText(s, "cannot fetch from JetStream consumer '" + c.consumer + "' on stream '" +
-                                      c.stream + "'");
+    error_text =
+        NatsErrorText(s, "cannot fetch from JetStream consumer '" + c.consumer + "' on stream '" + c.stream + "'");
   }
   {
     std::lock_guard<std::mutex> lock(im.subs_mu);

@@ -26,8 +26,9 @@ Status PublishFailure(natsStatus s, jsErrCode code, const char* text, const std:
   if (!msg_id.empty()) what += " (Nats-Msg-Id " + msg_id + ")";
   switch (s) {
     case NATS_NO_RESPONDERS:
-      return Status::NotFound(what + " failed: no JetStream stream stores this subject (no responders; "
-                                     "is the stream missing?)");
+      return Status::NotFound(what +
+                              " failed: no JetStream stream stores this subject (no responders; "
+                              "is the stream missing?)");
     case NATS_TIMEOUT:
       return Status::Connection(what + ": JetStream did not acknowledge it within " + std::to_string(timeout_ms) +
                                 " ms (it may or may not be stored; retry with the same Nats-Msg-Id)");
@@ -151,8 +152,8 @@ void JetStreamClient::PublishAsync(OutgoingMessage m, std::function<void(const P
   if (s == NATS_OK) return;  // cnats owns it now and will call OnPublishAck
 
   // cnats did not take the message, so its ack handler will never see it.
-  Status failure = PublishFailure(s, static_cast<jsErrCode>(0), nullptr, m.subject, m.msg_id,
-                                  im.config.publish_timeout_ms);
+  Status failure =
+      PublishFailure(s, static_cast<jsErrCode>(0), nullptr, m.subject, m.msg_id, im.config.publish_timeout_ms);
   PendingPublish pending;
   bool found = false;
   {
@@ -200,8 +201,8 @@ Status JetStreamClient::Drain(int64_t timeout_ms) {
   bool empty = sh.cv.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, timeout_ms)),
                               [&] { return sh.inflight.empty() && sh.completing == 0; });
   if (empty) return Status::Ok();
-  return Status::Connection(std::to_string(sh.inflight.size() + sh.completing) + " JetStream publishes still unacknowledged after " +
-                            std::to_string(timeout_ms) + " ms");
+  return Status::Connection(std::to_string(sh.inflight.size() + sh.completing) +
+                            " JetStream publishes still unacknowledged after " + std::to_string(timeout_ms) + " ms");
 }
 
 size_t JetStreamClient::InFlightPublishes() const {

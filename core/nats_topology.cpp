@@ -29,9 +29,12 @@ constexpr int64_t kNanosPerMilli = 1000 * 1000;
 
 const char* RetentionName(jsRetentionPolicy p) {
   switch (p) {
-    case js_LimitsPolicy: return "limits";
-    case js_InterestPolicy: return "interest";
-    case js_WorkQueuePolicy: return "workqueue";
+    case js_LimitsPolicy:
+      return "limits";
+    case js_InterestPolicy:
+      return "interest";
+    case js_WorkQueuePolicy:
+      return "workqueue";
   }
   return "unknown";
 }
@@ -39,20 +42,29 @@ const char* StorageName(jsStorageType t) { return t == js_FileStorage ? "file" :
 const char* DiscardName(jsDiscardPolicy p) { return p == js_DiscardOld ? "old" : "new"; }
 const char* AckPolicyName(jsAckPolicy p) {
   switch (p) {
-    case js_AckExplicit: return "explicit";
-    case js_AckNone: return "none";
-    case js_AckAll: return "all";
+    case js_AckExplicit:
+      return "explicit";
+    case js_AckNone:
+      return "none";
+    case js_AckAll:
+      return "all";
   }
   return "unknown";
 }
 const char* DeliverPolicyName(jsDeliverPolicy p) {
   switch (p) {
-    case js_DeliverAll: return "all";
-    case js_DeliverLast: return "last";
-    case js_DeliverNew: return "new";
-    case js_DeliverByStartSequence: return "by_start_sequence";
-    case js_DeliverByStartTime: return "by_start_time";
-    case js_DeliverLastPerSubject: return "last_per_subject";
+    case js_DeliverAll:
+      return "all";
+    case js_DeliverLast:
+      return "last";
+    case js_DeliverNew:
+      return "new";
+    case js_DeliverByStartSequence:
+      return "by_start_sequence";
+    case js_DeliverByStartTime:
+      return "by_start_time";
+    case js_DeliverLastPerSubject:
+      return "last_per_subject";
   }
   return "unknown";
 }
@@ -112,7 +124,8 @@ Status CompareStream(const jsStreamConfig& have, const JetStreamConfig& c, const
   const char* want[] = {spec.subjects->c_str()};
   std::string want_subjects = SubjectList(want, 1);
   if (have_subjects != want_subjects) d.Add("subjects", have_subjects, want_subjects);
-  if (have.Retention != spec.retention) d.Add("retention", RetentionName(have.Retention), RetentionName(spec.retention));
+  if (have.Retention != spec.retention)
+    d.Add("retention", RetentionName(have.Retention), RetentionName(spec.retention));
   if (have.Storage != js_FileStorage) d.Add("storage", StorageName(have.Storage), "file");
   if (have.Discard != spec.discard) d.Add("discard", DiscardName(have.Discard), DiscardName(spec.discard));
   if (have.MaxAge != c.max_age_ms * kNanosPerMilli) {
@@ -171,9 +184,9 @@ Status EnsureStream(JetStreamClient::Impl& im, const StreamSpec& spec) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50 << attempt));
       continue;
     }
-    return Status(NatsStatusCode(s, StatusCode::kInternal),
-                  ApiFailure(s, code, "cannot create JetStream stream '" + *spec.name + "' on subjects '" +
-                                          *spec.subjects + "'"));
+    return Status(NatsStatusCode(s, StatusCode::kInternal), ApiFailure(s, code,
+                                                                       "cannot create JetStream stream '" + *spec.name +
+                                                                           "' on subjects '" + *spec.subjects + "'"));
   }
   return Status::Internal("JetStream stream '" + *spec.name + "' neither exists nor can be created");
 }
@@ -211,9 +224,9 @@ Status EnsureConsumer(JetStreamClient::Impl& im) {
       return st;
     }
     if (s != NATS_NOT_FOUND) {
-      return Status(NatsStatusCode(s, StatusCode::kInternal),
-                    ApiFailure(s, code, "cannot look up JetStream consumer '" + c.consumer + "' on stream '" +
-                                            c.stream + "'"));
+      return Status(
+          NatsStatusCode(s, StatusCode::kInternal),
+          ApiFailure(s, code, "cannot look up JetStream consumer '" + c.consumer + "' on stream '" + c.stream + "'"));
     }
     jsConsumerConfig cfg;
     jsConsumerConfig_Init(&cfg);
@@ -228,9 +241,9 @@ Status EnsureConsumer(JetStreamClient::Impl& im) {
     s = js_AddConsumer(nullptr, im.js, c.stream.c_str(), &cfg, &jo, &code);
     if (s == NATS_OK) return Status::Ok();
     if (attempt == 0 && (code == JSConsumerNameExistErr || code == JSConsumerExistingActiveErr)) continue;
-    return Status(NatsStatusCode(s, StatusCode::kInternal),
-                  ApiFailure(s, code, "cannot create JetStream consumer '" + c.consumer + "' on stream '" +
-                                          c.stream + "'"));
+    return Status(
+        NatsStatusCode(s, StatusCode::kInternal),
+        ApiFailure(s, code, "cannot create JetStream consumer '" + c.consumer + "' on stream '" + c.stream + "'"));
   }
   return Status::Internal("JetStream consumer '" + c.consumer + "' neither exists nor can be created");
 }
@@ -244,9 +257,11 @@ Status JetStreamClient::EnsureTopology() {
   // an acknowledged publish (a 202) can never be discarded to make room, and
   // a full stream makes the API answer 503 instead. Dead letters are an
   // archive: limits retention, the oldest go first (the table keeps them all).
-  Status st = EnsureStream(im, {&im.config.stream, &im.config.stream_subjects, "main", js_WorkQueuePolicy, js_DiscardNew});
+  Status st =
+      EnsureStream(im, {&im.config.stream, &im.config.stream_subjects, "main", js_WorkQueuePolicy, js_DiscardNew});
   if (st.ok()) {
-    st = EnsureStream(im, {&im.config.dlq_stream, &im.config.dlq_subjects, "dead-letter", js_LimitsPolicy, js_DiscardOld});
+    st = EnsureStream(im,
+                      {&im.config.dlq_stream, &im.config.dlq_subjects, "dead-letter", js_LimitsPolicy, js_DiscardOld});
   }
   if (st.ok()) st = EnsureConsumer(im);
   return st;
@@ -271,9 +286,9 @@ Result<ConsumerLag> JetStreamClient::Lag() {
   jsErrCode code = static_cast<jsErrCode>(0);
   natsStatus s = js_GetConsumerInfo(&ci, impl_->js, c.stream.c_str(), c.consumer.c_str(), &jo, &code);
   if (s != NATS_OK) {
-    return Status(NatsStatusCode(s, s == NATS_NOT_FOUND ? StatusCode::kNotFound : StatusCode::kInternal),
-                  ApiFailure(s, code, "cannot read JetStream consumer '" + c.consumer + "' on stream '" +
-                                          c.stream + "'"));
+    return Status(
+        NatsStatusCode(s, s == NATS_NOT_FOUND ? StatusCode::kNotFound : StatusCode::kInternal),
+        ApiFailure(s, code, "cannot read JetStream consumer '" + c.consumer + "' on stream '" + c.stream + "'"));
   }
   ConsumerLag lag;
   lag.num_pending = ci->NumPending;

@@ -539,8 +539,8 @@ Result<std::unique_ptr<NdjsonReader>> NdjsonReader::Open(const std::string& path
   } else {
     source = std::make_unique<PlainSource>(file.get(), std::move(head), n);
   }
-  return std::unique_ptr<NdjsonReader>(std::make_unique<FileNdjsonReader>(
-      path, options, std::move(file), std::move(source), compression, raw_size));
+  return std::unique_ptr<NdjsonReader>(
+      std::make_unique<FileNdjsonReader>(path, options, std::move(file), std::move(source), compression, raw_size));
 }
 
 }  // namespace nomnom

@@ -33,21 +33,21 @@ namespace nomnom {
 inline constexpr size_t kChunkPadding = 64;
 
 struct OversizeLine {
-  uint64_t line = 0;      // 1-based line number
-  uint64_t bytes = 0;     // its full length, without the newline
-  std::string prefix;     // its first bytes (at most 256), for the reject record
+  uint64_t line = 0;   // 1-based line number
+  uint64_t bytes = 0;  // its full length, without the newline
+  std::string prefix;  // its first bytes (at most 256), for the reject record
 };
 
 struct Chunk {
-  uint64_t first_line = 0;  // 1-based line number of the first line in `data`
-  uint64_t line_count = 0;  // number of lines in `data` ('\n' bytes), blank lines included
-  ByteBuffer data;          // whole lines, each ending in '\n'; padded, see above
+  uint64_t first_line = 0;             // 1-based line number of the first line in `data`
+  uint64_t line_count = 0;             // number of lines in `data` ('\n' bytes), blank lines included
+  ByteBuffer data;                     // whole lines, each ending in '\n'; padded, see above
   std::vector<OversizeLine> oversize;  // lines skipped since the previous chunk
 };
 
 struct NdjsonReaderOptions {
-  size_t chunk_bytes = 4 << 20;       // target chunk size (a chunk may be larger for one long line)
-  size_t max_line_bytes = 64 << 20;   // longer lines are skipped and reported
+  size_t chunk_bytes = 4 << 20;      // target chunk size (a chunk may be larger for one long line)
+  size_t max_line_bytes = 64 << 20;  // longer lines are skipped and reported
 };
 
 class NdjsonReader {

@@ -95,8 +95,8 @@ int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
 std::optional<int32_t> ParseDatePrefix(std::string_view text) {
   const char* p = text.data();
   int y_hi, y_lo, month, day;
-  if (!TwoDigits(p, &y_hi) || !TwoDigits(p + 2, &y_lo) || p[4] != '-' || !TwoDigits(p + 5, &month) ||
-      p[7] != '-' || !TwoDigits(p + 8, &day)) {
+  if (!TwoDigits(p, &y_hi) || !TwoDigits(p + 2, &y_lo) || p[4] != '-' || !TwoDigits(p + 5, &month) || p[7] != '-' ||
+      !TwoDigits(p + 8, &day)) {
     return std::nullopt;
   }
   const int year = y_hi * 100 + y_lo;

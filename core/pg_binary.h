@@ -57,13 +57,9 @@ inline void AppendFloat8Field(ByteBuffer& out, double v) {
   out.PutU64(bits);
 }
 // date: int32 days since 2000-01-01.
-inline void AppendDateField(ByteBuffer& out, int32_t days_since_2000) {
-  AppendInt32Field(out, days_since_2000);
-}
+inline void AppendDateField(ByteBuffer& out, int32_t days_since_2000) { AppendInt32Field(out, days_since_2000); }
 // timestamptz: int64 microseconds since 2000-01-01 00:00:00 UTC.
-inline void AppendTimestampField(ByteBuffer& out, int64_t usecs_since_2000) {
-  AppendInt64Field(out, usecs_since_2000);
-}
+inline void AppendTimestampField(ByteBuffer& out, int64_t usecs_since_2000) { AppendInt64Field(out, usecs_since_2000); }
 // jsonb: a version byte (1) followed by the JSON text. PostgreSQL validates it.
 inline void AppendJsonbField(ByteBuffer& out, std::string_view json_text) {
   out.PutI32(static_cast<int32_t>(json_text.size() + 1));

@@ -29,12 +29,12 @@ bool PgError::IsRowLevel() const {
 bool PgError::IsTransient() const {
   if (connection_lost) return true;
   static constexpr const char* kTransient[] = {
-      "40001",  // serialization_failure
-      "40P01",  // deadlock_detected
-      "57P01",  // admin_shutdown
-      "57P02",  // crash_shutdown
-      "57P03",  // cannot_connect_now
-      "53300",  // too_many_connections
+      "40001",                                      // serialization_failure
+      "40P01",                                      // deadlock_detected
+      "57P01",                                      // admin_shutdown
+      "57P02",                                      // crash_shutdown
+      "57P03",                                      // cannot_connect_now
+      "53300",                                      // too_many_connections
       "08000", "08003", "08006", "08001", "08004",  // connection exceptions
   };
   for (const char* s : kTransient) {
@@ -117,12 +117,14 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& c
 
 Status PgConnection::ConfigureSession(PGconn* conn) {
   // Make sure output that we parse is stable regardless of server defaults.
-  PGresult* r = PQexec(conn, "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, YMD'; "
-                             "SET extra_float_digits = 3; SET TimeZone = 'UTC'; "
-                             "SET client_min_messages = 'warning'");
+  PGresult* r = PQexec(conn,
+                       "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, YMD'; "
+                       "SET extra_float_digits = 3; SET TimeZone = 'UTC'; "
+                       "SET client_min_messages = 'warning'");
   const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
   PQclear(r);
-  if (!ok) return Status::Database("cannot configure the PostgreSQL session: " + TrimTrailingNewlines(PQerrorMessage(conn)));
+  if (!ok)
+    return Status::Database("cannot configure the PostgreSQL session: " + TrimTrailingNewlines(PQerrorMessage(conn)));
   return Status::Ok();
 }
 
@@ -214,16 +216,15 @@ std::optional<PgError> PgConnection::TryExecParams(std::string_view sql,
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  PgResultPtr r(PQexecParams(conn_, q.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                             nullptr, nullptr, 0));
+  PgResultPtr r(
+      PQexecParams(conn_, q.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
   const auto st = PQresultStatus(r.get());
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return ErrorFrom(r.get());
   FillRows(r.get(), rows);
   return std::nullopt;
 }
 
-Result<PgRows> PgConnection::ExecParams(std::string_view sql,
-                                        const std::vector<std::optional<std::string>>& params) {
+Result<PgRows> PgConnection::ExecParams(std::string_view sql, const std::vector<std::optional<std::string>>& params) {
   PgRows rows;
   if (auto err = TryExecParams(sql, params, &rows)) return ToStatus(*err, "");
   return rows;

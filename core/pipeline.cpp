@@ -2,8 +2,8 @@
 
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -41,7 +41,9 @@ bool IsBlank(std::string_view line) {
 class Load {
  public:
   Load(const Entity& entity, const LoadOptions& options, LoadProgress* progress)
-      : entity_(entity), options_(options), progress_(progress),
+      : entity_(entity),
+        options_(options),
+        progress_(progress),
         hash_routing_(options.mode != ConflictMode::kError && options.jobs > 1),
         block_routing_(options.mode == ConflictMode::kError && options.jobs > 1),
         block_chunks_(std::max<size_t>(1, options.batch_bytes / std::max<size_t>(1, options.chunk_bytes))),
@@ -94,8 +96,8 @@ void Load::Reject(uint32_t source, uint64_t line, std::string_view raw, std::str
     if (Status s = options_.rejects->Write(r); !s.ok()) Fail(s);
   }
   if (options_.max_errors >= 0 && n > static_cast<uint64_t>(options_.max_errors)) {
-    Fail(Status::Aborted("stopped: more than " + std::to_string(options_.max_errors) +
-                         " rows rejected (--max-errors)"));
+    Fail(
+        Status::Aborted("stopped: more than " + std::to_string(options_.max_errors) + " rows rejected (--max-errors)"));
   }
 }
 
@@ -285,7 +287,8 @@ LoadSummary Load::Run() {
     return summary;
   };
   if (options_.inputs.empty()) return finish(Status::InvalidArgument("no input files"));
-  if (options_.jobs < 1 || options_.parsers < 1) return finish(Status::InvalidArgument("--jobs and --parsers must be at least 1"));
+  if (options_.jobs < 1 || options_.parsers < 1)
+    return finish(Status::InvalidArgument("--jobs and --parsers must be at least 1"));
 
   // Inputs that cannot be opened fail the load before any table is touched.
   for (const auto& in : options_.inputs) {
@@ -342,7 +345,8 @@ LoadSummary Load::Run() {
 
   std::vector<std::thread> threads;
   for (int i = 0; i < options_.jobs; ++i) {
-    BoundedQueue<SinkItem>* q = sink_queues_.size() > 1 ? sink_queues_[static_cast<size_t>(i)].get() : sink_queues_[0].get();
+    BoundedQueue<SinkItem>* q =
+        sink_queues_.size() > 1 ? sink_queues_[static_cast<size_t>(i)].get() : sink_queues_[0].get();
     threads.emplace_back([this, sink = sinks[static_cast<size_t>(i)].get(), q] { SinkMain(sink, q); });
   }
   for (int i = 0; i < options_.parsers; ++i) threads.emplace_back([this] { ParserMain(); });

@@ -33,16 +33,16 @@ struct LoadOptions {
   std::vector<std::string> inputs;  // file paths; "-" is stdin
   std::string conninfo;             // libpq URL or key=value string ("" = PG* variables)
   ConflictMode mode = ConflictMode::kNothing;
-  int jobs = 2;                     // COPY connections
-  int parsers = 1;                  // parser threads
-  size_t chunk_bytes = 2 << 20;     // input chunk size
-  size_t batch_rows = 100000;       // rows per COPY transaction (per connection)
-  size_t batch_bytes = 4 << 20;     // encoded bytes per COPY transaction (per connection)
-  size_t max_line_bytes = 16 << 20; // longer lines are rejected
-  int64_t max_errors = -1;          // stop when more rows than this are rejected (-1: never)
-  bool strict = false;              // reject unknown fields
-  bool create_table = true;         // create the target table when missing
-  RejectSink* rejects = nullptr;    // where rejected rows go (may be null)
+  int jobs = 2;                      // COPY connections
+  int parsers = 1;                   // parser threads
+  size_t chunk_bytes = 2 << 20;      // input chunk size
+  size_t batch_rows = 100000;        // rows per COPY transaction (per connection)
+  size_t batch_bytes = 4 << 20;      // encoded bytes per COPY transaction (per connection)
+  size_t max_line_bytes = 16 << 20;  // longer lines are rejected
+  int64_t max_errors = -1;           // stop when more rows than this are rejected (-1: never)
+  bool strict = false;               // reject unknown fields
+  bool create_table = true;          // create the target table when missing
+  RejectSink* rejects = nullptr;     // where rejected rows go (may be null)
   // When set, rows go to these sinks (one per job) instead of PostgreSQL
   // connections: no table is created or checked (e.g. --via-nats).
   std::function<Result<std::unique_ptr<RowSink>>(int job)> sink_factory;
@@ -50,11 +50,11 @@ struct LoadOptions {
 
 // Live counters, updated with relaxed atomics while the load runs.
 struct LoadProgress {
-  std::atomic<uint64_t> rows_read{0};       // non-blank lines seen
-  std::atomic<uint64_t> rows_committed{0};  // inserted + updated + skipped
-  std::atomic<uint64_t> bytes_read{0};      // uncompressed input bytes parsed
-  std::atomic<uint64_t> raw_bytes_read{0};  // file bytes read (compressed size for compressed input)
-  std::atomic<uint64_t> raw_bytes_total{0}; // sum of input file sizes when all are known, else 0
+  std::atomic<uint64_t> rows_read{0};        // non-blank lines seen
+  std::atomic<uint64_t> rows_committed{0};   // inserted + updated + skipped
+  std::atomic<uint64_t> bytes_read{0};       // uncompressed input bytes parsed
+  std::atomic<uint64_t> raw_bytes_read{0};   // file bytes read (compressed size for compressed input)
+  std::atomic<uint64_t> raw_bytes_total{0};  // sum of input file sizes when all are known, else 0
   std::atomic<uint64_t> rejected{0};
 };
 

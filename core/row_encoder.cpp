@@ -18,12 +18,18 @@ namespace {
 
 std::string_view JsonTypeName(od::json_type t) {
   switch (t) {
-    case od::json_type::array: return "array";
-    case od::json_type::object: return "object";
-    case od::json_type::number: return "number";
-    case od::json_type::string: return "string";
-    case od::json_type::boolean: return "boolean";
-    case od::json_type::null: return "null";
+    case od::json_type::array:
+      return "array";
+    case od::json_type::object:
+      return "object";
+    case od::json_type::number:
+      return "number";
+    case od::json_type::string:
+      return "string";
+    case od::json_type::boolean:
+      return "boolean";
+    case od::json_type::null:
+      return "null";
   }
   return "value";
 }
@@ -106,8 +112,8 @@ inline bool HasBackslashOrNul(std::string_view s) {
   size_t left = s.size();
   while (left > 0) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    unsigned mask = static_cast<unsigned>(
-        _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, backslash), _mm_cmpeq_epi8(v, zero))));
+    unsigned mask =
+        static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, backslash), _mm_cmpeq_epi8(v, zero))));
     if (left < 16) mask &= (1u << left) - 1;
     if (mask != 0) return true;
     p += 16;
@@ -308,11 +314,14 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
       const std::string_view text = TrimJsonSpace(value.raw_json_token());
       if (value.get_int64().get(v) != simdjson::SUCCESS) {
         switch (ParseIntegralNumber(text, &v)) {
-          case IntegralParse::kOk: break;
-          case IntegralParse::kFraction: return fail(Excerpt(text) + " is not an integer");
+          case IntegralParse::kOk:
+            break;
+          case IntegralParse::kFraction:
+            return fail(Excerpt(text) + " is not an integer");
           case IntegralParse::kRange:
             return fail(Excerpt(text) + " is out of range for " + std::string(FieldTypeName(f.type)));
-          case IntegralParse::kInvalid: return fail("invalid number " + Excerpt(text));
+          case IntegralParse::kInvalid:
+            return fail("invalid number " + Excerpt(text));
         }
       }
       if (f.type == FieldType::kInteger && (v < INT32_MIN || v > INT32_MAX)) {
@@ -371,7 +380,8 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
         slot.i = *days;
       } else {
         auto usecs = pg::ParseTimestamp(s);
-        if (!usecs) return fail("invalid timestamp '" + Excerpt(s) + "' (expected ISO 8601, e.g. 2024-01-31T12:00:00Z)");
+        if (!usecs)
+          return fail("invalid timestamp '" + Excerpt(s) + "' (expected ISO 8601, e.g. 2024-01-31T12:00:00Z)");
         slot.i = *usecs;
       }
       break;

@@ -46,9 +46,9 @@ class RowEncoder {
   struct Slot {
     enum class State : uint8_t { kMissing, kNull, kSet };
     State state = State::kMissing;
-    int64_t i = 0;           // Integer, BigInt, Date (days), DateTime (usecs), Boolean
-    double d = 0;            // Float
-    std::string_view s;      // String, Decimal (number text), Json (raw text)
+    int64_t i = 0;       // Integer, BigInt, Date (days), DateTime (usecs), Boolean
+    double d = 0;        // Float
+    std::string_view s;  // String, Decimal (number text), Json (raw text)
   };
 
   // A field name and its closing quote, for one 16-byte comparison.

@@ -30,15 +30,24 @@ std::string Where(std::string_view origin, const YAML::Node& node) {
 
 std::string_view FieldTypeName(FieldType t) {
   switch (t) {
-    case FieldType::kString: return "String";
-    case FieldType::kInteger: return "Integer";
-    case FieldType::kBigInt: return "BigInt";
-    case FieldType::kFloat: return "Float";
-    case FieldType::kDecimal: return "Decimal";
-    case FieldType::kBoolean: return "Boolean";
-    case FieldType::kDate: return "Date";
-    case FieldType::kDateTime: return "DateTime";
-    case FieldType::kJson: return "Json";
+    case FieldType::kString:
+      return "String";
+    case FieldType::kInteger:
+      return "Integer";
+    case FieldType::kBigInt:
+      return "BigInt";
+    case FieldType::kFloat:
+      return "Float";
+    case FieldType::kDecimal:
+      return "Decimal";
+    case FieldType::kBoolean:
+      return "Boolean";
+    case FieldType::kDate:
+      return "Date";
+    case FieldType::kDateTime:
+      return "DateTime";
+    case FieldType::kJson:
+      return "Json";
   }
   return "?";
 }
@@ -49,14 +58,12 @@ Result<FieldType> ParseFieldType(std::string_view name) {
     FieldType type;
   };
   static constexpr Alias kAliases[] = {
-      {"String", FieldType::kString},     {"Text", FieldType::kString},
-      {"Integer", FieldType::kInteger},   {"Int", FieldType::kInteger},
-      {"BigInt", FieldType::kBigInt},     {"Long", FieldType::kBigInt},
-      {"Float", FieldType::kFloat},       {"Double", FieldType::kFloat},
-      {"Decimal", FieldType::kDecimal},   {"Numeric", FieldType::kDecimal},
-      {"Boolean", FieldType::kBoolean},   {"Bool", FieldType::kBoolean},
-      {"Date", FieldType::kDate},         {"DateTime", FieldType::kDateTime},
-      {"Timestamp", FieldType::kDateTime}, {"Json", FieldType::kJson},
+      {"String", FieldType::kString},   {"Text", FieldType::kString},       {"Integer", FieldType::kInteger},
+      {"Int", FieldType::kInteger},     {"BigInt", FieldType::kBigInt},     {"Long", FieldType::kBigInt},
+      {"Float", FieldType::kFloat},     {"Double", FieldType::kFloat},      {"Decimal", FieldType::kDecimal},
+      {"Numeric", FieldType::kDecimal}, {"Boolean", FieldType::kBoolean},   {"Bool", FieldType::kBoolean},
+      {"Date", FieldType::kDate},       {"DateTime", FieldType::kDateTime}, {"Timestamp", FieldType::kDateTime},
+      {"Json", FieldType::kJson},
   };
   for (const auto& a : kAliases) {
     if (EqualsIgnoreCase(a.name, name)) return a.type;
@@ -70,14 +77,22 @@ std::string Field::PgTypeName() const {
   switch (type) {
     case FieldType::kString:
       return max_length > 0 ? "character varying(" + std::to_string(max_length) + ")" : "text";
-    case FieldType::kInteger: return "integer";
-    case FieldType::kBigInt: return "bigint";
-    case FieldType::kFloat: return "double precision";
-    case FieldType::kDecimal: return "numeric";
-    case FieldType::kBoolean: return "boolean";
-    case FieldType::kDate: return "date";
-    case FieldType::kDateTime: return "timestamp with time zone";
-    case FieldType::kJson: return "jsonb";
+    case FieldType::kInteger:
+      return "integer";
+    case FieldType::kBigInt:
+      return "bigint";
+    case FieldType::kFloat:
+      return "double precision";
+    case FieldType::kDecimal:
+      return "numeric";
+    case FieldType::kBoolean:
+      return "boolean";
+    case FieldType::kDate:
+      return "date";
+    case FieldType::kDateTime:
+      return "timestamp with time zone";
+    case FieldType::kJson:
+      return "jsonb";
   }
   return "text";
 }
@@ -142,7 +157,8 @@ Result<Entity> ParseEntity(std::string_view yaml_text, std::string_view origin) 
       }
       if (!fn["type"]) return Status::InvalidArgument(Where(origin, fn) + ": field '" + f.name + "' has no 'type'");
       auto type = ParseFieldType(fn["type"].as<std::string>());
-      if (!type.ok()) return Status::InvalidArgument(Where(origin, fn) + ": field '" + f.name + "': " + type.status().message());
+      if (!type.ok())
+        return Status::InvalidArgument(Where(origin, fn) + ": field '" + f.name + "': " + type.status().message());
       f.type = *type;
       if (fn["nullable"]) f.nullable = fn["nullable"].as<bool>();
       if (fn["doc"]) f.doc = fn["doc"].as<std::string>();
@@ -237,8 +253,9 @@ Result<std::string> ResolveEntityDir(const std::string& explicit_dir) {
     std::error_code ec;
     if (std::filesystem::is_directory(dir, ec)) return std::string(dir);
   }
-  return Status::NotFound(std::string("no entity definitions found: pass --entities DIR or set NOMNOM_ENTITIES (looked in ") +
-                          NOMNOM_SOURCE_ENTITIES_DIR + " and " + NOMNOM_INSTALL_ENTITIES_DIR + ")");
+  return Status::NotFound(
+      std::string("no entity definitions found: pass --entities DIR or set NOMNOM_ENTITIES (looked in ") +
+      NOMNOM_SOURCE_ENTITIES_DIR + " and " + NOMNOM_INSTALL_ENTITIES_DIR + ")");
 }
 
 const Entity* FindEntity(const std::vector<Entity>& entities, std::string_view name) {

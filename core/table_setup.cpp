@@ -6,9 +6,12 @@ namespace nomnom {
 
 std::string_view ConflictModeName(ConflictMode m) {
   switch (m) {
-    case ConflictMode::kError: return "error";
-    case ConflictMode::kNothing: return "nothing";
-    case ConflictMode::kUpdate: return "update";
+    case ConflictMode::kError:
+      return "error";
+    case ConflictMode::kNothing:
+      return "nothing";
+    case ConflictMode::kUpdate:
+      return "update";
   }
   return "?";
 }
@@ -82,8 +85,8 @@ Status CheckTable(PgConnection& conn, const Entity& entity, const std::string& r
          }()});
     if (!idx.ok()) return idx.status();
     if (idx->rows.at(0).at(0).value_or("0") == "0") {
-      problems.push_back("there is no unique index on (" + KeyList(entity) +
-                         "), which --on-conflict " + std::string(ConflictModeName(mode)) + " needs");
+      problems.push_back("there is no unique index on (" + KeyList(entity) + "), which --on-conflict " +
+                         std::string(ConflictModeName(mode)) + " needs");
     }
   }
   if (problems.empty()) return Status::Ok();

@@ -101,39 +101,32 @@ inline char* WriteDate(int32_t days, char* p) {
 // ------------------------------------------------------------------- comments
 
 constexpr std::string_view kNouns[] = {
-    "foxes",      "ideas",        "theodolites", "pinto beans", "instructions", "dependencies",
-    "excuses",    "platelets",    "asymptotes",  "courts",      "dolphins",     "multipliers",
-    "sauternes",  "warthogs",     "frets",       "dinos",       "attainments",  "somas",
-    "patterns",   "forges",       "braids",      "frays",       "warhorses",    "dugouts",
-    "epitaphs",   "pearls",       "tithes",      "waters",      "orbits",       "gifts",
-    "sheaves",    "depths",       "sentiments",  "decoys",      "realms",       "pains",
-    "grouches",   "escapades",    "accounts",    "deposits",    "packages",     "requests"};
+    "foxes",     "ideas",      "theodolites", "pinto beans", "instructions", "dependencies", "excuses",
+    "platelets", "asymptotes", "courts",      "dolphins",    "multipliers",  "sauternes",    "warthogs",
+    "frets",     "dinos",      "attainments", "somas",       "patterns",     "forges",       "braids",
+    "frays",     "warhorses",  "dugouts",     "epitaphs",    "pearls",       "tithes",       "waters",
+    "orbits",    "gifts",      "sheaves",     "depths",      "sentiments",   "decoys",       "realms",
+    "pains",     "grouches",   "escapades",   "accounts",    "deposits",     "packages",     "requests"};
 constexpr std::string_view kVerbs[] = {
-    "sleep",   "wake",   "are",    "cajole", "haggle",  "nag",    "use",    "boost",
-    "affix",   "detect", "integrate", "maintain", "nod", "was",  "lose",   "sublate",
-    "solve",   "thrash", "promise", "engage", "hinder", "print",  "x-ray",  "breach",
-    "eat",     "grow",   "impress", "mold",   "poach",  "serve",  "run",    "dazzle",
-    "snooze",  "doze",   "unwind", "kindle", "play",   "hang",   "believe", "doubt"};
+    "sleep",     "wake",     "are",    "cajole", "haggle", "nag",     "use",     "boost",  "affix",   "detect",
+    "integrate", "maintain", "nod",    "was",    "lose",   "sublate", "solve",   "thrash", "promise", "engage",
+    "hinder",    "print",    "x-ray",  "breach", "eat",    "grow",    "impress", "mold",   "poach",   "serve",
+    "run",       "dazzle",   "snooze", "doze",   "unwind", "kindle",  "play",    "hang",   "believe", "doubt"};
 constexpr std::string_view kAdjectives[] = {
-    "furious",  "sly",       "careful", "blithe",  "quick",   "fluffy",  "slow",
-    "quiet",    "ruthless",  "thin",    "close",   "dogged",  "daring",  "brave",
-    "stealthy", "permanent", "enticing", "idle",   "busy",    "regular", "final",
-    "ironic",   "even",      "bold",    "silent",  "pending", "special", "express",
-    "unusual"};
+    "furious", "sly",    "careful", "blithe", "quick",    "fluffy",    "slow",     "quiet",   "ruthless", "thin",
+    "close",   "dogged", "daring",  "brave",  "stealthy", "permanent", "enticing", "idle",    "busy",     "regular",
+    "final",   "ironic", "even",    "bold",   "silent",   "pending",   "special",  "express", "unusual"};
 constexpr std::string_view kAdverbs[] = {
-    "sometimes", "always",    "never",   "furiously", "slyly",       "carefully",
-    "blithely",  "quickly",   "fluffily", "slowly",   "quietly",     "ruthlessly",
-    "thinly",    "closely",   "doggedly", "daringly", "bravely",     "stealthily",
-    "permanently", "enticingly", "idly", "busily",    "regularly",   "finally",
-    "ironically", "evenly",   "boldly",  "silently"};
+    "sometimes", "always",    "never",   "furiously",  "slyly",       "carefully",  "blithely",
+    "quickly",   "fluffily",  "slowly",  "quietly",    "ruthlessly",  "thinly",     "closely",
+    "doggedly",  "daringly",  "bravely", "stealthily", "permanently", "enticingly", "idly",
+    "busily",    "regularly", "finally", "ironically", "evenly",      "boldly",     "silently"};
 constexpr std::string_view kPrepositions[] = {
-    "about",   "above",   "according to", "across",   "after",   "against",  "along",
-    "among",   "around",  "at",           "atop",     "before",  "behind",   "beneath",
-    "beside",  "besides", "between",      "beyond",   "by",      "despite",  "during",
-    "except",  "for",     "from",         "in place of", "inside", "instead of", "into",
-    "near",    "of",      "on",           "outside",  "over",    "past",     "since",
-    "through", "throughout", "to",        "toward",   "under",   "until",    "upon",
-    "without", "with",    "within"};
+    "about",      "above",   "according to", "across", "after",   "against", "along",       "among",   "around",
+    "at",         "atop",    "before",       "behind", "beneath", "beside",  "besides",     "between", "beyond",
+    "by",         "despite", "during",       "except", "for",     "from",    "in place of", "inside",  "instead of",
+    "into",       "near",    "of",           "on",     "outside", "over",    "past",        "since",   "through",
+    "throughout", "to",      "toward",       "under",  "until",   "upon",    "without",     "with",    "within"};
 constexpr std::string_view kTerminators[] = {".", ".", ".", ";", ":", "?", "!", "--", ","};
 
 constexpr size_t kMinComment = 19;
@@ -212,9 +205,7 @@ void MakeComment(SplitMix64& rng, size_t length, std::string* out) {
 // Upper bound of one formatted line, given the comment length.
 inline size_t MaxLineBytes(const TpchOrderRow& row) { return 512 + 6 * row.comment.size(); }
 
-inline char* WriteU64(uint64_t v, char* p) {
-  return std::to_chars(p, p + 20, v).ptr;
-}
+inline char* WriteU64(uint64_t v, char* p) { return std::to_chars(p, p + 20, v).ptr; }
 
 inline char* WriteLiteral(std::string_view s, char* p) {
   std::memcpy(p, s.data(), s.size());
@@ -255,13 +246,27 @@ inline char* WriteJsonString(std::string_view s, char* p) {
     }
     *p++ = '\\';
     switch (ch) {
-      case '"': *p++ = '"'; break;
-      case '\\': *p++ = '\\'; break;
-      case '\n': *p++ = 'n'; break;
-      case '\r': *p++ = 'r'; break;
-      case '\t': *p++ = 't'; break;
-      case '\b': *p++ = 'b'; break;
-      case '\f': *p++ = 'f'; break;
+      case '"':
+        *p++ = '"';
+        break;
+      case '\\':
+        *p++ = '\\';
+        break;
+      case '\n':
+        *p++ = 'n';
+        break;
+      case '\r':
+        *p++ = 'r';
+        break;
+      case '\t':
+        *p++ = 't';
+        break;
+      case '\b':
+        *p++ = 'b';
+        break;
+      case '\f':
+        *p++ = 'f';
+        break;
       default:
         p = WriteLiteral("u00", p);
         *p++ = kHex[u >> 4];
@@ -306,8 +311,7 @@ void AppendLine(const TpchOrderRow& row, std::string* out, WriteFn write) {
 Result<TpchFormat> ParseTpchFormat(std::string_view name) {
   if (name == "ndjson") return TpchFormat::kNdjson;
   if (name == "csv") return TpchFormat::kCsv;
-  return Status::InvalidArgument("unknown format '" + std::string(name) +
-                                 "' (expected ndjson or csv)");
+  return Status::InvalidArgument("unknown format '" + std::string(name) + "' (expected ndjson or csv)");
 }
 
 Status ValidateTpchOrdersOptions(const TpchOrdersOptions& options) {
@@ -382,8 +386,7 @@ void AppendTpchOrderCsv(const TpchOrderRow& row, std::string* out) {
   });
 }
 
-TpchOrdersGenerator::TpchOrdersGenerator(const TpchOrdersOptions& options)
-    : options_(options) {
+TpchOrdersGenerator::TpchOrdersGenerator(const TpchOrdersOptions& options) : options_(options) {
   const double sf = options.scale_factor;
   auto scaled = [sf](double base) {
     const long long n = std::llround(sf * base);
@@ -460,8 +463,7 @@ void TpchOrdersGenerator::Append(TpchFormat format, std::string* out) {
   }
 }
 
-Status WriteTpchOrders(const TpchOrdersOptions& options,
-                       const std::function<Status(std::string_view chunk)>& sink) {
+Status WriteTpchOrders(const TpchOrdersOptions& options, const std::function<Status(std::string_view chunk)>& sink) {
   auto gen = TpchOrdersGenerator::Create(options);
   if (!gen.ok()) return gen.status();
   constexpr size_t kChunk = size_t{1} << 20;

@@ -66,17 +66,17 @@ inline constexpr double kTpchMaxScaleFactor = 100000;  // largest official TPC-H
 Status ValidateTpchOrdersOptions(const TpchOrdersOptions& options);
 
 // The five O_ORDERPRIORITY values; TpchOrderRow::order_priority indexes this.
-inline constexpr std::string_view kTpchOrderPriorities[5] = {
-    "1-URGENT", "2-HIGH", "3-MEDIUM", "4-NOT SPECIFIED", "5-LOW"};
+inline constexpr std::string_view kTpchOrderPriorities[5] = {"1-URGENT", "2-HIGH", "3-MEDIUM", "4-NOT SPECIFIED",
+                                                             "5-LOW"};
 
 struct TpchOrderRow {
   uint64_t order_key = 0;
   uint64_t customer_key = 0;
-  char order_status = 'O';         // 'F', 'O' or 'P'
-  int64_t total_price_cents = 0;   // O_TOTALPRICE * 100
-  int32_t order_date = 0;          // days since 1970-01-01
-  uint8_t order_priority = 0;      // index into kTpchOrderPriorities
-  uint64_t clerk = 0;              // written as "Clerk#" + 9-digit zero-padded number
+  char order_status = 'O';        // 'F', 'O' or 'P'
+  int64_t total_price_cents = 0;  // O_TOTALPRICE * 100
+  int32_t order_date = 0;         // days since 1970-01-01
+  uint8_t order_priority = 0;     // index into kTpchOrderPriorities
+  uint64_t clerk = 0;             // written as "Clerk#" + 9-digit zero-padded number
   int32_t ship_priority = 0;
   std::string comment;
 };
@@ -130,8 +130,7 @@ class TpchOrdersGenerator {
 
 // Generates every row and hands the text to `sink` in chunks of about 1 MiB
 // (whole lines only). Stops at, and returns, the first non-OK sink Status.
-Status WriteTpchOrders(const TpchOrdersOptions& options,
-                       const std::function<Status(std::string_view chunk)>& sink);
+Status WriteTpchOrders(const TpchOrdersOptions& options, const std::function<Status(std::string_view chunk)>& sink);
 
 // As above, writing to `out` with fwrite and flushing at the end; a failed
 // write or flush is Status::Io. The caller owns (and closes) `out`.

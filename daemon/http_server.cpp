@@ -30,8 +30,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
 #pragma GCC diagnostic pop
@@ -117,9 +117,7 @@ bool ConstantTimeEquals(std::string_view given, std::string_view expected) {
   return diff == 0;
 }
 
-bool IsIngestPath(std::string_view path) {
-  return path == "/ingest" || path.starts_with("/ingest/");
-}
+bool IsIngestPath(std::string_view path) { return path == "/ingest" || path.starts_with("/ingest/"); }
 
 bool HeaderValueIsSafe(std::string_view s) {
   return s.find_first_of("\r\n") == std::string_view::npos && s.find('\0') == std::string_view::npos;
@@ -172,13 +170,27 @@ std::string JsonQuote(std::string_view s) {
   out.push_back('"');
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -375,10 +387,9 @@ class Session : public std::enable_shared_from_this<Session> {
     Server::Impl& impl = *impl_;
     impl.posting.fetch_add(1);
     if (!impl.reject_posts.load()) {
-      net::dispatch(stream_.get_executor(),
-                    [self = shared_from_this(), seq, r = std::move(response)]() mutable {
-                      self->OnResponse(seq, std::move(r));
-                    });
+      net::dispatch(stream_.get_executor(), [self = shared_from_this(), seq, r = std::move(response)]() mutable {
+        self->OnResponse(seq, std::move(r));
+      });
     }
     impl.posting.fetch_sub(1);
   }
@@ -419,12 +430,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (stop_requested_ || impl_->stopping.load()) return Close();
     if (buffer_.size() > 0) return DoReadHeader();
     if (!deadline_set) stream_.expires_after(std::chrono::milliseconds(opts().idle_timeout_ms));
-    stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
-                            [self = shared_from_this()](error_code ec, size_t n) {
-                              self->buffer_.commit(n);
-                              if (ec || n == 0) return self->Close();
-                              self->DoReadHeader();
-                            });
+    stream_.async_read_some(buffer_.prepare(kFirstReadBytes), [self = shared_from_this()](error_code ec, size_t n) {
+      self->buffer_.commit(n);
+      if (ec || n == 0) return self->Close();
+      self->DoReadHeader();
+    });
   }
 
   void DoReadHeader() {
@@ -514,15 +524,15 @@ class Session : public std::enable_shared_from_this<Session> {
       }
     }
     if (ec == bhttp::error::body_limit) {
-      Response r = JsonError(413, "request body exceeds the limit of " +
-                                      std::to_string(opts().max_body_bytes) + " bytes");
+      Response r =
+          JsonError(413, "request body exceeds the limit of " + std::to_string(opts().max_body_bytes) + " bytes");
       r.body.pop_back();
       r.body += ",\"limit\":" + std::to_string(opts().max_body_bytes) + "}";
       return WriteError(std::move(r));
     }
     if (ec == bhttp::error::header_limit) {
-      return WriteError(JsonError(431, "request header exceeds the limit of " +
-                                           std::to_string(opts().max_header_bytes) + " bytes"));
+      return WriteError(
+          JsonError(431, "request header exceeds the limit of " + std::to_string(opts().max_header_bytes) + " bytes"));
     }
     if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
         ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
@@ -779,8 +789,8 @@ Result<tcp::endpoint> ResolveListen(const std::string& listen) {
   tcp::resolver resolver(ioc);
   auto results = resolver.resolve(host, port_text, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
   if (ec || results.empty()) {
-    return Status::InvalidArgument("cannot resolve listen address '" + listen + "': " +
-                                   (ec ? ec.message() : std::string("no address")));
+    return Status::InvalidArgument("cannot resolve listen address '" + listen +
+                                   "': " + (ec ? ec.message() : std::string("no address")));
   }
   return results.begin()->endpoint();
 }
@@ -850,9 +860,7 @@ Server::Server(ServerOptions options) : impl_(std::make_shared<Impl>(std::move(o
   }
 }
 
-Server::~Server() {
-  Stop(0);
-}
+Server::~Server() { Stop(0); }
 
 void Server::Route(std::string method, std::string pattern, Handler h) {
   {
@@ -929,10 +937,10 @@ Status Server::Start() {
   impl.acceptor.emplace(*impl.iocs[0]);
   impl.accept_retry.emplace(*impl.iocs[0]);
   auto fail = [&](std::string_view what, const error_code& ec) {
-    std::string addr = endpoint->address().is_v6() ? "[" + endpoint->address().to_string() + "]"
-                                                    : endpoint->address().to_string();
-    return Status::Io("cannot listen on " + addr + ":" + std::to_string(endpoint->port()) + " (" +
-                      impl.opts.listen + "): " + std::string(what) + ": " + ec.message());
+    std::string addr =
+        endpoint->address().is_v6() ? "[" + endpoint->address().to_string() + "]" : endpoint->address().to_string();
+    return Status::Io("cannot listen on " + addr + ":" + std::to_string(endpoint->port()) + " (" + impl.opts.listen +
+                      "): " + std::string(what) + ": " + ec.message());
   };
   error_code ec;
   impl.acceptor->open(endpoint->protocol(), ec);

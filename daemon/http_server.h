@@ -62,9 +62,9 @@ using Handler = std::function<void(Request&&, Responder)>;
 struct ServerOptions {
   // host:port, [v6addr]:port, or :port (all IPv4 interfaces). Host may be a name.
   std::string listen = "127.0.0.1:8080";
-  int threads = 2;                      // io threads (one io_context each)
-  size_t max_body_bytes = 16 << 20;     // larger bodies get 413 and the connection is closed
-  size_t max_header_bytes = 16 << 10;   // larger request headers get 431 and a close
+  int threads = 2;                     // io threads (one io_context each)
+  size_t max_body_bytes = 16 << 20;    // larger bodies get 413 and the connection is closed
+  size_t max_header_bytes = 16 << 10;  // larger request headers get 431 and a close
   // A request must arrive in full (header and body) within this time from its
   // first byte; otherwise the connection is closed.
   int read_timeout_ms = 30000;
@@ -123,8 +123,8 @@ class Server {
   // concurrently from the io threads; must not block. Set before Start().
   void OnRequestDone(std::function<void(std::string_view route, int status, double seconds)> hook);
   // The same with the request method first.
-  void OnRequestDone(std::function<void(std::string_view method, std::string_view route, int status,
-                                        double seconds)> hook);
+  void OnRequestDone(
+      std::function<void(std::string_view method, std::string_view route, int status, double seconds)> hook);
 
   struct Impl;
 

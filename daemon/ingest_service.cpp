@@ -84,7 +84,8 @@ IngestService::IngestService(DaemonConfig config, JetStreamClient& js, MetricsRe
       batches_accepted_(metrics.Counter("nomnom_api_batches_accepted_total", "Batches accepted by /ingest/batch")),
       rows_accepted_(metrics.Counter("nomnom_api_rows_accepted_total", "Rows accepted (stored in JetStream)")),
       rows_rejected_(metrics.Counter("nomnom_api_rows_rejected_total", "Rows rejected as invalid by the API")),
-      chunks_published_(metrics.Counter("nomnom_jetstream_chunks_published_total", "Chunk messages acknowledged by JetStream")),
+      chunks_published_(
+          metrics.Counter("nomnom_jetstream_chunks_published_total", "Chunk messages acknowledged by JetStream")),
       publish_errors_(metrics.Counter("nomnom_jetstream_publish_errors_total", "Chunk publishes that failed")),
       duplicates_(metrics.Counter("nomnom_api_duplicates_total", "Idempotency-Key messages JetStream already had")),
       publish_ack_seconds_(metrics.Histogram("nomnom_jetstream_publish_ack_seconds",
@@ -94,7 +95,8 @@ IngestService::~IngestService() { Shutdown(5000); }
 
 void IngestService::Register(http::Server& server) {
   auto bind = [this](void (IngestService::*fn)(http::Request&&, http::Responder)) {
-    return [this, fn](http::Request&& req, http::Responder respond) { (this->*fn)(std::move(req), std::move(respond)); };
+    return
+        [this, fn](http::Request&& req, http::Responder respond) { (this->*fn)(std::move(req), std::move(respond)); };
   };
   server.Route("POST", "/ingest/message", bind(&IngestService::HandleMessage));
   server.Route("POST", "/ingest/batch", bind(&IngestService::HandleBatch));
@@ -124,7 +126,10 @@ void IngestService::Register(http::Server& server) {
       }
     }
     const std::string r = route.empty() ? "unmatched" : std::string(route);
-    Series c{serial_, std::string(method), std::string(route), status,
+    Series c{serial_,
+             std::string(method),
+             std::string(route),
+             status,
              &metrics_.Histogram("nomnom_http_request_duration_seconds", "HTTP request latency", {{"route", r}}),
              &metrics_.Counter("nomnom_http_requests_total", "HTTP requests",
                                {{"method", std::string(method)}, {"route", r}, {"status", std::to_string(status)}})};
@@ -302,8 +307,8 @@ const Entity* IngestService::CheckIngest(const http::Request& req, const http::R
   if (auto semi = ct.find(';'); semi != std::string::npos) ct.resize(semi);
   while (!ct.empty() && ct.back() == ' ') ct.pop_back();
   for (auto& c : ct) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const bool ok_type = ct == "application/json" || (batch && (ct == "application/x-ndjson" || ct == "text/plain" ||
-                                                                   ct == "application/ndjson"));
+  const bool ok_type = ct == "application/json" ||
+                       (batch && (ct == "application/x-ndjson" || ct == "text/plain" || ct == "application/ndjson"));
   if (!ok_type) {
     respond(Error(415, "unsupported Content-Type '" + ct + "'; use " +
                            (batch ? "application/x-ndjson, application/json or text/plain" : "application/json")));
@@ -457,7 +462,7 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
     p = nl + 1;
     ++line_no;
     if (raw.empty() || IsBlank(raw)) continue;
-      scratch.clear();
+    scratch.clear();
     if (!encoder.Encode(raw, readable, &scratch, nullptr, &error)) {
       ++rejected;
       if (errors.size() < config_.max_errors_reported) errors.push_back({{"line", line_no}, {"error", error}});

@@ -40,13 +40,13 @@ namespace nomnom {
 struct DaemonConfig {
   std::string database_url;
   std::vector<Entity> entities;
-  std::string default_entity;              // used when ?entity= is absent
-  size_t chunk_max_rows = 1000;            // rows per published chunk
-  size_t chunk_max_bytes = 512 << 10;      // bytes per chunk (JetStream's default max payload is 1 MB)
-  int linger_ms = 2;                       // how long /ingest/message rows wait for company
-  size_t max_errors_reported = 100;        // per /ingest/batch response
+  std::string default_entity;                   // used when ?entity= is absent
+  size_t chunk_max_rows = 1000;                 // rows per published chunk
+  size_t chunk_max_bytes = 512 << 10;           // bytes per chunk (JetStream's default max payload is 1 MB)
+  int linger_ms = 2;                            // how long /ingest/message rows wait for company
+  size_t max_errors_reported = 100;             // per /ingest/batch response
   size_t max_queued_publish_bytes = 256 << 20;  // beyond this, ingest answers 503 (overloaded)
-  int workers = 1;                         // embedded workers
+  int workers = 1;                              // embedded workers
   WorkerOptions worker;
 };
 
@@ -94,8 +94,8 @@ class IngestService {
 
   // Shared request checks; on failure responds and returns nullptr.
   const Entity* CheckIngest(const http::Request& req, const http::Responder& respond, bool batch);
-  OutgoingMessage MakeChunk(const Entity& e, const std::string& batch_id, uint32_t index, uint32_t count,
-                            uint32_t rows, std::string body) const;
+  OutgoingMessage MakeChunk(const Entity& e, const std::string& batch_id, uint32_t index, uint32_t count, uint32_t rows,
+                            std::string body) const;
   void Enqueue(QueuedPublish p);
   void SealLocked(const std::string& entity);  // open chunk -> publish queue; mu_ held
   void PublisherMain();
@@ -124,15 +124,15 @@ class IngestService {
   // Open chunks and the publish queue.
   std::mutex mu_;
   std::condition_variable cv_;
-  std::map<std::string, OpenChunk> open_;      // by entity; guarded by mu_
-  std::deque<QueuedPublish> queue_;            // guarded by mu_
-  size_t queued_bytes_ = 0;                    // guarded by mu_
+  std::map<std::string, OpenChunk> open_;  // by entity; guarded by mu_
+  std::deque<QueuedPublish> queue_;        // guarded by mu_
+  size_t queued_bytes_ = 0;                // guarded by mu_
   std::thread publisher_;
 
   // Blocking tasks (database look-ups).
   std::mutex task_mu_;
   std::condition_variable task_cv_;
-  std::deque<std::function<void()>> tasks_;    // guarded by task_mu_
+  std::deque<std::function<void()>> tasks_;  // guarded by task_mu_
   std::vector<std::thread> task_threads_;
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<PgConnection>> pool_;  // guarded by pool_mu_
@@ -144,7 +144,7 @@ class IngestService {
     uint32_t chunks;
   };
   std::unordered_map<std::string, PendingBatch> pending_;  // guarded by pending_mu_
-  std::deque<std::string> pending_order_;                                          // guarded by pending_mu_
+  std::deque<std::string> pending_order_;                  // guarded by pending_mu_
 
   // Embedded workers.
   std::vector<std::unique_ptr<IngestWorker>> workers_;

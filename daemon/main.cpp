@@ -59,15 +59,18 @@ int Main(int argc, char** argv) {
   int64_t max_age_s = 86400, max_bytes_mb = 1024, dup_window_s = 120, ack_wait_ms = 30000;
 
   app.add_option("--listen", http_opts.listen, "Address to listen on (host:port); loopback unless told otherwise")
-      ->envname("NOMNOM_LISTEN")->capture_default_str();
+      ->envname("NOMNOM_LISTEN")
+      ->capture_default_str();
   app.add_option("--db", cfg.database_url, "PostgreSQL URL (else the PG* variables)")->envname("DATABASE_URL");
   app.add_option("--nats", js.url, "NATS server URL(s)")->envname("NATS_URL")->capture_default_str();
   app.add_option("--stream", js.stream, "JetStream stream")->envname("NATS_STREAM")->capture_default_str();
   app.add_option("--consumer", js.consumer, "Durable pull consumer of the workers")
-      ->envname("NATS_CONSUMER")->capture_default_str();
+      ->envname("NATS_CONSUMER")
+      ->capture_default_str();
   app.add_option("--stream-subjects", js.stream_subjects, "Subjects of the stream")->capture_default_str();
   app.add_option("--dlq-stream", js.dlq_stream, "Dead-letter stream")->capture_default_str();
-  app.add_option("--subject-prefix", js.subject_prefix, "Rows are published to <prefix>.<entity>; workers read <prefix>.>")
+  app.add_option("--subject-prefix", js.subject_prefix,
+                 "Rows are published to <prefix>.<entity>; workers read <prefix>.>")
       ->capture_default_str();
   app.add_option("--dlq-subjects", js.dlq_subjects, "Subjects of the dead-letter stream (must not overlap)")
       ->capture_default_str();
@@ -78,41 +81,61 @@ int Main(int argc, char** argv) {
   app.add_option("--duplicate-window", dup_window_s, "JetStream duplicate window, seconds")->capture_default_str();
   app.add_option("--entities", entities_dir, "Directory of entity YAML files (default: bundled TPC-H)")
       ->envname("NOMNOM_ENTITIES");
-  app.add_option("--entity", cfg.default_entity, "Entity for requests without ?entity= (default: the only one, else Order)");
+  app.add_option("--entity", cfg.default_entity,
+                 "Entity for requests without ?entity= (default: the only one, else Order)");
   app.add_option("--workers", cfg.workers, "Embedded workers (0: API only)")
-      ->envname("NOMNOM_WORKERS")->check(CLI::Range(0, 64))->capture_default_str();
+      ->envname("NOMNOM_WORKERS")
+      ->check(CLI::Range(0, 64))
+      ->capture_default_str();
   app.add_option("--fetch-batch", cfg.worker.fetch_messages, "Messages per worker fetch")
-      ->envname("NOMNOM_FETCH_BATCH")->check(CLI::Range(1, 100000))->capture_default_str();
+      ->envname("NOMNOM_FETCH_BATCH")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
   app.add_option("--fetch-max-bytes", cfg.worker.fetch_max_bytes,
                  "Bytes per worker fetch (at most 48 MiB: nats-server drops a client with over 64 MiB pending)")
-      ->envname("NOMNOM_FETCH_MAX_BYTES")->check(CLI::Range(int64_t{1}, int64_t{48} << 20))->capture_default_str();
+      ->envname("NOMNOM_FETCH_MAX_BYTES")
+      ->check(CLI::Range(int64_t{1}, int64_t{48} << 20))
+      ->capture_default_str();
   app.add_option("--fetch-wait-ms", cfg.worker.fetch_wait_ms, "How long a fetch waits for messages")
-      ->envname("NOMNOM_FETCH_WAIT_MS")->capture_default_str();
+      ->envname("NOMNOM_FETCH_WAIT_MS")
+      ->capture_default_str();
   app.add_option("--max-deliver", cfg.worker.max_deliver, "Deliveries before a message is dead-lettered")
-      ->envname("NOMNOM_MAX_DELIVER")->check(CLI::Range(1, 1000))->capture_default_str();
-  app.add_option("--ack-wait-ms", ack_wait_ms, "Consumer ack wait")->envname("NOMNOM_ACK_WAIT_MS")->capture_default_str();
+      ->envname("NOMNOM_MAX_DELIVER")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--ack-wait-ms", ack_wait_ms, "Consumer ack wait")
+      ->envname("NOMNOM_ACK_WAIT_MS")
+      ->capture_default_str();
   app.add_option("--on-conflict", on_conflict, "Workers' conflict mode: nothing (seed), update or error")
-      ->check(CLI::IsMember({"error", "nothing", "update"}))->capture_default_str();
+      ->check(CLI::IsMember({"error", "nothing", "update"}))
+      ->capture_default_str();
   app.add_option("--chunk-rows", cfg.chunk_max_rows, "Rows per published chunk")->capture_default_str();
   app.add_option("--chunk-kb", chunk_kb, "KB per published chunk (JetStream max payload is 1 MB by default)")
-      ->check(CLI::Range(1, 65536))->capture_default_str();
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
   app.add_option("--linger-ms", cfg.linger_ms, "How long /ingest/message rows wait to share a chunk")
-      ->check(CLI::Range(0, 1000))->capture_default_str();
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   app.add_option("--max-body-mb", max_body_mb, "Largest request body (413 above)")
-      ->envname("NOMNOM_MAX_BODY_MB")->check(CLI::Range(1, 1024))->capture_default_str();
-  app.add_option("--http-threads", http_opts.threads, "HTTP io threads")->check(CLI::Range(1, 64))->capture_default_str();
+      ->envname("NOMNOM_MAX_BODY_MB")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--http-threads", http_opts.threads, "HTTP io threads")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--token", http_opts.bearer_token, "Bearer token required on /ingest/* (default: none)")
       ->envname("NOMNOM_API_TOKEN");
   app.add_option("--log-level", log_level, "debug, info, warn or error")
-      ->envname("NOMNOM_LOG_LEVEL")->capture_default_str();
+      ->envname("NOMNOM_LOG_LEVEL")
+      ->capture_default_str();
   app.add_option("--shutdown-timeout", shutdown_timeout_s, "Seconds to drain on SIGTERM")->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  if (const char* rust_log = std::getenv("RUST_LOG"); rust_log != nullptr && std::getenv("NOMNOM_LOG_LEVEL") == nullptr &&
-                                                      app.count("--log-level") == 0) {
+  if (const char* rust_log = std::getenv("RUST_LOG");
+      rust_log != nullptr && std::getenv("NOMNOM_LOG_LEVEL") == nullptr && app.count("--log-level") == 0) {
     log_level = rust_log;
   }
   level = ParseLevel(log_level);

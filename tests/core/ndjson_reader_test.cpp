@@ -27,7 +27,6 @@ using nomnom::StatusCode;
 using nomnom::testing::ReadFile;
 using nomnom::testing::TempDir;
 
-
 struct NumberedLine {
   uint64_t number = 0;
   std::string text;  // without the '\n'

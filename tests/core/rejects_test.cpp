@@ -60,17 +60,17 @@ TEST_CASE("EscapeInvalidUtf8 keeps valid text", "[rejects]") {
            std::string(),
            std::string("plain ASCII {\"a\":1} \\ \t\r\n"),
            std::string("\x7f"),
-           std::string("caf\xc3\xa9"),                                  // U+00E9
-           std::string("\xc2\x80"),                                     // U+0080, smallest 2-byte
-           std::string("\xe2\x82\xac"),                                 // U+20AC
-           std::string("\xe0\xa0\x80"),                                 // U+0800, smallest 3-byte
-           std::string("\xed\x9f\xbf"),                                 // U+D7FF, just below surrogates
-           std::string("\xee\x80\x80"),                                 // U+E000, just above
-           std::string("\xef\xbf\xbf"),                                 // U+FFFF
-           std::string("\xf0\x90\x80\x80"),                             // U+10000, smallest 4-byte
-           std::string("\xf0\x9f\x98\x80 smile"),                       // U+1F600
-           std::string("\xf4\x8f\xbf\xbf"),                             // U+10FFFF, the largest
-           std::string("a\0b", 3),                                      // NUL is valid UTF-8
+           std::string("caf\xc3\xa9"),             // U+00E9
+           std::string("\xc2\x80"),                // U+0080, smallest 2-byte
+           std::string("\xe2\x82\xac"),            // U+20AC
+           std::string("\xe0\xa0\x80"),            // U+0800, smallest 3-byte
+           std::string("\xed\x9f\xbf"),            // U+D7FF, just below surrogates
+           std::string("\xee\x80\x80"),            // U+E000, just above
+           std::string("\xef\xbf\xbf"),            // U+FFFF
+           std::string("\xf0\x90\x80\x80"),        // U+10000, smallest 4-byte
+           std::string("\xf0\x9f\x98\x80 smile"),  // U+1F600
+           std::string("\xf4\x8f\xbf\xbf"),        // U+10FFFF, the largest
+           std::string("a\0b", 3),                 // NUL is valid UTF-8
            std::string("already escaped \\xFF text stays as it is"),
        }) {
     INFO("input: " << s);
@@ -80,24 +80,26 @@ TEST_CASE("EscapeInvalidUtf8 keeps valid text", "[rejects]") {
 
 TEST_CASE("EscapeInvalidUtf8 escapes each invalid byte as \\xNN", "[rejects]") {
   const std::pair<std::string, std::string> cases[] = {
-      {"a\x80" "b", "a\\x80b"},                        // lone continuation byte
+      {"a\x80"
+       "b",
+       "a\\x80b"},  // lone continuation byte
       {"\xbf", "\\xBF"},
-      {"\xff", "\\xFF"},                               // never valid
+      {"\xff", "\\xFF"},  // never valid
       {"\xfe\xff", "\\xFE\\xFF"},
-      {"\xc0\xaf", "\\xC0\\xAF"},                      // overlong '/'
-      {"\xc1\xbf", "\\xC1\\xBF"},                      // overlong
-      {"\xe0\x80\xaf", "\\xE0\\x80\\xAF"},             // overlong 3-byte '/'
-      {"\xf0\x80\x80\xaf", "\\xF0\\x80\\x80\\xAF"},    // overlong 4-byte '/'
-      {"\xed\xa0\x80", "\\xED\\xA0\\x80"},             // surrogate U+D800
-      {"\xed\xbf\xbf", "\\xED\\xBF\\xBF"},             // surrogate U+DFFF
-      {"\xf4\x90\x80\x80", "\\xF4\\x90\\x80\\x80"},    // U+110000
+      {"\xc0\xaf", "\\xC0\\xAF"},                    // overlong '/'
+      {"\xc1\xbf", "\\xC1\\xBF"},                    // overlong
+      {"\xe0\x80\xaf", "\\xE0\\x80\\xAF"},           // overlong 3-byte '/'
+      {"\xf0\x80\x80\xaf", "\\xF0\\x80\\x80\\xAF"},  // overlong 4-byte '/'
+      {"\xed\xa0\x80", "\\xED\\xA0\\x80"},           // surrogate U+D800
+      {"\xed\xbf\xbf", "\\xED\\xBF\\xBF"},           // surrogate U+DFFF
+      {"\xf4\x90\x80\x80", "\\xF4\\x90\\x80\\x80"},  // U+110000
       {"\xf5\x80\x80\x80", "\\xF5\\x80\\x80\\x80"},
-      {"ab\xe2\x82", "ab\\xE2\\x82"},                  // truncated at the end
+      {"ab\xe2\x82", "ab\\xE2\\x82"},  // truncated at the end
       {"\xe2", "\\xE2"},
       {"\xf0\x9f\x98", "\\xF0\\x9F\\x98"},
       {"\xe2\x82x\xe2\x82\xac", "\\xE2\\x82x\xe2\x82\xac"},  // truncated mid-text, then a valid char
-      {"\xc3(", "\\xC3("},                             // lead byte followed by a non-continuation
-      {"\xc3\xa9\xa9", "\xc3\xa9\\xA9"},               // one continuation too many
+      {"\xc3(", "\\xC3("},                                   // lead byte followed by a non-continuation
+      {"\xc3\xa9\xa9", "\xc3\xa9\\xA9"},                     // one continuation too many
   };
   for (const auto& [in, want] : cases) {
     INFO("input bytes: " << in);

@@ -558,18 +558,18 @@ TEST_CASE("malformed JSON is rejected", "[row_encoder][reject]") {
   const Entity e = MustParse(kNullableYaml);
   RowEncoder enc(e, {});
   for (const char* line : {
-           R"({"id":1,"qty":2)",         // unclosed object
-           R"({"id":1,"name":"abc})",    // unclosed string
-           R"({"id":1,"qty":2,})",       // trailing comma
-           R"({"id":1,,"qty":2})",       // double comma
-           R"({"id":1 "qty":2})",        // missing comma
-           R"({"id" 1})",                // missing colon
-           R"({id:1})",                  // unquoted key
-           R"({"id":1,"active":tru})",   // bad literal
-           R"({"id":1,"active":nul})",   // bad literal in a nullable field
-           R"({"id":1,"price":.5})",     // bad number
-           R"({"id":1,"name":"\q"})",    // bad escape
-           R"({"id":1,"name":"\ud800"})",  // lone surrogate escape
+           R"({"id":1,"qty":2)",            // unclosed object
+           R"({"id":1,"name":"abc})",       // unclosed string
+           R"({"id":1,"qty":2,})",          // trailing comma
+           R"({"id":1,,"qty":2})",          // double comma
+           R"({"id":1 "qty":2})",           // missing comma
+           R"({"id" 1})",                   // missing colon
+           R"({id:1})",                     // unquoted key
+           R"({"id":1,"active":tru})",      // bad literal
+           R"({"id":1,"active":nul})",      // bad literal in a nullable field
+           R"({"id":1,"price":.5})",        // bad number
+           R"({"id":1,"name":"\q"})",       // bad escape
+           R"({"id":1,"name":"\ud800"})",   // lone surrogate escape
            "{\"id\":1,\"name\":\"a\tb\"}",  // raw control character in a string
            R"({)",
            R"(})",
@@ -722,8 +722,8 @@ TEST_CASE("VARCHAR(n) length is counted in characters", "[row_encoder][reject]")
   const Entity enc_entity = OneField("String", false, "args: [3]");
   RowEncoder enc(enc_entity, {});
   CHECK(Only(enc, R"({"v":"abc"})") == std::string("abc"));
-  CHECK(Only(enc, R"({"v":"héé"})") == std::string("h\xc3\xa9\xc3\xa9"));           // 5 bytes
-  CHECK(Only(enc, R"({"v":"€€€"})") == std::string("\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"));  // 9 bytes
+  CHECK(Only(enc, R"({"v":"héé"})") == std::string("h\xc3\xa9\xc3\xa9"));                        // 5 bytes
+  CHECK(Only(enc, R"({"v":"€€€"})") == std::string("\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac"));     // 9 bytes
   CHECK(Only(enc, "{\"v\":\"\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xf0\x9f\x98\x80\"}").has_value());  // 12 bytes
   CHECK(Only(enc, R"({"v":"\u00e9\u00e9\ud83d\ude00"})") == std::string("\xc3\xa9\xc3\xa9\xf0\x9f\x98\x80"));
   CHECK(Reject(enc, R"({"v":"abcd"})") == "field 'v': string of 4 characters is longer than VARCHAR(3)");
@@ -759,8 +759,8 @@ TEST_CASE("invalid UTF-8 is rejected", "[row_encoder][reject]") {
 TEST_CASE("NUL characters in strings are rejected", "[row_encoder][reject]") {
   const Entity e = MustParse(kNullableYaml);
   RowEncoder enc(e, {});
-  for (const char* line : {R"({"id":1,"name":"\u0000"})", R"({"id":1,"name":"a\u0000b"})",
-                           R"({"id":1,"code":"ab\u0000"})"}) {
+  for (const char* line :
+       {R"({"id":1,"name":"\u0000"})", R"({"id":1,"name":"a\u0000b"})", R"({"id":1,"code":"ab\u0000"})"}) {
     const std::string err = Reject(enc, line);
     CHECK_THAT(err, StartsWith(std::string("field '") + (std::strstr(line, "code") ? "code" : "name") + "'"));
     CHECK_THAT(err, Contains("NUL character"));
@@ -881,7 +881,8 @@ TEST_CASE("integers written as long decimals or exponents are decided exactly (s
   fields:
     - {name: i, type: Integer}
     - {name: b, type: BigInt}
-)", "inline");
+)",
+                                    "inline");
   REQUIRE(entity.ok());
   nomnom::RowEncoder enc(*entity, {});
   auto encode = [&](const std::string& line, std::string* err) {

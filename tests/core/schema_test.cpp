@@ -190,12 +190,12 @@ entity:
 
 TEST_CASE("field type names and aliases", "[schema]") {
   const std::pair<const char*, FieldType> cases[] = {
-      {"String", FieldType::kString},       {"string", FieldType::kString},     {"TEXT", FieldType::kString},
-      {"Integer", FieldType::kInteger},     {"int", FieldType::kInteger},       {"BigInt", FieldType::kBigInt},
-      {"bigint", FieldType::kBigInt},       {"Long", FieldType::kBigInt},       {"Float", FieldType::kFloat},
-      {"double", FieldType::kFloat},        {"Decimal", FieldType::kDecimal},   {"numeric", FieldType::kDecimal},
-      {"Boolean", FieldType::kBoolean},     {"bool", FieldType::kBoolean},      {"Date", FieldType::kDate},
-      {"DateTime", FieldType::kDateTime},   {"timestamp", FieldType::kDateTime}, {"Json", FieldType::kJson},
+      {"String", FieldType::kString},     {"string", FieldType::kString},      {"TEXT", FieldType::kString},
+      {"Integer", FieldType::kInteger},   {"int", FieldType::kInteger},        {"BigInt", FieldType::kBigInt},
+      {"bigint", FieldType::kBigInt},     {"Long", FieldType::kBigInt},        {"Float", FieldType::kFloat},
+      {"double", FieldType::kFloat},      {"Decimal", FieldType::kDecimal},    {"numeric", FieldType::kDecimal},
+      {"Boolean", FieldType::kBoolean},   {"bool", FieldType::kBoolean},       {"Date", FieldType::kDate},
+      {"DateTime", FieldType::kDateTime}, {"timestamp", FieldType::kDateTime}, {"Json", FieldType::kJson},
       {"JSON", FieldType::kJson},
   };
   for (const auto& [name, type] : cases) {
@@ -204,9 +204,9 @@ TEST_CASE("field type names and aliases", "[schema]") {
     REQUIRE(t.ok());
     CHECK(*t == type);
   }
-  for (FieldType t : {FieldType::kString, FieldType::kInteger, FieldType::kBigInt, FieldType::kFloat,
-                      FieldType::kDecimal, FieldType::kBoolean, FieldType::kDate, FieldType::kDateTime,
-                      FieldType::kJson}) {
+  for (FieldType t :
+       {FieldType::kString, FieldType::kInteger, FieldType::kBigInt, FieldType::kFloat, FieldType::kDecimal,
+        FieldType::kBoolean, FieldType::kDate, FieldType::kDateTime, FieldType::kJson}) {
     auto back = nomnom::ParseFieldType(nomnom::FieldTypeName(t));
     REQUIRE(back.ok());
     CHECK(*back == t);
@@ -330,8 +330,8 @@ TEST_CASE("invalid entity definitions are rejected with clear messages", "[schem
   SECTION("bad length") {
     for (const char* len : {"0", "-5", "10485761", "4294967297"}) {
       INFO("length " << len);
-      const std::string err =
-          ParseError(std::string("entity:\n  name: E\n  fields:\n    - {name: a, type: String, args: [") + len + "]}\n");
+      const std::string err = ParseError(
+          std::string("entity:\n  name: E\n  fields:\n    - {name: a, type: String, args: [") + len + "]}\n");
       CHECK_THAT(err, Contains("field 'a': length must be between 1 and 10485760"));
     }
     // Not a number at all: still a clean error naming the file and the line.
@@ -345,7 +345,8 @@ TEST_CASE("invalid entity definitions are rejected with clear messages", "[schem
               .max_length == 10485760);
   }
   SECTION("nullable that is not a boolean") {
-    const std::string err = ParseError("entity:\n  name: E\n  fields:\n    - {name: a, type: String, nullable: maybe}\n");
+    const std::string err =
+        ParseError("entity:\n  name: E\n  fields:\n    - {name: a, type: String, nullable: maybe}\n");
     CHECK_THAT(err, Contains("line 4"));
   }
 }

@@ -91,13 +91,11 @@ std::vector<std::vector<std::string>> ParseCsv(std::string_view text) {
   return records;
 }
 
-const char* const kFieldNames[9] = {"order_key",      "customer_key", "order_status",
-                                    "total_price",    "order_date",   "order_priority",
-                                    "clerk",          "ship_priority", "comment"};
+const char* const kFieldNames[9] = {"order_key",      "customer_key", "order_status",  "total_price", "order_date",
+                                    "order_priority", "clerk",        "ship_priority", "comment"};
 
 std::string_view TrimRight(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' ||
-                        s.back() == '\t')) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\n' || s.back() == '\r' || s.back() == '\t')) {
     s.remove_suffix(1);
   }
   return s;
@@ -105,8 +103,7 @@ std::string_view TrimRight(std::string_view s) {
 
 // Parses one NDJSON line with simdjson and checks field names, order and JSON
 // types. Returns the values as text: strings unescaped, numbers as written.
-std::vector<std::string> ParseNdjsonLine(simdjson::ondemand::parser& parser,
-                                         std::string_view line) {
+std::vector<std::string> ParseNdjsonLine(simdjson::ondemand::parser& parser, std::string_view line) {
   simdjson::padded_string padded(line);
   simdjson::ondemand::document doc;
   REQUIRE(parser.iterate(padded).get(doc) == simdjson::SUCCESS);
@@ -180,8 +177,8 @@ bool IsValidDate(std::string_view d) {
 // "123.45": digits, a dot, exactly two digits.
 bool HasTwoDecimals(std::string_view s) {
   const size_t dot = s.find('.');
-  return dot != std::string_view::npos && dot > 0 && IsDigits(s.substr(0, dot)) &&
-         s.size() == dot + 3 && IsDigits(s.substr(dot + 1));
+  return dot != std::string_view::npos && dot > 0 && IsDigits(s.substr(0, dot)) && s.size() == dot + 3 &&
+         IsDigits(s.substr(dot + 1));
 }
 
 struct Parsed {
@@ -220,8 +217,8 @@ TEST_CASE("TPC-H orders: row count follows the scale factor", "[tpch_gen]") {
 }
 
 TEST_CASE("TPC-H orders: bad scale factors are rejected", "[tpch_gen]") {
-  for (double sf : {0.0, -1.0, 1e-9, 1e6, std::numeric_limits<double>::quiet_NaN(),
-                    std::numeric_limits<double>::infinity()}) {
+  for (double sf :
+       {0.0, -1.0, 1e-9, 1e6, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
     TpchOrdersOptions options;
     options.scale_factor = sf;
     auto gen = TpchOrdersGenerator::Create(options);
@@ -265,7 +262,7 @@ TEST_CASE("TPC-H orders: customer keys in range, never a multiple of 3", "[tpch_
     hi = std::max(hi, c);
   }
   CHECK(bad == 0);
-  CHECK(lo <= 5);     // the whole range is used
+  CHECK(lo <= 5);  // the whole range is used
   CHECK(hi >= 1490);
 
   // Tiny SF: 150 rows, 15 customers.
@@ -333,8 +330,7 @@ TEST_CASE("TPC-H orders: status mix, priorities, clerks, comments, prices", "[tp
     ++status[r[2]];
     ++priority[r[5]];
     const std::string& clerk = r[6];
-    if (clerk.size() != 15 || clerk.compare(0, 6, "Clerk#") != 0 ||
-        !IsDigits(std::string_view(clerk).substr(6))) {
+    if (clerk.size() != 15 || clerk.compare(0, 6, "Clerk#") != 0 || !IsDigits(std::string_view(clerk).substr(6))) {
       ++bad_clerk;
     } else {
       const uint64_t n = ToU64(std::string_view(clerk).substr(6));
@@ -342,8 +338,7 @@ TEST_CASE("TPC-H orders: status mix, priorities, clerks, comments, prices", "[tp
       max_clerk = std::max(max_clerk, n);
     }
     const std::string& c = r[8];
-    if (c.size() < 19 || c.size() > 78 || c.front() == ' ' || c.back() == ' ' ||
-        c.find("  ") != std::string::npos) {
+    if (c.size() < 19 || c.size() > 78 || c.front() == ' ' || c.back() == ' ' || c.find("  ") != std::string::npos) {
       ++bad_comment;
     }
     if (c.find(',') != std::string::npos) ++commas;
@@ -432,8 +427,8 @@ TEST_CASE("TPC-H orders: CSV matches NDJSON", "[tpch_gen]") {
   }
   CHECK(wrong_width == 0);
   CHECK(mismatched == 0);
-  CHECK(csv.find(",\"") != std::string::npos);  // some comment needed quoting
-  CHECK(csv.find("\"\"") == std::string::npos);   // no quotes in generated text
+  CHECK(csv.find(",\"") != std::string::npos);   // some comment needed quoting
+  CHECK(csv.find("\"\"") == std::string::npos);  // no quotes in generated text
 }
 
 TEST_CASE("TPC-H orders: writers escape awkward text", "[tpch_gen]") {

@@ -130,7 +130,8 @@ class Client {
   bool WaitClosed(int timeout_ms) {
     auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
-      int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+      int left =
+          static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
       if (left <= 0) return false;
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, left) <= 0) return false;
@@ -241,9 +242,9 @@ TEST_CASE("http: exact routes, parameter routes and the query", "[http]") {
   CHECK(r.status == 200);
   CHECK(r.body == "/items/a%2Fb%20c|a/b c|1 2|\xC3\xA9");
   r = c.Request("GET", "/items/special");
-  CHECK(r.body == "special");  // exact beats parameter
-  CHECK(c.Request("GET", "/items/").status == 404);      // the parameter is not empty
-  CHECK(c.Request("GET", "/items/a/b").status == 404);   // one segment only
+  CHECK(r.body == "special");                           // exact beats parameter
+  CHECK(c.Request("GET", "/items/").status == 404);     // the parameter is not empty
+  CHECK(c.Request("GET", "/items/a/b").status == 404);  // one segment only
 
   r = c.Request("POST", "/echo", "payload", {"X-Test: value"});
   CHECK(r.status == 200);
@@ -553,9 +554,9 @@ TEST_CASE("http: bearer token on /ingest", "[http]") {
   CHECK(r.header("www-authenticate").rfind("Bearer", 0) == 0);
   CHECK(r.header("connection") == "close");
   CHECK(nlohmann::json::parse(r.body).at("error").is_string());
-  for (const char* bad : {"Authorization: Bearer wrong", "Authorization: Bearer s3cret-toke",
-                          "Authorization: Bearer s3cret-token2", "Authorization: Basic czNjcmV0LXRva2Vu",
-                          "Authorization: s3cret-token", "Authorization: Bearer"}) {
+  for (const char* bad :
+       {"Authorization: Bearer wrong", "Authorization: Bearer s3cret-toke", "Authorization: Bearer s3cret-token2",
+        "Authorization: Basic czNjcmV0LXRva2Vu", "Authorization: s3cret-token", "Authorization: Bearer"}) {
     INFO(bad);
     CHECK(Client(server.port()).Request("POST", "/ingest/message", "{}", {bad}).status == 401);
   }
@@ -803,8 +804,8 @@ TEST_CASE("http: Swagger UI and the OpenAPI document are served", "[http]") {
   r = c.Request("GET", "/swagger-ui/");
   CHECK(r.status == 200);
   CHECK(r.header("content-type").rfind("text/html", 0) == 0);
-  for (const char* needle : {"./swagger-ui.css", "./swagger-ui-bundle.js", "./swagger-ui-standalone-preset.js",
-                             "/api-docs/openapi.json"}) {
+  for (const char* needle :
+       {"./swagger-ui.css", "./swagger-ui-bundle.js", "./swagger-ui-standalone-preset.js", "/api-docs/openapi.json"}) {
     INFO(needle);
     CHECK(r.body.find(needle) != std::string::npos);
   }
@@ -837,11 +838,16 @@ TEST_CASE("http: Swagger UI and the OpenAPI document are served", "[http]") {
   auto doc = nlohmann::json::parse(r.body);
   CHECK(doc.at("openapi").get<std::string>().rfind("3.0", 0) == 0);
   const auto& paths = doc.at("paths");
-  const std::vector<std::pair<std::string, std::string>> expected = {
-      {"/ingest/message", "post"}, {"/ingest/batch", "post"}, {"/ingest/status/{id}", "get"},
-      {"/health", "get"},          {"/ready", "get"},         {"/stats", "get"},
-      {"/metrics", "get"},         {"/api-docs/openapi.json", "get"}, {"/swagger-ui", "get"},
-      {"/swagger-ui/", "get"}};
+  const std::vector<std::pair<std::string, std::string>> expected = {{"/ingest/message", "post"},
+                                                                     {"/ingest/batch", "post"},
+                                                                     {"/ingest/status/{id}", "get"},
+                                                                     {"/health", "get"},
+                                                                     {"/ready", "get"},
+                                                                     {"/stats", "get"},
+                                                                     {"/metrics", "get"},
+                                                                     {"/api-docs/openapi.json", "get"},
+                                                                     {"/swagger-ui", "get"},
+                                                                     {"/swagger-ui/", "get"}};
   for (const auto& [path, method] : expected) {
     INFO(path);
     REQUIRE(paths.contains(path));

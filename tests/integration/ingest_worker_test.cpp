@@ -22,12 +22,13 @@ JetStreamConfig WorkerTestConfig(int64_t duplicate_window_ms) {
 }
 
 Entity TestEntity(const std::string& table) {
-  auto e = ParseEntity("entity:\n  name: Item\n  fields:\n"
-                       "    - {name: id, type: String, args: [64]}\n"
-                       "    - {name: qty, type: Integer, nullable: true}\n"
-                       "  persistence:\n    database:\n      conformant_table: " +
-                           table + "\n      unicity_fields: [id]\n",
-                       "test");
+  auto e = ParseEntity(
+      "entity:\n  name: Item\n  fields:\n"
+      "    - {name: id, type: String, args: [64]}\n"
+      "    - {name: qty, type: Integer, nullable: true}\n"
+      "  persistence:\n    database:\n      conformant_table: " +
+          table + "\n      unicity_fields: [id]\n",
+      "test");
   REQUIRE(e.ok());
   return *e;
 }
@@ -133,17 +134,16 @@ TEST_CASE("a chunk redelivered after its commit is acked without writing again",
 
 TEST_CASE("rows PostgreSQL or the encoder reject become dead letters; the good rows commit", "[worker]") {
   Fixture f;
-  f.db->TryExec("CREATE TABLE " + QuoteIdent(f.table) +
-                " (id varchar(64) PRIMARY KEY, qty integer CHECK (qty >= 0))");
-  const std::string batch =
-      f.PublishChunk("{\"id\":\"ok1\",\"qty\":1}\n{\"id\":\"neg\",\"qty\":-5}\n{\"id\":\"bad\",\"qty\":\"x\"}\n"
-                     "{\"id\":\"ok2\",\"qty\":2}\n");
+  f.db->TryExec("CREATE TABLE " + QuoteIdent(f.table) + " (id varchar(64) PRIMARY KEY, qty integer CHECK (qty >= 0))");
+  const std::string batch = f.PublishChunk(
+      "{\"id\":\"ok1\",\"qty\":1}\n{\"id\":\"neg\",\"qty\":-5}\n{\"id\":\"bad\",\"qty\":\"x\"}\n"
+      "{\"id\":\"ok2\",\"qty\":2}\n");
   auto c = f.RunWorker();
   CHECK(c.rows_committed == 2);
   CHECK(c.rows_dead == 2);
   CHECK(f.Count() == "2");
-  PgRows dead = Query(*f.db, "SELECT line, error, raw FROM nomnom_dead_letters WHERE batch_id = '" + batch +
-                                 "' ORDER BY line");
+  PgRows dead =
+      Query(*f.db, "SELECT line, error, raw FROM nomnom_dead_letters WHERE batch_id = '" + batch + "' ORDER BY line");
   REQUIRE(dead.rows.size() == 2);
   CHECK(dead.rows[0][0].value() == "2");
   CHECK_THAT(dead.rows[0][1].value(), Catch::Contains("check constraint"));

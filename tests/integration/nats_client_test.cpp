@@ -236,8 +236,8 @@ TEST_CASE("overlapping main and dead-letter subjects are refused", "[nats]") {
   c.dlq_subject_prefix = c.subject_prefix + ".dlq";
   Status st = JetStreamClient::ValidateConfig(c);
   CHECK(st.code() == StatusCode::kInvalidArgument);
-  CHECK_THAT(st.message(), Catch::Contains(c.dlq_subjects) && Catch::Contains(c.stream_subjects) &&
-                               Catch::Contains("overlap"));
+  CHECK_THAT(st.message(),
+             Catch::Contains(c.dlq_subjects) && Catch::Contains(c.stream_subjects) && Catch::Contains("overlap"));
   auto client = JetStreamClient::Connect(c);
   REQUIRE_FALSE(client.ok());
   CHECK(client.status().code() == StatusCode::kInvalidArgument);
@@ -291,7 +291,8 @@ TEST_CASE("topology is created, then verified idempotently", "[nats]") {
   RawNats raw;
   jsCtx* js = nullptr;
   REQUIRE(natsConnection_JetStream(&js, raw.nc(), nullptr) == NATS_OK);
-  for (const auto& [name, subject] : {std::pair{c.stream, c.stream_subjects}, std::pair{c.dlq_stream, c.dlq_subjects}}) {
+  for (const auto& [name, subject] :
+       {std::pair{c.stream, c.stream_subjects}, std::pair{c.dlq_stream, c.dlq_subjects}}) {
     jsStreamInfo* si = nullptr;
     REQUIRE(js_GetStreamInfo(&si, js, name.c_str(), nullptr, nullptr) == NATS_OK);
     CHECK(si->Config->Storage == js_FileStorage);
@@ -333,8 +334,8 @@ TEST_CASE("an existing stream or consumer with a different definition is a clear
   CHECK(st.code() == StatusCode::kSchemaMismatch);
   CHECK_THAT(st.message(), Catch::Contains("'" + c.stream + "'") && Catch::Contains("subjects") &&
                                Catch::Contains(c.stream_subjects) && Catch::Contains(other.stream_subjects));
-  CHECK_THAT(st.message(), Catch::Contains("max_age") && Catch::Contains("3600000 ms") &&
-                               Catch::Contains("1800000 ms"));
+  CHECK_THAT(st.message(),
+             Catch::Contains("max_age") && Catch::Contains("3600000 ms") && Catch::Contains("1800000 ms"));
 
   JetStreamConfig slow = c;
   slow.ack_wait_ms = 7000;
@@ -641,8 +642,7 @@ TEST_CASE("an unacknowledged publish times out once; a late ack is ignored", "[n
   natsMsg* request = nullptr;
   REQUIRE(natsSubscription_NextMsg(&request, sub, 2000) == NATS_OK);
   REQUIRE(natsMsg_GetReply(request) != nullptr);
-  REQUIRE(natsConnection_PublishString(raw.nc(), natsMsg_GetReply(request), "{\"stream\":\"X\",\"seq\":7}") ==
-          NATS_OK);
+  REQUIRE(natsConnection_PublishString(raw.nc(), natsMsg_GetReply(request), "{\"stream\":\"X\",\"seq\":7}") == NATS_OK);
   REQUIRE(natsConnection_Flush(raw.nc()) == NATS_OK);
   natsMsg_Destroy(request);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));

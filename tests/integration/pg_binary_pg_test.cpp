@@ -56,8 +56,8 @@ bool PgAccepts(PgConnection& conn, const std::string& text, const std::string& t
 void CopyBinary(PgConnection& conn, const std::string& table, const std::string& columns, const ByteBuffer& data,
                 uint64_t expected_rows) {
   uint64_t copied = 0;
-  auto err = conn.CopyIn("COPY " + QuoteIdent(table) + " (" + columns + ") FROM STDIN (FORMAT binary)",
-                         {data.view()}, &copied);
+  auto err = conn.CopyIn("COPY " + QuoteIdent(table) + " (" + columns + ") FROM STDIN (FORMAT binary)", {data.view()},
+                         &copied);
   if (err) FAIL("COPY failed: " << err->message << " (SQLSTATE " << err->sqlstate << ")");
   CHECK(copied == expected_rows);
 }
@@ -174,21 +174,20 @@ TEST_CASE("pg_binary: binary COPY of every column type loads what text input giv
   const std::vector<Row> rows = {
       {"hello", "short", "42", "9000000000", "3.141592653589793", "-12.3400", "true", "1969-07-20",
        "1969-07-20T20:17:40.5-04:00", R"({"a": [1, 2, {"b": null}], "c": "d"})"},
-      {std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
-       std::nullopt, std::nullopt, std::nullopt},
-      {"", "日本語テキスト日本語", "-2147483648", "-9223372036854775808", "-1.5e300", "1e-7", "false",
-       "0001-01-01", "0001-01-01T00:00:00Z", "[]"},
+      {std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+       std::nullopt, std::nullopt},
+      {"", "日本語テキスト日本語", "-2147483648", "-9223372036854775808", "-1.5e300", "1e-7", "false", "0001-01-01",
+       "0001-01-01T00:00:00Z", "[]"},
       {"tab\tnew\nline \\ \"q\" 'x'", "ab", "2147483647", "9223372036854775807", "0.1",
        "123456789012345678901234567890.123456789012345678901234567890", "true", "9999-12-31",
        "9999-12-31T23:59:59.999999Z", "\"str\""},
-      {"emoji \xf0\x9f\x98\x80", "€€€", "0", "0", "0", "-0.0001", "false", "1999-12-31",
-       "1999-12-31 23:59:59.25+05:30", "123.5"},
+      {"emoji \xf0\x9f\x98\x80", "€€€", "0", "0", "0", "-0.0001", "false", "1999-12-31", "1999-12-31 23:59:59.25+05:30",
+       "123.5"},
       {"x", "", "7", "-7", "-0.5", "NaN", "true", "2000-02-29", "2000-01-01", "null"},
-      {"y", "1234567890", "-1", "1", "1e-300", "-Infinity", "false", "1900-03-01", "2020-01-01T01:00:00+0100",
-       "{}"},
+      {"y", "1234567890", "-1", "1", "1e-300", "-Infinity", "false", "1900-03-01", "2020-01-01T01:00:00+0100", "{}"},
       {"z", "z", "1", "-1", "2.5", "1.50", "true", "1970-01-01", "1970-01-01 00:00", "[1.0, 1e2]"},
-      {"w", "w", "2", "2", "1e10", "-98765432109876543210e-30", "false", "2000-01-01",
-       "1941-12-07T07:48:00-10:30", "true"},
+      {"w", "w", "2", "2", "1e10", "-98765432109876543210e-30", "false", "2000-01-01", "1941-12-07T07:48:00-10:30",
+       "true"},
       {"v", "v", "3", "3", "-0", "0.000", "true", "1600-02-29", "2038-01-19T03:14:08.0000004+00", "0"},
   };
 
@@ -254,8 +253,8 @@ TEST_CASE("pg_binary: binary COPY of every column type loads what text input giv
   id = 0;
   for (const Row& r : rows) {
     ++id;
-    auto result = conn->ExecParams(check_sql, {std::to_string(id), r.tx, r.vc, r.i, r.b, r.d, r.n, r.bo, r.dt,
-                                               r.ts, r.j});
+    auto result =
+        conn->ExecParams(check_sql, {std::to_string(id), r.tx, r.vc, r.i, r.b, r.d, r.n, r.bo, r.dt, r.ts, r.j});
     REQUIRE(result.ok());
     REQUIRE(result->rows.size() == 1);
     for (size_t c = 0; c < result->rows[0].size(); ++c) {
@@ -266,8 +265,7 @@ TEST_CASE("pg_binary: binary COPY of every column type loads what text input giv
   // Spot-check values as PostgreSQL prints them.
   CHECK(QueryValue(*conn, "SELECT n::text FROM " + QuoteIdent(table) + " WHERE id = 1") == "-12.3400");
   CHECK(QueryValue(*conn, "SELECT n::text FROM " + QuoteIdent(table) + " WHERE id = 3") == "0.0000001");
-  CHECK(QueryValue(*conn, "SELECT ts::text FROM " + QuoteIdent(table) + " WHERE id = 1") ==
-        "1969-07-21 00:17:40.5+00");
+  CHECK(QueryValue(*conn, "SELECT ts::text FROM " + QuoteIdent(table) + " WHERE id = 1") == "1969-07-21 00:17:40.5+00");
   CHECK(QueryValue(*conn, "SELECT dt::text FROM " + QuoteIdent(table) + " WHERE id = 3") == "0001-01-01");
   CHECK(QueryValue(*conn, "SELECT vc FROM " + QuoteIdent(table) + " WHERE id = 3") == "日本語テキスト日本語");
 }
@@ -277,14 +275,46 @@ TEST_CASE("pg_binary: numeric payloads are byte-identical to numeric_send", "[pg
   const std::string table = UniqueName("pgb_num");
   Query(*conn, "CREATE TEMP TABLE " + QuoteIdent(table) + " (id integer, n numeric, src text)");
 
-  std::vector<std::string> texts = {
-      "0", "-0", "0.000", "1", "-1", "10000", "9999", "99999999", "100000000", "12345.678", "-0.0001", "1e-7",
-      "1.50", "1.5e3", "5.", ".5", "+5", "1E+20", "-12.3400", "NaN", "nan", "Infinity", "-Infinity", "inf",
-      "+inf", "-INF", " 42 ", "\t-1.5\n", "0e-5", "0e1073741822", "1e131071", "-1e-16383", "1e-16383",
-      "0." + std::string(16383, '0'), std::string(131072, '9'),
-      std::string(131072, '9') + "." + std::string(16383, '7'),
-      std::string(300, '0') + "1." + std::string(300, '0'), "0.00000000000000000000000000000000000001e38",
-      "123456789012345678901234567890e-60", "-000000.000000e+000"};
+  std::vector<std::string> texts = {"0",
+                                    "-0",
+                                    "0.000",
+                                    "1",
+                                    "-1",
+                                    "10000",
+                                    "9999",
+                                    "99999999",
+                                    "100000000",
+                                    "12345.678",
+                                    "-0.0001",
+                                    "1e-7",
+                                    "1.50",
+                                    "1.5e3",
+                                    "5.",
+                                    ".5",
+                                    "+5",
+                                    "1E+20",
+                                    "-12.3400",
+                                    "NaN",
+                                    "nan",
+                                    "Infinity",
+                                    "-Infinity",
+                                    "inf",
+                                    "+inf",
+                                    "-INF",
+                                    " 42 ",
+                                    "\t-1.5\n",
+                                    "0e-5",
+                                    "0e1073741822",
+                                    "1e131071",
+                                    "-1e-16383",
+                                    "1e-16383",
+                                    "0." + std::string(16383, '0'),
+                                    std::string(131072, '9'),
+                                    std::string(131072, '9') + "." + std::string(16383, '7'),
+                                    std::string(300, '0') + "1." + std::string(300, '0'),
+                                    "0.00000000000000000000000000000000000001e38",
+                                    "123456789012345678901234567890e-60",
+                                    "-000000.000000e+000"};
   std::mt19937_64 rng(20240601);
   for (int k = 0; k < 400; ++k) texts.push_back(RandomNumericText(rng));
 
@@ -317,10 +347,40 @@ TEST_CASE("pg_binary: numeric payloads are byte-identical to numeric_send", "[pg
 
 TEST_CASE("pg_binary: numeric accepts and rejects the texts numeric_in does", "[pg][pg_binary]") {
   auto conn = Connect();
-  std::vector<std::string> texts = {
-      "", " ", "abc", "1.2.3", "--1", "+-1", "-", "+", ".", "e5", ".e5", "1e", "1e+", "1e5.5", "1x", "1 2",
-      "0x10", "1,5", "+NaN", "-nan", "infinit", "Infinityx", "NaN ", " -inf", "1e1073741822", "0e1073741823",
-      "1e-1073741822", "1e-16384", "0e-16384", "1e131072", "1e131071", "5.e3", "-.5e-3", "1e0000000000000000005"};
+  std::vector<std::string> texts = {"",
+                                    " ",
+                                    "abc",
+                                    "1.2.3",
+                                    "--1",
+                                    "+-1",
+                                    "-",
+                                    "+",
+                                    ".",
+                                    "e5",
+                                    ".e5",
+                                    "1e",
+                                    "1e+",
+                                    "1e5.5",
+                                    "1x",
+                                    "1 2",
+                                    "0x10",
+                                    "1,5",
+                                    "+NaN",
+                                    "-nan",
+                                    "infinit",
+                                    "Infinityx",
+                                    "NaN ",
+                                    " -inf",
+                                    "1e1073741822",
+                                    "0e1073741823",
+                                    "1e-1073741822",
+                                    "1e-16384",
+                                    "0e-16384",
+                                    "1e131072",
+                                    "1e131071",
+                                    "5.e3",
+                                    "-.5e-3",
+                                    "1e0000000000000000005"};
   // Random strings over the numeric alphabet. Whitespace only at the ends:
   // numeric_in's strtol also takes "1e 5", which we reject on purpose.
   std::mt19937_64 rng(7);
@@ -469,8 +529,8 @@ TEST_CASE("pg_binary: timestamps are byte-identical to timestamptz_send", "[pg][
   for (int k = 0; k < 250; ++k) {
     auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
     const int hour = pick(18, 25), minute = pick(55, 61), second = pick(55, 61);
-    const std::string s = RandomDateText(rng) + "T" + TwoDigit(hour) + ":" + TwoDigit(minute) + ":" +
-                          TwoDigit(second) + (pick(0, 1) == 0 ? "Z" : "+" + TwoDigit(pick(0, 15)) + ":30");
+    const std::string s = RandomDateText(rng) + "T" + TwoDigit(hour) + ":" + TwoDigit(minute) + ":" + TwoDigit(second) +
+                          (pick(0, 1) == 0 ? "Z" : "+" + TwoDigit(pick(0, 15)) + ":30");
     INFO("timestamp: " << s);
     const bool ours = pg::ParseTimestamp(s).has_value();
     if (second == 60 || hour == 24) {
