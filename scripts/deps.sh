@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 packages=(
-  build-essential cmake pkg-config g++ clang libclang-rt-14-dev
+  build-essential cmake pkg-config g++ clang clang-format libclang-rt-14-dev
   libsimdjson-dev libnats-dev libpq-dev libconcurrentqueue-dev libcli11-dev
   catch2 libbenchmark-dev libyaml-cpp-dev libboost-dev zlib1g-dev libzstd-dev
   nlohmann-json3-dev libspdlog-dev

@@ -69,6 +69,7 @@ run_ctest() {
 }
 
 step=deps; "$NN_ROOT/scripts/deps.sh"
+step=format; "$NN_ROOT/scripts/format.sh" --check
 step="release build"; "$NN_ROOT/scripts/build.sh"
 step=services; nn_start_postgres; nn_start_nats
 step="release tests"; run_ctest release build
