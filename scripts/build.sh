@@ -36,6 +36,12 @@ fi
 werror=OFF
 [ -n "${CI:-}" ] && werror=ON
 opts+=(-DCMAKE_BUILD_TYPE="$type" -DNOMNOM_WERROR="$werror")
+# ccache, when installed, makes rebuilds (and builds of other checkouts of the
+# same tree) fast; paths are rewritten relative to the checkout so they share.
+if command -v ccache >/dev/null 2>&1; then
+  opts+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR="$NN_ROOT" CCACHE_NOHASHDIR=1
+fi
 
 start=$SECONDS
 nn_log "build: $type into $dir/ (${opts[*]} ${extra[*]})"
