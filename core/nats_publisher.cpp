@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -76,7 +77,17 @@ void OnPublishAck(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void*
     r.status = PublishFailure(err == NATS_OK ? NATS_ERR : err, code, text, pending.subject, pending.msg_id,
                               shared->publish_timeout_ms);
   }
-  if (pending.done) pending.done(r);
+  // A C library's callback: nothing may escape it (it is noexcept, and
+  // nats.c would be left with a half-run callback).
+  if (pending.done) {
+    try {
+      pending.done(r);
+    } catch (const std::exception& ex) {
+      std::fprintf(stderr, "nomnom: publish completion failed: %s\n", ex.what());
+    } catch (...) {
+      std::fprintf(stderr, "nomnom: publish completion failed\n");
+    }
+  }
   {
     std::lock_guard<std::mutex> lock(shared->mu);
     --shared->completing;

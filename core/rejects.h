@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "core/status.h"
+#include "core/utf8.h"  // EscapeInvalidUtf8, used with rejects
 
 namespace nomnom {
 
@@ -50,9 +51,5 @@ class RejectFileWriter : public RejectSink {
 
 // Formats one reject as a JSON object (no trailing newline).
 std::string RejectToJson(const RejectRecord& r);
-
-// Returns s with every byte that is not part of a valid UTF-8 sequence
-// replaced by the text \xNN (uppercase hex).
-std::string EscapeInvalidUtf8(std::string_view s);
 
 }  // namespace nomnom

@@ -9,6 +9,7 @@
 
 #include "core/ndjson_reader.h"
 #include "core/pg_binary.h"
+#include "core/utf8.h"
 
 namespace nomnom {
 
@@ -169,13 +170,6 @@ inline char* CopyBytes(char* w, std::string_view s) {
     w[n - 1] = src[n - 1];
   }
   return w + n;
-}
-
-// Quotes a short excerpt of a value for an error message.
-std::string Excerpt(std::string_view s) {
-  constexpr size_t kMax = 40;
-  if (s.size() <= kMax) return std::string(s);
-  return std::string(s.substr(0, kMax)) + "...";
 }
 
 }  // namespace

@@ -17,10 +17,12 @@ namespace {
 using json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
+// Invalid UTF-8 in a string (from a client's query, header or body) is
+// replaced rather than thrown about: an answer is always valid JSON.
 http::Response Json(int status, const json& j) {
   http::Response r;
   r.status = status;
-  r.body = j.dump();
+  r.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }
 
