@@ -8,7 +8,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 e2e_start_services
-window=10  # JetStream duplicate window, seconds
+# JetStream duplicate window, seconds: long enough that a daemon restart under
+# CPU load ends well inside it (the test needs that), short enough to wait out.
+window=30
 e2e_start_daemon --workers 1 --duplicate-window "$window"
 
 t0=$SECONDS
