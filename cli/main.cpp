@@ -25,12 +25,17 @@
 #include <signal.h>
 
 #include "core/ingest_worker.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "core/nats_client.h"
 #include "core/pipeline.h"
 #include "core/publish_sink.h"
 #include "core/rejects.h"
 #include "core/schema.h"
 #include "core/tpch_gen.h"
+#include "core/worker_pool.h"
+#include "daemon/http_server.h"
+#include "daemon/service_options.h"
 
 namespace nomnom {
 namespace {
@@ -134,35 +139,8 @@ class ProgressLine {
   std::thread thread_;
 };
 
-// NATS / JetStream flags shared by `load --via-nats` and `worker`.
-struct NatsArgs {
-  JetStreamConfig js;
-  int64_t ack_wait_ms = 30000;
-};
-
-void AddNatsOptions(CLI::App* cmd, NatsArgs* a) {
-  cmd->add_option("--nats", a->js.url, "NATS server URL(s)")->envname("NATS_URL")->capture_default_str();
-  cmd->add_option("--stream", a->js.stream, "JetStream stream")->envname("NATS_STREAM")->capture_default_str();
-  cmd->add_option("--consumer", a->js.consumer, "Durable pull consumer of the workers")
-      ->envname("NATS_CONSUMER")
-      ->capture_default_str();
-  cmd->add_option("--stream-subjects", a->js.stream_subjects, "Subjects of the stream")->capture_default_str();
-  cmd->add_option("--dlq-stream", a->js.dlq_stream, "Dead-letter stream")->capture_default_str();
-  cmd->add_option("--subject-prefix", a->js.subject_prefix,
-                  "Rows are published to <prefix>.<entity>; workers read <prefix>.>")
-      ->capture_default_str();
-  cmd->add_option("--dlq-subjects", a->js.dlq_subjects, "Subjects of the dead-letter stream")->capture_default_str();
-  cmd->add_option("--dlq-subject-prefix", a->js.dlq_subject_prefix, "Dead letters go to <prefix>.<entity>")
-      ->capture_default_str();
-  cmd->add_option("--ack-wait-ms", a->ack_wait_ms, "Consumer ack wait")
-      ->envname("NOMNOM_ACK_WAIT_MS")
-      ->capture_default_str();
-}
-
-Result<std::unique_ptr<JetStreamClient>> ConnectJetStream(NatsArgs& a, const std::string& name) {
-  a.js.ack_wait_ms = a.ack_wait_ms;
-  a.js.connection_name = name;
-  a.js.filter_subject = a.js.subject_prefix + ".>";
+Result<std::unique_ptr<JetStreamClient>> ConnectJetStream(NatsFlags& a, const std::string& name) {
+  FinishNatsOptions(&a, name);
   auto client = JetStreamClient::Connect(a.js);
   if (!client.ok()) return client.status();
   if (Status s = (*client)->EnsureTopology(); !s.ok()) return s;
@@ -189,7 +167,7 @@ struct LoadArgs {
   bool via_nats = false;
   size_t chunk_rows = 1000;
   size_t chunk_kb = 512;
-  NatsArgs nats;
+  NatsFlags nats;
 };
 
 Result<Entity> ResolveEntity(const std::string& dir_flag, const std::string& name) {
@@ -367,11 +345,12 @@ int RunGenCommand(const GenArgs& a) {
 struct WorkerArgs {
   std::string db;
   std::string entities_dir;
-  std::string on_conflict = "nothing";
   int threads = 2;
   bool json = false;
-  WorkerOptions opts;
-  NatsArgs nats;
+  std::string metrics_listen;  // empty: no HTTP endpoint
+  LogFlags log;
+  WorkerFlags worker;
+  NatsFlags nats;
 };
 
 int RunWorkerCommand(WorkerArgs& a) {
@@ -390,61 +369,87 @@ int RunWorkerCommand(WorkerArgs& a) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  a.nats.js.max_deliver = a.opts.max_deliver;
-  a.nats.js.on_connection_event = [](const std::string& what) {
-    std::fprintf(stderr, "nomnom worker: NATS: %s\n", what.c_str());
-  };
+  signal(SIGPIPE, SIG_IGN);
+  FinishWorkerOptions(&a.worker);
+  a.nats.js.max_deliver = a.worker.opts.max_deliver;
+  a.nats.js.on_connection_event = [](const std::string& what) { LogWarn("NATS: {}", what); };
   auto js = ConnectJetStream(a.nats, "nomnom-worker");
   if (!js.ok()) {
     PrintError(js.status());
     return kExitFatal;
   }
-  a.opts.conninfo = a.db;
-  a.opts.mode = *ParseConflictMode(a.on_conflict);
-  std::vector<std::unique_ptr<IngestWorker>> workers;
-  std::vector<std::thread> threads;
-  std::atomic<int> running{a.threads};
-  std::atomic<bool> failed{false};
-  for (int i = 0; i < a.threads; ++i) {
-    WorkerOptions o = a.opts;
-    o.worker_name = "worker-" + std::to_string(i);
-    workers.push_back(std::make_unique<IngestWorker>(**js, *entities, o));
-    threads.emplace_back([w = workers.back().get(), &running, &failed] {
-      if (Status s = w->Run(); !s.ok()) {
-        PrintError(s);
-        failed = true;
-      }
-      if (running.fetch_sub(1) == 1) kill(getpid(), SIGTERM);  // all done (idle exit): wake the main thread
+  WorkerOptions opts = a.worker.opts;
+  opts.conninfo = a.db;
+  opts.worker_name = "worker";
+  MetricsRegistry metrics;
+  WorkerPool pool(**js, *entities, opts, a.threads, &metrics);
+  std::atomic<bool> stopping{false};
+  pool.Start([] { kill(getpid(), SIGTERM); });  // all exited by themselves (idle exit): wake the main thread
+
+  // Probes and metrics for standalone workers (Kubernetes, Prometheus).
+  std::unique_ptr<http::Server> server;
+  if (!a.metrics_listen.empty()) {
+    http::ServerOptions ho;
+    ho.listen = a.metrics_listen;
+    ho.threads = 1;
+    ho.log = [](std::string_view what) { LogWarn("{}", what); };
+    server = std::make_unique<http::Server>(ho);
+    JetStreamClient* client = js->get();
+    const auto started = std::chrono::steady_clock::now();
+    server->Route("GET", "/live", [started](http::Request&&, http::Responder respond) {
+      http::Response r;
+      r.body = "{\"status\":\"alive\",\"uptime_seconds\":" +
+               std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()) + "}";
+      respond(std::move(r));
     });
+    server->Route("GET", "/ready", [client, &stopping](http::Request&&, http::Responder respond) {
+      http::Response r;
+      const char* why = stopping.load() ? "draining" : !client->IsConnected() ? "NATS disconnected" : nullptr;
+      r.status = why == nullptr ? 200 : 503;
+      r.body = why == nullptr ? std::string("{\"status\":\"ready\"}")
+                              : std::string("{\"status\":\"not ready\",\"reason\":\"") + why + "\"}";
+      respond(std::move(r));
+    });
+    server->Route("GET", "/metrics", [&pool, &metrics, started](http::Request&&, http::Responder respond) {
+      pool.ExportMetrics();
+      metrics.Gauge("nomnom_up_seconds", "Seconds since this process started")
+          .Set(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      metrics.Gauge("nomnom_worker_threads", "Worker threads in this process").Set(pool.size());
+      http::Response r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = metrics.Render();
+      respond(std::move(r));
+    });
+    if (Status s = server->Start(); !s.ok()) {
+      PrintError(s);
+      pool.Stop();
+      pool.Join();
+      return kExitFatal;
+    }
+    LogInfo("metrics and probes on {} (port {})", a.metrics_listen, server->port());
   }
-  std::fprintf(stderr, "nomnom worker: %d thread(s) draining %s/%s into PostgreSQL\n", a.threads,
-               a.nats.js.stream.c_str(), a.nats.js.consumer.c_str());
+  LogInfo("{} thread(s) draining {}/{} into PostgreSQL", a.threads, a.nats.js.stream, a.nats.js.consumer);
   int sig = 0;
   sigwait(&signals, &sig);
-  for (auto& w : workers) w->Stop();
-  for (auto& t : threads) t.join();
-  uint64_t msgs = 0, rows = 0, dead_rows = 0, dead_msgs = 0, dups = 0;
-  for (const auto& w : workers) {
-    msgs += w->counters().messages_committed.load();
-    rows += w->counters().rows_committed.load();
-    dead_rows += w->counters().rows_dead.load();
-    dead_msgs += w->counters().messages_dead.load();
-    dups += w->counters().duplicates_skipped.load();
-  }
+  stopping.store(true);
+  pool.Stop();
+  pool.Join();
+  if (server) server->Stop(2000);
+  const WorkerTotals t = pool.Totals();
   if (a.json) {
     nlohmann::ordered_json j;
-    j["messages_committed"] = msgs;
-    j["rows_committed"] = rows;
-    j["rows_dead"] = dead_rows;
-    j["messages_dead"] = dead_msgs;
-    j["redeliveries_skipped"] = dups;
+    j["messages_committed"] = t.messages_committed;
+    j["rows_committed"] = t.rows_committed;
+    j["rows_dead"] = t.rows_dead;
+    j["messages_dead"] = t.messages_dead;
+    j["redeliveries_skipped"] = t.duplicates_skipped;
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("nomnom worker: committed %s rows in %s messages; dead letters: %s rows, %s messages\n",
-                Thousands(rows).c_str(), Thousands(msgs).c_str(), Thousands(dead_rows).c_str(),
-                Thousands(dead_msgs).c_str());
+                Thousands(t.rows_committed).c_str(), Thousands(t.messages_committed).c_str(),
+                Thousands(t.rows_dead).c_str(), Thousands(t.messages_dead).c_str());
   }
-  return failed ? kExitFatal : kExitOk;
+  return kExitOk;
 }
 
 int RunSchemaCommand(const std::string& dir, const std::string& name, const std::string& table) {
@@ -532,37 +537,23 @@ int Main(int argc, char** argv) {
   WorkerArgs worker;
   CLI::App* worker_cmd = app.add_subcommand("worker", "Drain NATS JetStream into PostgreSQL until SIGTERM/SIGINT");
   worker_cmd->add_option("--db", worker.db, "PostgreSQL URL or conninfo")->envname("DATABASE_URL");
-  worker_cmd->add_option("--entities", worker.entities_dir, "Directory of entity YAML files")
-      ->envname("NOMNOM_ENTITIES");
+  AddEntitiesOption(worker_cmd, &worker.entities_dir);
   worker_cmd->add_option("--threads", worker.threads, "Worker threads (each its own fetches and connection)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  worker_cmd->add_option("--fetch-batch", worker.opts.fetch_messages, "Messages per fetch")
-      ->envname("NOMNOM_FETCH_BATCH")
-      ->check(CLI::Range(1, 100000))
-      ->capture_default_str();
+  AddWorkerOptions(worker_cmd, &worker.worker);
   worker_cmd
-      ->add_option("--fetch-max-bytes", worker.opts.fetch_max_bytes,
-                   "Bytes per fetch (at most 48 MiB: nats-server drops a client with over 64 MiB pending)")
-      ->envname("NOMNOM_FETCH_MAX_BYTES")
-      ->check(CLI::Range(int64_t{1}, int64_t{48} << 20))
-      ->capture_default_str();
-  worker_cmd->add_option("--fetch-wait-ms", worker.opts.fetch_wait_ms, "How long a fetch waits for messages")
-      ->envname("NOMNOM_FETCH_WAIT_MS")
-      ->capture_default_str();
-  worker_cmd->add_option("--max-deliver", worker.opts.max_deliver, "Deliveries before a chunk is dead-lettered")
-      ->envname("NOMNOM_MAX_DELIVER")
-      ->check(CLI::Range(1, 1000))
-      ->capture_default_str();
-  worker_cmd->add_option("--on-conflict", worker.on_conflict, "nothing (as the seed), update or error")
-      ->check(CLI::IsMember({"error", "nothing", "update"}))
-      ->capture_default_str();
-  worker_cmd
-      ->add_option("--idle-exit-ms", worker.opts.idle_exit_ms,
+      ->add_option("--idle-exit-ms", worker.worker.opts.idle_exit_ms,
                    "Exit after this many ms without messages (0: run until signalled)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40))
       ->capture_default_str();
+  worker_cmd
+      ->add_option("--metrics-listen", worker.metrics_listen,
+                   "Serve /metrics, /live and /ready on this address (host:port; default: none)")
+      ->envname("NOMNOM_METRICS_LISTEN");
   worker_cmd->add_flag("--json", worker.json, "Print the final counts as one JSON object");
   AddNatsOptions(worker_cmd, &worker.nats);
+  AddLogOptions(worker_cmd, &worker.log);
 
   std::string schema_entity, schema_dir, schema_table;
   CLI::App* schema_cmd = app.add_subcommand("schema", "Print the CREATE TABLE statement for an entity");
@@ -579,7 +570,13 @@ int Main(int argc, char** argv) {
   if (load_cmd->parsed()) return RunLoadCommand(load);
   if (orders_cmd->parsed()) return RunGenCommand(gen);
   if (schema_cmd->parsed()) return RunSchemaCommand(schema_dir, schema_entity, schema_table);
-  if (worker_cmd->parsed()) return RunWorkerCommand(worker);
+  if (worker_cmd->parsed()) {
+    if (Status s = ApplyLogOptions(*worker_cmd, worker.log, "nomnom worker"); !s.ok()) {
+      PrintError(s);
+      return kExitUsage;
+    }
+    return RunWorkerCommand(worker);
+  }
   return kExitUsage;
 }
 

@@ -180,6 +180,13 @@ class JetStreamClient {
   Status EnsureTopology();
 
   bool IsConnected() const;
+  // The server's max_payload (largest message, headers included, in bytes) as
+  // announced when connecting; 0 when not connected.
+  int64_t MaxPayload() const;
+  // Header `name` of the message stored at stream_seq in the main stream, or
+  // nullopt when the message is gone or has no such header. Blocks (one
+  // JetStream API request): not for publish callbacks.
+  Result<std::optional<std::string>> StoredHeader(uint64_t stream_seq, const std::string& name);
   bool StreamExists();  // the main stream (for /ready); false on any error
   Result<ConsumerLag> Lag();
   Result<StreamStats> MainStreamStats();

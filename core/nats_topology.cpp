@@ -267,6 +267,31 @@ Status JetStreamClient::EnsureTopology() {
   return st;
 }
 
+Result<std::optional<std::string>> JetStreamClient::StoredHeader(uint64_t stream_seq, const std::string& name) {
+  jsOptions jo = impl_->ApiOptions();
+  natsMsg* msg = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetMsg(&msg, impl_->js, impl_->config.stream.c_str(), stream_seq, &jo, &code);
+  if (s == NATS_NOT_FOUND || code == JSNoMessageFoundErr) {
+    natsMsg_Destroy(msg);
+    return std::optional<std::string>();  // gone (acknowledged by a worker, or expired)
+  }
+  if (s != NATS_OK) {
+    natsMsg_Destroy(msg);
+    return Status::Connection(nats_detail::NatsErrorText(
+        s, "reading message " + std::to_string(stream_seq) + " of stream " + impl_->config.stream, "", code));
+  }
+  const char* value = nullptr;
+  std::optional<std::string> out;
+  if (natsMsgHeader_Get(msg, name.c_str(), &value) == NATS_OK && value != nullptr) out = std::string(value);
+  natsMsg_Destroy(msg);
+  return out;
+}
+
+int64_t JetStreamClient::MaxPayload() const {
+  return impl_->nc != nullptr ? natsConnection_GetMaxPayload(impl_->nc) : 0;
+}
+
 bool JetStreamClient::IsConnected() const {
   return impl_->nc != nullptr && natsConnection_Status(impl_->nc) == NATS_CONN_STATUS_CONNECTED;
 }

@@ -2,13 +2,16 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cstring>
-
 #include <nlohmann/json.hpp>
 
+#include "core/chunk_writer.h"
 #include "core/ingest_format.h"
+#include "core/log.h"
 #include "core/ndjson_reader.h"
 #include "core/row_encoder.h"
+#include "core/utf8.h"
 
 namespace nomnom {
 
@@ -17,12 +20,17 @@ namespace {
 using json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
+constexpr std::string_view kHeaderBodyHash = "Nomnom-Body-Hash";
+constexpr size_t kMaxIdempotencyKey = 256;
+
 // Invalid UTF-8 in a string (from a client's query, header or body) is
 // replaced rather than thrown about: an answer is always valid JSON.
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 http::Response Json(int status, const json& j) {
   http::Response r;
   r.status = status;
-  r.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  r.body = Dump(j);
   return r;
 }
 
@@ -64,34 +72,102 @@ bool IsBlank(std::string_view s) {
   return true;
 }
 
+// The 202 body of a /ingest/message row, without building a json object:
+// the id (a UUID and a number) and the timestamp need no escaping.
+std::string MessageAccepted(std::string_view batch_id, uint32_t row, std::string_view status, std::string_view ts) {
+  std::string body;
+  body.reserve(128);
+  body += R"({"message_id":")";
+  AppendMessageId(&body, batch_id, row);
+  body += R"(","status":")";
+  body += status;
+  body += R"(","timestamp":")";
+  body += ts;
+  body += R"("})";
+  return body;
+}
+
+http::Response Accepted(std::string body) {
+  http::Response r;
+  r.status = 202;
+  r.body = std::move(body);
+  return r;
+}
+
+// Line ranges [first, last] of chunks, merged where they touch.
+json LineRanges(const std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+  json out = json::array();
+  for (const auto& [a, b] : ranges) {
+    if (!out.empty() && out.back()[1].get<uint64_t>() + 1 >= a) {
+      out.back()[1] = std::max(out.back()[1].get<uint64_t>(), b);
+    } else {
+      out.push_back(json::array({a, b}));
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+// What the monitor threads saw last (copied out under snap_mu_).
+struct IngestService::Snapshot {
+  bool stream_exists = false;
+  bool nats_checked = false;
+  std::optional<ConsumerLag> lag;
+  std::optional<StreamStats> stream;
+  bool db_ok = false;
+  bool db_checked = false;
+  std::string db_error;
+  std::optional<std::tuple<uint64_t, uint64_t, uint64_t>> db_totals;  // rows committed, chunks committed, dead letters
+  // (seconds since start, rows accepted, rows committed) once a second.
+  std::deque<std::tuple<double, uint64_t, uint64_t>> samples;
+};
 
 struct IngestService::BatchState {
   http::Responder respond;
   std::string batch_id;
-  json response;
-  std::atomic<int> remaining{0};
-  std::atomic<bool> failed{false};
+  std::string key;        // cache key of an Idempotency-Key ("" without one)
+  std::string body_hash;  // with an Idempotency-Key
+  json response;          // the 202 body
+  uint64_t accepted = 0;
+  uint32_t chunks = 0;
+  std::atomic<uint32_t> remaining{0};
   std::mutex mu;
-  std::string error;  // guarded by mu
-  Clock::time_point started;
+  std::vector<std::pair<uint64_t, uint64_t>> stored;      // guarded by mu: line ranges of stored chunks
+  std::vector<std::pair<uint64_t, uint64_t>> not_stored;  // guarded by mu
+  uint64_t rows_stored = 0;                               // guarded by mu
+  std::string error;                                      // guarded by mu: the first failure
+  bool all_duplicates = true;                             // guarded by mu
+  uint64_t first_duplicate_seq = 0;                       // guarded by mu
 };
 
 IngestService::IngestService(DaemonConfig config, JetStreamClient& js, MetricsRegistry& metrics)
     : config_(std::move(config)),
       js_(js),
       metrics_(metrics),
+      publisher_(js,
+                 ChunkPublisherOptions{ChunkLimits{config_.chunk_max_rows, config_.chunk_max_bytes}, config_.linger_ms,
+                                       config_.max_queued_publish_bytes},
+                 metrics),
+      idempotency_(100000, config_.duplicate_window_ms),
+      lookups_("status look-ups", config_.lookup_threads, config_.max_queued_lookups),
+      workers_(
+          js, config_.entities,
+          [&] {
+            WorkerOptions wo = config_.worker;
+            wo.conninfo = config_.database_url;
+            wo.worker_name = "worker";
+            return wo;
+          }(),
+          config_.workers, &metrics),
+      snap_(std::make_unique<Snapshot>()),
       messages_accepted_(metrics.Counter("nomnom_api_messages_accepted_total", "Messages accepted by /ingest/message")),
       messages_rejected_(metrics.Counter("nomnom_api_messages_rejected_total", "Messages rejected by /ingest/message")),
       batches_accepted_(metrics.Counter("nomnom_api_batches_accepted_total", "Batches accepted by /ingest/batch")),
       rows_accepted_(metrics.Counter("nomnom_api_rows_accepted_total", "Rows accepted (stored in JetStream)")),
       rows_rejected_(metrics.Counter("nomnom_api_rows_rejected_total", "Rows rejected as invalid by the API")),
-      chunks_published_(
-          metrics.Counter("nomnom_jetstream_chunks_published_total", "Chunk messages acknowledged by JetStream")),
-      publish_errors_(metrics.Counter("nomnom_jetstream_publish_errors_total", "Chunk publishes that failed")),
-      duplicates_(metrics.Counter("nomnom_api_duplicates_total", "Idempotency-Key messages JetStream already had")),
-      publish_ack_seconds_(metrics.Histogram("nomnom_jetstream_publish_ack_seconds",
-                                             "Time from handing a chunk to JetStream to its acknowledgement")) {}
+      duplicates_(metrics.Counter("nomnom_api_duplicates_total",
+                                  "Idempotency-Key requests whose data JetStream already had")) {}
 
 IngestService::~IngestService() { Shutdown(5000); }
 
@@ -103,6 +179,7 @@ void IngestService::Register(http::Server& server) {
   server.Route("POST", "/ingest/message", bind(&IngestService::HandleMessage));
   server.Route("POST", "/ingest/batch", bind(&IngestService::HandleBatch));
   server.Route("GET", "/ingest/status/{id}", bind(&IngestService::HandleStatus));
+  server.Route("GET", "/live", bind(&IngestService::HandleLive));
   server.Route("GET", "/health", bind(&IngestService::HandleHealth));
   server.Route("GET", "/ready", bind(&IngestService::HandleReady));
   server.Route("GET", "/stats", bind(&IngestService::HandleStats));
@@ -111,7 +188,9 @@ void IngestService::Register(http::Server& server) {
     // Called on the io threads for every request: each thread remembers the
     // series it has used, so that a request costs no label rendering and no
     // registry lookup under its lock. The serial tells this service's entries
-    // from those of an earlier one (tests run several in one process).
+    // from those of an earlier one (tests run several in one process). The
+    // server passes bounded values: a known method or "other", a route
+    // pattern or "", a status code.
     struct Series {
       uint64_t owner;
       std::string method, route;
@@ -137,23 +216,15 @@ void IngestService::Register(http::Server& server) {
                                {{"method", std::string(method)}, {"route", r}, {"status", std::to_string(status)}})};
     c.latency->Observe(seconds);
     c.requests->Inc();
-    if (cache.size() < 256) cache.push_back(std::move(c));  // bounded: methods and statuses come from clients
+    if (cache.size() < 256) cache.push_back(std::move(c));
   });
 }
 
 void IngestService::Start() {
-  publisher_ = std::thread([this] { PublisherMain(); });
-  for (int i = 0; i < 2; ++i) task_threads_.emplace_back([this] { TaskMain(); });
-  sampler_ = std::thread([this] { SamplerMain(); });
-  for (int i = 0; i < config_.workers; ++i) {
-    WorkerOptions wo = config_.worker;
-    wo.conninfo = config_.database_url;
-    wo.worker_name = "worker-" + std::to_string(i);
-    workers_.push_back(std::make_unique<IngestWorker>(js_, config_.entities, wo, &metrics_));
-    worker_threads_.emplace_back([w = workers_.back().get()] {
-      if (Status s = w->Run(); !s.ok()) std::fprintf(stderr, "nomnomd: worker stopped: %s\n", s.message().c_str());
-    });
-  }
+  publisher_.Start();
+  nats_monitor_ = std::thread([this] { NatsMonitorMain(); });
+  pg_monitor_ = std::thread([this] { PgMonitorMain(); });
+  workers_.Start();
 }
 
 void IngestService::BeginDrain() {
@@ -168,130 +239,18 @@ void IngestService::Shutdown(int64_t timeout_ms) {
     shut_down_ = true;
   }
   BeginDrain();
+  publisher_.Shutdown();
+  if (Status s = js_.Drain(timeout_ms); !s.ok()) LogWarn("{}", s.message());
+  workers_.Stop();
+  workers_.Join();
+  lookups_.Stop();
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::string> names;
-    for (const auto& [name, _] : open_) names.push_back(name);
-    for (const auto& n : names) SealLocked(n);
+    std::lock_guard<std::mutex> lock(stop_mu_);
     stopping_.store(true);
   }
-  cv_.notify_all();
-  if (publisher_.joinable()) publisher_.join();
-  if (Status s = js_.Drain(timeout_ms); !s.ok()) std::fprintf(stderr, "nomnomd: %s\n", s.message().c_str());
-  for (auto& w : workers_) w->Stop();
-  for (auto& t : worker_threads_) t.join();
-  worker_threads_.clear();
-  {
-    std::lock_guard<std::mutex> lock(task_mu_);
-    tasks_.emplace_back(nullptr);  // one stop marker per task thread
-    tasks_.emplace_back(nullptr);
-  }
-  task_cv_.notify_all();
-  for (auto& t : task_threads_) t.join();
-  task_threads_.clear();
-  if (sampler_.joinable()) sampler_.join();
-}
-
-// ---- publishing -------------------------------------------------------------
-
-OutgoingMessage IngestService::MakeChunk(const Entity& e, const std::string& batch_id, uint32_t index, uint32_t count,
-                                         uint32_t rows, std::string body) const {
-  OutgoingMessage m;
-  m.subject = js_.EntitySubject(e.name);
-  m.msg_id = ChunkId(batch_id, index);
-  m.headers = {{std::string(kHeaderEntity), e.name},
-               {std::string(kHeaderBatch), batch_id},
-               {std::string(kHeaderChunk), FormatChunkHeader(index, count)},
-               {std::string(kHeaderRows), std::to_string(rows)}};
-  m.body = std::move(body);
-  return m;
-}
-
-void IngestService::Enqueue(QueuedPublish p) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    queued_bytes_ += p.msg.body.size();
-    queue_.push_back(std::move(p));
-  }
-  cv_.notify_one();
-}
-
-void IngestService::SealLocked(const std::string& entity) {
-  auto it = open_.find(entity);
-  if (it == open_.end()) return;
-  OpenChunk chunk = std::move(it->second);
-  open_.erase(it);
-  const Entity* e = FindEntity(config_.entities, entity);
-  QueuedPublish p;
-  p.msg = MakeChunk(*e, chunk.batch_id, 0, 1, chunk.rows, std::move(chunk.body));
-  const auto handed = Clock::now();
-  auto waiters = std::make_shared<std::vector<Waiter>>(std::move(chunk.waiters));
-  const std::string batch_id = chunk.batch_id;
-  p.done = [this, waiters, handed, batch_id](const PublishResult& r) {
-    publish_ack_seconds_.Observe(std::chrono::duration<double>(Clock::now() - handed).count());
-    if (!r.status.ok()) {
-      publish_errors_.Inc();
-      for (auto& w : *waiters) {
-        w.respond(Error(503, "JetStream did not store the message: " + r.status.message()));
-      }
-      return;
-    }
-    chunks_published_.Inc();
-    RememberPending(batch_id, static_cast<uint32_t>(waiters->size()), 1);
-    messages_accepted_.Inc(waiters->size());
-    rows_accepted_.Inc(waiters->size());
-    // The same body as Json() would render, without building a json object
-    // per message: the id (a UUID and a number) and the timestamp need no
-    // escaping.
-    const std::string ts = IsoNow();
-    for (auto& w : *waiters) {
-      http::Response resp;
-      resp.status = 202;
-      resp.body.reserve(128);
-      resp.body += R"({"message_id":")";
-      AppendMessageId(&resp.body, batch_id, w.row);
-      resp.body += R"(","status":"accepted","timestamp":")";
-      resp.body += ts;
-      resp.body += R"("})";
-      w.respond(std::move(resp));
-    }
-  };
-  queued_bytes_ += p.msg.body.size();
-  queue_.push_back(std::move(p));
-}
-
-void IngestService::PublisherMain() {
-  std::unique_lock<std::mutex> lock(mu_);
-  for (;;) {
-    // Seal chunks whose linger time is over.
-    const auto now = Clock::now();
-    auto next_deadline = Clock::time_point::max();
-    std::vector<std::string> due;
-    for (const auto& [name, chunk] : open_) {
-      if (chunk.deadline <= now) {
-        due.push_back(name);
-      } else {
-        next_deadline = std::min(next_deadline, chunk.deadline);
-      }
-    }
-    for (const auto& n : due) SealLocked(n);
-    if (!queue_.empty()) {
-      QueuedPublish p = std::move(queue_.front());
-      queue_.pop_front();
-      queued_bytes_ -= p.msg.body.size();
-      lock.unlock();
-      // May block while too many publishes are in flight: back-pressure.
-      js_.PublishAsync(std::move(p.msg), std::move(p.done));
-      lock.lock();
-      continue;
-    }
-    if (stopping_.load() && open_.empty()) return;
-    if (next_deadline == Clock::time_point::max()) {
-      cv_.wait(lock);
-    } else {
-      cv_.wait_until(lock, next_deadline);
-    }
-  }
+  stop_cv_.notify_all();
+  if (nats_monitor_.joinable()) nats_monitor_.join();
+  if (pg_monitor_.joinable()) pg_monitor_.join();
 }
 
 // ---- ingest -------------------------------------------------------------------
@@ -312,7 +271,7 @@ const Entity* IngestService::CheckIngest(const http::Request& req, const http::R
   const bool ok_type = ct == "application/json" ||
                        (batch && (ct == "application/x-ndjson" || ct == "text/plain" || ct == "application/ndjson"));
   if (!ok_type) {
-    respond(Error(415, "unsupported Content-Type '" + ct + "'; use " +
+    respond(Error(415, "unsupported Content-Type '" + Excerpt(ct, 100) + "'; use " +
                            (batch ? "application/x-ndjson, application/json or text/plain" : "application/json")));
     return nullptr;
   }
@@ -320,15 +279,10 @@ const Entity* IngestService::CheckIngest(const http::Request& req, const http::R
   if (auto it = req.query.find("entity"); it != req.query.end()) name = it->second;
   const Entity* e = FindEntity(config_.entities, name);
   if (e == nullptr) {
-    respond(Error(404, "unknown entity '" + name + "'"));
+    respond(Error(404, "unknown entity '" + Excerpt(name, 100) + "'"));
     return nullptr;
   }
-  bool overloaded;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    overloaded = queued_bytes_ > config_.max_queued_publish_bytes;
-  }
-  if (overloaded) {
+  if (publisher_.Overloaded()) {
     http::Response r = Error(503, "overloaded: too much data waiting for JetStream; retry later");
     r.headers.emplace_back("Retry-After", "1");
     respond(std::move(r));
@@ -340,6 +294,11 @@ const Entity* IngestService::CheckIngest(const http::Request& req, const http::R
 void IngestService::HandleMessage(http::Request&& req, http::Responder respond) {
   const Entity* e = CheckIngest(req, respond, false);
   if (e == nullptr) return;
+  const std::string key = req.header("Idempotency-Key");
+  if (key.size() > kMaxIdempotencyKey) {
+    respond(Error(400, "Idempotency-Key is longer than " + std::to_string(kMaxIdempotencyKey) + " characters"));
+    return;
+  }
   // Validate in place (simdjson needs readable padding after the text).
   // A per-thread copy with the padding: appending it to the body itself
   // would reallocate the body on every request.
@@ -378,84 +337,108 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
   } else {
     line = TrimLine(text);
   }
-
-  const std::string key = req.header("Idempotency-Key");
-  if (!key.empty()) {
-    if (key.size() > 256) {
-      respond(Error(400, "Idempotency-Key is longer than 256 characters"));
-      return;
-    }
-    // A chunk of its own whose id derives from the key: JetStream's duplicate
-    // window and the workers' ledger keep one copy.
-    const std::string batch_id = NameUuid(e->name + "\n" + key);
-    QueuedPublish p;
-    p.msg = MakeChunk(*e, batch_id, 0, 1, 1, std::string(line) + "\n");
-    const auto handed = Clock::now();
-    p.done = [this, respond, batch_id, handed](const PublishResult& r) {
-      publish_ack_seconds_.Observe(std::chrono::duration<double>(Clock::now() - handed).count());
-      if (!r.status.ok()) {
-        publish_errors_.Inc();
-        respond(Error(503, "JetStream did not store the message: " + r.status.message()));
-        return;
-      }
-      json j;
-      j["message_id"] = MessageId(batch_id, 0);
-      j["status"] = r.duplicate ? "duplicate" : "accepted";
-      j["timestamp"] = IsoNow();
-      if (r.duplicate) {
-        duplicates_.Inc();
-      } else {
-        chunks_published_.Inc();
-        messages_accepted_.Inc();
-        rows_accepted_.Inc();
-        RememberPending(batch_id, 1, 1);
-      }
-      respond(Json(202, j));
-    };
-    Enqueue(std::move(p));
+  const size_t limit = publisher_.BodyLimit(e->name);
+  if (line.size() + 1 > limit) {
+    messages_rejected_.Inc();
+    rows_rejected_.Inc();
+    respond(Error(413, RowTooLargeError(line.size() + 1, limit)));
     return;
   }
 
-  bool notify = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto [it, inserted] = open_.try_emplace(e->name);
-    OpenChunk& chunk = it->second;
-    if (inserted) {
-      chunk.batch_id = NewUuid();
-      chunk.deadline = Clock::now() + std::chrono::milliseconds(config_.linger_ms);
-      notify = true;
+  if (!key.empty()) {
+    // A chunk of its own whose id derives from the key: JetStream's duplicate
+    // window and the workers' ledger keep one copy. The body's hash tells a
+    // repeat (answered as the first time) from a conflicting reuse (409).
+    const std::string cache_key = e->name + "\nmessage\n" + key;
+    const std::string batch_id = NameUuid(cache_key);
+    const std::string body_hash = NameUuid(line);
+    if (auto known = idempotency_.BodyHash(cache_key); known && *known != body_hash) {
+      respond(Error(409, "Idempotency-Key was used with another body"));
+      return;
     }
-    chunk.body += line;
-    chunk.body += '\n';
-    chunk.waiters.push_back(Waiter{std::move(respond), chunk.rows});
-    ++chunk.rows;
-    if (chunk.rows >= config_.chunk_max_rows || chunk.body.size() >= config_.chunk_max_bytes) {
-      SealLocked(e->name);
-      notify = true;
-    }
+    OutgoingMessage m =
+        MakeChunkMessage(js_.EntitySubject(e->name), e->name, batch_id, 0, 1, 1, std::string(line) + "\n");
+    m.headers.emplace_back(std::string(kHeaderBodyHash), body_hash);
+    publisher_.Publish(std::move(m), [this, respond, batch_id, body_hash, cache_key](const PublishResult& r) {
+      if (!r.status.ok()) {
+        respond(Error(503, "JetStream did not store the message: " + r.status.message()));
+        return;
+      }
+      if (!r.duplicate) {
+        idempotency_.Remember(cache_key, body_hash);
+        messages_accepted_.Inc();
+        rows_accepted_.Inc();
+        pending_.Remember(batch_id, 1, 1);
+        respond(Accepted(MessageAccepted(batch_id, 0, "accepted", IsoNow())));
+        return;
+      }
+      duplicates_.Inc();
+      if (auto known = idempotency_.BodyHash(cache_key)) {
+        respond(*known == body_hash ? Accepted(MessageAccepted(batch_id, 0, "duplicate", IsoNow()))
+                                    : Error(409, "Idempotency-Key was used with another body"));
+        return;
+      }
+      // Stored by another process (or before a restart): the original's
+      // hash is in the stream while no worker has consumed it.
+      const uint64_t seq = r.stream_seq;
+      auto check = [this, respond, batch_id, body_hash, cache_key, seq] {
+        auto stored = js_.StoredHeader(seq, std::string(kHeaderBodyHash));
+        if (stored.ok() && stored->has_value() && **stored != body_hash) {
+          respond(Error(409, "Idempotency-Key was used with another body"));
+          return;
+        }
+        if (stored.ok() && stored->has_value()) idempotency_.Remember(cache_key, body_hash);
+        respond(Accepted(MessageAccepted(batch_id, 0, "duplicate", IsoNow())));
+      };
+      if (!lookups_.Submit(check)) respond(Accepted(MessageAccepted(batch_id, 0, "duplicate", IsoNow())));
+    });
+    return;
   }
-  if (notify) cv_.notify_one();
+
+  publisher_.AddRow(
+      e->name, line,
+      [this, respond = std::move(respond)](const PublishResult& r, const std::string& batch_id, uint32_t row) {
+        if (!r.status.ok()) {
+          respond(Error(503, "JetStream did not store the message: " + r.status.message()));
+          return;
+        }
+        messages_accepted_.Inc();
+        rows_accepted_.Inc();
+        pending_.Remember(batch_id, row + 1, 1);
+        respond(Accepted(MessageAccepted(batch_id, row, "accepted", IsoNow())));
+      });
 }
 
 void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
   const Entity* e = CheckIngest(req, respond, true);
   if (e == nullptr) return;
+  const std::string key = req.header("Idempotency-Key");
+  if (key.size() > kMaxIdempotencyKey) {
+    respond(Error(400, "Idempotency-Key is longer than " + std::to_string(kMaxIdempotencyKey) + " characters"));
+    return;
+  }
   std::string& body = req.body;
   const size_t size = body.size();
+  // With a key, the chunk split (and so each chunk's id) depends on the body
+  // alone, not on this daemon's chunk settings: a retry sent to another
+  // replica makes the same chunks.
+  const ChunkLimits limits = key.empty() ? publisher_.LimitsFor(e->name)
+                                         : ChunkLimits{1000, ChunkBodyLimit(js_.MaxPayload(), e->name, 512 << 10)};
+  const std::string body_hash = key.empty() ? std::string() : NameUuid(std::string_view(body.data(), size));
   body.append(kChunkPadding, ' ');
   RowEncoder& encoder = EncoderFor(*e);
   ByteBuffer scratch;
   std::string error;
-  std::vector<std::string> chunk_bodies(1);
-  std::vector<uint32_t> chunk_rows(1, 0);
+  ChunkWriter writer(limits);
   json errors = json::array();
   uint64_t accepted = 0, rejected = 0, line_no = 0;
   const char* p = body.data();
   const char* end = p + size;
-  size_t skip = 0;
-  if (size >= 3 && std::memcmp(p, "\xEF\xBB\xBF", 3) == 0) skip = 3;  // UTF-8 BOM
-  p += skip;
+  if (size >= 3 && std::memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;  // UTF-8 BOM
+  auto reject = [&](std::string why) {
+    ++rejected;
+    if (errors.size() < config_.max_errors_reported) errors.push_back({{"line", line_no}, {"error", std::move(why)}});
+  };
   while (p < end) {
     const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
     if (nl == nullptr) nl = end;
@@ -466,20 +449,15 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
     if (raw.empty() || IsBlank(raw)) continue;
     scratch.clear();
     if (!encoder.Encode(raw, readable, &scratch, nullptr, &error)) {
-      ++rejected;
-      if (errors.size() < config_.max_errors_reported) errors.push_back({{"line", line_no}, {"error", error}});
+      reject(error);
+      continue;
+    }
+    const std::string_view line = TrimLine(raw);
+    if (!writer.Add(line, line_no)) {
+      reject(RowTooLargeError(line.size() + 1, limits.max_bytes));
       continue;
     }
     ++accepted;
-    std::string_view line = TrimLine(raw);
-    if (chunk_rows.back() >= config_.chunk_max_rows ||
-        (chunk_rows.back() > 0 && chunk_bodies.back().size() + line.size() + 1 > config_.chunk_max_bytes)) {
-      chunk_bodies.emplace_back();
-      chunk_rows.push_back(0);
-    }
-    chunk_bodies.back().append(line);
-    chunk_bodies.back().push_back('\n');
-    ++chunk_rows.back();
   }
   rows_rejected_.Inc(rejected);
   if (accepted == 0) {
@@ -495,8 +473,18 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
   }
   auto state = std::make_shared<BatchState>();
   state->respond = std::move(respond);
-  state->batch_id = NewUuid();
-  state->started = Clock::now();
+  if (key.empty()) {
+    state->batch_id = NewUuid();
+  } else {
+    state->key = e->name + "\nbatch\n" + key;
+    state->batch_id = NameUuid(state->key);
+    state->body_hash = body_hash;
+    if (auto known = idempotency_.BodyHash(state->key); known && *known != body_hash) {
+      state->respond(Error(409, "Idempotency-Key was used with another body"));
+      return;
+    }
+  }
+  state->accepted = accepted;
   state->response["batch_id"] = state->batch_id;
   state->response["status"] = rejected == 0 ? "accepted" : "partial";
   state->response["accepted"] = accepted;
@@ -504,87 +492,87 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
   state->response["errors"] = std::move(errors);
   state->response["errors_truncated"] = rejected > state->response["errors"].size();
   state->response["max_errors_reported"] = config_.max_errors_reported;
-  const auto count = static_cast<uint32_t>(chunk_bodies.size());
-  state->remaining.store(static_cast<int>(count));
+  std::vector<ChunkBody> chunks = writer.TakeAll();
+  const auto count = static_cast<uint32_t>(chunks.size());
+  state->chunks = count;
+  state->remaining.store(count);
   for (uint32_t k = 0; k < count; ++k) {
-    QueuedPublish qp;
-    qp.msg = MakeChunk(*e, state->batch_id, k, count, chunk_rows[k], std::move(chunk_bodies[k]));
-    const auto handed = Clock::now();
-    qp.done = [this, state, handed, accepted, count](const PublishResult& r) {
-      publish_ack_seconds_.Observe(std::chrono::duration<double>(Clock::now() - handed).count());
-      if (!r.status.ok()) {
-        publish_errors_.Inc();
+    ChunkBody& c = chunks[k];
+    const std::pair<uint64_t, uint64_t> lines{c.first_line, c.last_line};
+    const uint32_t rows = c.rows;
+    OutgoingMessage m =
+        MakeChunkMessage(js_.EntitySubject(e->name), e->name, state->batch_id, k, count, rows, std::move(c.body));
+    if (!state->key.empty()) m.headers.emplace_back(std::string(kHeaderBodyHash), state->body_hash);
+    publisher_.Publish(std::move(m), [this, state, lines, rows](const PublishResult& r) {
+      {
         std::lock_guard<std::mutex> lock(state->mu);
-        if (!state->failed.exchange(true)) state->error = r.status.message();
-      } else {
-        chunks_published_.Inc();
+        if (r.status.ok()) {
+          state->stored.push_back(lines);
+          state->rows_stored += rows;
+          if (!r.duplicate) {
+            state->all_duplicates = false;
+          } else if (state->first_duplicate_seq == 0) {
+            state->first_duplicate_seq = r.stream_seq;
+          }
+        } else {
+          state->not_stored.push_back(lines);
+          if (state->error.empty()) state->error = r.status.message();
+        }
       }
       if (state->remaining.fetch_sub(1) != 1) return;
-      if (state->failed.load()) {
-        // Some chunks may be stored: the status endpoint tells which rows
-        // arrive; the client should retry the batch (Nats-Msg-Id dedups chunks
-        // only within this batch id, so a retry is a new batch).
-        std::lock_guard<std::mutex> lock(state->mu);
+      // The last chunk's completion: answer. (Every other completion has
+      // returned above, so state's fields are ours now.)
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (!state->error.empty()) {
+        // Say exactly which rows are stored, so a retry sends only the rest
+        // (or the whole batch again with an Idempotency-Key).
+        std::sort(state->stored.begin(), state->stored.end());
+        std::sort(state->not_stored.begin(), state->not_stored.end());
         json j;
         j["error"] = "JetStream did not store the whole batch: " + state->error;
         j["batch_id"] = state->batch_id;
+        j["rows_stored"] = state->rows_stored;
+        j["stored_lines"] = LineRanges(state->stored);
+        j["not_stored_lines"] = LineRanges(state->not_stored);
+        if (state->rows_stored > 0) {
+          rows_accepted_.Inc(state->rows_stored);
+          pending_.Remember(state->batch_id, static_cast<uint32_t>(state->rows_stored), state->chunks);
+        }
         state->respond(Json(503, j));
         return;
       }
+      if (!state->key.empty() && state->all_duplicates) {
+        // A repeat of a stored batch: the first answer, unless the key came
+        // with another body.
+        duplicates_.Inc();
+        auto known = idempotency_.BodyHash(state->key);
+        if (known) {
+          state->respond(*known == state->body_hash ? Json(202, state->response)
+                                                    : Error(409, "Idempotency-Key was used with another body"));
+          return;
+        }
+        const uint64_t seq = state->first_duplicate_seq;
+        auto check = [this, state, seq] {
+          auto stored = js_.StoredHeader(seq, std::string(kHeaderBodyHash));
+          if (stored.ok() && stored->has_value() && **stored != state->body_hash) {
+            state->respond(Error(409, "Idempotency-Key was used with another body"));
+            return;
+          }
+          state->respond(Json(202, state->response));
+        };
+        if (!lookups_.Submit(check)) state->respond(Json(202, state->response));
+        return;
+      }
+      if (!state->key.empty()) idempotency_.Remember(state->key, state->body_hash);
       batches_accepted_.Inc();
-      rows_accepted_.Inc(accepted);
-      RememberPending(state->batch_id, static_cast<uint32_t>(accepted), count);
+      rows_accepted_.Inc(state->accepted);
+      pending_.Remember(state->batch_id, static_cast<uint32_t>(state->accepted), state->chunks);
       state->respond(Json(202, state->response));
-    };
-    Enqueue(std::move(qp));
+    });
   }
 }
 
-// ---- status, health, stats ------------------------------------------------------
-
-void IngestService::RememberPending(const std::string& batch_id, uint32_t rows, uint32_t chunks) {
-  constexpr size_t kMaxRemembered = 1000000;
-  std::lock_guard<std::mutex> lock(pending_mu_);
-  if (pending_.emplace(batch_id, PendingBatch{rows, chunks}).second) pending_order_.push_back(batch_id);
-  while (pending_order_.size() > kMaxRemembered) {
-    pending_.erase(pending_order_.front());
-    pending_order_.pop_front();
-  }
-}
-
-bool IngestService::IsPending(const StatusKey& key) {
-  std::lock_guard<std::mutex> lock(pending_mu_);
-  auto it = pending_.find(key.batch_id);
-  if (it == pending_.end()) return false;
-  // A message id names row i of a one-chunk batch.
-  return key.kind == StatusKey::Kind::kBatch || (it->second.chunks == 1 && key.row < it->second.rows);
-}
-
-void IngestService::RunBlocking(std::function<void()> task) {
-  {
-    std::lock_guard<std::mutex> lock(task_mu_);
-    tasks_.push_back(std::move(task));
-  }
-  task_cv_.notify_one();
-}
-
-void IngestService::TaskMain() {
-  for (;;) {
-    std::function<void()> task;
-    {
-      std::unique_lock<std::mutex> lock(task_mu_);
-      task_cv_.wait(lock, [this] { return !tasks_.empty(); });
-      task = std::move(tasks_.front());
-      tasks_.pop_front();
-    }
-    if (!task) return;
-    try {
-      task();
-    } catch (const std::exception& ex) {
-      std::fprintf(stderr, "nomnomd: task failed: %s\n", ex.what());
-    }
-  }
-}
+// ---- status, probes, stats ------------------------------------------------------
 
 std::unique_ptr<PgConnection> IngestService::TakeConnection() {
   {
@@ -598,7 +586,7 @@ std::unique_ptr<PgConnection> IngestService::TakeConnection() {
   auto c = PgConnection::Connect(config_.database_url, "nomnomd");
   if (!c.ok()) return nullptr;
   // Look-ups must answer quickly or not at all.
-  (*c)->TryExec("SET statement_timeout = '5s'");
+  (*c)->TryExec("SET statement_timeout = " + std::to_string(config_.lookup_timeout_ms));
   return std::move(c).value();
 }
 
@@ -612,10 +600,10 @@ void IngestService::HandleStatus(http::Request&& req, http::Responder respond) {
   const std::string id = req.query["id"];
   auto key = ParseStatusId(id);
   if (!key) {
-    respond(Error(404, "unknown id '" + id + "'"));
+    respond(Error(404, "unknown id '" + Excerpt(id, 100) + "'"));
     return;
   }
-  RunBlocking([this, id, key = *key, respond = std::move(respond)] {
+  auto task = [this, id, key = *key, respond] {
     auto conn = TakeConnection();
     if (!conn) {
       respond(Error(503, "PostgreSQL is unavailable"));
@@ -647,7 +635,7 @@ void IngestService::HandleStatus(http::Request&& req, http::Responder respond) {
         j["chunks_total"] = st->chunks_total;
         break;
       case IngestStatus::State::kUnknown:
-        if (!IsPending(key)) {
+        if (!pending_.IsPending(key)) {
           respond(Error(404, "unknown id '" + id + "'"));
           return;
         }
@@ -655,190 +643,216 @@ void IngestService::HandleStatus(http::Request&& req, http::Responder respond) {
         break;
     }
     respond(Json(200, j));
-  });
+  };
+  if (!lookups_.Submit(std::move(task))) {
+    http::Response r = Error(503, "too many status look-ups waiting; retry later");
+    r.headers.emplace_back("Retry-After", "1");
+    respond(std::move(r));
+  }
 }
 
-void IngestService::HandleHealth(http::Request&&, http::Responder respond) {
-  RunBlocking([this, respond = std::move(respond)] {
-    json j;
-    auto conn = TakeConnection();
-    bool db_ok = false;
-    if (conn) {
-      db_ok = !conn->TryExec("SELECT 1");
-      ReturnConnection(std::move(conn));
-    }
-    const bool nats_ok = js_.IsConnected();
-    j["status"] = db_ok && nats_ok ? "healthy" : "unhealthy";
-    j["database"] = db_ok ? "connected" : "unreachable";
-    j["nats"] = nats_ok ? "connected" : "unreachable";
-    json names = json::array();
-    for (const auto& e : config_.entities) names.push_back(e.name);
-    j["entities"] = names;
-    j["version"] = NOMNOM_VERSION;
-    respond(Json(db_ok && nats_ok ? 200 : 503, j));
-  });
+void IngestService::HandleLive(http::Request&&, http::Responder respond) {
+  json j;
+  j["status"] = "alive";
+  j["uptime_seconds"] = std::chrono::duration<double>(Clock::now() - started_).count();
+  respond(Json(200, j));
+}
+
+std::string IngestService::NotReadyReason() const {
+  if (draining_.load()) return "draining";
+  if (!ready_.load()) return "starting";
+  if (!js_.IsConnected()) return "NATS disconnected";
+  std::lock_guard<std::mutex> lock(snap_mu_);
+  if (!snap_->nats_checked) return "starting";
+  if (!snap_->stream_exists) return "stream " + js_.config().stream + " missing";
+  return "";
 }
 
 void IngestService::HandleReady(http::Request&&, http::Responder respond) {
-  RunBlocking([this, respond = std::move(respond)] {
-    json j;
-    std::string why;
-    if (draining_.load()) {
-      why = "draining";
-    } else if (!ready_.load()) {
-      why = "starting";
-    } else if (!js_.IsConnected()) {
-      why = "NATS disconnected";
-    } else if (!js_.StreamExists()) {
-      why = "stream " + js_.config().stream + " missing";
-    }
-    j["status"] = why.empty() ? "ready" : "not ready";
-    if (!why.empty()) j["reason"] = why;
-    respond(Json(why.empty() ? 200 : 503, j));
-  });
+  const std::string why = NotReadyReason();
+  json j;
+  j["status"] = why.empty() ? "ready" : "not ready";
+  if (!why.empty()) j["reason"] = why;
+  respond(Json(why.empty() ? 200 : 503, j));
 }
 
-void IngestService::SamplerMain() {
+void IngestService::HandleHealth(http::Request&&, http::Responder respond) {
+  bool db_ok;
+  std::string db_error;
+  {
+    std::lock_guard<std::mutex> lock(snap_mu_);
+    db_ok = snap_->db_ok;
+    db_error = snap_->db_error;
+  }
+  const bool nats_ok = js_.IsConnected();
+  json j;
+  j["status"] = db_ok && nats_ok ? "healthy" : "unhealthy";
+  j["database"] = db_ok ? "connected" : "unreachable";
+  if (!db_ok && !db_error.empty()) j["database_error"] = db_error;
+  j["nats"] = nats_ok ? "connected" : "unreachable";
+  json names = json::array();
+  for (const auto& e : config_.entities) names.push_back(e.name);
+  j["entities"] = names;
+  j["version"] = NOMNOM_VERSION;
+  respond(Json(db_ok && nats_ok ? 200 : 503, j));
+}
+
+void IngestService::SleepUnlessStopping(int64_t ms) {
+  std::unique_lock<std::mutex> lock(stop_mu_);
+  stop_cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return stopping_.load(); });
+}
+
+void IngestService::NatsMonitorMain() {
   while (!stopping_.load()) {
-    uint64_t committed = 0;
-    for (const auto& w : workers_) committed += w->counters().rows_committed.load();
+    const bool exists = js_.IsConnected() && js_.StreamExists();
+    auto lag = js_.Lag();
+    auto stream = js_.MainStreamStats();
+    const uint64_t committed = workers_.Totals().rows_committed;
     const double t = std::chrono::duration<double>(Clock::now() - started_).count();
     {
-      std::lock_guard<std::mutex> lock(sample_mu_);
-      samples_.emplace_back(t, rows_accepted_.Value(), committed);
-      while (samples_.size() > 61) samples_.pop_front();
+      std::lock_guard<std::mutex> lock(snap_mu_);
+      snap_->nats_checked = true;
+      snap_->stream_exists = exists;
+      snap_->lag = lag.ok() ? std::optional<ConsumerLag>(*lag) : std::nullopt;
+      snap_->stream = stream.ok() ? std::optional<StreamStats>(*stream) : std::nullopt;
+      snap_->samples.emplace_back(t, rows_accepted_.Value(), committed);
+      while (snap_->samples.size() > 61) snap_->samples.pop_front();
     }
-    for (int i = 0; i < 10 && !stopping_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    SleepUnlessStopping(1000);
+  }
+}
+
+void IngestService::PgMonitorMain() {
+  std::unique_ptr<PgConnection> conn;
+  while (!stopping_.load()) {
+    bool ok = false;
+    std::string error;
+    std::optional<std::tuple<uint64_t, uint64_t, uint64_t>> totals;
+    if (!conn || !conn->IsOk()) {
+      auto c = PgConnection::Connect(config_.database_url, "nomnomd-monitor");
+      if (c.ok()) {
+        conn = std::move(c).value();
+        conn->TryExec("SET statement_timeout = " + std::to_string(config_.lookup_timeout_ms));
+      } else {
+        conn.reset();
+        error = c.status().message();
+      }
+    }
+    if (conn) {
+      if (auto err = conn->TryExec("SELECT 1")) {
+        error = err->message;
+      } else {
+        ok = true;
+        // The database's totals cover every worker, not just this process.
+        PgRows rows;
+        if (!conn->TryExec("SELECT (SELECT coalesce(sum(rows_committed), 0) FROM nomnom_ledger), "
+                           "(SELECT count(*) FROM nomnom_ledger WHERE NOT dead), "
+                           "(SELECT count(*) FROM nomnom_dead_letters)",
+                           &rows) &&
+            !rows.rows.empty()) {
+          const auto& r = rows.rows[0];
+          totals = std::make_tuple(std::stoull(r.at(0).value_or("0")), std::stoull(r.at(1).value_or("0")),
+                                   std::stoull(r.at(2).value_or("0")));
+        }
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(snap_mu_);
+      snap_->db_checked = true;
+      snap_->db_ok = ok;
+      snap_->db_error = error;
+      if (totals) snap_->db_totals = totals;
+    }
+    SleepUnlessStopping(1000);
   }
 }
 
 void IngestService::HandleStats(http::Request&&, http::Responder respond) {
-  RunBlocking([this, respond = std::move(respond)] {
-    json j;
-    j["version"] = NOMNOM_VERSION;
-    j["uptime_seconds"] = std::chrono::duration<double>(Clock::now() - started_).count();
-    json api;
-    api["messages_accepted"] = messages_accepted_.Value();
-    api["messages_rejected"] = messages_rejected_.Value();
-    api["batches_accepted"] = batches_accepted_.Value();
-    api["rows_accepted"] = rows_accepted_.Value();
-    api["rows_rejected"] = rows_rejected_.Value();
-    api["chunks_published"] = chunks_published_.Value();
-    api["publish_errors"] = publish_errors_.Value();
-    api["duplicates"] = duplicates_.Value();
-    j["api"] = api;
-    json w;
-    uint64_t committed = 0, msgs = 0, dead_rows = 0, dead_msgs = 0, dups = 0;
-    for (const auto& wk : workers_) {
-      committed += wk->counters().rows_committed.load();
-      msgs += wk->counters().messages_committed.load();
-      dead_rows += wk->counters().rows_dead.load();
-      dead_msgs += wk->counters().messages_dead.load();
-      dups += wk->counters().duplicates_skipped.load();
-    }
-    w["count"] = workers_.size();
-    w["messages_committed"] = msgs;
-    w["rows_committed"] = committed;
-    w["rows_dead"] = dead_rows;
-    w["messages_dead"] = dead_msgs;
-    w["redeliveries_skipped"] = dups;
-    j["workers"] = w;
-    json js;
-    js["connected"] = js_.IsConnected();
-    js["stream"] = js_.config().stream;
-    js["consumer"] = js_.config().consumer;
-    if (auto lag = js_.Lag(); lag.ok()) {
-      js["num_pending"] = lag->num_pending;
-      js["num_ack_pending"] = lag->num_ack_pending;
-      js["num_redelivered"] = lag->num_redelivered;
-      js["consumer_lag"] = lag->Backlog();
-    }
-    if (auto ss = js_.MainStreamStats(); ss.ok()) {
-      js["stream_messages"] = ss->messages;
-      js["stream_bytes"] = ss->bytes;
-    }
-    j["jetstream"] = js;
-    // The database's totals cover every worker, not just this process.
-    if (auto conn = TakeConnection()) {
-      PgRows rows;
-      if (!conn->TryExec("SELECT (SELECT coalesce(sum(rows_committed), 0) FROM nomnom_ledger), "
-                         "(SELECT count(*) FROM nomnom_ledger WHERE NOT dead), "
-                         "(SELECT count(*) FROM nomnom_dead_letters)",
-                         &rows)) {
-        json db;
-        db["rows_committed"] = std::stoull(rows.rows.at(0).at(0).value_or("0"));
-        db["chunks_committed"] = std::stoull(rows.rows.at(0).at(1).value_or("0"));
-        db["dead_letters"] = std::stoull(rows.rows.at(0).at(2).value_or("0"));
-        j["database"] = db;
-        j["total_messages_processed"] = db["chunks_committed"];  // the seed's field
-      }
-      ReturnConnection(std::move(conn));
-    }
-    json rates;
-    {
-      std::lock_guard<std::mutex> lock(sample_mu_);
-      auto rate = [&](size_t window, int which) -> double {
-        if (samples_.size() < 2) return 0;
-        const auto& last = samples_.back();
-        const auto& first = samples_.size() > window ? samples_[samples_.size() - 1 - window] : samples_.front();
-        const double dt = std::get<0>(last) - std::get<0>(first);
-        if (dt <= 0) return 0;
-        const double dv = which == 1 ? static_cast<double>(std::get<1>(last) - std::get<1>(first))
-                                     : static_cast<double>(std::get<2>(last) - std::get<2>(first));
-        return dv / dt;
-      };
-      rates["rows_accepted_per_second_10s"] = rate(10, 1);
-      rates["rows_accepted_per_second_60s"] = rate(60, 1);
-      rates["rows_committed_per_second_10s"] = rate(10, 2);
-      rates["rows_committed_per_second_60s"] = rate(60, 2);
-    }
-    j["rates"] = rates;
-    respond(Json(200, j));
-  });
-}
-
-std::string IngestService::WorkerMetricsText() {
-  uint64_t v[6] = {0, 0, 0, 0, 0, 0};
-  for (const auto& w : workers_) {
-    const auto& c = w->counters();
-    v[0] += c.messages_committed.load();
-    v[1] += c.rows_committed.load();
-    v[2] += c.rows_dead.load();
-    v[3] += c.messages_dead.load();
-    v[4] += c.duplicates_skipped.load();
-    v[5] += c.transient_errors.load();
+  json j;
+  j["version"] = NOMNOM_VERSION;
+  j["uptime_seconds"] = std::chrono::duration<double>(Clock::now() - started_).count();
+  json api;
+  api["messages_accepted"] = messages_accepted_.Value();
+  api["messages_rejected"] = messages_rejected_.Value();
+  api["batches_accepted"] = batches_accepted_.Value();
+  api["rows_accepted"] = rows_accepted_.Value();
+  api["rows_rejected"] = rows_rejected_.Value();
+  api["chunks_published"] = metrics_.Counter("nomnom_jetstream_chunks_published_total", "").Value();
+  api["publish_errors"] = metrics_.Counter("nomnom_jetstream_publish_errors_total", "").Value();
+  api["duplicates"] = duplicates_.Value();
+  j["api"] = api;
+  const WorkerTotals t = workers_.Totals();
+  json w;
+  w["count"] = workers_.size();
+  w["messages_committed"] = t.messages_committed;
+  w["rows_committed"] = t.rows_committed;
+  w["rows_dead"] = t.rows_dead;
+  w["messages_dead"] = t.messages_dead;
+  w["redeliveries_skipped"] = t.duplicates_skipped;
+  j["workers"] = w;
+  std::lock_guard<std::mutex> lock(snap_mu_);
+  json js;
+  js["connected"] = js_.IsConnected();
+  js["stream"] = js_.config().stream;
+  js["consumer"] = js_.config().consumer;
+  if (snap_->lag) {
+    js["num_pending"] = snap_->lag->num_pending;
+    js["num_ack_pending"] = snap_->lag->num_ack_pending;
+    js["num_redelivered"] = snap_->lag->num_redelivered;
+    js["consumer_lag"] = snap_->lag->Backlog();
   }
-  static constexpr const char* kNames[6][2] = {
-      {"nomnom_worker_messages_committed_total", "Chunk messages committed by this process's workers"},
-      {"nomnom_worker_rows_committed_total", "Rows committed by this process's workers"},
-      {"nomnom_worker_rows_dead_total", "Rows sent to the dead-letter queue by this process's workers"},
-      {"nomnom_worker_messages_dead_total", "Whole chunks sent to the dead-letter queue"},
-      {"nomnom_worker_redeliveries_skipped_total", "Redelivered chunks found in the ledger and acked"},
-      {"nomnom_worker_retries_total", "Batch commits retried after a transient failure"}};
-  std::string out;
-  for (int i = 0; i < 6; ++i) {
-    out += std::string("# HELP ") + kNames[i][0] + " " + kNames[i][1] + "\n# TYPE " + kNames[i][0] + " counter\n" +
-           kNames[i][0] + " " + std::to_string(v[i]) + "\n";
+  if (snap_->stream) {
+    js["stream_messages"] = snap_->stream->messages;
+    js["stream_bytes"] = snap_->stream->bytes;
   }
-  return out;
+  j["jetstream"] = js;
+  if (snap_->db_totals) {
+    json db;
+    db["rows_committed"] = std::get<0>(*snap_->db_totals);
+    db["chunks_committed"] = std::get<1>(*snap_->db_totals);
+    db["dead_letters"] = std::get<2>(*snap_->db_totals);
+    j["total_messages_processed"] = db["chunks_committed"];  // the seed's field
+    j["database"] = db;
+  }
+  const auto& samples = snap_->samples;
+  auto rate = [&](size_t window, int which) -> double {
+    if (samples.size() < 2) return 0;
+    const auto& last = samples.back();
+    const auto& first = samples.size() > window ? samples[samples.size() - 1 - window] : samples.front();
+    const double dt = std::get<0>(last) - std::get<0>(first);
+    if (dt <= 0) return 0;
+    const double dv = which == 1 ? static_cast<double>(std::get<1>(last) - std::get<1>(first))
+                                 : static_cast<double>(std::get<2>(last) - std::get<2>(first));
+    return dv / dt;
+  };
+  json rates;
+  rates["rows_accepted_per_second_10s"] = rate(10, 1);
+  rates["rows_accepted_per_second_60s"] = rate(60, 1);
+  rates["rows_committed_per_second_10s"] = rate(10, 2);
+  rates["rows_committed_per_second_60s"] = rate(60, 2);
+  j["rates"] = rates;
+  respond(Json(200, j));
 }
 
 void IngestService::HandleMetrics(http::Request&&, http::Responder respond) {
-  RunBlocking([this, respond = std::move(respond)] {
-    if (auto lag = js_.Lag(); lag.ok()) {
+  {
+    std::lock_guard<std::mutex> lock(snap_mu_);
+    if (snap_->lag) {
       metrics_.Gauge("nomnom_jetstream_consumer_pending", "Messages not yet delivered to a worker")
-          .Set(static_cast<double>(lag->num_pending));
+          .Set(static_cast<double>(snap_->lag->num_pending));
       metrics_.Gauge("nomnom_jetstream_consumer_ack_pending", "Messages delivered, not yet acknowledged")
-          .Set(static_cast<double>(lag->num_ack_pending));
+          .Set(static_cast<double>(snap_->lag->num_ack_pending));
     }
-    metrics_.Gauge("nomnom_up_seconds", "Seconds since this process started")
-        .Set(std::chrono::duration<double>(Clock::now() - started_).count());
-    metrics_.Gauge("nomnom_ready", "1 while ready to accept ingest").Set(ready_.load() && !draining_.load() ? 1 : 0);
-    http::Response r;
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = metrics_.Render() + WorkerMetricsText();
-    respond(std::move(r));
-  });
+    metrics_.Gauge("nomnom_database_up", "1 while PostgreSQL answered the last health check").Set(snap_->db_ok ? 1 : 0);
+  }
+  metrics_.Gauge("nomnom_up_seconds", "Seconds since this process started")
+      .Set(std::chrono::duration<double>(Clock::now() - started_).count());
+  metrics_.Gauge("nomnom_ready", "1 while ready to accept ingest").Set(NotReadyReason().empty() ? 1 : 0);
+  workers_.ExportMetrics();
+  http::Response r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = metrics_.Render();
+  respond(std::move(r));
 }
 
 }  // namespace nomnom

@@ -10,7 +10,7 @@ packages=(
   build-essential cmake pkg-config g++ clang clang-format libclang-rt-14-dev
   libsimdjson-dev libnats-dev libpq-dev libconcurrentqueue-dev libcli11-dev
   catch2 libbenchmark-dev libyaml-cpp-dev libboost-dev zlib1g-dev libzstd-dev
-  nlohmann-json3-dev libspdlog-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev
   postgresql nats-server curl
 )
 # The e2e tests use python3; any python3 on the PATH will do.

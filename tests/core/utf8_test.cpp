@@ -22,7 +22,8 @@ TEST_CASE("utf8: validity of characters of each width and of invalid forms", "[u
   CHECK_FALSE(IsValidUtf8("\xed\xa0\x80"));                      // surrogate
   CHECK_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));                  // above U+10FFFF
   CHECK_FALSE(IsValidUtf8("\xff"));
-  CHECK(EscapeInvalidUtf8("a\xff" "b\xc3") == "a\\xFFb\\xC3");
+  CHECK(EscapeInvalidUtf8("a\xff"
+                          "b\xc3") == "a\\xFFb\\xC3");
   CHECK(EscapeInvalidUtf8("\xc3\xa9") == "\xc3\xa9");
 }
 
@@ -64,7 +65,7 @@ entity:
     - { name: s, type: String, args: [3], nullable: true }
   persistence: { database: { conformant_table: t } }
 )",
-                                        "t.yaml");
+                                    "t.yaml");
   REQUIRE(entity.ok());
   nomnom::RowEncoder enc(*entity, {});
   for (const std::string field : {"d", "ts", "s"}) {

@@ -24,11 +24,10 @@ assert_status 202 "second POST with the same key"
 assert_eq "$(json_get status)" duplicate "second answer status"
 assert_eq "$(json_get message_id)" "$first_id" "message_id of the duplicate"
 
-# Same key, different body: still the first one that counts.
+# Same key, different body: a conflict, and nothing stored.
 post_json /ingest/message "$(order_json idem-2)" -H 'Idempotency-Key: order-idem-1'
-assert_status 202 "same key, different body"
-assert_eq "$(json_get status)" duplicate "answer status for a different body under the same key"
-assert_eq "$(json_get message_id)" "$first_id" "message_id for a different body under the same key"
+assert_status 409 "same key, different body"
+assert_contains "$(json_get error)" "another body" "answer for a different body under the same key"
 
 # Another key: another message.
 post_json /ingest/message "$(order_json idem-3)" -H 'Idempotency-Key: order-idem-3'

@@ -1,0 +1,70 @@
+#include "core/chunk_writer.h"
+
+#include <algorithm>
+
+#include "core/ingest_format.h"
+
+namespace nomnom {
+
+namespace {
+// Headers of a chunk message besides the entity name: Nats-Msg-Id (a UUID and
+// a chunk number), Nomnom-Batch, Nomnom-Chunk, Nomnom-Rows, their names and
+// the NATS/1.0 header framing come to ~250 bytes; keep a generous margin.
+constexpr size_t kHeaderAllowance = 1024;
+}  // namespace
+
+size_t ChunkBodyLimit(int64_t server_max_payload, std::string_view entity, size_t configured_max) {
+  if (server_max_payload <= 0) return configured_max;  // unknown: trust the configuration
+  const auto payload = static_cast<size_t>(server_max_payload);
+  const size_t overhead = kHeaderAllowance + entity.size();
+  const size_t limit = payload > overhead ? payload - overhead : 1;
+  return std::min(configured_max, limit);
+}
+
+std::string RowTooLargeError(size_t row_bytes, size_t limit) {
+  return "row of " + std::to_string(row_bytes) + " bytes is larger than a chunk message may be (" +
+         std::to_string(limit) + " bytes, from NATS max_payload and the chunk size)";
+}
+
+bool ChunkWriter::Add(std::string_view row, uint64_t line) {
+  if (row.size() + 1 > limits_.max_bytes) return false;
+  if (open_.rows > 0 && (open_.rows >= limits_.max_rows || open_.body.size() + row.size() + 1 > limits_.max_bytes)) {
+    full_.push_back(std::move(open_));
+    open_ = ChunkBody{};
+  }
+  if (open_.rows == 0) open_.first_line = line;
+  open_.body.append(row);
+  open_.body.push_back('\n');
+  open_.last_line = line;
+  ++open_.rows;
+  return true;
+}
+
+std::vector<ChunkBody> ChunkWriter::TakeFull() {
+  std::vector<ChunkBody> out;
+  out.swap(full_);
+  return out;
+}
+
+std::vector<ChunkBody> ChunkWriter::TakeAll() {
+  std::vector<ChunkBody> out;
+  out.swap(full_);
+  if (open_.rows > 0) out.push_back(std::move(open_));
+  open_ = ChunkBody{};
+  return out;
+}
+
+OutgoingMessage MakeChunkMessage(std::string subject, std::string_view entity, std::string_view batch_id,
+                                 uint32_t index, uint32_t count, uint32_t rows, std::string body) {
+  OutgoingMessage m;
+  m.subject = std::move(subject);
+  m.msg_id = ChunkId(batch_id, index);
+  m.headers = {{std::string(kHeaderEntity), std::string(entity)},
+               {std::string(kHeaderBatch), std::string(batch_id)},
+               {std::string(kHeaderChunk), FormatChunkHeader(index, count)},
+               {std::string(kHeaderRows), std::to_string(rows)}};
+  m.body = std::move(body);
+  return m;
+}
+
+}  // namespace nomnom

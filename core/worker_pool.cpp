@@ -1,0 +1,116 @@
+#include "core/worker_pool.h"
+
+#include <chrono>
+
+#include "core/log.h"
+
+namespace nomnom {
+
+WorkerPool::WorkerPool(JetStreamClient& js, std::vector<Entity> entities, WorkerOptions options, int threads,
+                       MetricsRegistry* metrics)
+    : js_(js), metrics_(metrics) {
+  for (int i = 0; i < threads; ++i) {
+    WorkerOptions o = options;
+    o.worker_name = options.worker_name + "-" + std::to_string(i);
+    workers_.push_back(std::make_unique<IngestWorker>(js_, entities, o, metrics));
+  }
+}
+
+WorkerPool::~WorkerPool() {
+  Stop();
+  Join();
+}
+
+void WorkerPool::Start(std::function<void()> on_all_exited) {
+  on_all_exited_ = std::move(on_all_exited);
+  running_.store(size());
+  for (int i = 0; i < size(); ++i) {
+    IngestWorker* w = workers_[static_cast<size_t>(i)].get();
+    threads_.emplace_back([this, w, i] { ThreadMain(*w, "worker-" + std::to_string(i)); });
+  }
+}
+
+void WorkerPool::ThreadMain(IngestWorker& w, const std::string& name) {
+  for (int attempt = 0; !stop_.load(); ++attempt) {
+    Status s;
+    try {
+      s = w.Run();
+    } catch (const std::exception& ex) {
+      s = Status::Internal(std::string("worker failed: ") + ex.what());
+    } catch (...) {
+      s = Status::Internal("worker failed");
+    }
+    if (s.ok()) break;  // stopped, or idle exit
+    const int64_t backoff_ms = std::min<int64_t>(10000, int64_t{500} << std::min(attempt, 5));
+    LogError("{}: {} (starting again in {} ms)", name, s.message(), backoff_ms);
+    for (int64_t waited = 0; waited < backoff_ms && !stop_.load(); waited += 50) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  if (running_.fetch_sub(1) == 1 && on_all_exited_) {
+    try {
+      on_all_exited_();
+    } catch (...) {
+      LogError("worker pool: exit callback failed");
+    }
+  }
+}
+
+void WorkerPool::Stop() {
+  stop_.store(true);
+  for (auto& w : workers_) w->Stop();
+}
+
+void WorkerPool::Join() {
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  threads_.clear();
+}
+
+WorkerTotals WorkerPool::Totals() const {
+  WorkerTotals t;
+  for (const auto& w : workers_) {
+    const WorkerCounters& c = w->counters();
+    t.messages_committed += c.messages_committed.load();
+    t.rows_committed += c.rows_committed.load();
+    t.rows_inserted += c.rows_inserted.load();
+    t.rows_dead += c.rows_dead.load();
+    t.messages_dead += c.messages_dead.load();
+    t.duplicates_skipped += c.duplicates_skipped.load();
+    t.transient_errors += c.transient_errors.load();
+    t.fetches += c.fetches.load();
+  }
+  return t;
+}
+
+void WorkerPool::ExportMetrics() {
+  if (metrics_ == nullptr) return;
+  const WorkerTotals now = Totals();
+  std::lock_guard<std::mutex> lock(export_mu_);
+  struct Series {
+    const char* name;
+    const char* help;
+    uint64_t WorkerTotals::*field;
+  };
+  static constexpr Series kSeries[] = {
+      {"nomnom_worker_messages_committed_total", "Chunk messages committed by this process's workers",
+       &WorkerTotals::messages_committed},
+      {"nomnom_worker_rows_committed_total", "Rows committed by this process's workers", &WorkerTotals::rows_committed},
+      {"nomnom_worker_rows_dead_total", "Rows sent to the dead-letter queue by this process's workers",
+       &WorkerTotals::rows_dead},
+      {"nomnom_worker_messages_dead_total", "Whole chunks sent to the dead-letter queue", &WorkerTotals::messages_dead},
+      {"nomnom_worker_redeliveries_skipped_total", "Redelivered chunks found in the ledger and acked",
+       &WorkerTotals::duplicates_skipped},
+      {"nomnom_worker_retries_total", "Batch commits retried after a transient failure",
+       &WorkerTotals::transient_errors},
+      {"nomnom_worker_fetches_total", "Fetch requests made by this process's workers", &WorkerTotals::fetches},
+  };
+  for (const Series& s : kSeries) {
+    const uint64_t delta = now.*(s.field) - exported_.*(s.field);
+    metrics_->Counter(s.name, s.help).Inc(delta);
+  }
+  exported_ = now;
+}
+
+}  // namespace nomnom

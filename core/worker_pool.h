@@ -1,0 +1,79 @@
+// WorkerPool: a number of IngestWorker threads draining one JetStream
+// consumer into PostgreSQL; nomnomd's embedded workers and `nomnom worker`
+// are both one WorkerPool.
+//
+// A worker whose Run() returns with an error (which it should not: workers
+// retry on their own) is logged and started again after a backoff, so a pool
+// never silently loses a consumer; only Stop() ends the threads.
+//
+// Metrics: the summed counters are exported to the registry given (if any)
+// as nomnom_worker_*_total counters by ExportMetrics(), which callers run
+// before rendering /metrics.
+//
+// Thread-safety: Start, Stop, Join once each, from one thread; Totals and
+// ExportMetrics from any thread. The JetStreamClient and MetricsRegistry must
+// outlive the pool.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/ingest_worker.h"
+#include "core/metrics.h"
+#include "core/nats_client.h"
+#include "core/schema.h"
+
+namespace nomnom {
+
+struct WorkerTotals {
+  uint64_t messages_committed = 0;
+  uint64_t rows_committed = 0;
+  uint64_t rows_inserted = 0;
+  uint64_t rows_dead = 0;
+  uint64_t messages_dead = 0;
+  uint64_t duplicates_skipped = 0;
+  uint64_t transient_errors = 0;
+  uint64_t fetches = 0;
+};
+
+class WorkerPool {
+ public:
+  // threads >= 0 workers named "<options.worker_name>-<i>".
+  WorkerPool(JetStreamClient& js, std::vector<Entity> entities, WorkerOptions options, int threads,
+             MetricsRegistry* metrics = nullptr);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // on_all_exited (optional) runs on the last worker thread to finish (after
+  // Stop(), or when every worker returned by itself, e.g. idle_exit_ms).
+  void Start(std::function<void()> on_all_exited = nullptr);
+  // Each worker commits and acks the batch in hand, then returns.
+  void Stop();
+  void Join();
+
+  int size() const { return static_cast<int>(workers_.size()); }
+  WorkerTotals Totals() const;
+  const IngestWorker& worker(int i) const { return *workers_[static_cast<size_t>(i)]; }
+  void ExportMetrics();
+
+ private:
+  void ThreadMain(IngestWorker& w, const std::string& name);
+
+  JetStreamClient& js_;
+  MetricsRegistry* metrics_;
+  std::vector<std::unique_ptr<IngestWorker>> workers_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> running_{0};
+  std::function<void()> on_all_exited_;
+  std::mutex export_mu_;
+  WorkerTotals exported_;  // guarded by export_mu_: what the registry has
+};
+
+}  // namespace nomnom
