@@ -6,18 +6,17 @@ namespace nomnom {
 
 PublishSink::PublishSink(JetStreamClient& js, const Entity& entity, size_t max_rows, size_t max_bytes,
                          std::shared_ptr<PublishCounters> counters)
-    : js_(js), entity_(entity), max_rows_(max_rows), max_bytes_(max_bytes), counters_(std::move(counters)) {}
+    : js_(js),
+      entity_(entity),
+      limits_{max_rows, ChunkBodyLimit(js.MaxPayload(), entity.name, max_bytes)},
+      counters_(std::move(counters)) {}
 
-void PublishSink::Publish(std::string body, uint32_t rows) {
+void PublishSink::Publish(ChunkBody chunk) {
+  // Each chunk is a batch of its own: its id is what /ingest/status knows.
   const std::string batch = NewUuid();
-  OutgoingMessage m;
-  m.subject = js_.EntitySubject(entity_.name);
-  m.msg_id = ChunkId(batch, 0);
-  m.headers = {{std::string(kHeaderEntity), entity_.name},
-               {std::string(kHeaderBatch), batch},
-               {std::string(kHeaderChunk), FormatChunkHeader(0, 1)},
-               {std::string(kHeaderRows), std::to_string(rows)}};
-  m.body = std::move(body);
+  const uint32_t rows = chunk.rows;
+  OutgoingMessage m =
+      MakeChunkMessage(js_.EntitySubject(entity_.name), entity_.name, batch, 0, 1, rows, std::move(chunk.body));
   auto counters = counters_;
   js_.PublishAsync(std::move(m), [counters, rows](const PublishResult& r) {
     if (!r.status.ok()) {
@@ -32,24 +31,21 @@ void PublishSink::Publish(std::string body, uint32_t rows) {
   });
 }
 
-Result<BatchResult> PublishSink::Write(const std::vector<const EncodedPart*>& parts, const RejectFn&) {
+Result<BatchResult> PublishSink::Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) {
   BatchResult result;
-  std::string body;
-  uint32_t rows = 0;
+  ChunkWriter writer(limits_);
   for (const EncodedPart* part : parts) {
     for (const RowOrigin& o : part->origins) {
-      if (rows > 0 && (rows >= max_rows_ || body.size() + o.raw.size() + 1 > max_bytes_)) {
-        Publish(std::move(body), rows);
-        body.clear();
-        rows = 0;
+      if (!writer.Add(o.raw)) {
+        on_reject(o, RowTooLargeError(o.raw.size() + 1, limits_.max_bytes));
+        ++result.rejected;
+        continue;
       }
-      body.append(o.raw);
-      body.push_back('\n');
-      ++rows;
       ++result.inserted;
+      for (ChunkBody& c : writer.TakeFull()) Publish(std::move(c));
     }
   }
-  if (rows > 0) Publish(std::move(body), rows);
+  for (ChunkBody& c : writer.TakeAll()) Publish(std::move(c));
   return result;
 }
 

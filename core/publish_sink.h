@@ -1,7 +1,8 @@
 // PublishSink: a RowSink that publishes validated rows to JetStream as chunk
-// messages (core/ingest_format.h) for the workers, instead of writing
-// PostgreSQL: `nomnom load --via-nats`. Each chunk is its own batch (a UUID),
-// at most max_rows rows and max_bytes bytes. Publishing is asynchronous and
+// messages (core/chunk_writer.h, the same split nomnomd uses) for the workers,
+// instead of writing PostgreSQL: `nomnom load --via-nats`. Each chunk is its
+// own batch (a UUID), at most max_rows rows and max_bytes bytes (capped by the
+// server's max_payload); a row too large for any chunk is rejected. Publishing is asynchronous and
 // bounded by the client's in-flight limit; Finish() waits for every
 // acknowledgement and fails if any chunk was not stored.
 //
@@ -14,6 +15,7 @@
 #include <mutex>
 #include <string>
 
+#include "core/chunk_writer.h"
 #include "core/nats_client.h"
 #include "core/row_sink.h"
 #include "core/schema.h"
@@ -37,12 +39,11 @@ class PublishSink : public RowSink {
   Status Finish() override;
 
  private:
-  void Publish(std::string body, uint32_t rows);
+  void Publish(ChunkBody chunk);
 
   JetStreamClient& js_;
   const Entity& entity_;
-  size_t max_rows_;
-  size_t max_bytes_;
+  ChunkLimits limits_;
   std::shared_ptr<PublishCounters> counters_;
 };
 

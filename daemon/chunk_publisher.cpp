@@ -43,7 +43,9 @@ ChunkPublisher::ChunkPublisher(JetStreamClient& js, ChunkPublisherOptions option
 
 ChunkPublisher::~ChunkPublisher() { Shutdown(); }
 
-void ChunkPublisher::Start() { thread_ = std::thread([this] { Main(); }); }
+void ChunkPublisher::Start() {
+  thread_ = std::thread([this] { Main(); });
+}
 
 size_t ChunkPublisher::BodyLimit(std::string_view entity) const {
   return ChunkBodyLimit(js_.MaxPayload(), entity, options_.limits.max_bytes);
