@@ -54,7 +54,8 @@ struct Service {
     service->Start();
     service->SetReady(true);
     // /ready turns 200 once the monitor has seen the stream.
-    for (int i = 0; i < 100 && Get("/ready").status != 200; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (int i = 0; i < 100 && Get("/ready").status != 200; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   ~Service() {
     server->Stop(2000);
@@ -122,7 +123,8 @@ TEST_CASE("load --via-nats and /ingest/batch publish identical chunks for identi
   Service s(/*chunk_rows=*/400, /*chunk_bytes=*/16 << 10);
   TempDir dir;
   std::string rows;
-  for (int i = 0; i < 1000; ++i) rows += Order("w-" + std::to_string(i), std::string(static_cast<size_t>(i % 90), 'x')) + "\n";
+  for (int i = 0; i < 1000; ++i)
+    rows += Order("w-" + std::to_string(i), std::string(static_cast<size_t>(i % 90), 'x')) + "\n";
   const std::string file = dir.Write("rows.ndjson", rows);
 
   Answer a = s.PostFile("/ingest/batch", file, "application/x-ndjson");
@@ -136,14 +138,40 @@ TEST_CASE("load --via-nats and /ingest/batch publish identical chunks for identi
   REQUIRE(from_api.size() > 2);  // split by bytes and rows into several chunks
 
   const JetStreamConfig& c = s.config;
-  CommandResult r = RunNomnom({"load", file, "--via-nats", "--jobs", "1", "--chunk-rows", "400", "--chunk-kb", "16", "--nats",
-                               c.url, "--stream", c.stream, "--stream-subjects", c.stream_subjects,
-                               "--subject-prefix", c.subject_prefix, "--consumer", c.consumer, "--dlq-stream",
-                               c.dlq_stream, "--dlq-subjects", c.dlq_subjects, "--dlq-subject-prefix",
-                               c.dlq_subject_prefix, "--stream-max-age", std::to_string(c.max_age_ms / 1000),
-                               "--stream-max-mb", std::to_string(c.max_bytes >> 20), "--duplicate-window",
-                               std::to_string(c.duplicate_window_ms / 1000), "--ack-wait-ms",
-                               std::to_string(c.ack_wait_ms), "-q"});
+  CommandResult r = RunNomnom({"load",
+                               file,
+                               "--via-nats",
+                               "--jobs",
+                               "1",
+                               "--chunk-rows",
+                               "400",
+                               "--chunk-kb",
+                               "16",
+                               "--nats",
+                               c.url,
+                               "--stream",
+                               c.stream,
+                               "--stream-subjects",
+                               c.stream_subjects,
+                               "--subject-prefix",
+                               c.subject_prefix,
+                               "--consumer",
+                               c.consumer,
+                               "--dlq-stream",
+                               c.dlq_stream,
+                               "--dlq-subjects",
+                               c.dlq_subjects,
+                               "--dlq-subject-prefix",
+                               c.dlq_subject_prefix,
+                               "--stream-max-age",
+                               std::to_string(c.max_age_ms / 1000),
+                               "--stream-max-mb",
+                               std::to_string(c.max_bytes >> 20),
+                               "--duplicate-window",
+                               std::to_string(c.duplicate_window_ms / 1000),
+                               "--ack-wait-ms",
+                               std::to_string(c.ack_wait_ms),
+                               "-q"});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   std::multiset<std::string> from_load;
@@ -168,7 +196,8 @@ TEST_CASE("a row larger than NATS max_payload: 413 alone, a line reject in a bat
   // 3,011 orders, one of them huge (the case that once stored some chunks and
   // answered 503, so a retry doubled them).
   std::string rows;
-  for (int i = 0; i < 3011; ++i) rows += (i == 1500 ? huge : Order("p-" + std::to_string(i), std::string(200, 'z'))) + "\n";
+  for (int i = 0; i < 3011; ++i)
+    rows += (i == 1500 ? huge : Order("p-" + std::to_string(i), std::string(200, 'z'))) + "\n";
   Answer b = s.PostFile("/ingest/batch", dir.Write("batch.ndjson", rows), "application/x-ndjson");
   REQUIRE(b.status == 202);
   CHECK(b.j["accepted"] == 3010);
@@ -183,8 +212,9 @@ TEST_CASE("a row larger than NATS max_payload: 413 alone, a line reject in a bat
   CHECK(stored_rows == 3010);
 }
 
-TEST_CASE("Idempotency-Key on /ingest/batch: a repeat stores nothing and answers as the first time; another body is 409",
-          "[service][idempotency]") {
+TEST_CASE(
+    "Idempotency-Key on /ingest/batch: a repeat stores nothing and answers as the first time; another body is 409",
+    "[service][idempotency]") {
   Service s(100);  // a small chunk setting: keyed batches do not depend on it
   TempDir dir;
   std::string rows, other;

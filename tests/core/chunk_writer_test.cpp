@@ -1,0 +1,69 @@
+// ChunkWriter: the one chunk split of rows into messages.
+#include "core/chunk_writer.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "core/ingest_format.h"
+
+using namespace nomnom;
+
+TEST_CASE("chunk writer: splits by rows and by bytes, keeps order and line numbers", "[chunk_writer]") {
+  ChunkWriter w(ChunkLimits{3, 20});
+  CHECK(w.Add("aaaa", 1));   // 5 bytes
+  CHECK(w.Add("bbbb", 2));   // 10
+  CHECK(w.Add("cccc", 3));   // 15: full by rows
+  CHECK(w.Add("dddddddd", 5));  // new chunk: 9
+  CHECK(w.Add("eeeeeeeeee", 6));  // 9 + 11 = 20: fits exactly
+  CHECK(w.Add("f", 7));  // 20 + 2 > 20: a new chunk
+  auto full = w.TakeFull();
+  REQUIRE(full.size() == 2);
+  CHECK(full[0].body == "aaaa\nbbbb\ncccc\n");
+  CHECK(full[0].rows == 3);
+  CHECK(full[0].first_line == 1);
+  CHECK(full[0].last_line == 3);
+  CHECK(full[1].body == "dddddddd\neeeeeeeeee\n");
+  CHECK(full[1].first_line == 5);
+  auto rest = w.TakeAll();
+  REQUIRE(rest.size() == 1);
+  CHECK(rest[0].body == "f\n");
+  CHECK(w.TakeAll().empty());
+}
+
+TEST_CASE("chunk writer: a row that cannot fit any chunk is refused and leaves the rest alone", "[chunk_writer]") {
+  ChunkWriter w(ChunkLimits{10, 8});
+  CHECK(w.Add("1234567", 1));        // 8 bytes with its newline: fits
+  CHECK_FALSE(w.Add("12345678", 2));  // 9: never fits
+  CHECK(w.Add("x", 3));
+  auto all = w.TakeAll();
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].body == "1234567\n");
+  CHECK(all[1].body == "x\n");
+}
+
+TEST_CASE("chunk body limit: under max_payload with room for headers, never above the configuration",
+          "[chunk_writer]") {
+  CHECK(ChunkBodyLimit(1 << 20, "Order", 512 << 10) == 512 << 10);
+  const size_t capped = ChunkBodyLimit(1 << 20, "Order", size_t{64} << 20);
+  CHECK(capped < size_t{1} << 20);
+  CHECK(capped > (size_t{1} << 20) - 2048);
+  CHECK(ChunkBodyLimit(0, "Order", 1234) == 1234);  // unknown max_payload
+  CHECK(RowTooLargeError(10, 5).find("max_payload") != std::string::npos);
+}
+
+TEST_CASE("chunk message: id, headers and body", "[chunk_writer]") {
+  OutgoingMessage m = MakeChunkMessage("p.Order", "Order", "b-1", 2, 5, 3, "x\ny\nz\n");
+  CHECK(m.subject == "p.Order");
+  CHECK(m.msg_id == "b-1:2");
+  CHECK(m.body == "x\ny\nz\n");
+  auto header = [&](std::string_view name) {
+    for (const auto& [k, v] : m.headers) {
+      if (k == name) return v;
+    }
+    return std::string("<missing>");
+  };
+  CHECK(header(kHeaderEntity) == "Order");
+  CHECK(header(kHeaderBatch) == "b-1");
+  CHECK(header(kHeaderChunk) == "2/5");
+  CHECK(header(kHeaderRows) == "3");
+}
