@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# e2e: a standalone `nomnom worker --metrics-listen` serves /live, /ready and
+# /metrics (its committed rows through the one registry); nomnomd takes its
+# token from --token-file (the token is not in the process list); option
+# values that would spin or publish empty chunks are refused with exit 2.
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+e2e_start_services
+
+# --- refused options (checked before anything connects) ------------------------
+for bad in "--fetch-wait-ms 0" "--chunk-rows 0" "--ack-wait-ms 0" "--duplicate-window 0" "--fetch-batch 0"; do
+  # shellcheck disable=SC2086  # the option and its value are two words
+  rc=0; "$NOMNOMD_BIN" $bad --db "$DATABASE_URL" --nats "$NATS_URL" >"$E2E_TMP/bad.log" 2>&1 || rc=$?
+  assert_eq "$rc" 2 "nomnomd exit code for $bad"
+done
+for bad in "--fetch-wait-ms 0" "--threads 0" "--ack-wait-ms 5"; do
+  # shellcheck disable=SC2086
+  rc=0; "$NOMNOM_BIN" worker $bad --db "$DATABASE_URL" --nats "$NATS_URL" >"$E2E_TMP/bad.log" 2>&1 || rc=$?
+  assert_eq "$rc" 2 "nomnom worker exit code for $bad"
+done
+
+# --- token from a file -------------------------------------------------------------
+token="s3cret-$RANDOM$RANDOM"
+printf '%s\n' "$token" >"$E2E_TMP/token"
+e2e_start_daemon --workers 0 --token-file "$E2E_TMP/token"
+if tr '\0' ' ' <"/proc/$DAEMON_PID/cmdline" | grep -q "$token"; then
+  e2e_fail "the token is in nomnomd's command line"
+fi
+e2e_pass "the token is not in the process list"
+post_json /ingest/message "$(order_json t-0)"
+assert_status 401 "POST without the token"
+post_json /ingest/message "$(order_json t-1)" -H "Authorization: Bearer $token"
+assert_status 202 "POST with the token from the file"
+http GET /live
+assert_status 200 "nomnomd /live"
+
+# --- a standalone worker's probes and metrics ---------------------------------------------
+mport=$(nn_free_port)
+e2e_start_worker worker --threads 2 --metrics-listen "127.0.0.1:$mport"
+e2e_wait_http "http://127.0.0.1:$mport/live" 200 30 "$WORKER_PID" || e2e_fail "worker /live did not answer 200"
+e2e_pass "worker /live is 200"
+e2e_wait_http "http://127.0.0.1:$mport/ready" 200 30 "$WORKER_PID" || e2e_fail "worker /ready did not answer 200"
+e2e_pass "worker /ready is 200"
+wait_until "SELECT count(*) FROM orders WHERE order_key = 't-1'" 1 30 "row committed by the worker"
+metrics=$(curl -sS -m 5 "http://127.0.0.1:$mport/metrics")
+assert_eq "$(grep -c '^nomnom_worker_rows_committed_total 1$' <<<"$metrics")" 1 "worker /metrics rows committed line"
+assert_contains "$metrics" "nomnom_worker_threads 2" "worker /metrics threads"
+kill -TERM "$WORKER_PID"
+e2e_wait_pid "$WORKER_PID" 30 "nomnom worker after SIGTERM"
+assert_eq "$WAIT_RC" 0 "worker exit code after SIGTERM"
