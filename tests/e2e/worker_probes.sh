@@ -10,13 +10,13 @@ e2e_start_services
 
 # --- refused options (checked before anything connects) ------------------------
 for bad in "--fetch-wait-ms 0" "--chunk-rows 0" "--ack-wait-ms 0" "--duplicate-window 0" "--fetch-batch 0"; do
-  # shellcheck disable=SC2086  # the option and its value are two words
-  rc=0; "$NOMNOMD_BIN" $bad --db "$DATABASE_URL" --nats "$NATS_URL" >"$E2E_TMP/bad.log" 2>&1 || rc=$?
+  read -r -a words <<<"$bad"
+  rc=0; "$NOMNOMD_BIN" "${words[@]}" --db "$DATABASE_URL" --nats "$NATS_URL" >"$E2E_TMP/bad.log" 2>&1 || rc=$?
   assert_eq "$rc" 2 "nomnomd exit code for $bad"
 done
 for bad in "--fetch-wait-ms 0" "--threads 0" "--ack-wait-ms 5"; do
-  # shellcheck disable=SC2086
-  rc=0; "$NOMNOM_BIN" worker $bad --db "$DATABASE_URL" --nats "$NATS_URL" >"$E2E_TMP/bad.log" 2>&1 || rc=$?
+  read -r -a words <<<"$bad"
+  rc=0; "$NOMNOM_BIN" worker "${words[@]}" --db "$DATABASE_URL" --nats "$NATS_URL" >"$E2E_TMP/bad.log" 2>&1 || rc=$?
   assert_eq "$rc" 2 "nomnom worker exit code for $bad"
 done
 
