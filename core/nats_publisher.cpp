@@ -15,6 +15,7 @@
 #include <string>
 #include <utility>
 
+#include "core/log.h"
 #include "core/nats_client.h"
 #include "core/nats_client_impl.h"
 
@@ -83,9 +84,9 @@ void OnPublishAck(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void*
     try {
       pending.done(r);
     } catch (const std::exception& ex) {
-      std::fprintf(stderr, "nomnom: publish completion failed: %s\n", ex.what());
+      LogError("publish completion failed: {}", ex.what());
     } catch (...) {
-      std::fprintf(stderr, "nomnom: publish completion failed\n");
+      LogError("publish completion failed");
     }
   }
   {

@@ -1,6 +1,6 @@
 #include "daemon/ingest_service.h"
 
-#include <simdjson.h>
+#include "daemon/ingest_request.h"
 
 #include <algorithm>
 #include <cstring>
@@ -9,8 +9,6 @@
 #include "core/chunk_writer.h"
 #include "core/ingest_format.h"
 #include "core/log.h"
-#include "core/ndjson_reader.h"
-#include "core/row_encoder.h"
 #include "core/utf8.h"
 
 namespace nomnom {
@@ -50,26 +48,6 @@ std::string IsoNow() {
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                 tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   return buf;
-}
-
-// One RowEncoder per io thread and entity: they own simdjson parsers.
-RowEncoder& EncoderFor(const Entity& e) {
-  thread_local std::map<const Entity*, std::unique_ptr<RowEncoder>> encoders;
-  auto& slot = encoders[&e];
-  if (!slot) slot = std::make_unique<RowEncoder>(e, RowEncoderOptions{});
-  return *slot;
-}
-
-std::string_view TrimLine(std::string_view line) {
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
-  return line;
-}
-
-bool IsBlank(std::string_view s) {
-  for (char c : s) {
-    if (c != ' ' && c != '\t' && c != '\r') return false;
-  }
-  return true;
 }
 
 // The 202 body of a /ingest/message row, without building a json object:
@@ -299,51 +277,14 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
     respond(Error(400, "Idempotency-Key is longer than " + std::to_string(kMaxIdempotencyKey) + " characters"));
     return;
   }
-  // Validate in place (simdjson needs readable padding after the text).
-  // A per-thread copy with the padding: appending it to the body itself
-  // would reallocate the body on every request.
-  thread_local std::string body;
-  const size_t size = req.body.size();
-  if (body.capacity() > (1u << 20) && size < (64u << 10)) std::string().swap(body);  // do not keep a big one
-  body.assign(req.body);
-  body.append(kChunkPadding, ' ');
-  std::string_view text(body.data(), size);
-  thread_local ByteBuffer scratch;  // the encoded tuple is not kept: validation only
-  scratch.clear();
-  std::string error;
-  if (!EncoderFor(*e).Encode(text, body.size(), &scratch, nullptr, &error)) {
+  MessageCheck checked = CheckMessage(*e, req.body, publisher_.BodyLimit(e->name));
+  if (checked.status != 200) {
     messages_rejected_.Inc();
     rows_rejected_.Inc();
-    respond(Error(400, error));
+    respond(Error(checked.status, checked.error));
     return;
   }
-  // A chunk body holds one row per line: minify a multi-line document.
-  std::string minified;
-  std::string_view line;  // without its newline
-  if (std::memchr(text.data(), '\n', size) != nullptr || std::memchr(text.data(), '\r', size) != nullptr) {
-    minified.resize(size + simdjson::SIMDJSON_PADDING);
-    size_t out_len = 0;
-    if (simdjson::minify(text.data(), size, minified.data(), out_len) != simdjson::SUCCESS) {
-      respond(Error(400, "malformed JSON"));
-      return;
-    }
-    minified.resize(out_len);
-    if (minified.find_first_of("\r\n") != std::string::npos) {
-      messages_rejected_.Inc();
-      respond(Error(400, "a string contains a raw line break (JSON requires \\n)"));
-      return;
-    }
-    line = minified;
-  } else {
-    line = TrimLine(text);
-  }
-  const size_t limit = publisher_.BodyLimit(e->name);
-  if (line.size() + 1 > limit) {
-    messages_rejected_.Inc();
-    rows_rejected_.Inc();
-    respond(Error(413, RowTooLargeError(line.size() + 1, limit)));
-    return;
-  }
+  const std::string& line = checked.row;
 
   if (!key.empty()) {
     // A chunk of its own whose id derives from the key: JetStream's duplicate
@@ -417,48 +358,16 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
     respond(Error(400, "Idempotency-Key is longer than " + std::to_string(kMaxIdempotencyKey) + " characters"));
     return;
   }
-  std::string& body = req.body;
-  const size_t size = body.size();
   // With a key, the chunk split (and so each chunk's id) depends on the body
   // alone, not on this daemon's chunk settings: a retry sent to another
   // replica makes the same chunks.
   const ChunkLimits limits = key.empty() ? publisher_.LimitsFor(e->name)
                                          : ChunkLimits{1000, ChunkBodyLimit(js_.MaxPayload(), e->name, 512 << 10)};
-  const std::string body_hash = key.empty() ? std::string() : NameUuid(std::string_view(body.data(), size));
-  body.append(kChunkPadding, ' ');
-  RowEncoder& encoder = EncoderFor(*e);
-  ByteBuffer scratch;
-  std::string error;
-  ChunkWriter writer(limits);
+  const std::string body_hash = key.empty() ? std::string() : NameUuid(req.body);
+  BatchCheck batch = CheckBatch(*e, req.body, limits, config_.max_errors_reported);
+  const uint64_t accepted = batch.accepted, rejected = batch.rejected;
   json errors = json::array();
-  uint64_t accepted = 0, rejected = 0, line_no = 0;
-  const char* p = body.data();
-  const char* end = p + size;
-  if (size >= 3 && std::memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;  // UTF-8 BOM
-  auto reject = [&](std::string why) {
-    ++rejected;
-    if (errors.size() < config_.max_errors_reported) errors.push_back({{"line", line_no}, {"error", std::move(why)}});
-  };
-  while (p < end) {
-    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-    if (nl == nullptr) nl = end;
-    std::string_view raw(p, static_cast<size_t>(nl - p));
-    const size_t readable = static_cast<size_t>(body.data() + body.size() - p);
-    p = nl + 1;
-    ++line_no;
-    if (raw.empty() || IsBlank(raw)) continue;
-    scratch.clear();
-    if (!encoder.Encode(raw, readable, &scratch, nullptr, &error)) {
-      reject(error);
-      continue;
-    }
-    const std::string_view line = TrimLine(raw);
-    if (!writer.Add(line, line_no)) {
-      reject(RowTooLargeError(line.size() + 1, limits.max_bytes));
-      continue;
-    }
-    ++accepted;
-  }
+  for (auto& [line, why] : batch.errors) errors.push_back({{"line", line}, {"error", std::move(why)}});
   rows_rejected_.Inc(rejected);
   if (accepted == 0) {
     json j;
@@ -492,7 +401,7 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
   state->response["errors"] = std::move(errors);
   state->response["errors_truncated"] = rejected > state->response["errors"].size();
   state->response["max_errors_reported"] = config_.max_errors_reported;
-  std::vector<ChunkBody> chunks = writer.TakeAll();
+  std::vector<ChunkBody>& chunks = batch.chunks;
   const auto count = static_cast<uint32_t>(chunks.size());
   state->chunks = count;
   state->remaining.store(count);

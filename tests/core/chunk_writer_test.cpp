@@ -10,12 +10,12 @@ using namespace nomnom;
 
 TEST_CASE("chunk writer: splits by rows and by bytes, keeps order and line numbers", "[chunk_writer]") {
   ChunkWriter w(ChunkLimits{3, 20});
-  CHECK(w.Add("aaaa", 1));   // 5 bytes
-  CHECK(w.Add("bbbb", 2));   // 10
-  CHECK(w.Add("cccc", 3));   // 15: full by rows
-  CHECK(w.Add("dddddddd", 5));  // new chunk: 9
+  CHECK(w.Add("aaaa", 1));        // 5 bytes
+  CHECK(w.Add("bbbb", 2));        // 10
+  CHECK(w.Add("cccc", 3));        // 15: full by rows
+  CHECK(w.Add("dddddddd", 5));    // new chunk: 9
   CHECK(w.Add("eeeeeeeeee", 6));  // 9 + 11 = 20: fits exactly
-  CHECK(w.Add("f", 7));  // 20 + 2 > 20: a new chunk
+  CHECK(w.Add("f", 7));           // 20 + 2 > 20: a new chunk
   auto full = w.TakeFull();
   REQUIRE(full.size() == 2);
   CHECK(full[0].body == "aaaa\nbbbb\ncccc\n");
@@ -32,7 +32,7 @@ TEST_CASE("chunk writer: splits by rows and by bytes, keeps order and line numbe
 
 TEST_CASE("chunk writer: a row that cannot fit any chunk is refused and leaves the rest alone", "[chunk_writer]") {
   ChunkWriter w(ChunkLimits{10, 8});
-  CHECK(w.Add("1234567", 1));        // 8 bytes with its newline: fits
+  CHECK(w.Add("1234567", 1));         // 8 bytes with its newline: fits
   CHECK_FALSE(w.Add("12345678", 2));  // 9: never fits
   CHECK(w.Add("x", 3));
   auto all = w.TakeAll();

@@ -1,0 +1,41 @@
+// The validation half of /ingest/message and /ingest/batch, without I/O:
+// request body in, rows to publish (or the reason to refuse) out. Pure
+// functions of their arguments, so they are unit-tested and fuzzed
+// (tests/fuzz) without a server or NATS.
+//
+// Thread-safety: thread-safe; each thread uses its own RowEncoders (they own
+// simdjson parsers).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/chunk_writer.h"
+#include "core/schema.h"
+
+namespace nomnom {
+
+// One /ingest/message body: the row as one NDJSON line (minified when the
+// document spanned lines), or the HTTP status and reason to refuse it.
+struct MessageCheck {
+  int status = 200;   // 200: row is good; 400 invalid; 413 too large for a chunk
+  std::string error;  // valid UTF-8
+  std::string row;    // without a newline
+};
+// body_limit: the largest chunk body (row + newline must fit).
+MessageCheck CheckMessage(const Entity& entity, std::string_view body, size_t body_limit);
+
+// One /ingest/batch body (NDJSON): its good rows in chunks, its bad lines.
+struct BatchCheck {
+  std::vector<ChunkBody> chunks;
+  uint64_t accepted = 0;
+  uint64_t rejected = 0;
+  std::vector<std::pair<uint64_t, std::string>> errors;  // (1-based line, reason), the first max_errors
+};
+// body is padded in place (kChunkPadding bytes are appended for simdjson).
+BatchCheck CheckBatch(const Entity& entity, std::string& body, ChunkLimits limits, size_t max_errors);
+
+}  // namespace nomnom
