@@ -50,7 +50,7 @@ std::shared_ptr<spdlog::logger> Logger() {
     g_logger->set_level(spdlog::level::trace);  // filtering is ours (LogEnabled)
     const bool json = g_json.load();
     g_logger->set_formatter(std::make_unique<spdlog::pattern_formatter>(
-        json ? "%v" : "%Y-%m-%dT%H:%M:%S.%eZ %l %n: %v", spdlog::pattern_time_type::utc, std::string("")));
+        json ? "%v" : "%Y-%m-%dT%H:%M:%S.%eZ %l %n: %v", spdlog::pattern_time_type::utc, std::string("\n")));
     g_logger->flush_on(spdlog::level::trace);
   }
   return g_logger;

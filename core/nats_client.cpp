@@ -168,6 +168,23 @@ bool ValidName(std::string_view name) {
   return true;
 }
 
+// "a, nats://b:4222,c" -> {"nats://a", "nats://b:4222", "nats://c"}.
+std::vector<std::string> SplitServerList(std::string_view list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = list.find(',', start);
+    if (end == std::string_view::npos) end = list.size();
+    std::string_view one = list.substr(start, end - start);
+    while (!one.empty() && std::isspace(static_cast<unsigned char>(one.front()))) one.remove_prefix(1);
+    while (!one.empty() && std::isspace(static_cast<unsigned char>(one.back()))) one.remove_suffix(1);
+    if (!one.empty()) out.push_back(one.find("://") == std::string_view::npos ? "nats://" + std::string(one)
+                                                                                : std::string(one));
+    start = end + 1;
+  }
+  return out;
+}
+
 void ConnectionEvent(natsConnection* nc, void* closure, const char* what) {
   auto shared = nats_detail::FindShared(closure);
   if (shared == nullptr || !shared->on_event) return;
@@ -180,6 +197,12 @@ void ConnectionEvent(natsConnection* nc, void* closure, const char* what) {
 }
 
 void OnDisconnected(natsConnection* nc, void* closure) {
+  auto shared = nats_detail::FindShared(closure);
+  if (shared == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(shared->mu);
+    if (shared->closing) return;  // closed on purpose by ~JetStreamClient
+  }
   ConnectionEvent(nc, closure, "NATS connection lost; reconnecting");
 }
 void OnReconnected(natsConnection* nc, void* closure) { ConnectionEvent(nc, closure, "NATS reconnected"); }
@@ -227,7 +250,12 @@ Result<std::unique_ptr<JetStreamClient>> JetStreamClient::Connect(const JetStrea
 
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
-  if (s == NATS_OK) s = natsOptions_SetURL(opts, config.url.c_str());
+  // A comma-separated list (the NATS CLI's convention) is the server pool:
+  // the first reachable one is used, the others are reconnect targets.
+  const std::vector<std::string> servers = SplitServerList(config.url);
+  std::vector<const char*> server_ptrs;
+  for (const auto& one : servers) server_ptrs.push_back(one.c_str());
+  if (s == NATS_OK) s = natsOptions_SetServers(opts, server_ptrs.data(), static_cast<int>(server_ptrs.size()));
   if (s == NATS_OK) s = natsOptions_SetName(opts, config.connection_name.c_str());
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, config.reconnect_wait_ms);
@@ -336,7 +364,7 @@ bool JetStreamClient::SubjectContains(std::string_view outer, std::string_view i
 
 Status JetStreamClient::ValidateConfig(const JetStreamConfig& c) {
   auto bad = [](const std::string& m) { return Status::InvalidArgument("JetStream configuration: " + m); };
-  if (c.url.empty()) return bad("the NATS URL is empty");
+  if (SplitServerList(c.url).empty()) return bad("the NATS URL is empty");
   for (const auto* n : {&c.stream, &c.dlq_stream, &c.consumer}) {
     if (!ValidName(*n)) {
       return bad("'" + *n +

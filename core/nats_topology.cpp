@@ -152,6 +152,13 @@ Status EnsureStream(JetStreamClient::Impl& im, const StreamSpec& spec) {
     natsStatus s = js_GetStreamInfo(&si, im.js, spec.name->c_str(), &jo, &code);
     if (s == NATS_OK) {
       Status st = CompareStream(*si->Config, c, spec);
+      // The replica count of an existing stream is used as it is (it may have
+      // been scaled on purpose, e.g. with `nats stream edit --replicas`).
+      if (st.ok() && si->Config->Replicas != std::max(1, c.replicas) && c.on_connection_event) {
+        c.on_connection_event("JetStream " + std::string(spec.role) + " stream '" + *spec.name + "' has " +
+                              std::to_string(si->Config->Replicas) + " replica(s), not the " +
+                              std::to_string(std::max(1, c.replicas)) + " configured: using it as it is");
+      }
       jsStreamInfo_Destroy(si);
       return st;
     }
@@ -171,6 +178,7 @@ Status EnsureStream(JetStreamClient::Impl& im, const StreamSpec& spec) {
     cfg.MaxAge = c.max_age_ms * kNanosPerMilli;
     cfg.MaxBytes = c.max_bytes;
     cfg.Duplicates = c.duplicate_window_ms * kNanosPerMilli;
+    cfg.Replicas = std::max(1, c.replicas);
     code = static_cast<jsErrCode>(0);
     s = js_AddStream(nullptr, im.js, &cfg, &jo, &code);
     if (s == NATS_OK) return Status::Ok();

@@ -33,6 +33,12 @@ void AddNatsOptions(CLI::App* app, NatsFlags* f) {
   app->add_option("--duplicate-window", f->dup_window_s, "JetStream duplicate window, seconds")
       ->check(CLI::Range(int64_t{1}, int64_t{7} * 86400))
       ->capture_default_str();
+  app->add_option("--stream-replicas", f->js.replicas,
+                  "Replicas of the streams nomnom creates (3 in a JetStream cluster); an existing stream's "
+                  "count is used as it is")
+      ->envname("NOMNOM_STREAM_REPLICAS")
+      ->check(CLI::Range(1, 5))
+      ->capture_default_str();
   app->add_option("--ack-wait-ms", f->ack_wait_ms, "Consumer ack wait")
       ->envname("NOMNOM_ACK_WAIT_MS")
       ->check(CLI::Range(int64_t{100}, int64_t{3600} * 1000))
