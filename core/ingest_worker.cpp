@@ -141,6 +141,9 @@ struct IngestWorker::Held {
   uint32_t chunk_index = 0;
   uint32_t chunk_count = 1;
   bool done = false;  // acked (or handed to the dead-letter path)
+  // A later copy of a chunk id another message of the same fetch has: it is
+  // acked once that one is committed (or dead-lettered), never written itself.
+  bool duplicate = false;
 };
 
 IngestWorker::IngestWorker(JetStreamClient& js, std::vector<Entity> entities, WorkerOptions options,
@@ -379,13 +382,31 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
       h.chunk_count = chunk->second;
     }
   }
+  // Two copies of one chunk id (an Idempotency-Key re-sent after JetStream's
+  // duplicate window while the first copy is still queued): only the first
+  // copy (lowest stream sequence) is committed, the others are acked after it.
+  // Both in one ledger insert would conflict with each other on every round.
+  {
+    std::map<std::string, Held*> first;
+    for (Held& h : held) {
+      if (h.id.empty()) continue;
+      auto [it, inserted] = first.emplace(h.id, &h);
+      if (inserted) continue;
+      Held* keep = it->second;
+      Held* later = &h;
+      if (later->msg->StreamSequence() < keep->msg->StreamSequence()) std::swap(keep, later);
+      it->second = keep;
+      keep->duplicate = false;
+      later->duplicate = true;
+    }
+  }
   // Until everything fetched is acked or dead-lettered (or we stop): retry.
   // The first round always runs, even when Stop() came during the fetch: the
   // messages in hand are committed and acked before the worker stops.
   for (int round = 0; round == 0 || !stop_.load(); ++round) {
     std::vector<std::string> ids;
     for (const Held& h : held) {
-      if (!h.done && !h.id.empty()) ids.push_back(h.id);
+      if (!h.done && !h.duplicate && !h.id.empty()) ids.push_back(h.id);
     }
     // 1. Chunks already committed (a redelivery): ack without writing.
     if (!meta_conn_->IsOk()) {
@@ -411,7 +432,7 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
       }
       for (const auto& row : found->rows) {
         for (Held& h : held) {
-          if (!h.done && h.id == row[0].value_or("")) {
+          if (!h.done && !h.duplicate && h.id == row[0].value_or("")) {
             h.msg->Ack();
             h.done = true;
             counters_.duplicates_skipped.fetch_add(1);
@@ -422,7 +443,7 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
     // 2. Messages that cannot be processed, or have been tried too often.
     bool failed = false;
     for (Held& h : held) {
-      if (h.done) continue;
+      if (h.done || h.duplicate) continue;
       std::string why;
       if (h.id.empty()) {
         why = "message has no Nats-Msg-Id header";
@@ -442,7 +463,7 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
     // 3. Everything else, per entity, one transaction each.
     std::map<std::string, std::vector<Held*>> by_entity;
     for (Held& h : held) {
-      if (!h.done) by_entity[h.entity].push_back(&h);
+      if (!h.done && !h.duplicate) by_entity[h.entity].push_back(&h);
     }
     for (auto& [name, list] : by_entity) {
       auto es = StateFor(name);
@@ -460,7 +481,16 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
         }
       }
     }
-    if (!failed) return Status::Ok();
+    if (!failed) {
+      // Every first copy is committed, found in the ledger or dead-lettered.
+      for (Held& h : held) {
+        if (h.done || !h.duplicate) continue;
+        if (Status s = h.msg->Ack(); !s.ok()) Log(options_.worker_name, "ack of " + h.id + " failed: " + s.message());
+        h.done = true;
+        counters_.duplicates_skipped.fetch_add(1);
+      }
+      return Status::Ok();
+    }
     for (Held& h : held) {
       if (!h.done) h.msg->InProgress();
     }
