@@ -232,3 +232,20 @@ TEST_CASE("two copies of one chunk id in one fetch commit once and the rest of t
   REQUIRE(lag.ok());
   CHECK(lag->Backlog() == 0);
 }
+
+TEST_CASE("rows and chunks that are not UTF-8 are dead-lettered with their bytes escaped", "[worker][utf8]") {
+  Fixture f;
+  const std::string batch = f.PublishChunk("{\"id\":\"ok\"}\n{\"id\":\"\xFF\xFE\"}\n");
+  const std::string whole = f.PublishChunk("{\"id\":\"\xC3\"}\n", "", "Nope");
+  auto c = f.RunWorker(f.Options(1500), /*deadline_ms=*/15000);
+  CHECK(f.Count() == "1");
+  CHECK(c.rows_dead == 1);
+  CHECK(c.messages_dead == 1);
+  CHECK(QueryValue(*f.db, "SELECT raw FROM nomnom_dead_letters WHERE batch_id = '" + batch + "'") ==
+        "{\"id\":\"\\xFF\\xFE\"}");
+  CHECK(QueryValue(*f.db, "SELECT raw FROM nomnom_dead_letters WHERE batch_id = '" + whole + "'") ==
+        "{\"id\":\"\\xC3\"}\n");
+  auto lag = f.js->Lag();
+  REQUIRE(lag.ok());
+  CHECK(lag->Backlog() == 0);
+}
