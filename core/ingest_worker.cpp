@@ -7,30 +7,14 @@
 #include <thread>
 
 #include "core/ingest_format.h"
+#include "core/ledger.h"
 #include "core/ndjson_reader.h"
+#include "core/rejects.h"
 #include "core/row_encoder.h"
 
 namespace nomnom {
 
 namespace {
-
-constexpr const char* kLedgerTable = "nomnom_ledger";
-constexpr const char* kDeadTable = "nomnom_dead_letters";
-
-// A PostgreSQL text[] literal of the given strings.
-std::string TextArray(const std::vector<std::string>& items) {
-  std::string s = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) s += ',';
-    s += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') s += '\\';
-      s += c;
-    }
-    s += '"';
-  }
-  return s + "}";
-}
 
 double SecondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -41,91 +25,6 @@ void Log(const std::string& who, const std::string& what) {
 }
 
 }  // namespace
-
-Status EnsureBookkeepingTables(PgConnection& conn) {
-  const std::string sql = std::string("CREATE TABLE IF NOT EXISTS ") + kLedgerTable +
-                          " (msg_id text PRIMARY KEY, batch_id text NOT NULL, chunk_index int NOT NULL,"
-                          " chunk_count int NOT NULL, entity text NOT NULL, rows_committed int NOT NULL,"
-                          " rows_dead int NOT NULL DEFAULT 0, dead boolean NOT NULL DEFAULT false,"
-                          " stream_seq bigint, committed_at timestamptz NOT NULL DEFAULT now());"
-                          " CREATE INDEX IF NOT EXISTS nomnom_ledger_batch_idx ON " +
-                          kLedgerTable + " (batch_id);" + " CREATE TABLE IF NOT EXISTS " + kDeadTable +
-                          " (id bigserial PRIMARY KEY, msg_id text NOT NULL, batch_id text, entity text,"
-                          " line int, error text NOT NULL, raw text, deliveries int,"
-                          " failed_at timestamptz NOT NULL DEFAULT now());"
-                          " CREATE INDEX IF NOT EXISTS nomnom_dead_letters_batch_idx ON " +
-                          kDeadTable + " (batch_id)";
-  for (int attempt = 0;; ++attempt) {
-    auto err = conn.TryExec(sql);
-    if (!err) return Status::Ok();
-    // Two processes creating the tables at once collide on the catalog; the second try sees them.
-    if ((err->sqlstate == "23505" || err->sqlstate == "42P07") && attempt < 3) continue;
-    return ToStatus(*err, "cannot create the bookkeeping tables");
-  }
-}
-
-Result<IngestStatus> LookupIngestStatus(PgConnection& conn, std::string_view id) {
-  IngestStatus st;
-  auto key = ParseStatusId(id);
-  if (!key) return st;  // kUnknown
-  // Before any worker ran, the tables do not exist: nothing is committed yet.
-  auto exists = conn.Exec(std::string("SELECT to_regclass('") + kLedgerTable + "') IS NOT NULL AND to_regclass('" +
-                          kDeadTable + "') IS NOT NULL");
-  if (!exists.ok()) return exists.status();
-  if (exists->rows.at(0).at(0).value_or("f") != "t") return st;
-  auto ledger =
-      conn.ExecParams(std::string("SELECT count(*) FILTER (WHERE NOT dead), max(chunk_count), "
-                                  "coalesce(sum(rows_committed), 0), to_char(max(committed_at) AT TIME ZONE 'UTC', "
-                                  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), count(*) FILTER (WHERE dead), "
-                                  "coalesce(sum(rows_committed + rows_dead), 0) FROM ") +
-                          kLedgerTable + " WHERE batch_id = $1",
-                      {key->batch_id});
-  if (!ledger.ok()) return ledger.status();
-  const auto& row = ledger->rows.at(0);
-  const uint64_t committed = std::stoull(row[0].value_or("0"));
-  const uint64_t total = std::stoull(row[1].value_or("0"));
-  const uint64_t dead_chunks = std::stoull(row[4].value_or("0"));
-  st.chunks_committed = committed;
-  st.chunks_total = total;
-  st.rows = std::stoull(row[2].value_or("0"));
-  st.committed_at = row[3].value_or("");
-  const uint64_t chunk_rows = std::stoull(row[5].value_or("0"));
-  if (key->kind == StatusKey::Kind::kMessage && total > 0) {
-    // A message id names row i of a one-chunk batch: reject ids that cannot
-    // exist (a batch of several chunks, or a row past the chunk's end).
-    if (total != 1 || (dead_chunks == 0 && key->row >= chunk_rows)) return IngestStatus{};
-  }
-  std::string dead_sql =
-      std::string("SELECT count(*), (array_agg(error ORDER BY id))[1] FROM ") + kDeadTable + " WHERE batch_id = $1";
-  std::vector<std::optional<std::string>> params{key->batch_id};
-  if (key->kind == StatusKey::Kind::kMessage) {
-    // The row's own dead letter (line is 1-based), or its whole chunk's.
-    dead_sql += " AND (line IS NULL OR line = $2)";
-    params.push_back(std::to_string(key->row + 1));
-  }
-  auto dead = conn.ExecParams(dead_sql, params);
-  if (!dead.ok()) return dead.status();
-  st.rows_dead = std::stoull(dead->rows.at(0).at(0).value_or("0"));
-  st.error = dead->rows.at(0).at(1).value_or("");
-  if (key->kind == StatusKey::Kind::kMessage) {
-    if (st.rows_dead > 0) {
-      st.state = IngestStatus::State::kDead;
-      st.rows = 0;
-    } else if (committed > 0) {
-      st.state = IngestStatus::State::kProcessed;
-      st.rows = 1;
-    }
-    return st;
-  }
-  if (dead_chunks > 0 || (st.rows_dead > 0 && committed + dead_chunks == total && st.rows == 0)) {
-    st.state = IngestStatus::State::kDead;
-  } else if (total > 0 && committed == total) {
-    st.state = IngestStatus::State::kProcessed;
-  } else if (committed > 0) {
-    st.state = IngestStatus::State::kPending;  // some chunks committed, others not yet
-  }
-  return st;
-}
 
 struct IngestWorker::EntityState {
   const Entity* entity = nullptr;
@@ -141,6 +40,9 @@ struct IngestWorker::Held {
   uint32_t chunk_index = 0;
   uint32_t chunk_count = 1;
   bool done = false;  // acked (or handed to the dead-letter path)
+  // A later copy of a chunk id another message of the same fetch has: it is
+  // acked once that one is committed (or dead-lettered), never written itself.
+  bool duplicate = false;
 };
 
 IngestWorker::IngestWorker(JetStreamClient& js, std::vector<Entity> entities, WorkerOptions options,
@@ -182,18 +84,22 @@ Result<IngestWorker::EntityState*> IngestWorker::StateFor(const std::string& nam
 Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
   // Ledger row (dead) and dead letter in one transaction, so a redelivery
   // after a lost ack is recognised; then the stream copy; then Term.
-  const std::string sql = std::string("WITH l AS (INSERT INTO ") + kLedgerTable +
-                          " (msg_id, batch_id, chunk_index, chunk_count, entity, rows_committed, dead, stream_seq)"
-                          " VALUES ($1, $2, $3, $4, $5, 0, true, $6) ON CONFLICT (msg_id) DO NOTHING RETURNING 1)"
-                          " INSERT INTO " +
-                          kDeadTable +
-                          " (msg_id, batch_id, entity, line, error, raw, deliveries)"
-                          " SELECT $1, $2, $5, NULL, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM l)";
-  auto r = meta_conn_->ExecParams(
-      sql, {h.id.empty() ? std::string("seq:") + std::to_string(h.msg->StreamSequence()) : h.id,
-            h.batch.empty() ? std::nullopt : std::optional<std::string>(h.batch), std::to_string(h.chunk_index),
-            std::to_string(h.chunk_count), h.entity, std::to_string(h.msg->StreamSequence()), error,
-            std::string(h.msg->body()), std::to_string(h.msg->NumDelivered())});
+  LedgerRow ledger;
+  ledger.msg_id = h.id.empty() ? std::string("seq:") + std::to_string(h.msg->StreamSequence()) : h.id;
+  ledger.batch_id = h.batch;
+  ledger.chunk_index = h.chunk_index;
+  ledger.chunk_count = h.chunk_count;
+  ledger.entity = h.entity;
+  ledger.dead = true;
+  ledger.stream_seq = h.msg->StreamSequence();
+  DeadLetterRow dead;
+  dead.msg_id = ledger.msg_id;
+  dead.batch_id = h.batch;
+  dead.entity = h.entity;
+  dead.error = error;
+  dead.raw = std::string(h.msg->body());
+  dead.deliveries = h.msg->NumDelivered();
+  auto r = DeadLetterWholeChunk(*meta_conn_, ledger, dead);
   if (!r.ok()) return r.status();
   OutgoingMessage dl;
   dl.subject = js_.DeadLetterSubject(h.entity.empty() ? "unknown" : h.entity);
@@ -255,6 +161,7 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
   for (const auto& p : parts) views.push_back(p.get());
 
   std::vector<DeadRow> pg_dead;
+  bool ledger_conflict = false;
   auto before_commit = [&](PgConnection& conn, const std::vector<RejectedRow>& rejected) -> std::optional<PgError> {
     pg_dead.clear();
     for (const RejectedRow& r : rejected) {
@@ -264,47 +171,39 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
     for (const auto* list : {&dead_rows, &pg_dead}) {
       for (const DeadRow& d : *list) {
         const Held& h = *held[d.held];
-        auto err = conn.TryExecParams(
-            std::string("INSERT INTO ") + kDeadTable +
-                " (msg_id, batch_id, entity, line, error, raw, deliveries)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            {h.id, h.batch, h.entity, std::to_string(d.line), d.error, d.raw, std::to_string(h.msg->NumDelivered())});
-        if (err) return err;
+        DeadLetterRow row;
+        row.msg_id = h.id;
+        row.batch_id = h.batch;
+        row.entity = h.entity;
+        row.line = d.line;
+        row.error = d.error;
+        row.raw = d.raw;
+        row.deliveries = h.msg->NumDelivered();
+        if (auto err = InsertDeadLetter(conn, row)) return err;
       }
     }
     // The ledger: one row per chunk, in one statement. A conflict means
     // another worker committed a chunk meanwhile: roll back rather than write
     // it twice.
-    std::string sql = std::string("INSERT INTO ") + kLedgerTable +
-                      " (msg_id, batch_id, chunk_index, chunk_count, entity, rows_committed, rows_dead, stream_seq)"
-                      " VALUES ";
-    std::vector<std::optional<std::string>> params;
-    params.reserve(held.size() * 8);
+    std::vector<LedgerRow> ledger(held.size());
     for (size_t i = 0; i < held.size(); ++i) {
       const Held* h = held[i];
       uint64_t encoder_dead = 0, pg_dead_rows = 0;
       for (const DeadRow& d : dead_rows) encoder_dead += d.held == i ? 1 : 0;
       for (const DeadRow& d : pg_dead) pg_dead_rows += d.held == i ? 1 : 0;
-      const uint64_t committed = parts[i]->rows() - pg_dead_rows;
-      const size_t base = params.size();
-      sql += (i == 0 ? "(" : ", (");
-      for (size_t k = 1; k <= 8; ++k) sql += "$" + std::to_string(base + k) + (k < 8 ? ", " : ")");
-      for (std::string v : {h->id, h->batch, std::to_string(h->chunk_index), std::to_string(h->chunk_count), h->entity,
-                            std::to_string(committed), std::to_string(encoder_dead + pg_dead_rows),
-                            std::to_string(h->msg->StreamSequence())}) {
-        params.emplace_back(std::move(v));
-      }
+      LedgerRow& l = ledger[i];
+      l.msg_id = h->id;
+      l.batch_id = h->batch;
+      l.chunk_index = h->chunk_index;
+      l.chunk_count = h->chunk_count;
+      l.entity = h->entity;
+      l.rows_committed = parts[i]->rows() - pg_dead_rows;
+      l.rows_dead = encoder_dead + pg_dead_rows;
+      l.stream_seq = h->msg->StreamSequence();
     }
-    sql += " ON CONFLICT (msg_id) DO NOTHING";
-    PgRows rows;
-    if (auto err = conn.TryExecParams(sql, params, &rows)) return err;
-    if (rows.command_tuples != std::to_string(held.size())) {
-      PgError dup;
-      dup.sqlstate = "NNDUP";
-      dup.message = "some of these chunks were committed by another worker meanwhile";
-      return dup;
-    }
-    return std::nullopt;
+    // A conflict means another worker committed a chunk meanwhile: roll back
+    // rather than write it twice.
+    return InsertLedgerRows(conn, ledger, &ledger_conflict);
   };
 
   const auto started = std::chrono::steady_clock::now();
@@ -350,6 +249,7 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
       }
       return Status::Ok();
     }
+    if (ledger_conflict) return Status::Conflict(result.status().message());
     counters_.transient_errors.fetch_add(1);
     if (stop_.load()) return result.status();  // unacked: JetStream redelivers them
     Log(options_.worker_name, "commit failed, will retry: " + result.status().message());
@@ -374,9 +274,31 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
       if (dot != std::string_view::npos) h.entity = std::string(subj.substr(dot + 1));
     }
     h.batch = h.msg->Header(std::string(kHeaderBatch)).value_or("");
+    // Headers are bytes; what goes into PostgreSQL text must be UTF-8.
+    h.id = EscapeInvalidUtf8(h.id);
+    h.entity = EscapeInvalidUtf8(h.entity);
+    h.batch = EscapeInvalidUtf8(h.batch);
     if (auto chunk = ParseChunkHeader(h.msg->Header(std::string(kHeaderChunk)).value_or(""))) {
       h.chunk_index = chunk->first;
       h.chunk_count = chunk->second;
+    }
+  }
+  // Two copies of one chunk id (an Idempotency-Key re-sent after JetStream's
+  // duplicate window while the first copy is still queued): only the first
+  // copy (lowest stream sequence) is committed, the others are acked after it.
+  // Both in one ledger insert would conflict with each other on every round.
+  {
+    std::map<std::string, Held*> first;
+    for (Held& h : held) {
+      if (h.id.empty()) continue;
+      auto [it, inserted] = first.emplace(h.id, &h);
+      if (inserted) continue;
+      Held* keep = it->second;
+      Held* later = &h;
+      if (later->msg->StreamSequence() < keep->msg->StreamSequence()) std::swap(keep, later);
+      it->second = keep;
+      keep->duplicate = false;
+      later->duplicate = true;
     }
   }
   // Until everything fetched is acked or dead-lettered (or we stop): retry.
@@ -385,7 +307,7 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
   for (int round = 0; round == 0 || !stop_.load(); ++round) {
     std::vector<std::string> ids;
     for (const Held& h : held) {
-      if (!h.done && !h.id.empty()) ids.push_back(h.id);
+      if (!h.done && !h.duplicate && !h.id.empty()) ids.push_back(h.id);
     }
     // 1. Chunks already committed (a redelivery): ack without writing.
     if (!meta_conn_->IsOk()) {
@@ -399,8 +321,7 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
       }
     }
     if (!ids.empty()) {
-      auto found = meta_conn_->ExecParams(
-          std::string("SELECT msg_id FROM ") + kLedgerTable + " WHERE msg_id = ANY($1::text[])", {TextArray(ids)});
+      auto found = FindInLedger(*meta_conn_, ids);
       if (!found.ok()) {
         Log(options_.worker_name, "ledger lookup failed, will retry: " + found.status().message());
         for (Held& h : held) {
@@ -409,9 +330,9 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
         Sleep(std::min<int64_t>(options_.retry_max_backoff_ms, int64_t{100} << std::min(round, 6)));
         continue;
       }
-      for (const auto& row : found->rows) {
+      for (const std::string& id : *found) {
         for (Held& h : held) {
-          if (!h.done && h.id == row[0].value_or("")) {
+          if (!h.done && !h.duplicate && h.id == id) {
             h.msg->Ack();
             h.done = true;
             counters_.duplicates_skipped.fetch_add(1);
@@ -422,7 +343,7 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
     // 2. Messages that cannot be processed, or have been tried too often.
     bool failed = false;
     for (Held& h : held) {
-      if (h.done) continue;
+      if (h.done || h.duplicate) continue;
       std::string why;
       if (h.id.empty()) {
         why = "message has no Nats-Msg-Id header";
@@ -442,7 +363,7 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
     // 3. Everything else, per entity, one transaction each.
     std::map<std::string, std::vector<Held*>> by_entity;
     for (Held& h : held) {
-      if (!h.done) by_entity[h.entity].push_back(&h);
+      if (!h.done && !h.duplicate) by_entity[h.entity].push_back(&h);
     }
     for (auto& [name, list] : by_entity) {
       auto es = StateFor(name);
@@ -453,14 +374,23 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
       }
       if (Status s = CommitEntity(**es, list); !s.ok()) {
         failed = true;
-        if (s.code() != StatusCode::kConnection && s.message().find("NNDUP") == std::string::npos) {
+        if (s.code() != StatusCode::kConnection && s.code() != StatusCode::kConflict) {
           // A state we cannot trust (e.g. the connection's staging table is
           // gone): start the entity's connection afresh next round.
           states_.erase(name);
         }
       }
     }
-    if (!failed) return Status::Ok();
+    if (!failed) {
+      // Every first copy is committed, found in the ledger or dead-lettered.
+      for (Held& h : held) {
+        if (h.done || !h.duplicate) continue;
+        if (Status s = h.msg->Ack(); !s.ok()) Log(options_.worker_name, "ack of " + h.id + " failed: " + s.message());
+        h.done = true;
+        counters_.duplicates_skipped.fetch_add(1);
+      }
+      return Status::Ok();
+    }
     for (Held& h : held) {
       if (!h.done) h.msg->InProgress();
     }

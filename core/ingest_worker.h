@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "core/copy_sink.h"
+#include "core/ledger.h"
 #include "core/metrics.h"
 #include "core/nats_client.h"
 #include "core/pg_connection.h"
@@ -60,22 +61,6 @@ struct WorkerCounters {
   std::atomic<uint64_t> transient_errors{0};
   std::atomic<uint64_t> fetches{0};
 };
-
-// The bookkeeping tables (ledger, dead letters), created when missing.
-Status EnsureBookkeepingTables(PgConnection& conn);
-
-// Where an id given to /ingest/status stands, from the ledger and the
-// dead-letter table (which survive restarts).
-struct IngestStatus {
-  enum class State { kUnknown, kPending, kProcessed, kDead } state = State::kUnknown;
-  std::string committed_at;  // ISO 8601, when processed
-  uint64_t rows = 0;         // rows committed
-  uint64_t chunks_committed = 0;
-  uint64_t chunks_total = 0;  // 0 when unknown
-  uint64_t rows_dead = 0;
-  std::string error;  // the first dead-letter error
-};
-Result<IngestStatus> LookupIngestStatus(PgConnection& conn, std::string_view id);
 
 class IngestWorker {
  public:

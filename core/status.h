@@ -21,6 +21,9 @@ enum class StatusCode {
   kConnection,       // PostgreSQL or NATS could not be reached / connection lost
   kSchemaMismatch,   // an existing table does not match the entity
   kAborted,          // stopped on purpose (e.g. --max-errors exceeded, cancelled)
+  kConflict,         // someone else got there first (e.g. a chunk another worker committed meanwhile)
+  kUnavailable,      // a dependency is temporarily unable: timeouts, lock waits, serialization
+                     // failures, exhausted resources, a server shutting down; retrying later helps
   kInternal,
 };
 
@@ -37,6 +40,8 @@ class Status {
   static Status Connection(std::string m) { return {StatusCode::kConnection, std::move(m)}; }
   static Status SchemaMismatch(std::string m) { return {StatusCode::kSchemaMismatch, std::move(m)}; }
   static Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
+  static Status Conflict(std::string m) { return {StatusCode::kConflict, std::move(m)}; }
+  static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }

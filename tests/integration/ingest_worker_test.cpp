@@ -1,5 +1,6 @@
 // IngestWorker against real nats-server and PostgreSQL: exactly-once with the
 // ledger, dead letters, status look-ups.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
@@ -60,23 +61,42 @@ struct Fixture {
   }
 
   struct Counts {
-    uint64_t rows_committed = 0, messages_committed = 0, rows_dead = 0, messages_dead = 0, duplicates_skipped = 0;
+    uint64_t rows_committed = 0, messages_committed = 0, rows_dead = 0, messages_dead = 0, duplicates_skipped = 0,
+             transient_errors = 0;
   };
-  // Runs one worker until it has seen no message for idle_ms.
-  Counts RunWorker(int64_t idle_ms = 1500, int max_deliver = 3) {
+  WorkerOptions Options(int64_t idle_ms = 1500, int max_deliver = 3) const {
     WorkerOptions o;
     o.conninfo = DatabaseUrl();
     o.fetch_wait_ms = 300;
     o.idle_exit_ms = idle_ms;
     o.max_deliver = max_deliver;
+    return o;
+  }
+  // Runs one worker until it has seen no message for idle_ms.
+  Counts RunWorker(int64_t idle_ms = 1500, int max_deliver = 3) { return RunWorker(Options(idle_ms, max_deliver)); }
+  // Runs one worker until it has seen no message for o.idle_exit_ms, or is
+  // stopped after deadline_ms (a worker that loops forever does not hang the test).
+  Counts RunWorker(const WorkerOptions& o, int64_t deadline_ms = 60000) {
     IngestWorker w(*js, {entity}, o);
-    REQUIRE(w.Run().ok());
+    std::atomic<bool> finished{false};
+    std::thread stopper([&] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms);
+      while (!finished.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      w.Stop();
+    });
+    Status s = w.Run();
+    finished.store(true);
+    stopper.join();
+    REQUIRE(s.ok());
     Counts out;
     out.rows_committed = w.counters().rows_committed.load();
     out.messages_committed = w.counters().messages_committed.load();
     out.rows_dead = w.counters().rows_dead.load();
     out.messages_dead = w.counters().messages_dead.load();
     out.duplicates_skipped = w.counters().duplicates_skipped.load();
+    out.transient_errors = w.counters().transient_errors.load();
     return out;
   }
 
@@ -190,4 +210,42 @@ TEST_CASE("a chunk for an unknown entity, or delivered too often, is dead-letter
   REQUIRE(st2.ok());
   CHECK(st2->state == IngestStatus::State::kDead);
   CHECK_THAT(st2->error, Catch::Contains("unknown entity 'Nope'"));
+}
+
+TEST_CASE("two copies of one chunk id in one fetch commit once and the rest of the fetch commits", "[worker][dup-id]") {
+  // An Idempotency-Key re-sent after the duplicate window while the first copy
+  // is still queued: the stream holds two messages with one Nats-Msg-Id.
+  Fixture f(200);
+  const std::string batch = f.PublishChunk("{\"id\":\"a\",\"qty\":1}\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  f.PublishChunk("{\"id\":\"a\",\"qty\":1}\n", batch);
+  const std::string other = f.PublishChunk("{\"id\":\"b\",\"qty\":2}\n");
+  auto c = f.RunWorker(f.Options(1500), /*deadline_ms=*/15000);
+  CHECK(f.Count() == "2");
+  CHECK(c.messages_committed == 2);
+  CHECK(c.rows_committed == 2);
+  CHECK(c.duplicates_skipped == 1);
+  CHECK(c.transient_errors == 0);  // no conflict round
+  CHECK(QueryValue(*f.db, "SELECT count(*) FROM nomnom_ledger WHERE batch_id IN ('" + batch + "', '" + other + "')") ==
+        "2");
+  auto lag = f.js->Lag();
+  REQUIRE(lag.ok());
+  CHECK(lag->Backlog() == 0);
+}
+
+TEST_CASE("rows and chunks that are not UTF-8 are dead-lettered with their bytes escaped", "[worker][utf8]") {
+  Fixture f;
+  const std::string batch = f.PublishChunk("{\"id\":\"ok\"}\n{\"id\":\"\xFF\xFE\"}\n");
+  const std::string whole = f.PublishChunk("{\"id\":\"\xC3\"}\n", "", "Nope");
+  auto c = f.RunWorker(f.Options(1500), /*deadline_ms=*/15000);
+  CHECK(f.Count() == "1");
+  CHECK(c.rows_dead == 1);
+  CHECK(c.messages_dead == 1);
+  CHECK(QueryValue(*f.db, "SELECT raw FROM nomnom_dead_letters WHERE batch_id = '" + batch + "'") ==
+        "{\"id\":\"\\xFF\\xFE\"}");
+  CHECK(QueryValue(*f.db, "SELECT raw FROM nomnom_dead_letters WHERE batch_id = '" + whole + "'") ==
+        "{\"id\":\"\\xC3\"}\n");
+  auto lag = f.js->Lag();
+  REQUIRE(lag.ok());
+  CHECK(lag->Backlog() == 0);
 }

@@ -1,0 +1,197 @@
+#include "core/ledger.h"
+
+#include "core/ingest_format.h"
+#include "core/rejects.h"
+
+namespace nomnom {
+
+namespace {
+
+const std::string kLedger(kLedgerTable);
+const std::string kDead(kDeadLetterTable);
+
+// A PostgreSQL text[] literal of the given strings.
+std::string TextArray(const std::vector<std::string>& items) {
+  std::string s = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) s += ',';
+    s += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') s += '\\';
+      s += c;
+    }
+    s += '"';
+  }
+  return s + "}";
+}
+
+std::optional<std::string> OrNull(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  return s;
+}
+
+}  // namespace
+
+Status EnsureBookkeepingTables(PgConnection& conn) {
+  const std::string sql = std::string("CREATE TABLE IF NOT EXISTS ") + kLedger +
+                          " (msg_id text PRIMARY KEY, batch_id text NOT NULL, chunk_index int NOT NULL,"
+                          " chunk_count int NOT NULL, entity text NOT NULL, rows_committed int NOT NULL,"
+                          " rows_dead int NOT NULL DEFAULT 0, dead boolean NOT NULL DEFAULT false,"
+                          " stream_seq bigint, committed_at timestamptz NOT NULL DEFAULT now());"
+                          " CREATE INDEX IF NOT EXISTS nomnom_ledger_batch_idx ON " +
+                          kLedger + " (batch_id);" + " CREATE TABLE IF NOT EXISTS " + kDead +
+                          " (id bigserial PRIMARY KEY, msg_id text NOT NULL, batch_id text, entity text,"
+                          " line int, error text NOT NULL, raw text, deliveries int,"
+                          " failed_at timestamptz NOT NULL DEFAULT now());"
+                          " CREATE INDEX IF NOT EXISTS nomnom_dead_letters_batch_idx ON " +
+                          kDead + " (batch_id)";
+  for (int attempt = 0;; ++attempt) {
+    auto err = conn.TryExec(sql);
+    if (!err) return Status::Ok();
+    // Two processes creating the tables at once collide on the catalog; the second try sees them.
+    if ((err->sqlstate == "23505" || err->sqlstate == "42P07") && attempt < 3) continue;
+    return ToStatus(*err, "cannot create the bookkeeping tables");
+  }
+}
+
+Result<IngestStatus> LookupIngestStatus(PgConnection& conn, std::string_view id) {
+  IngestStatus st;
+  auto key = ParseStatusId(id);
+  if (!key) return st;  // kUnknown
+  // Before any worker ran, the tables do not exist: nothing is committed yet.
+  auto exists = conn.Exec(std::string("SELECT to_regclass('") + kLedger + "') IS NOT NULL AND to_regclass('" +
+                          kDead + "') IS NOT NULL");
+  if (!exists.ok()) return exists.status();
+  if (exists->rows.at(0).at(0).value_or("f") != "t") return st;
+  auto ledger =
+      conn.ExecParams(std::string("SELECT count(*) FILTER (WHERE NOT dead), max(chunk_count), "
+                                  "coalesce(sum(rows_committed), 0), to_char(max(committed_at) AT TIME ZONE 'UTC', "
+                                  "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), count(*) FILTER (WHERE dead), "
+                                  "coalesce(sum(rows_committed + rows_dead), 0) FROM ") +
+                          kLedger + " WHERE batch_id = $1",
+                      {key->batch_id});
+  if (!ledger.ok()) return ledger.status();
+  const auto& row = ledger->rows.at(0);
+  const uint64_t committed = std::stoull(row[0].value_or("0"));
+  const uint64_t total = std::stoull(row[1].value_or("0"));
+  const uint64_t dead_chunks = std::stoull(row[4].value_or("0"));
+  st.chunks_committed = committed;
+  st.chunks_total = total;
+  st.rows = std::stoull(row[2].value_or("0"));
+  st.committed_at = row[3].value_or("");
+  const uint64_t chunk_rows = std::stoull(row[5].value_or("0"));
+  if (key->kind == StatusKey::Kind::kMessage && total > 0) {
+    // A message id names row i of a one-chunk batch: reject ids that cannot
+    // exist (a batch of several chunks, or a row past the chunk's end).
+    if (total != 1 || (dead_chunks == 0 && key->row >= chunk_rows)) return IngestStatus{};
+  }
+  std::string dead_sql =
+      std::string("SELECT count(*), (array_agg(error ORDER BY id))[1] FROM ") + kDead + " WHERE batch_id = $1";
+  std::vector<std::optional<std::string>> params{key->batch_id};
+  if (key->kind == StatusKey::Kind::kMessage) {
+    // The row's own dead letter (line is 1-based), or its whole chunk's.
+    dead_sql += " AND (line IS NULL OR line = $2)";
+    params.push_back(std::to_string(key->row + 1));
+  }
+  auto dead = conn.ExecParams(dead_sql, params);
+  if (!dead.ok()) return dead.status();
+  st.rows_dead = std::stoull(dead->rows.at(0).at(0).value_or("0"));
+  st.error = dead->rows.at(0).at(1).value_or("");
+  if (key->kind == StatusKey::Kind::kMessage) {
+    if (st.rows_dead > 0) {
+      st.state = IngestStatus::State::kDead;
+      st.rows = 0;
+    } else if (committed > 0) {
+      st.state = IngestStatus::State::kProcessed;
+      st.rows = 1;
+    }
+    return st;
+  }
+  if (dead_chunks > 0 || (st.rows_dead > 0 && committed + dead_chunks == total && st.rows == 0)) {
+    st.state = IngestStatus::State::kDead;
+  } else if (total > 0 && committed == total) {
+    st.state = IngestStatus::State::kProcessed;
+  } else if (committed > 0) {
+    st.state = IngestStatus::State::kPending;  // some chunks committed, others not yet
+  }
+  return st;
+}
+
+std::string UnnamedChunkKey(std::string_view stream, uint64_t stream_seq, int64_t stored_ns) {
+  return "seq:" + EscapeInvalidUtf8(stream) + ":" + std::to_string(stream_seq) + ":" + std::to_string(stored_ns);
+}
+
+Result<std::vector<std::string>> FindInLedger(PgConnection& conn, const std::vector<std::string>& ids) {
+  std::vector<std::string> found;
+  if (ids.empty()) return found;
+  auto rows = conn.ExecParams("SELECT msg_id FROM " + kLedger + " WHERE msg_id = ANY($1::text[])", {TextArray(ids)});
+  if (!rows.ok()) return rows.status();
+  for (const auto& row : rows->rows) found.push_back(row.at(0).value_or(""));
+  return found;
+}
+
+std::optional<PgError> InsertLedgerRows(PgConnection& conn, const std::vector<LedgerRow>& rows, bool* conflict) {
+  *conflict = false;
+  if (rows.empty()) return std::nullopt;
+  constexpr size_t kCols = 9;
+  std::string sql = "INSERT INTO " + kLedger +
+                    " (msg_id, batch_id, chunk_index, chunk_count, entity, rows_committed, rows_dead, dead, stream_seq)"
+                    " VALUES ";
+  std::vector<std::optional<std::string>> params;
+  params.reserve(rows.size() * kCols);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const LedgerRow& r = rows[i];
+    const size_t base = params.size();
+    sql += (i == 0 ? "(" : ", (");
+    for (size_t k = 1; k <= kCols; ++k) sql += "$" + std::to_string(base + k) + (k < kCols ? ", " : ")");
+    params.emplace_back(r.msg_id);
+    params.emplace_back(OrNull(r.batch_id));
+    params.emplace_back(std::to_string(r.chunk_index));
+    params.emplace_back(std::to_string(r.chunk_count));
+    params.emplace_back(r.entity);
+    params.emplace_back(std::to_string(r.rows_committed));
+    params.emplace_back(std::to_string(r.rows_dead));
+    params.emplace_back(r.dead ? "true" : "false");
+    params.emplace_back(std::to_string(r.stream_seq));
+  }
+  sql += " ON CONFLICT (msg_id) DO NOTHING";
+  PgRows result;
+  if (auto err = conn.TryExecParams(sql, params, &result)) return err;
+  if (result.command_tuples != std::to_string(rows.size())) {
+    *conflict = true;
+    PgError dup;
+    dup.sqlstate = "23505";  // unique_violation: what it is
+    dup.message = "some of these chunks are in the ledger already (committed by another worker meanwhile)";
+    return dup;
+  }
+  return std::nullopt;
+}
+
+std::optional<PgError> InsertDeadLetter(PgConnection& conn, const DeadLetterRow& row) {
+  return conn.TryExecParams(
+      "INSERT INTO " + kDead +
+          " (msg_id, batch_id, entity, line, error, raw, deliveries) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+      {row.msg_id, OrNull(row.batch_id), row.entity,
+       row.line ? std::optional<std::string>(std::to_string(*row.line)) : std::nullopt, EscapeInvalidUtf8(row.error),
+       EscapeInvalidUtf8(row.raw), std::to_string(row.deliveries)});
+}
+
+Result<bool> DeadLetterWholeChunk(PgConnection& conn, const LedgerRow& ledger, const DeadLetterRow& dead) {
+  // Both rows or neither: the dead letter is inserted only when the ledger
+  // row was, so a chunk another worker committed meanwhile is left alone.
+  const std::string sql = "WITH l AS (INSERT INTO " + kLedger +
+                          " (msg_id, batch_id, chunk_index, chunk_count, entity, rows_committed, rows_dead, dead,"
+                          " stream_seq) VALUES ($1, $2, $3, $4, $5, 0, 0, true, $6) ON CONFLICT (msg_id) DO NOTHING"
+                          " RETURNING 1) INSERT INTO " +
+                          kDead +
+                          " (msg_id, batch_id, entity, line, error, raw, deliveries)"
+                          " SELECT $1, $2, $5, NULL, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM l)";
+  auto r = conn.ExecParams(sql, {ledger.msg_id, OrNull(ledger.batch_id), std::to_string(ledger.chunk_index),
+                                 std::to_string(ledger.chunk_count), ledger.entity, std::to_string(ledger.stream_seq),
+                                 EscapeInvalidUtf8(dead.error), EscapeInvalidUtf8(dead.raw),
+                                 std::to_string(dead.deliveries)});
+  if (!r.ok()) return r.status();
+  return r->command_tuples == "1";
+}
+
+}  // namespace nomnom

@@ -1,0 +1,103 @@
+// Ledger: the workers' bookkeeping tables in PostgreSQL and every query on them.
+//
+//   nomnom_ledger        one row per chunk (Nats-Msg-Id) that a worker committed
+//                        or dead-lettered whole: the exactly-once record. Its
+//                        primary key is the chunk id, so a chunk can be in it once.
+//   nomnom_dead_letters  one row per row (line) or whole chunk that could not be
+//                        stored, with the reason and the raw bytes.
+//
+// The worker inserts ledger rows and row dead letters in the transaction that
+// commits the chunk's rows (InsertLedgerRows, InsertDeadLetter), so the data and
+// its bookkeeping commit together or not at all; a chunk dead-lettered whole
+// gets both rows in one statement (DeadLetterWholeChunk). /ingest/status reads
+// them (LookupIngestStatus), so `processed` and `dead` survive restarts.
+//
+// Text stored here is always valid UTF-8: raw rows, errors and ids with bytes
+// that are not are stored with those bytes written as the four characters
+// \xNN (EscapeInvalidUtf8), so a dead letter never fails on its own contents.
+//
+// Thread-safety: free functions over a caller-owned PgConnection (one thread
+// at a time, as PgConnection requires). Nothing here keeps state.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/pg_connection.h"
+#include "core/status.h"
+
+namespace nomnom {
+
+inline constexpr std::string_view kLedgerTable = "nomnom_ledger";
+inline constexpr std::string_view kDeadLetterTable = "nomnom_dead_letters";
+
+// Creates both tables (and their batch_id indexes) when missing. Safe to run
+// from several processes at once.
+Status EnsureBookkeepingTables(PgConnection& conn);
+
+// Where an id given to /ingest/status stands, from the ledger and the
+// dead-letter table (which survive restarts).
+struct IngestStatus {
+  enum class State { kUnknown, kPending, kProcessed, kDead } state = State::kUnknown;
+  std::string committed_at;  // ISO 8601, when processed
+  uint64_t rows = 0;         // rows committed
+  uint64_t chunks_committed = 0;
+  uint64_t chunks_total = 0;  // 0 when unknown
+  uint64_t rows_dead = 0;
+  std::string error;  // the first dead-letter error
+};
+Result<IngestStatus> LookupIngestStatus(PgConnection& conn, std::string_view id);
+
+// The ledger key of a chunk that has no Nats-Msg-Id: "seq:<stream>:<stream
+// sequence>:<stored-at nanoseconds>". Sequences restart at 1 when a stream is
+// re-created; the time the server stored the message keeps the key unique.
+std::string UnnamedChunkKey(std::string_view stream, uint64_t stream_seq, int64_t stored_ns);
+
+// The ids among `ids` that the ledger already has (committed or dead).
+Result<std::vector<std::string>> FindInLedger(PgConnection& conn, const std::vector<std::string>& ids);
+
+// One ledger row.
+struct LedgerRow {
+  std::string msg_id;
+  std::string batch_id;  // empty: NULL (only for a chunk dead-lettered whole)
+  uint32_t chunk_index = 0;
+  uint32_t chunk_count = 1;
+  std::string entity;
+  uint64_t rows_committed = 0;
+  uint64_t rows_dead = 0;
+  bool dead = false;  // dead-lettered whole
+  uint64_t stream_seq = 0;
+};
+
+// Inserts the rows (distinct msg_ids) in one statement, in the caller's open
+// transaction. When some id is already in the ledger (another worker committed
+// that chunk meanwhile), nothing may be committed: *conflict is set and a
+// PgError (SQLSTATE 23505) is returned, for the caller to roll back. Other
+// failures return PostgreSQL's error.
+std::optional<PgError> InsertLedgerRows(PgConnection& conn, const std::vector<LedgerRow>& rows, bool* conflict);
+
+// One dead letter: a row of a chunk (line set) or a whole chunk (no line).
+struct DeadLetterRow {
+  std::string msg_id;
+  std::string batch_id;  // empty: NULL
+  std::string entity;
+  std::optional<uint64_t> line;  // 1-based line in the chunk
+  std::string error;
+  std::string raw;  // the row or chunk as received (any bytes)
+  uint64_t deliveries = 0;
+};
+
+// Inserts one dead letter (in the caller's transaction, if one is open).
+std::optional<PgError> InsertDeadLetter(PgConnection& conn, const DeadLetterRow& row);
+
+// Records a chunk dead-lettered whole: its ledger row (dead = true) and its
+// dead letter, in one statement. Returns true when both were inserted, false
+// when the ledger already had the chunk (committed or dead-lettered by another
+// worker meanwhile: nothing was written, and the chunk must not be
+// dead-lettered again).
+Result<bool> DeadLetterWholeChunk(PgConnection& conn, const LedgerRow& ledger, const DeadLetterRow& dead);
+
+}  // namespace nomnom
