@@ -383,6 +383,7 @@ int RunWorkerCommand(WorkerArgs& a) {
   opts.worker_name = "worker";
   MetricsRegistry metrics;
   WorkerPool pool(**js, *entities, opts, a.threads, &metrics);
+  pool.SetLedgerRetention(LedgerRetentionMs(a.worker, a.nats));
   std::atomic<bool> stopping{false};
   pool.Start([] { kill(getpid(), SIGTERM); });  // all exited by themselves (idle exit): wake the main thread
 

@@ -33,25 +33,95 @@ std::optional<std::string> OrNull(const std::string& s) {
 }  // namespace
 
 Status EnsureBookkeepingTables(PgConnection& conn) {
-  const std::string sql = std::string("CREATE TABLE IF NOT EXISTS ") + kLedger +
-                          " (msg_id text PRIMARY KEY, batch_id text NOT NULL, chunk_index int NOT NULL,"
-                          " chunk_count int NOT NULL, entity text NOT NULL, rows_committed int NOT NULL,"
-                          " rows_dead int NOT NULL DEFAULT 0, dead boolean NOT NULL DEFAULT false,"
-                          " stream_seq bigint, committed_at timestamptz NOT NULL DEFAULT now());"
-                          " CREATE INDEX IF NOT EXISTS nomnom_ledger_batch_idx ON " +
-                          kLedger + " (batch_id);" + " CREATE TABLE IF NOT EXISTS " + kDead +
-                          " (id bigserial PRIMARY KEY, msg_id text NOT NULL, batch_id text, entity text,"
-                          " line int, error text NOT NULL, raw text, deliveries int,"
-                          " failed_at timestamptz NOT NULL DEFAULT now());"
-                          " CREATE INDEX IF NOT EXISTS nomnom_dead_letters_batch_idx ON " +
-                          kDead + " (batch_id)";
+  // One creator at a time (an advisory lock for the transaction), so
+  // processes starting together do not collide on the catalog.
+  const std::string sql =
+      std::string("BEGIN; SELECT pg_advisory_xact_lock(7034165817331208025);") + " CREATE TABLE IF NOT EXISTS " +
+      kLedger +
+      " (msg_id text PRIMARY KEY, batch_id text NOT NULL, chunk_index int NOT NULL,"
+      " chunk_count int NOT NULL, entity text NOT NULL, rows_committed int NOT NULL,"
+      " rows_dead int NOT NULL DEFAULT 0, dead boolean NOT NULL DEFAULT false,"
+      " stream_seq bigint, committed_at timestamptz NOT NULL DEFAULT now());"
+      " CREATE INDEX IF NOT EXISTS nomnom_ledger_batch_idx ON " +
+      kLedger +
+      " (batch_id);"
+      " CREATE INDEX IF NOT EXISTS nomnom_ledger_committed_idx ON " +
+      kLedger + " (committed_at);" + " CREATE TABLE IF NOT EXISTS " + kDead +
+      " (id bigserial PRIMARY KEY, msg_id text NOT NULL, batch_id text, entity text,"
+      " line int, error text NOT NULL, raw text, deliveries int,"
+      " failed_at timestamptz NOT NULL DEFAULT now());"
+      " CREATE INDEX IF NOT EXISTS nomnom_dead_letters_batch_idx ON " +
+      kDead +
+      " (batch_id);"
+      // Totals for /stats, kept by a trigger in the transaction that inserts
+      // the ledger rows (so they commit with the data), in 16 slots per entity
+      // chosen by backend so that concurrent workers rarely wait on one row.
+      // Counted once when the table is created, from the ledger so far.
+      " DO $nn$ BEGIN IF to_regclass('" +
+      std::string(kCountersTable) + "') IS NULL THEN CREATE TABLE " + std::string(kCountersTable) +
+      " (entity text NOT NULL, slot int NOT NULL, chunks_committed bigint NOT NULL DEFAULT 0,"
+      " rows_committed bigint NOT NULL DEFAULT 0, chunks_dead bigint NOT NULL DEFAULT 0,"
+      " rows_dead bigint NOT NULL DEFAULT 0, PRIMARY KEY (entity, slot));"
+      " INSERT INTO " +
+      std::string(kCountersTable) +
+      " SELECT entity, 0, count(*) FILTER (WHERE NOT dead), coalesce(sum(rows_committed), 0),"
+      " count(*) FILTER (WHERE dead), coalesce(sum(rows_dead), 0) FROM " +
+      kLedger +
+      " GROUP BY entity; END IF; END $nn$;"
+      " CREATE OR REPLACE FUNCTION nomnom_count_ledger() RETURNS trigger LANGUAGE plpgsql AS $nn$ BEGIN"
+      " INSERT INTO " +
+      std::string(kCountersTable) +
+      " AS c (entity, slot, chunks_committed, rows_committed, chunks_dead, rows_dead)"
+      " SELECT entity, pg_backend_pid() % 16, count(*) FILTER (WHERE NOT dead), coalesce(sum(rows_committed), 0),"
+      " count(*) FILTER (WHERE dead), coalesce(sum(rows_dead), 0) FROM nomnom_new_rows GROUP BY entity"
+      " ON CONFLICT (entity, slot) DO UPDATE SET chunks_committed = c.chunks_committed + EXCLUDED.chunks_committed,"
+      " rows_committed = c.rows_committed + EXCLUDED.rows_committed, chunks_dead = c.chunks_dead + "
+      "EXCLUDED.chunks_dead,"
+      " rows_dead = c.rows_dead + EXCLUDED.rows_dead; RETURN NULL; END $nn$;"
+      " CREATE OR REPLACE TRIGGER nomnom_ledger_count AFTER INSERT ON " +
+      kLedger +
+      " REFERENCING NEW TABLE AS nomnom_new_rows FOR EACH STATEMENT EXECUTE FUNCTION nomnom_count_ledger();"
+      " COMMIT";
   for (int attempt = 0;; ++attempt) {
     auto err = conn.TryExec(sql);
     if (!err) return Status::Ok();
-    // Two processes creating the tables at once collide on the catalog; the second try sees them.
-    if ((err->sqlstate == "23505" || err->sqlstate == "42P07") && attempt < 3) continue;
+    conn.TryExec("ROLLBACK");
+    // Tables made by an older nomnom without the lock can still collide once.
+    if ((err->sqlstate == "23505" || err->sqlstate == "42P07" || err->sqlstate == "XX000") && attempt < 3) continue;
     return ToStatus(*err, "cannot create the bookkeeping tables");
   }
+}
+
+Result<LedgerTotals> ReadLedgerTotals(PgConnection& conn) {
+  auto r = conn.Exec(std::string("SELECT to_regclass('") + std::string(kCountersTable) + "') IS NOT NULL");
+  if (!r.ok()) return r.status();
+  LedgerTotals t;
+  if (r->rows.at(0).at(0).value_or("f") != "t") return t;  // no worker ran yet
+  auto sums = conn.Exec(std::string("SELECT entity, sum(chunks_committed), sum(rows_committed), sum(chunks_dead),"
+                                    " sum(rows_dead) FROM ") +
+                        std::string(kCountersTable) + " GROUP BY entity");
+  if (!sums.ok()) return sums.status();
+  for (const auto& row : sums->rows) {
+    EntityTotals& e = t.by_entity[row.at(0).value_or("")];
+    e.chunks_committed = std::stoull(row.at(1).value_or("0"));
+    e.rows_committed = std::stoull(row.at(2).value_or("0"));
+    e.chunks_dead = std::stoull(row.at(3).value_or("0"));
+    e.rows_dead = std::stoull(row.at(4).value_or("0"));
+    t.chunks_committed += e.chunks_committed;
+    t.rows_committed += e.rows_committed;
+    t.chunks_dead += e.chunks_dead;
+    t.rows_dead += e.rows_dead;
+  }
+  return t;
+}
+
+Result<uint64_t> PruneLedger(PgConnection& conn, int64_t older_than_ms, uint64_t max_rows) {
+  auto r =
+      conn.ExecParams(std::string("DELETE FROM ") + kLedger + " WHERE ctid = ANY(ARRAY(SELECT ctid FROM " + kLedger +
+                          " WHERE committed_at < now() - make_interval(secs => $1::float8 / 1000)" + " LIMIT $2))",
+                      {std::to_string(older_than_ms), std::to_string(max_rows)});
+  if (!r.ok()) return r.status();
+  return static_cast<uint64_t>(std::stoull(r->command_tuples.empty() ? "0" : r->command_tuples));
 }
 
 Result<IngestStatus> LookupIngestStatus(PgConnection& conn, std::string_view id) {
@@ -59,8 +129,8 @@ Result<IngestStatus> LookupIngestStatus(PgConnection& conn, std::string_view id)
   auto key = ParseStatusId(id);
   if (!key) return st;  // kUnknown
   // Before any worker ran, the tables do not exist: nothing is committed yet.
-  auto exists = conn.Exec(std::string("SELECT to_regclass('") + kLedger + "') IS NOT NULL AND to_regclass('" +
-                          kDead + "') IS NOT NULL");
+  auto exists = conn.Exec(std::string("SELECT to_regclass('") + kLedger + "') IS NOT NULL AND to_regclass('" + kDead +
+                          "') IS NOT NULL");
   if (!exists.ok()) return exists.status();
   if (exists->rows.at(0).at(0).value_or("f") != "t") return st;
   auto ledger =
@@ -186,10 +256,10 @@ Result<bool> DeadLetterWholeChunk(PgConnection& conn, const LedgerRow& ledger, c
                           kDead +
                           " (msg_id, batch_id, entity, line, error, raw, deliveries)"
                           " SELECT $1, $2, $5, NULL, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM l)";
-  auto r = conn.ExecParams(sql, {ledger.msg_id, OrNull(ledger.batch_id), std::to_string(ledger.chunk_index),
-                                 std::to_string(ledger.chunk_count), ledger.entity, std::to_string(ledger.stream_seq),
-                                 EscapeInvalidUtf8(dead.error), EscapeInvalidUtf8(dead.raw),
-                                 std::to_string(dead.deliveries)});
+  auto r = conn.ExecParams(
+      sql, {ledger.msg_id, OrNull(ledger.batch_id), std::to_string(ledger.chunk_index),
+            std::to_string(ledger.chunk_count), ledger.entity, std::to_string(ledger.stream_seq),
+            EscapeInvalidUtf8(dead.error), EscapeInvalidUtf8(dead.raw), std::to_string(dead.deliveries)});
   if (!r.ok()) return r.status();
   return r->command_tuples == "1";
 }

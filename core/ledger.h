@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,10 +34,34 @@ namespace nomnom {
 
 inline constexpr std::string_view kLedgerTable = "nomnom_ledger";
 inline constexpr std::string_view kDeadLetterTable = "nomnom_dead_letters";
+// Totals over all workers, kept by a trigger on the ledger (see below).
+inline constexpr std::string_view kCountersTable = "nomnom_counters";
 
-// Creates both tables (and their batch_id indexes) when missing. Safe to run
-// from several processes at once.
+// Creates the tables (and their indexes) when missing, and the trigger that
+// adds every ledger insert to nomnom_counters in the same transaction. Safe to
+// run from several processes at once.
 Status EnsureBookkeepingTables(PgConnection& conn);
+
+// What every worker has committed so far (from nomnom_counters: a handful of
+// rows, however long the ledger). All zero before any worker ran. Pruning the
+// ledger does not change them.
+struct EntityTotals {
+  uint64_t chunks_committed = 0;
+  uint64_t rows_committed = 0;
+  uint64_t chunks_dead = 0;  // dead-lettered whole
+  uint64_t rows_dead = 0;    // rows of committed chunks dead-lettered one by one
+};
+struct LedgerTotals : EntityTotals {
+  std::map<std::string, EntityTotals> by_entity;
+};
+Result<LedgerTotals> ReadLedgerTotals(PgConnection& conn);
+
+// Deletes up to max_rows ledger rows committed more than older_than_ms ago;
+// returns how many. A chunk redelivered after that would be committed again,
+// so the horizon must exceed how long JetStream can still deliver it (the
+// stream's max age) plus its duplicate window. A pruned id's status is then
+// unknown (404), except for the dead letters, which are kept.
+Result<uint64_t> PruneLedger(PgConnection& conn, int64_t older_than_ms, uint64_t max_rows);
 
 // Where an id given to /ingest/status stands, from the ledger and the
 // dead-letter table (which survive restarts).

@@ -178,8 +178,8 @@ std::vector<std::string> SplitServerList(std::string_view list) {
     std::string_view one = list.substr(start, end - start);
     while (!one.empty() && std::isspace(static_cast<unsigned char>(one.front()))) one.remove_prefix(1);
     while (!one.empty() && std::isspace(static_cast<unsigned char>(one.back()))) one.remove_suffix(1);
-    if (!one.empty()) out.push_back(one.find("://") == std::string_view::npos ? "nats://" + std::string(one)
-                                                                                : std::string(one));
+    if (!one.empty())
+      out.push_back(one.find("://") == std::string_view::npos ? "nats://" + std::string(one) : std::string(one));
     start = end + 1;
   }
   return out;

@@ -64,7 +64,7 @@ struct JetStreamConfig {
   int64_t max_bytes = 1LL << 30;
   int64_t duplicate_window_ms = 2 * 60 * 1000;  // Nats-Msg-Id dedup window
   int replicas = 1;  // of new streams (a JetStream cluster: 3); an existing stream's count is kept
-  std::string dlq_stream = "MESSAGES_DLQ";      // dead letters; subjects must not overlap the main stream
+  std::string dlq_stream = "MESSAGES_DLQ";  // dead letters; subjects must not overlap the main stream
   std::string dlq_subjects = "dlq.>";
   std::string dlq_subject_prefix = "dlq";
   int max_deliver = 3;  // enforced by nomnom, not JetStream (see above)

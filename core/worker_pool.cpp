@@ -2,13 +2,15 @@
 
 #include <chrono>
 
+#include "core/ledger.h"
 #include "core/log.h"
+#include "core/pg_connection.h"
 
 namespace nomnom {
 
 WorkerPool::WorkerPool(JetStreamClient& js, std::vector<Entity> entities, WorkerOptions options, int threads,
                        MetricsRegistry* metrics)
-    : js_(js), metrics_(metrics) {
+    : js_(js), metrics_(metrics), conninfo_(options.conninfo) {
   for (int i = 0; i < threads; ++i) {
     WorkerOptions o = options;
     o.worker_name = options.worker_name + "-" + std::to_string(i);
@@ -27,6 +29,35 @@ void WorkerPool::Start(std::function<void()> on_all_exited) {
   for (int i = 0; i < size(); ++i) {
     IngestWorker* w = workers_[static_cast<size_t>(i)].get();
     threads_.emplace_back([this, w, i] { ThreadMain(*w, "worker-" + std::to_string(i)); });
+  }
+  if (ledger_retention_ms_ > 0 && size() > 0) janitor_ = std::thread([this] { JanitorMain(); });
+}
+
+void WorkerPool::JanitorMain() {
+  std::unique_ptr<PgConnection> conn;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(stop_mu_);
+      if (stop_cv_.wait_for(lock, std::chrono::seconds(60), [this] { return stop_.load(); })) return;
+    }
+    if (!conn || !conn->IsOk()) {
+      auto c = PgConnection::Connect(conninfo_, "nomnom-ledger-janitor");
+      if (!c.ok()) continue;  // the workers report an unreachable database
+      conn = std::move(c).value();
+    }
+    uint64_t total = 0;
+    for (;;) {
+      auto n = PruneLedger(*conn, ledger_retention_ms_, 10000);
+      if (!n.ok()) {
+        if (n.status().message().find("does not exist") == std::string::npos) {
+          LogWarn("ledger pruning failed: {}", n.status().message());
+        }
+        break;
+      }
+      total += *n;
+      if (*n < 10000 || stop_.load()) break;
+    }
+    if (total > 0) LogInfo("pruned {} ledger rows older than {} s", total, ledger_retention_ms_ / 1000);
   }
 }
 
@@ -57,11 +88,16 @@ void WorkerPool::ThreadMain(IngestWorker& w, const std::string& name) {
 }
 
 void WorkerPool::Stop() {
-  stop_.store(true);
+  {
+    std::lock_guard<std::mutex> lock(stop_mu_);
+    stop_.store(true);
+  }
+  stop_cv_.notify_all();
   for (auto& w : workers_) w->Stop();
 }
 
 void WorkerPool::Join() {
+  if (janitor_.joinable()) janitor_.join();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }

@@ -16,10 +16,12 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -50,6 +52,10 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
+  // Ledger rows older than this are deleted (core/ledger.h, PruneLedger) by a
+  // janitor thread, once a minute; 0 (the default) keeps them. Call before Start.
+  void SetLedgerRetention(int64_t ms) { ledger_retention_ms_ = ms; }
+
   // on_all_exited (optional) runs on the last worker thread to finish (after
   // Stop(), or when every worker returned by itself, e.g. idle_exit_ms).
   void Start(std::function<void()> on_all_exited = nullptr);
@@ -64,9 +70,15 @@ class WorkerPool {
 
  private:
   void ThreadMain(IngestWorker& w, const std::string& name);
+  void JanitorMain();
 
   JetStreamClient& js_;
   MetricsRegistry* metrics_;
+  std::string conninfo_;
+  int64_t ledger_retention_ms_ = 0;
+  std::thread janitor_;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;  // wakes the janitor on Stop()
   std::vector<std::unique_ptr<IngestWorker>> workers_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stop_{false};

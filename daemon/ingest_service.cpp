@@ -8,6 +8,7 @@
 
 #include "core/chunk_writer.h"
 #include "core/ingest_format.h"
+#include "core/ledger.h"
 #include "core/log.h"
 #include "core/utf8.h"
 
@@ -96,7 +97,7 @@ struct IngestService::Snapshot {
   bool db_ok = false;
   bool db_checked = false;
   std::string db_error;
-  std::optional<std::tuple<uint64_t, uint64_t, uint64_t>> db_totals;  // rows committed, chunks committed, dead letters
+  std::optional<LedgerTotals> db_totals;  // every worker's, from the counters table
   // (seconds since start, rows accepted, rows committed) once a second.
   std::deque<std::tuple<double, uint64_t, uint64_t>> samples;
 };
@@ -199,6 +200,7 @@ void IngestService::Register(http::Server& server) {
 }
 
 void IngestService::Start() {
+  workers_.SetLedgerRetention(config_.ledger_retention_ms);
   publisher_.Start();
   nats_monitor_ = std::thread([this] { NatsMonitorMain(); });
   pg_monitor_ = std::thread([this] { PgMonitorMain(); });
@@ -636,7 +638,7 @@ void IngestService::PgMonitorMain() {
   while (!stopping_.load()) {
     bool ok = false;
     std::string error;
-    std::optional<std::tuple<uint64_t, uint64_t, uint64_t>> totals;
+    std::optional<LedgerTotals> totals;
     if (!conn || !conn->IsOk()) {
       auto c = PgConnection::Connect(config_.database_url, "nomnomd-monitor");
       if (c.ok()) {
@@ -652,17 +654,8 @@ void IngestService::PgMonitorMain() {
         error = err->message;
       } else {
         ok = true;
-        // The database's totals cover every worker, not just this process.
-        PgRows rows;
-        if (!conn->TryExec("SELECT (SELECT coalesce(sum(rows_committed), 0) FROM nomnom_ledger), "
-                           "(SELECT count(*) FROM nomnom_ledger WHERE NOT dead), "
-                           "(SELECT count(*) FROM nomnom_dead_letters)",
-                           &rows) &&
-            !rows.rows.empty()) {
-          const auto& r = rows.rows[0];
-          totals = std::make_tuple(std::stoull(r.at(0).value_or("0")), std::stoull(r.at(1).value_or("0")),
-                                   std::stoull(r.at(2).value_or("0")));
-        }
+        // Every worker's totals (a few counter rows, however long the ledger).
+        if (auto t = ReadLedgerTotals(*conn); t.ok()) totals = *t;
       }
     }
     {
@@ -717,9 +710,11 @@ void IngestService::HandleStats(http::Request&&, http::Responder respond) {
   j["jetstream"] = js;
   if (snap_->db_totals) {
     json db;
-    db["rows_committed"] = std::get<0>(*snap_->db_totals);
-    db["chunks_committed"] = std::get<1>(*snap_->db_totals);
-    db["dead_letters"] = std::get<2>(*snap_->db_totals);
+    db["rows_committed"] = snap_->db_totals->rows_committed;
+    db["chunks_committed"] = snap_->db_totals->chunks_committed;
+    db["rows_dead"] = snap_->db_totals->rows_dead;
+    db["chunks_dead"] = snap_->db_totals->chunks_dead;
+    db["dead_letters"] = snap_->db_totals->rows_dead + snap_->db_totals->chunks_dead;
     j["total_messages_processed"] = db["chunks_committed"];  // the seed's field
     j["database"] = db;
   }

@@ -63,6 +63,7 @@ struct DaemonConfig {
   size_t max_queued_lookups = 256;              // beyond this, status look-ups answer 503
   int64_t lookup_timeout_ms = 5000;             // statement timeout of look-ups and health checks
   int workers = 1;                              // embedded workers
+  int64_t ledger_retention_ms = 0;              // the embedded workers prune older ledger rows (0: never)
   WorkerOptions worker;
 };
 

@@ -118,6 +118,7 @@ int Main(int argc, char** argv) {
   JetStreamConfig& js = nats.js;
   js.max_deliver = cfg.worker.max_deliver;
   cfg.duplicate_window_ms = js.duplicate_window_ms;
+  cfg.ledger_retention_ms = LedgerRetentionMs(worker, nats);
   static std::atomic<bool> closing{false};  // the connection's own close is not news
   js.on_connection_event = [](const std::string& what) {
     if (!closing.load()) LogWarn("NATS: {}", what);

@@ -72,9 +72,21 @@ void AddWorkerOptions(CLI::App* app, WorkerFlags* f) {
       ->envname("NOMNOM_MAX_DELIVER")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  app->add_option("--ledger-retention", f->ledger_retention_s,
+                  "Seconds a committed chunk's ledger row is kept (exactly-once for redeliveries, and its "
+                  "/ingest/status); default: the stream's max age + duplicate window + 1 h; 0: forever")
+      ->envname("NOMNOM_LEDGER_RETENTION")
+      ->check(CLI::Range(int64_t{0}, int64_t{100} * 365 * 86400))
+      ->default_str("auto");
   app->add_option("--on-conflict", f->on_conflict, "Workers' conflict mode: nothing (as the seed), update or error")
       ->check(CLI::IsMember({"error", "nothing", "update"}))
       ->capture_default_str();
+}
+
+int64_t LedgerRetentionMs(const WorkerFlags& worker, const NatsFlags& nats) {
+  if (worker.ledger_retention_s >= 0) return worker.ledger_retention_s * 1000;
+  if (nats.max_age_s == 0) return 0;  // chunks never expire: neither may their ledger rows
+  return (nats.max_age_s + nats.dup_window_s + 3600) * 1000;
 }
 
 void FinishWorkerOptions(WorkerFlags* f) {

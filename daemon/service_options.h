@@ -34,10 +34,15 @@ void FinishNatsOptions(NatsFlags* flags, const std::string& connection_name);
 struct WorkerFlags {
   WorkerOptions opts;
   std::string on_conflict = "nothing";
+  int64_t ledger_retention_s = -1;  // -1: the stream's max age + duplicate window + 1 h; 0: keep forever
 };
 void AddWorkerOptions(CLI::App* app, WorkerFlags* flags);
 // Sets opts.mode from on_conflict (call after parsing).
 void FinishWorkerOptions(WorkerFlags* flags);
+// How long ledger rows are kept, in ms (0: forever): --ledger-retention, or
+// by default as long as JetStream may still deliver a chunk (max age) plus
+// its duplicate window, plus an hour.
+int64_t LedgerRetentionMs(const WorkerFlags& worker, const NatsFlags& nats);
 
 // --entities DIR (NOMNOM_ENTITIES).
 void AddEntitiesOption(CLI::App* app, std::string* dir);

@@ -36,7 +36,8 @@ TEST_CASE("CheckMessage: a good row, a multi-line document minified, the refusal
 
 TEST_CASE("CheckBatch: BOM, blank lines, CRLF, line numbers, the chunk limits", "[ingest_request]") {
   const Entity e = Item();
-  std::string body = "\xEF\xBB\xBF{\"id\":\"a\"}\r\n\n{\"id\":\"toolongvalue\"}\n{\"id\":\"c\",\"n\":3}\n{\"id\":\"d\"}";
+  std::string body =
+      "\xEF\xBB\xBF{\"id\":\"a\"}\r\n\n{\"id\":\"toolongvalue\"}\n{\"id\":\"c\",\"n\":3}\n{\"id\":\"d\"}";
   BatchCheck b = CheckBatch(e, body, ChunkLimits{2, 1000}, 10);
   CHECK(b.accepted == 3);
   CHECK(b.rejected == 1);
