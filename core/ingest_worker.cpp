@@ -516,6 +516,7 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
       release(h, 0);
     }
   }
+  for (Held& h : held) Release(h.msg.get());  // (all released above; the messages die here)
   return Status::Ok();
 }
 
