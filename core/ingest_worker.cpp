@@ -24,7 +24,31 @@ void Log(const std::string& who, const std::string& what) {
   std::fprintf(stderr, "nomnom %s: %s\n", who.c_str(), what.c_str());
 }
 
+// A failure of the database rather than of the data: retried without
+// counting toward max_deliver (see ingest_worker.h).
+bool IsInfrastructure(const Status& s) {
+  return s.code() == StatusCode::kConnection || s.code() == StatusCode::kUnavailable;
+}
+
+int64_t Backoff(int64_t max_ms, int round) { return std::min<int64_t>(max_ms, int64_t{100} << std::min(round, 6)); }
+
 }  // namespace
+
+std::string_view WorkerStateName(WorkerState state) {
+  switch (state) {
+    case WorkerState::kStarting:
+      return "starting";
+    case WorkerState::kFetching:
+      return "fetching";
+    case WorkerState::kCommitting:
+      return "committing";
+    case WorkerState::kBackingOff:
+      return "backing_off";
+    case WorkerState::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
 
 struct IngestWorker::EntityState {
   const Entity* entity = nullptr;
@@ -39,10 +63,15 @@ struct IngestWorker::Held {
   std::string batch;
   uint32_t chunk_index = 0;
   uint32_t chunk_count = 1;
-  bool done = false;  // acked (or handed to the dead-letter path)
-  // A later copy of a chunk id another message of the same fetch has: it is
-  // acked once that one is committed (or dead-lettered), never written itself.
-  bool duplicate = false;
+  // kHeld until acked, found in the ledger or dead-lettered (kSettled), or
+  // handed back to JetStream (kReleased).
+  enum class Fate { kHeld, kSettled, kReleased } fate = Fate::kHeld;
+  bool done() const { return fate != Fate::kHeld; }
+  // A later copy of a chunk id another message of the same fetch has: it
+  // follows that message's fate (acked once it is settled, nak'ed when it is
+  // released) and is never written itself.
+  Held* original = nullptr;
+  bool alone = false;  // delivered more than max_deliver times: committed alone
 };
 
 IngestWorker::IngestWorker(JetStreamClient& js, std::vector<Entity> entities, WorkerOptions options,
@@ -51,6 +80,16 @@ IngestWorker::IngestWorker(JetStreamClient& js, std::vector<Entity> entities, Wo
 
 IngestWorker::~IngestWorker() = default;
 
+std::string IngestWorker::last_error() const {
+  std::lock_guard<std::mutex> lock(error_mu_);
+  return last_error_;
+}
+
+void IngestWorker::SetError(const std::string& error) {
+  std::lock_guard<std::mutex> lock(error_mu_);
+  last_error_ = error;
+}
+
 void IngestWorker::Sleep(int64_t ms) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
   while (!stop_.load() && std::chrono::steady_clock::now() < until) {
@@ -58,12 +97,46 @@ void IngestWorker::Sleep(int64_t ms) {
   }
 }
 
+void IngestWorker::Hold(FetchedMessage* msg) {
+  std::lock_guard<std::mutex> lock(held_mu_);
+  held_msgs_.push_back(msg);
+}
+
+void IngestWorker::Release(FetchedMessage* msg) {
+  std::lock_guard<std::mutex> lock(held_mu_);
+  held_msgs_.erase(std::remove(held_msgs_.begin(), held_msgs_.end(), msg), held_msgs_.end());
+}
+
+void IngestWorker::HeartbeatLoop(int64_t interval_ms) {
+  // Extends the ack deadline of every held message, also while the worker
+  // thread is blocked in libpq. Messages are touched only under held_mu_ and
+  // only while held: the worker thread releases a message before it acks,
+  // naks, terminates or destroys it, so no natsMsg is used by two threads.
+  std::unique_lock<std::mutex> lock(held_mu_);
+  while (!heartbeat_stop_) {
+    heartbeat_cv_.wait_for(lock, std::chrono::milliseconds(interval_ms));
+    if (heartbeat_stop_) break;
+    for (FetchedMessage* m : held_msgs_) {
+      if (Status s = m->InProgress(); !s.ok()) Log(options_.worker_name, s.message());
+    }
+  }
+}
+
+PgSessionOptions IngestWorker::SessionOptions() const {
+  PgSessionOptions o;
+  o.statement_timeout_ms = options_.statement_timeout_ms;
+  o.lock_timeout_ms = options_.lock_timeout_ms;
+  o.tcp_user_timeout_ms = options_.tcp_user_timeout_ms;
+  if (options_.tcp_user_timeout_ms > 0) o.keepalives_idle_s = 10;
+  return o;
+}
+
 Result<IngestWorker::EntityState*> IngestWorker::StateFor(const std::string& name) {
   auto it = states_.find(name);
   if (it != states_.end()) return it->second.get();
   const Entity* entity = FindEntity(entities_, name);
   if (entity == nullptr) return Status::NotFound("unknown entity '" + name + "'");
-  auto conn = PgConnection::Connect(options_.conninfo, "nomnom-worker");
+  auto conn = PgConnection::Connect(options_.conninfo, "nomnom-worker", SessionOptions());
   if (!conn.ok()) return conn.status();
   if (Status s = EnsureTable(**conn, *entity, options_.mode); !s.ok()) return s;
   CopySinkOptions sopts;
@@ -82,10 +155,13 @@ Result<IngestWorker::EntityState*> IngestWorker::StateFor(const std::string& nam
 }
 
 Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
-  // Ledger row (dead) and dead letter in one transaction, so a redelivery
-  // after a lost ack is recognised; then the stream copy; then Term.
+  // Ledger row (dead) and dead letter in one statement, so a redelivery after
+  // a lost ack is recognised; then the stream copy; then Term. When the
+  // ledger has the chunk already (another worker committed or dead-lettered
+  // it meanwhile) nothing is written: the message is acked as a duplicate.
   LedgerRow ledger;
-  ledger.msg_id = h.id.empty() ? std::string("seq:") + std::to_string(h.msg->StreamSequence()) : h.id;
+  ledger.msg_id =
+      h.id.empty() ? UnnamedChunkKey(js_.config().stream, h.msg->StreamSequence(), h.msg->StoredAtNs()) : h.id;
   ledger.batch_id = h.batch;
   ledger.chunk_index = h.chunk_index;
   ledger.chunk_count = h.chunk_count;
@@ -99,21 +175,28 @@ Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
   dead.error = error;
   dead.raw = std::string(h.msg->body());
   dead.deliveries = h.msg->NumDelivered();
-  auto r = DeadLetterWholeChunk(*meta_conn_, ledger, dead);
-  if (!r.ok()) return r.status();
+  auto inserted = DeadLetterWholeChunk(*meta_conn_, ledger, dead);
+  if (!inserted.ok()) return inserted.status();
+  Release(h.msg.get());
+  h.fate = Held::Fate::kSettled;
+  if (!*inserted) {
+    if (Status s = h.msg->Ack(); !s.ok())
+      Log(options_.worker_name, "ack of " + ledger.msg_id + " failed: " + s.message());
+    counters_.duplicates_skipped.fetch_add(1);
+    return Status::Ok();
+  }
   OutgoingMessage dl;
   dl.subject = js_.DeadLetterSubject(h.entity.empty() ? "unknown" : h.entity);
-  dl.msg_id = (h.id.empty() ? "seq:" + std::to_string(h.msg->StreamSequence()) : h.id) + ":dead";
+  dl.msg_id = ledger.msg_id + ":dead";
   dl.headers = {{std::string(kHeaderOriginalId), h.id}, {std::string(kHeaderError), error.substr(0, 1000)}};
   if (!h.batch.empty()) dl.headers.emplace_back(std::string(kHeaderBatch), h.batch);
   if (!h.entity.empty()) dl.headers.emplace_back(std::string(kHeaderEntity), h.entity);
   dl.body = std::string(h.msg->body());
   if (Status s = js_.Publish(dl); !s.ok())
     Log(options_.worker_name, "dead-letter stream publish failed (the table has it): " + s.message());
-  h.msg->Term();
-  h.done = true;
+  if (Status s = h.msg->Term(); !s.ok()) Log(options_.worker_name, s.message());
   counters_.messages_dead.fetch_add(1);
-  Log(options_.worker_name, "dead-lettered " + h.id + ": " + error);
+  Log(options_.worker_name, "dead-lettered " + ledger.msg_id + ": " + error);
   return Status::Ok();
 }
 
@@ -207,58 +290,50 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
   };
 
   const auto started = std::chrono::steady_clock::now();
-  for (int attempt = 0;; ++attempt) {
-    auto result = es.sink->Write(
-        views, [](const RowOrigin&, std::string_view) {}, before_commit);
-    if (result.ok()) {
-      if (metrics_ != nullptr) {
-        metrics_->Histogram("nomnom_worker_commit_seconds", "Time to commit one fetched batch (COPY, merge, ledger)")
-            .Observe(SecondsSince(started));
-      }
-      uint64_t committed_rows = result->inserted + result->updated + result->skipped;
-      counters_.rows_committed.fetch_add(committed_rows);
-      counters_.rows_inserted.fetch_add(result->inserted);
-      counters_.rows_dead.fetch_add(dead_rows.size() + pg_dead.size());
-      // Ack only after COMMIT: all but the last without waiting, the last one
-      // synchronously (acks travel in order, so its confirmation covers the
-      // others). A lost ack means a redelivery that the ledger absorbs.
-      for (size_t i = 0; i < held.size(); ++i) {
-        Held* h = held[i];
-        Status s = i + 1 < held.size() ? h->msg->AckNoWait() : h->msg->Ack();
-        if (!s.ok()) Log(options_.worker_name, "ack of " + h->id + " failed: " + s.message());
-        h->done = true;
-      }
-      counters_.messages_committed.fetch_add(held.size());
-      // Copies in the dead-letter stream, after the table has them.
-      for (const auto* list : {&dead_rows, &pg_dead}) {
-        for (const DeadRow& d : *list) {
-          const Held& h = *held[d.held];
-          OutgoingMessage dl;
-          dl.subject = js_.DeadLetterSubject(h.entity);
-          dl.msg_id = h.id + ":" + std::to_string(d.line);
-          dl.headers = {{std::string(kHeaderOriginalId), h.id},
-                        {std::string(kHeaderBatch), h.batch},
-                        {std::string(kHeaderEntity), h.entity},
-                        {std::string(kHeaderLine), std::to_string(d.line)},
-                        {std::string(kHeaderError), d.error.substr(0, 1000)}};
-          dl.body = d.raw;
-          if (Status s = js_.Publish(dl); !s.ok()) {
-            Log(options_.worker_name, "dead-letter stream publish failed (the table has it): " + s.message());
-          }
-        }
-      }
-      return Status::Ok();
-    }
+  auto result = es.sink->Write(
+      views, [](const RowOrigin&, std::string_view) {}, before_commit);
+  if (!result.ok()) {
     if (ledger_conflict) return Status::Conflict(result.status().message());
-    counters_.transient_errors.fetch_add(1);
-    if (stop_.load()) return result.status();  // unacked: JetStream redelivers them
-    Log(options_.worker_name, "commit failed, will retry: " + result.status().message());
-    // Keep the messages ours while we wait, then see whether another worker
-    // committed some of them meanwhile.
-    for (Held* h : held) h->msg->InProgress();
-    Sleep(std::min<int64_t>(options_.retry_max_backoff_ms, int64_t{100} << std::min(attempt, 6)));
     return result.status();
   }
+  if (metrics_ != nullptr) {
+    metrics_->Histogram("nomnom_worker_commit_seconds", "Time to commit one fetched batch (COPY, merge, ledger)")
+        .Observe(SecondsSince(started));
+  }
+  uint64_t committed_rows = result->inserted + result->updated + result->skipped;
+  counters_.rows_committed.fetch_add(committed_rows);
+  counters_.rows_inserted.fetch_add(result->inserted);
+  counters_.rows_dead.fetch_add(dead_rows.size() + pg_dead.size());
+  // Ack only after COMMIT: all but the last without waiting, the last one
+  // synchronously (acks travel in order, so its confirmation covers the
+  // others). A lost ack means a redelivery that the ledger absorbs.
+  for (size_t i = 0; i < held.size(); ++i) {
+    Held* h = held[i];
+    Release(h->msg.get());
+    Status s = i + 1 < held.size() ? h->msg->AckNoWait() : h->msg->Ack();
+    if (!s.ok()) Log(options_.worker_name, "ack of " + h->id + " failed: " + s.message());
+    h->fate = Held::Fate::kSettled;
+  }
+  counters_.messages_committed.fetch_add(held.size());
+  // Copies in the dead-letter stream, after the table has them.
+  for (const auto* list : {&dead_rows, &pg_dead}) {
+    for (const DeadRow& d : *list) {
+      const Held& h = *held[d.held];
+      OutgoingMessage dl;
+      dl.subject = js_.DeadLetterSubject(h.entity);
+      dl.msg_id = h.id + ":" + std::to_string(d.line);
+      dl.headers = {{std::string(kHeaderOriginalId), h.id},
+                    {std::string(kHeaderBatch), h.batch},
+                    {std::string(kHeaderEntity), h.entity},
+                    {std::string(kHeaderLine), std::to_string(d.line)},
+                    {std::string(kHeaderError), d.error.substr(0, 1000)}};
+      dl.body = d.raw;
+      if (Status s = js_.Publish(dl); !s.ok()) {
+        Log(options_.worker_name, "dead-letter stream publish failed (the table has it): " + s.message());
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> msgs) {
@@ -266,6 +341,7 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
   for (size_t i = 0; i < msgs.size(); ++i) {
     Held& h = held[i];
     h.msg = std::move(msgs[i]);
+    Hold(h.msg.get());
     h.id = h.msg->Header("Nats-Msg-Id").value_or("");
     h.entity = h.msg->Header(std::string(kHeaderEntity)).value_or("");
     if (h.entity.empty()) {
@@ -285,147 +361,216 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
   }
   // Two copies of one chunk id (an Idempotency-Key re-sent after JetStream's
   // duplicate window while the first copy is still queued): only the first
-  // copy (lowest stream sequence) is committed, the others are acked after it.
+  // copy (lowest stream sequence) is committed, the others follow its fate.
   // Both in one ledger insert would conflict with each other on every round.
   {
     std::map<std::string, Held*> first;
     for (Held& h : held) {
       if (h.id.empty()) continue;
       auto [it, inserted] = first.emplace(h.id, &h);
-      if (inserted) continue;
-      Held* keep = it->second;
-      Held* later = &h;
-      if (later->msg->StreamSequence() < keep->msg->StreamSequence()) std::swap(keep, later);
-      it->second = keep;
-      keep->duplicate = false;
-      later->duplicate = true;
+      if (!inserted && h.msg->StreamSequence() < it->second->msg->StreamSequence()) it->second = &h;
+    }
+    for (Held& h : held) {
+      if (h.id.empty()) continue;
+      Held* keep = first[h.id];
+      if (keep != &h) h.original = keep;
     }
   }
-  // Until everything fetched is acked or dead-lettered (or we stop): retry.
+  auto release = [&](Held& h, int64_t delay_ms) {
+    Release(h.msg.get());
+    if (Status s = h.msg->Nak(delay_ms); !s.ok()) Log(options_.worker_name, s.message());
+    h.fate = Held::Fate::kReleased;
+  };
+  // Until everything fetched is settled or released (or we stop): retry.
   // The first round always runs, even when Stop() came during the fetch: the
   // messages in hand are committed and acked before the worker stops.
-  for (int round = 0; round == 0 || !stop_.load(); ++round) {
-    std::vector<std::string> ids;
-    for (const Held& h : held) {
-      if (!h.done && !h.duplicate && !h.id.empty()) ids.push_back(h.id);
-    }
-    // 1. Chunks already committed (a redelivery): ack without writing.
+  int round = 0;
+  for (; round == 0 || !stop_.load(); ++round) {
+    state_.store(WorkerState::kCommitting);
+    bool retry = false;
+    auto failed = [&](const std::string& what) {
+      Log(options_.worker_name, what);
+      SetError(what);
+      retry = true;
+    };
+    // 0. The connection for ledger look-ups and whole-chunk dead letters.
     if (!meta_conn_->IsOk()) {
       if (Status s = meta_conn_->Reconnect(); !s.ok()) {
-        Log(options_.worker_name, s.message());
-        for (Held& h : held) {
-          if (!h.done) h.msg->InProgress();
-        }
-        Sleep(1000);
-        continue;
+        failed(s.message() + " (will retry)");
+        counters_.transient_errors.fetch_add(1);
       }
     }
-    if (!ids.empty()) {
+    // 1. Chunks already committed (a redelivery): ack without writing.
+    std::vector<std::string> ids;
+    for (const Held& h : held) {
+      if (!h.done() && h.original == nullptr && !h.id.empty()) ids.push_back(h.id);
+    }
+    if (!retry && !ids.empty()) {
       auto found = FindInLedger(*meta_conn_, ids);
       if (!found.ok()) {
-        Log(options_.worker_name, "ledger lookup failed, will retry: " + found.status().message());
-        for (Held& h : held) {
-          if (!h.done) h.msg->InProgress();
-        }
-        Sleep(std::min<int64_t>(options_.retry_max_backoff_ms, int64_t{100} << std::min(round, 6)));
-        continue;
-      }
-      for (const std::string& id : *found) {
-        for (Held& h : held) {
-          if (!h.done && !h.duplicate && h.id == id) {
-            h.msg->Ack();
-            h.done = true;
+        failed("ledger lookup failed, will retry: " + found.status().message());
+        counters_.transient_errors.fetch_add(1);
+      } else {
+        for (const std::string& id : *found) {
+          for (Held& h : held) {
+            if (h.done() || h.original != nullptr || h.id != id) continue;
+            Release(h.msg.get());
+            if (Status s = h.msg->Ack(); !s.ok())
+              Log(options_.worker_name, "ack of " + h.id + " failed: " + s.message());
+            h.fate = Held::Fate::kSettled;
             counters_.duplicates_skipped.fetch_add(1);
           }
         }
       }
     }
-    // 2. Messages that cannot be processed, or have been tried too often.
-    bool failed = false;
-    for (Held& h : held) {
-      if (h.done || h.duplicate) continue;
-      std::string why;
-      if (h.id.empty()) {
-        why = "message has no Nats-Msg-Id header";
-      } else if (FindEntity(entities_, h.entity) == nullptr) {
-        why = "unknown entity '" + h.entity + "'";
-      } else if (h.msg->NumDelivered() > static_cast<uint64_t>(options_.max_deliver)) {
-        why = "delivered " + std::to_string(h.msg->NumDelivered()) + " times without being committed (max_deliver " +
-              std::to_string(options_.max_deliver) + ")";
-      }
-      if (!why.empty()) {
-        if (Status s = DeadLetterWhole(h, why); !s.ok()) {
-          Log(options_.worker_name, "dead-lettering failed, will retry: " + s.message());
-          failed = true;
-        }
-      }
-    }
-    // 3. Everything else, per entity, one transaction each.
-    std::map<std::string, std::vector<Held*>> by_entity;
-    for (Held& h : held) {
-      if (!h.done && !h.duplicate) by_entity[h.entity].push_back(&h);
-    }
-    for (auto& [name, list] : by_entity) {
-      auto es = StateFor(name);
-      if (!es.ok()) {
-        Log(options_.worker_name, "cannot prepare " + name + ", will retry: " + es.status().message());
-        failed = true;
-        continue;
-      }
-      if (Status s = CommitEntity(**es, list); !s.ok()) {
-        failed = true;
-        if (s.code() != StatusCode::kConnection && s.code() != StatusCode::kConflict) {
-          // A state we cannot trust (e.g. the connection's staging table is
-          // gone): start the entity's connection afresh next round.
-          states_.erase(name);
-        }
-      }
-    }
-    if (!failed) {
-      // Every first copy is committed, found in the ledger or dead-lettered.
+    // 2. Messages that cannot be processed (content: dead-lettered at once),
+    // and those tried too often (committed alone).
+    if (!retry) {
       for (Held& h : held) {
-        if (h.done || !h.duplicate) continue;
-        if (Status s = h.msg->Ack(); !s.ok()) Log(options_.worker_name, "ack of " + h.id + " failed: " + s.message());
-        h.done = true;
-        counters_.duplicates_skipped.fetch_add(1);
+        if (h.done() || h.original != nullptr) continue;
+        std::string why;
+        if (h.id.empty()) {
+          why = "message has no Nats-Msg-Id header";
+        } else if (FindEntity(entities_, h.entity) == nullptr) {
+          why = "unknown entity '" + h.entity + "'";
+        }
+        if (!why.empty()) {
+          if (Status s = DeadLetterWhole(h, why); !s.ok()) failed("dead-lettering failed, will retry: " + s.message());
+        } else if (h.msg->NumDelivered() > static_cast<uint64_t>(options_.max_deliver)) {
+          h.alone = true;
+        }
       }
-      return Status::Ok();
     }
-    for (Held& h : held) {
-      if (!h.done) h.msg->InProgress();
+    // 3. Everything else, per entity, one transaction each; a message tried
+    // too often in a transaction of its own.
+    if (!retry) {
+      std::vector<std::pair<std::string, std::vector<Held*>>> groups;
+      std::map<std::string, size_t> group_of;
+      for (Held& h : held) {
+        if (h.done() || h.original != nullptr) continue;
+        if (h.alone) {
+          groups.push_back({h.entity, {&h}});
+          continue;
+        }
+        auto [it, inserted] = group_of.emplace(h.entity, groups.size());
+        if (inserted) groups.push_back({h.entity, {}});
+        groups[it->second].second.push_back(&h);
+      }
+      for (auto& [name, list] : groups) {
+        if (stop_.load() && round > 0) break;
+        auto es = StateFor(name);
+        if (!es.ok()) {
+          failed("cannot prepare " + name + ", will retry: " + es.status().message());
+          continue;
+        }
+        Status s = CommitEntity(**es, list);
+        if (s.ok()) continue;
+        if (s.code() == StatusCode::kConflict || IsInfrastructure(s)) {
+          // Another worker committed a chunk meanwhile (the ledger look-up
+          // acks it next round), or the database is away or slow: keep the
+          // messages and retry; no delivery is counted.
+          counters_.transient_errors.fetch_add(1);
+          failed("commit failed, will retry: " + s.message());
+          continue;
+        }
+        // A state we cannot trust (e.g. the connection's staging table is
+        // gone): start the entity's connection afresh next time.
+        states_.erase(name);
+        if (list.size() == 1 && list[0]->alone) {
+          Held& h = *list[0];
+          const std::string why = "delivered " + std::to_string(h.msg->NumDelivered()) +
+                                  " times without being committed (max_deliver " +
+                                  std::to_string(options_.max_deliver) + "), and failed alone: " + s.message();
+          if (Status d = DeadLetterWhole(h, why); !d.ok()) failed("dead-lettering failed, will retry: " + d.message());
+          continue;
+        }
+        // Not the database's fault, and not pinned to a row: hand the
+        // messages back, which counts a delivery; past max_deliver each one
+        // is tried alone.
+        counters_.content_failures.fetch_add(1);
+        const std::string what =
+            "commit failed, handing " + std::to_string(list.size()) + " message(s) back for redelivery: " + s.message();
+        Log(options_.worker_name, what);
+        SetError(what);
+        for (Held* h : list) release(*h, std::min<int64_t>(options_.retry_max_backoff_ms, 1000));
+      }
     }
-    Sleep(std::min<int64_t>(options_.retry_max_backoff_ms, int64_t{100} << std::min(round, 6)));
+    if (!retry) break;
+    state_.store(WorkerState::kBackingOff);
+    Sleep(Backoff(options_.retry_max_backoff_ms, round));
   }
   // Stopping with messages that could not be committed (PostgreSQL down):
   // hand them back now rather than after the ack wait.
   for (Held& h : held) {
-    if (!h.done) h.msg->Nak();
+    if (!h.done() && h.original == nullptr) release(h, 0);
+  }
+  // Second copies follow their first copy.
+  for (Held& h : held) {
+    if (h.done() || h.original == nullptr) continue;
+    if (h.original->fate == Held::Fate::kSettled) {
+      Release(h.msg.get());
+      if (Status s = h.msg->Ack(); !s.ok()) Log(options_.worker_name, "ack of " + h.id + " failed: " + s.message());
+      h.fate = Held::Fate::kSettled;
+      counters_.duplicates_skipped.fetch_add(1);
+    } else {
+      release(h, 0);
+    }
+  }
+  for (Held& h : held) Release(h.msg.get());  // (all released above; the messages die here)
+  return Status::Ok();
+}
+
+Status IngestWorker::StartUp() {
+  if (meta_conn_ == nullptr || !meta_conn_->IsOk()) {
+    meta_conn_.reset();
+    auto conn = PgConnection::Connect(options_.conninfo, "nomnom-worker", SessionOptions());
+    if (!conn.ok()) return conn.status();
+    meta_conn_ = std::move(conn).value();
+  }
+  if (Status s = EnsureBookkeepingTables(*meta_conn_); !s.ok()) return s;
+  // Like the seed's worker, create the entities' tables on startup (a
+  // mismatching existing table is reported now, and again per message).
+  for (const Entity& e : entities_) {
+    if (auto st = StateFor(e.name); !st.ok()) {
+      Log(options_.worker_name, st.status().message());
+      SetError(st.status().message());
+    }
   }
   return Status::Ok();
 }
 
 Status IngestWorker::Run() {
+  {
+    std::lock_guard<std::mutex> lock(held_mu_);
+    heartbeat_stop_ = false;
+  }
+  const int64_t ack_wait_ms = js_.config().ack_wait_ms;
+  const int64_t interval = options_.heartbeat_ms > 0 ? options_.heartbeat_ms : std::max<int64_t>(ack_wait_ms / 3, 50);
+  std::thread heartbeat([this, interval] { HeartbeatLoop(interval); });
+  state_.store(WorkerState::kStarting);
   for (int attempt = 0; !stop_.load(); ++attempt) {
-    auto conn = PgConnection::Connect(options_.conninfo, "nomnom-worker");
-    if (conn.ok()) {
-      meta_conn_ = std::move(conn).value();
-      if (Status s = EnsureBookkeepingTables(*meta_conn_); !s.ok()) return s;
-      // Like the seed's worker, create the entities' tables on startup (a
-      // mismatching existing table is reported now, and again per message).
-      for (const Entity& e : entities_) {
-        if (auto st = StateFor(e.name); !st.ok()) Log(options_.worker_name, st.status().message());
-      }
-      break;
-    }
-    Log(options_.worker_name, conn.status().message() + " (retrying)");
+    Status s = StartUp();
+    if (s.ok()) break;
+    // Whatever it is (PostgreSQL away or restarting, tables that cannot be
+    // created yet), a worker that gives up leaves the stream without a
+    // consumer: retry until stopped.
+    const std::string what = "cannot start: " + s.message() + " (retrying)";
+    Log(options_.worker_name, what);
+    SetError(what);
+    state_.store(WorkerState::kBackingOff);
     Sleep(std::min<int64_t>(options_.retry_max_backoff_ms, int64_t{200} << std::min(attempt, 5)));
+    state_.store(WorkerState::kStarting);
   }
   auto last_message = std::chrono::steady_clock::now();
   while (!stop_.load()) {
+    state_.store(WorkerState::kFetching);
     auto msgs = js_.Fetch(options_.fetch_messages, options_.fetch_max_bytes, options_.fetch_wait_ms);
     counters_.fetches.fetch_add(1);
     if (!msgs.ok()) {
-      Log(options_.worker_name, "fetch failed, will retry: " + msgs.status().message());
+      const std::string what = "fetch failed, will retry: " + msgs.status().message();
+      Log(options_.worker_name, what);
+      SetError(what);
+      state_.store(WorkerState::kBackingOff);
       Sleep(500);
       continue;
     }
@@ -441,6 +586,13 @@ Status IngestWorker::Run() {
       Log(options_.worker_name, s.message());
     }
   }
+  {
+    std::lock_guard<std::mutex> lock(held_mu_);
+    heartbeat_stop_ = true;
+  }
+  heartbeat_cv_.notify_all();
+  heartbeat.join();
+  state_.store(WorkerState::kStopped);
   return Status::Ok();
 }
 

@@ -4,28 +4,48 @@
 // entity, one transaction: the chunks' rows are COPYed into the staging table
 // and merged into the target (CopySink), each chunk's id is inserted into the
 // ledger table, and rows that cannot be stored (rejected by the encoder or by
-// PostgreSQL) are inserted into the dead-letter table; then COMMIT, and only
-// then the messages are acknowledged and the dead letters published to the
-// dead-letter stream. A chunk already in the ledger (a redelivery after a
-// commit whose ack was lost) is acknowledged without being written again, so
-// every row has exactly one effect.
+// PostgreSQL) are inserted into the dead-letter table (core/ledger.h); then
+// COMMIT, and only then the messages are acknowledged and the dead letters
+// published to the dead-letter stream. A chunk already in the ledger (a
+// redelivery after a commit whose ack was lost) is acknowledged without being
+// written again, and of two copies of one chunk id in one fetch only the first
+// is written, so every row has exactly one effect.
 //
-// Failures: PostgreSQL unreachable, restarting, deadlocks and serialization
-// failures are retried with backoff for as long as it takes, while the held
-// messages' ack deadlines are extended (InProgress); nothing is dropped. A
-// chunk delivered more than max_deliver times without being committed, or one
-// that cannot be understood (no id, unknown entity), goes to the dead-letter
-// stream and table whole.
+// Failures. A message is dead-lettered only for its own content, never
+// because the database was slow or away:
+//   * infrastructure failures (connection loss, timeouts, lock and
+//     serialization failures, exhausted resources, a server shutting down:
+//     PgError::IsInfrastructure) are retried with backoff for as long as it
+//     takes; the messages stay held and do not count toward max_deliver;
+//   * rows the encoder or PostgreSQL reject (classes 22/23, pinned by
+//     bisection) are dead-lettered at once, one by one;
+//   * any other failure of a commit hands the fetch's messages of that entity
+//     back (Nak with a delay), which counts a delivery. A message delivered
+//     more than max_deliver times is committed alone; only a failure of that
+//     attempt that is not an infrastructure failure dead-letters it whole.
+//   * a chunk that cannot be understood (unknown entity) is dead-lettered
+//     whole at once.
+// While a worker holds messages (including while one libpq call blocks), a
+// heartbeat thread extends their ack deadline (InProgress) every ack_wait / 3,
+// so JetStream does not hand them to another worker. Every database call is
+// bounded (statement and lock timeouts, TCP keepalives and user timeout).
 //
-// Thread-safety: Run() blocks its thread; Stop() may be called from any
-// thread. Counters are atomics that other threads may read.
+// Start-up errors (PostgreSQL away, restarting, or refusing to create the
+// tables) are retried forever with backoff: only Stop() ends Run().
+//
+// Thread-safety: Run() blocks its thread; Stop(), state(), last_error() and
+// counters() may be called from any thread. The JetStreamClient must outlive
+// the worker.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/copy_sink.h"
@@ -45,10 +65,15 @@ struct WorkerOptions {
   int fetch_messages = 100;             // messages per fetch (the seed hard-coded 10)
   int64_t fetch_max_bytes = 16 << 20;   // bytes per fetch (0: no limit; keep it under nats-server's 64 MiB max_pending)
   int64_t fetch_wait_ms = 1000;         // how long a fetch waits for messages
-  int max_deliver = 3;                  // deliveries before a chunk is dead-lettered
+  int max_deliver = 3;                  // deliveries after which a chunk is tried alone (see above)
   int64_t retry_max_backoff_ms = 5000;  // between PostgreSQL retries
   std::string worker_name = "worker";   // for logs
   int64_t idle_exit_ms = 0;             // > 0: Run() returns after this long without messages
+  // Bounds on every database call of the worker (0: none).
+  int64_t statement_timeout_ms = 60000;
+  int64_t lock_timeout_ms = 30000;
+  int64_t tcp_user_timeout_ms = 30000;  // also enables TCP keepalives (10 s idle, 5 s interval, 3 probes)
+  int64_t heartbeat_ms = 0;             // InProgress interval for held messages; 0: the consumer's ack_wait / 3
 };
 
 struct WorkerCounters {
@@ -57,10 +82,21 @@ struct WorkerCounters {
   std::atomic<uint64_t> rows_inserted{0};
   std::atomic<uint64_t> rows_dead{0};
   std::atomic<uint64_t> messages_dead{0};
-  std::atomic<uint64_t> duplicates_skipped{0};  // redelivered chunks found in the ledger
-  std::atomic<uint64_t> transient_errors{0};
+  std::atomic<uint64_t> duplicates_skipped{0};  // chunks found in the ledger, or a second copy in one fetch
+  std::atomic<uint64_t> transient_errors{0};    // infrastructure failures and ledger conflicts (retried)
+  std::atomic<uint64_t> content_failures{0};    // failed commits handed back to JetStream (count a delivery)
   std::atomic<uint64_t> fetches{0};
 };
+
+// What a worker is doing, for /ready and /metrics.
+enum class WorkerState {
+  kStarting,    // connecting, creating the bookkeeping and entity tables
+  kFetching,    // waiting for messages
+  kCommitting,  // writing a fetch to PostgreSQL
+  kBackingOff,  // waiting before a retry after an error (last_error says which)
+  kStopped,     // Run() returned
+};
+std::string_view WorkerStateName(WorkerState state);  // "starting", "fetching", ...
 
 class IngestWorker {
  public:
@@ -69,22 +105,33 @@ class IngestWorker {
                MetricsRegistry* metrics = nullptr);
   ~IngestWorker();
 
-  // Connects to PostgreSQL, creates the bookkeeping and entity tables, then
-  // fetches and commits until Stop(). Returns when stopped (after finishing
-  // the fetch in hand) or on a configuration error.
+  // Connects to PostgreSQL, creates the bookkeeping and entity tables
+  // (retrying forever on errors), then fetches and commits until Stop() (or
+  // idle_exit_ms). Returns after finishing the fetch in hand; always OK.
   Status Run();
   void Stop() { stop_.store(true); }
   const WorkerCounters& counters() const { return counters_; }
+  WorkerState state() const { return state_.load(); }
+  // The last error the worker met ("" when none yet); state() says whether
+  // the worker is backing off because of it now.
+  std::string last_error() const;
 
  private:
   struct EntityState;
   struct Held;  // a fetched message and what we learned about it
+  Status StartUp();
   Status ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> msgs);
   Status CommitEntity(EntityState& es, std::vector<Held*>& held);
   Status DeadLetterWhole(Held& h, const std::string& error);
-  void PublishDeadLetters(const std::vector<std::pair<Held*, std::pair<uint64_t, std::string>>>& rows);
   Result<EntityState*> StateFor(const std::string& entity);
+  PgSessionOptions SessionOptions() const;
   void Sleep(int64_t ms);
+  void SetError(const std::string& error);
+  // The heartbeat's set of held messages: Hold adds, Release removes (before
+  // the message is acked, nak'ed, terminated or destroyed).
+  void Hold(FetchedMessage* msg);
+  void Release(FetchedMessage* msg);
+  void HeartbeatLoop(int64_t interval_ms);
 
   JetStreamClient& js_;
   std::vector<Entity> entities_;
@@ -93,7 +140,14 @@ class IngestWorker {
   std::unique_ptr<PgConnection> meta_conn_;  // ledger lookups, dead letters outside a batch
   std::map<std::string, std::unique_ptr<EntityState>> states_;
   std::atomic<bool> stop_{false};
+  std::atomic<WorkerState> state_{WorkerState::kStarting};
   WorkerCounters counters_;
+  mutable std::mutex error_mu_;
+  std::string last_error_;  // guarded by error_mu_
+  std::mutex held_mu_;
+  std::condition_variable heartbeat_cv_;
+  std::vector<FetchedMessage*> held_msgs_;  // guarded by held_mu_; owned by ProcessFetch
+  bool heartbeat_stop_ = false;             // guarded by held_mu_
 };
 
 }  // namespace nomnom

@@ -25,11 +25,6 @@ std::string TextArray(const std::vector<std::string>& items) {
   return s + "}";
 }
 
-std::optional<std::string> OrNull(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  return s;
-}
-
 }  // namespace
 
 Status EnsureBookkeepingTables(PgConnection& conn) {
@@ -215,7 +210,7 @@ std::optional<PgError> InsertLedgerRows(PgConnection& conn, const std::vector<Le
     sql += (i == 0 ? "(" : ", (");
     for (size_t k = 1; k <= kCols; ++k) sql += "$" + std::to_string(base + k) + (k < kCols ? ", " : ")");
     params.emplace_back(r.msg_id);
-    params.emplace_back(OrNull(r.batch_id));
+    params.emplace_back(r.batch_id);
     params.emplace_back(std::to_string(r.chunk_index));
     params.emplace_back(std::to_string(r.chunk_count));
     params.emplace_back(r.entity);
@@ -241,7 +236,7 @@ std::optional<PgError> InsertDeadLetter(PgConnection& conn, const DeadLetterRow&
   return conn.TryExecParams(
       "INSERT INTO " + kDead +
           " (msg_id, batch_id, entity, line, error, raw, deliveries) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-      {row.msg_id, OrNull(row.batch_id), row.entity,
+      {row.msg_id, row.batch_id, row.entity,
        row.line ? std::optional<std::string>(std::to_string(*row.line)) : std::nullopt, EscapeInvalidUtf8(row.error),
        EscapeInvalidUtf8(row.raw), std::to_string(row.deliveries)});
 }
@@ -256,10 +251,11 @@ Result<bool> DeadLetterWholeChunk(PgConnection& conn, const LedgerRow& ledger, c
                           kDead +
                           " (msg_id, batch_id, entity, line, error, raw, deliveries)"
                           " SELECT $1, $2, $5, NULL, $7, $8, $9 WHERE EXISTS (SELECT 1 FROM l)";
+  // The ledger's batch_id is NOT NULL: a chunk without a batch header has ''.
   auto r = conn.ExecParams(
-      sql, {ledger.msg_id, OrNull(ledger.batch_id), std::to_string(ledger.chunk_index),
-            std::to_string(ledger.chunk_count), ledger.entity, std::to_string(ledger.stream_seq),
-            EscapeInvalidUtf8(dead.error), EscapeInvalidUtf8(dead.raw), std::to_string(dead.deliveries)});
+      sql, {ledger.msg_id, ledger.batch_id, std::to_string(ledger.chunk_index), std::to_string(ledger.chunk_count),
+            ledger.entity, std::to_string(ledger.stream_seq), EscapeInvalidUtf8(dead.error),
+            EscapeInvalidUtf8(dead.raw), std::to_string(dead.deliveries)});
   if (!r.ok()) return r.status();
   return r->command_tuples == "1";
 }

@@ -9,7 +9,8 @@
 // The worker inserts ledger rows and row dead letters in the transaction that
 // commits the chunk's rows (InsertLedgerRows, InsertDeadLetter), so the data and
 // its bookkeeping commit together or not at all; a chunk dead-lettered whole
-// gets both rows in one statement (DeadLetterWholeChunk). /ingest/status reads
+// gets both rows in one statement (DeadLetterWholeChunk; a chunk without a
+// batch header has batch_id '' in both tables). /ingest/status reads
 // them (LookupIngestStatus), so `processed` and `dead` survive restarts.
 //
 // Text stored here is always valid UTF-8: raw rows, errors and ids with bytes
@@ -87,7 +88,7 @@ Result<std::vector<std::string>> FindInLedger(PgConnection& conn, const std::vec
 // One ledger row.
 struct LedgerRow {
   std::string msg_id;
-  std::string batch_id;  // empty: NULL (only for a chunk dead-lettered whole)
+  std::string batch_id;  // empty for a chunk without a batch header
   uint32_t chunk_index = 0;
   uint32_t chunk_count = 1;
   std::string entity;
@@ -107,7 +108,7 @@ std::optional<PgError> InsertLedgerRows(PgConnection& conn, const std::vector<Le
 // One dead letter: a row of a chunk (line set) or a whole chunk (no line).
 struct DeadLetterRow {
   std::string msg_id;
-  std::string batch_id;  // empty: NULL
+  std::string batch_id;  // empty for a chunk without a batch header
   std::string entity;
   std::optional<uint64_t> line;  // 1-based line in the chunk
   std::string error;

@@ -21,8 +21,9 @@
 // holding the last allowed delivery, that message would never reach
 // PostgreSQL nor the dead-letter stream. So nomnom enforces `max_deliver`
 // itself: a worker that fetches a message whose NumDelivered() exceeds
-// max_deliver publishes it to the dead-letter stream (Publish) and only then
-// Term()s/Ack()s it. A crash at any point leaves the message redeliverable.
+// max_deliver commits it alone and, only if that fails for its content,
+// records and publishes it as a dead letter and only then Term()s it (see
+// ingest_worker.h). A crash at any point leaves the message redeliverable.
 //
 // EnsureTopology() creates what is missing and verifies what exists; it never
 // changes an existing stream or consumer (a conflict is an error naming the
@@ -125,6 +126,10 @@ class FetchedMessage {
   // From the JetStream metadata in the reply subject (0 when absent).
   uint64_t NumDelivered() const { return num_delivered_; }
   uint64_t StreamSequence() const { return stream_seq_; }
+  // When the server stored the message (ns since the epoch; 0 when absent).
+  // With the stream name and sequence it names the message uniquely, even
+  // across a re-created stream whose sequences start at 1 again.
+  int64_t StoredAtNs() const { return stored_ns_; }
 
   // Synchronous ack: returns once JetStream confirmed it recorded the ack.
   Status Ack();
@@ -133,7 +138,9 @@ class FetchedMessage {
   Status AckNoWait();
   // Asks for redelivery, after delay_ms when > 0 (fire-and-forget).
   Status Nak(int64_t delay_ms = 0);
-  // Resets the ack deadline (ack_wait) while a slow transaction runs.
+  // Resets the ack deadline (ack_wait) while a slow transaction runs. Like
+  // every method here, not to be called concurrently with another call on the
+  // same message (cnats keeps the acked flag unlocked in the natsMsg).
   Status InProgress();
   // Tells JetStream never to redeliver this message.
   Status Term();
@@ -147,6 +154,7 @@ class FetchedMessage {
   int64_t api_timeout_ms_;
   uint64_t num_delivered_ = 0;
   uint64_t stream_seq_ = 0;
+  int64_t stored_ns_ = 0;
 };
 
 class JetStreamClient {

@@ -45,6 +45,7 @@ FetchedMessage::FetchedMessage(natsMsg* msg, int64_t api_timeout_ms) : msg_(msg)
   if (natsMsg_GetMetaData(&meta, msg_) == NATS_OK) {
     num_delivered_ = meta->NumDelivered;
     stream_seq_ = meta->Sequence.Stream;
+    stored_ns_ = meta->Timestamp;
     jsMsgMetaData_Destroy(meta);
   }
 }

@@ -43,12 +43,21 @@ bool PgError::IsTransient() const {
   return false;
 }
 
+bool PgError::IsInfrastructure() const {
+  if (connection_lost || IsTransient()) return true;
+  if (sqlstate.size() != 5) return false;
+  const std::string cls = sqlstate.substr(0, 2);
+  return cls == "08" || cls == "40" || cls == "53" || cls == "57" || sqlstate == "55P03";
+}
+
 Status ToStatus(const PgError& err, std::string_view context) {
   std::string msg(context);
   if (!msg.empty()) msg += ": ";
   msg += err.message;
   if (!err.sqlstate.empty()) msg += " (SQLSTATE " + err.sqlstate + ")";
-  return err.connection_lost ? Status::Connection(std::move(msg)) : Status::Database(std::move(msg));
+  if (err.connection_lost) return Status::Connection(std::move(msg));
+  if (err.IsInfrastructure()) return Status::Unavailable(std::move(msg));
+  return Status::Database(std::move(msg));
 }
 
 namespace {
@@ -95,11 +104,39 @@ std::string DescribeTarget(const std::string& conninfo) {
 
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo,
                                                             std::string_view application_name) {
-  // expand_dbname lets conninfo be a URL or key=value string.
+  return Connect(conninfo, application_name, PgSessionOptions{});
+}
+
+Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo,
+                                                            std::string_view application_name,
+                                                            const PgSessionOptions& session) {
+  // expand_dbname lets conninfo be a URL or key=value string; keywords after
+  // dbname override the same keywords inside it.
   std::string app(application_name);
-  const char* keys[] = {"dbname", "application_name", "connect_timeout", nullptr};
-  const char* vals[] = {conninfo.c_str(), app.c_str(), "10", nullptr};
-  PGconn* conn = PQconnectdbParams(keys, vals, /*expand_dbname=*/1);
+  std::vector<std::string> keys = {"dbname", "application_name", "connect_timeout"};
+  std::vector<std::string> vals = {conninfo, app, "10"};
+  if (session.keepalives_idle_s > 0) {
+    keys.insert(keys.end(), {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"});
+    vals.insert(vals.end(), {"1", std::to_string(session.keepalives_idle_s),
+                             std::to_string(session.keepalives_interval_s), std::to_string(session.keepalives_count)});
+  }
+  if (session.tcp_user_timeout_ms > 0) {
+    keys.emplace_back("tcp_user_timeout");
+    vals.push_back(std::to_string(session.tcp_user_timeout_ms));
+  }
+  std::vector<const char*> key_ptrs, val_ptrs;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    key_ptrs.push_back(keys[i].c_str());
+    val_ptrs.push_back(vals[i].c_str());
+  }
+  key_ptrs.push_back(nullptr);
+  val_ptrs.push_back(nullptr);
+  std::string session_sql;
+  if (session.statement_timeout_ms > 0) {
+    session_sql += "; SET statement_timeout = " + std::to_string(session.statement_timeout_ms);
+  }
+  if (session.lock_timeout_ms > 0) session_sql += "; SET lock_timeout = " + std::to_string(session.lock_timeout_ms);
+  PGconn* conn = PQconnectdbParams(key_ptrs.data(), val_ptrs.data(), /*expand_dbname=*/1);
   if (conn == nullptr) return Status::Connection("cannot allocate a PostgreSQL connection");
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string why = TrimTrailingNewlines(PQerrorMessage(conn));
@@ -108,19 +145,21 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& c
                               "\nCheck that the server is running and reachable, and the connection "
                               "settings (--db, DATABASE_URL or the PG* environment variables).");
   }
-  if (Status s = ConfigureSession(conn); !s.ok()) {
+  if (Status s = ConfigureSession(conn, session_sql); !s.ok()) {
     PQfinish(conn);
     return s;
   }
-  return std::unique_ptr<PgConnection>(new PgConnection(conn));
+  return std::unique_ptr<PgConnection>(new PgConnection(conn, std::move(session_sql)));
 }
 
-Status PgConnection::ConfigureSession(PGconn* conn) {
+Status PgConnection::ConfigureSession(PGconn* conn, const std::string& extra_sql) {
   // Make sure output that we parse is stable regardless of server defaults.
-  PGresult* r = PQexec(conn,
-                       "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, YMD'; "
-                       "SET extra_float_digits = 3; SET TimeZone = 'UTC'; "
-                       "SET client_min_messages = 'warning'");
+  const std::string sql =
+      "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, YMD'; "
+      "SET extra_float_digits = 3; SET TimeZone = 'UTC'; "
+      "SET client_min_messages = 'warning'" +
+      extra_sql;
+  PGresult* r = PQexec(conn, sql.c_str());
   const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
   PQclear(r);
   if (!ok)
@@ -134,7 +173,7 @@ Status PgConnection::Reconnect() {
     return Status::Connection("cannot reconnect to PostgreSQL at " + Endpoint() + ": " +
                               TrimTrailingNewlines(PQerrorMessage(conn_)));
   }
-  return ConfigureSession(conn_);
+  return ConfigureSession(conn_, session_sql_);
 }
 
 PgConnection::~PgConnection() { PQfinish(conn_); }

@@ -40,6 +40,23 @@ struct PgError {
   // True for errors that go away by retrying: connection loss, serialization
   // failure, deadlock, admin shutdown / crash recovery, too many connections.
   bool IsTransient() const;
+  // True for failures of the database rather than of the statement or its
+  // data: connection loss and SQLSTATE classes 08 (connection), 40
+  // (serialization, deadlock), 53 (resources), 57 (operator intervention,
+  // including statement_timeout's 57014) and 55P03 (lock_timeout).
+  bool IsInfrastructure() const;
+};
+
+// Bounds on a connection's calls (0: libpq's / the server's default, none).
+// Long-running services (workers, the daemon) set them so that no call can
+// block forever on a half-open connection, a lock or a stalled server.
+struct PgSessionOptions {
+  int64_t statement_timeout_ms = 0;  // SET statement_timeout
+  int64_t lock_timeout_ms = 0;       // SET lock_timeout
+  int keepalives_idle_s = 0;         // > 0: TCP keepalives after this idle time...
+  int keepalives_interval_s = 5;     // ...every this many seconds...
+  int keepalives_count = 3;          // ...this many unanswered ones close the connection
+  int64_t tcp_user_timeout_ms = 0;   // unacknowledged data older than this closes the connection
 };
 
 // A simple result table: rows of nullable text values.
@@ -56,6 +73,9 @@ class PgConnection {
   // to check; it never contains the password.
   static Result<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo,
                                                        std::string_view application_name = "nomnom");
+  // The same, with the given bounds (kept across Reconnect()).
+  static Result<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo, std::string_view application_name,
+                                                       const PgSessionOptions& session);
   ~PgConnection();
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;
@@ -86,10 +106,11 @@ class PgConnection {
   PGconn* raw() { return conn_; }
 
  private:
-  explicit PgConnection(PGconn* conn) : conn_(conn) {}
-  static Status ConfigureSession(PGconn* conn);
+  PgConnection(PGconn* conn, std::string session_sql) : conn_(conn), session_sql_(std::move(session_sql)) {}
+  static Status ConfigureSession(PGconn* conn, const std::string& extra_sql);
   PgError ErrorFrom(const PGresult* r) const;
   PGconn* conn_;
+  std::string session_sql_;  // SETs from PgSessionOptions, run after every (re)connect
 };
 
 // Returns a Status describing err, prefixed by context.

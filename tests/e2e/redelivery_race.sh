@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # e2e: two workers commit the same chunks. worker-1 fetches every chunk of a
-# batch and blocks in PostgreSQL (a test session holds a lock on orders)
-# longer than the ack wait, so JetStream redelivers the chunks to worker-2,
-# which blocks too. Once the lock is released both race: one commits, the
+# batch and blocks in PostgreSQL (a test session holds a lock on orders). A
+# blocked worker keeps its messages in progress (a heartbeat thread), so to
+# get them redelivered worker-1 is paused (SIGSTOP, as a frozen pod) for
+# longer than the ack wait: JetStream redelivers the chunks to worker-2,
+# which blocks too; then worker-1 resumes. Once the lock is released both race: one commits, the
 # other's ledger insert conflicts, it rolls back and acks the chunks as
 # already committed. Every row is stored and counted once.
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -31,9 +33,11 @@ waiting="SELECT count(*) FROM pg_locks WHERE relation = 'orders'::regclass AND N
 e2e_start_worker worker-1 "${ack[@]}" --threads 1 --fetch-batch 100 --idle-exit-ms 4000 --json
 w1=$WORKER_PID
 wait_until "$waiting" 1 15 "workers waiting for the lock"
+kill -STOP "$w1"
 e2e_start_worker worker-2 "${ack[@]}" --threads 1 --fetch-batch 100 --idle-exit-ms 4000 --json
 w2=$WORKER_PID
 wait_until "$waiting" 2 20 "workers waiting for the lock (worker-2 got the redelivered chunks)"
+kill -CONT "$w1"
 assert_eq "$(sql "SELECT count(*) FROM nomnom_ledger")" 0 "chunks committed while the lock is held"
 
 sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%AS e2e_lock_holder%' AND pid <> pg_backend_pid()" >/dev/null

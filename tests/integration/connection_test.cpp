@@ -1,4 +1,6 @@
 #include <catch2/catch.hpp>
+#include <map>
+#include <string>
 
 #include "core/pg_connection.h"
 #include "tests/support/test_env.h"
@@ -45,4 +47,57 @@ TEST_CASE("errors carry SQLSTATE and are classified", "[pg]") {
   REQUIRE(err2.has_value());
   CHECK(err2->sqlstate == "42601");
   CHECK_FALSE(err2->IsRowLevel());
+}
+
+TEST_CASE("session bounds hold on a connection and after it reconnects", "[pg][session-bounds]") {
+  PgSessionOptions o;
+  o.statement_timeout_ms = 1500;
+  o.lock_timeout_ms = 700;
+  o.keepalives_idle_s = 10;
+  o.tcp_user_timeout_ms = 30000;
+  auto conn = PgConnection::Connect(DatabaseUrl(), "nomnom-test", o);
+  REQUIRE(conn.ok());
+  PgConnection& c = **conn;
+  CHECK(QueryValue(c, "SHOW statement_timeout") == "1500ms");
+  CHECK(QueryValue(c, "SHOW lock_timeout") == "700ms");
+  // The client side's TCP bounds, as libpq uses them.
+  std::map<std::string, std::string> used;
+  PQconninfoOption* opts = PQconninfo(c.raw());
+  REQUIRE(opts != nullptr);
+  for (PQconninfoOption* p = opts; p->keyword != nullptr; ++p) {
+    if (p->val != nullptr) used[p->keyword] = p->val;
+  }
+  PQconninfoFree(opts);
+  CHECK(used["keepalives"] == "1");
+  CHECK(used["keepalives_idle"] == "10");
+  CHECK(used["tcp_user_timeout"] == "30000");
+  // A statement past the timeout fails as an infrastructure error (57014).
+  auto slow = c.TryExec("SELECT pg_sleep(3)");
+  REQUIRE(slow);
+  CHECK(slow->sqlstate == "57014");
+  CHECK(slow->IsInfrastructure());
+  CHECK(ToStatus(*slow, "").code() == StatusCode::kUnavailable);
+  REQUIRE(c.Reconnect().ok());
+  CHECK(QueryValue(c, "SHOW statement_timeout") == "1500ms");
+  CHECK(QueryValue(c, "SHOW lock_timeout") == "700ms");
+  // Without options: no timeouts (nomnom load).
+  auto plain = Connect();
+  CHECK(QueryValue(*plain, "SHOW statement_timeout") == "0");
+}
+
+TEST_CASE("errors of the database are infrastructure, errors of a statement are not", "[pg]") {
+  PgError e;
+  for (const char* s : {"08006", "40001", "40P01", "53100", "53300", "57014", "57P01", "55P03"}) {
+    e.sqlstate = s;
+    CHECK(e.IsInfrastructure());
+  }
+  for (const char* s : {"23505", "22P02", "P0001", "42P01", "54000", "55000"}) {
+    e.sqlstate = s;
+    CHECK_FALSE(e.IsInfrastructure());
+    CHECK(ToStatus(e, "").code() == StatusCode::kDatabase);
+  }
+  e.sqlstate.clear();
+  e.connection_lost = true;
+  CHECK(e.IsInfrastructure());
+  CHECK(ToStatus(e, "").code() == StatusCode::kConnection);
 }
