@@ -24,8 +24,8 @@ namespace nomnom::fuzz {
   std::abort();
 }
 
-#define FUZZ_CHECK(cond, what)                                                     \
-  do {                                                                             \
+#define FUZZ_CHECK(cond, what)                                                       \
+  do {                                                                               \
     if (!(cond)) ::nomnom::fuzz::Fail(__FILE__, __LINE__, #cond, std::string(what)); \
   } while (0)
 

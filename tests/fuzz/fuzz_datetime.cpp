@@ -72,8 +72,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto ref = RefDate(s);
   FUZZ_CHECK(date.has_value() == ref.has_value(),
              std::string("ParseDate ") + (date ? "accepted " : "rejected ") + where + ", the reference did not");
-  if (date) FUZZ_CHECK(*date == *ref, "ParseDate " + where + " = " + std::to_string(*date) + ", want " +
-                                          std::to_string(*ref));
+  if (date)
+    FUZZ_CHECK(*date == *ref, "ParseDate " + where + " = " + std::to_string(*date) + ", want " + std::to_string(*ref));
 
   const auto ts = nomnom::pg::ParseTimestamp(s);
   if (!ts) {

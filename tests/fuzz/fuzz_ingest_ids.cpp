@@ -63,8 +63,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   const auto chunk = nomnom::ParseChunkHeader(s);
   const auto ref_chunk = RefChunkHeader(s);
-  FUZZ_CHECK(chunk.has_value() == ref_chunk.has_value(),
-             "ParseChunkHeader(\"" + Show(s) + "\") " + (chunk ? "accepted" : "rejected") + " it, the reference did not");
+  FUZZ_CHECK(
+      chunk.has_value() == ref_chunk.has_value(),
+      "ParseChunkHeader(\"" + Show(s) + "\") " + (chunk ? "accepted" : "rejected") + " it, the reference did not");
   if (chunk) {
     FUZZ_CHECK(*chunk == *ref_chunk, "ParseChunkHeader(\"" + Show(s) + "\") values differ from the reference");
     const std::string again = nomnom::FormatChunkHeader(chunk->first, chunk->second);
@@ -80,9 +81,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (s.size() > 37 && s[36] == '.' && RefUuid(s.substr(0, 36))) {
     if (auto row = RefU32(s.substr(37))) {
       ref_ok = true;
-      FUZZ_CHECK(key && key->kind == nomnom::StatusKey::Kind::kMessage && key->batch_id == s.substr(0, 36) &&
-                     key->row == *row,
-                 "ParseStatusId(\"" + Show(s) + "\") is not message row " + std::to_string(*row));
+      FUZZ_CHECK(
+          key && key->kind == nomnom::StatusKey::Kind::kMessage && key->batch_id == s.substr(0, 36) && key->row == *row,
+          "ParseStatusId(\"" + Show(s) + "\") is not message row " + std::to_string(*row));
       FUZZ_CHECK(nomnom::ParseStatusId(nomnom::MessageId(key->batch_id, key->row))->row == key->row,
                  "MessageId round trip");
     }

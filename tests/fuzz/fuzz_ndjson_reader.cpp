@@ -171,8 +171,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       break;
     }
     FUZZ_CHECK(chunk.line_count > 0, "Next() returned true without lines");
-    FUZZ_CHECK(chunk.first_line >= next_line, "chunk starts at line " + std::to_string(chunk.first_line) +
-                                                  ", line " + std::to_string(next_line) + " was next");
+    FUZZ_CHECK(chunk.first_line >= next_line, "chunk starts at line " + std::to_string(chunk.first_line) + ", line " +
+                                                  std::to_string(next_line) + " was next");
     const std::string_view view = chunk.data.view();
     FUZZ_CHECK(!view.empty() && view.back() == '\n', "a chunk does not end with a newline");
     // The padding must be readable (ASan checks it).
@@ -186,9 +186,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       got.push_back(Event{number++, false, 0, std::string(line)});
       pos = end + 1;
     }
-    FUZZ_CHECK(number - chunk.first_line == chunk.line_count,
-               "line_count " + std::to_string(chunk.line_count) + " but " +
-                   std::to_string(number - chunk.first_line) + " lines in the chunk");
+    FUZZ_CHECK(number - chunk.first_line == chunk.line_count, "line_count " + std::to_string(chunk.line_count) +
+                                                                  " but " + std::to_string(number - chunk.first_line) +
+                                                                  " lines in the chunk");
     next_line = number;
     if (move_out) {
       Chunk taken = std::move(chunk);  // as the pipeline does; otherwise the buffer is recycled

@@ -120,8 +120,8 @@ Decimal Decode(std::string_view field, std::string_view text) {
   const auto* p = reinterpret_cast<const unsigned char*>(field.data());
   const std::string where = " for \"" + Show(text) + "\"";
   FUZZ_CHECK(field.size() >= 12, "NUMERIC field shorter than its header" + where);
-  const uint32_t len = static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
-                       static_cast<uint32_t>(p[2]) << 8 | p[3];
+  const uint32_t len =
+      static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
   FUZZ_CHECK(len == field.size() - 4, "NUMERIC length word is wrong" + where);
   const uint16_t ndigits = Be16(p + 4), sign = Be16(p + 8), dscale = Be16(p + 10);
   const auto weight = static_cast<int16_t>(Be16(p + 6));
@@ -177,7 +177,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(got.digits == want->digits && got.exponent == want->exponent,
              "wrong value for " + where + ": " + got.digits + "e" + std::to_string(got.exponent) + ", want " +
                  want->digits + "e" + std::to_string(want->exponent));
-  FUZZ_CHECK(got.dscale == want->dscale, "wrong dscale for " + where + ": " + std::to_string(got.dscale) +
-                                             ", want " + std::to_string(want->dscale));
+  FUZZ_CHECK(got.dscale == want->dscale, "wrong dscale for " + where + ": " + std::to_string(got.dscale) + ", want " +
+                                             std::to_string(want->dscale));
   return 0;
 }
