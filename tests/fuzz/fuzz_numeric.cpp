@@ -6,7 +6,7 @@
 // AppendNumericField must accept exactly what it accepts, and the NUMERIC it
 // appends is decoded back (ndigits, weight, sign, dscale, base-10000 digits)
 // and must be well formed and equal in value and display scale. A rejected
-// text must leave the buffer unchanged and come with a message.
+// text must leave the buffer unchanged and come with a valid UTF-8 message.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -166,6 +166,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!ok) {
     FUZZ_CHECK(!want, "rejected " + where + " (" + error + "), the reference accepts it");
     FUZZ_CHECK(!error.empty(), "rejected " + where + " without a message");
+    FUZZ_CHECK(nomnom::fuzz::Utf8Valid(error), "the message is not valid UTF-8: " + Show(error));
     FUZZ_CHECK(out.size() == 6, "a rejected value left bytes in the buffer: " + where);
     return 0;
   }
