@@ -12,8 +12,9 @@
 # Stops at the first crash, leak or timeout with a non-zero exit, printing the
 # path of the input that caused it (kept under /tmp until you delete it);
 # reproduce with build-fuzz/tests/fuzz/<harness> <path>.
-# Environment: NOMNOM_FUZZ_KNOWN_BUGS=name,... steps over known, reported bugs
-# (see tests/README.md, "Fuzzing").
+# Environment: NOMNOM_FUZZ_KNOWN_BUGS=name,... lists known, reported bugs the
+# harnesses step over (tests/README.md, "Fuzzing"); default: the ones still
+# open (lax-json). Set it empty to have them reported too.
 set -euo pipefail
 # shellcheck source=lib/common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -38,6 +39,8 @@ nn_need_int --jobs 1 "$jobs"
 for h in "${harnesses[@]}"; do
   [[ " ${all[*]} " == *" $h "* ]] || nn_die "unknown harness: $h (one of: ${all[*]})"
 done
+# Reported and not fixed yet; remove a name once its fix is in.
+export NOMNOM_FUZZ_KNOWN_BUGS="${NOMNOM_FUZZ_KNOWN_BUGS-lax-json}"
 command -v clang++ >/dev/null 2>&1 || nn_die "clang++ is not installed (scripts/deps.sh installs it)"
 
 # Build as scripts/build.sh does (ccache shared with the other checkouts), but
@@ -74,7 +77,7 @@ for h in "${harnesses[@]}"; do
   args=(-max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1
         -artifact_prefix="$artifacts")
   [ "$jobs" -gt 1 ] && args+=(-fork="$jobs")
-  nn_log "fuzz: $h for ${seconds}s ($(find "$corpus" -type f | wc -l) seed inputs)"
+  nn_log "fuzz: $h for ${seconds}s ($(find "$corpus" -type f | wc -l) seed inputs; known bugs stepped over: ${NOMNOM_FUZZ_KNOWN_BUGS:-none})"
   rc=0
   (cd "$work/$h" && "$bin" "${args[@]}" "$corpus") >"$log" 2>&1 || rc=$?
   crashes=$(find "$artifacts" -type f | sort)
