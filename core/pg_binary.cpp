@@ -2,6 +2,8 @@
 
 #include <cstddef>
 
+#include "core/utf8.h"
+
 namespace nomnom::pg {
 
 namespace {
@@ -58,10 +60,8 @@ void AppendDigitlessNumeric(ByteBuffer& out, uint16_t sign, uint16_t dscale) {
 
 bool NumericError(std::string* error, std::string_view what, std::string_view text) {
   if (error != nullptr) {
-    constexpr size_t kMaxQuoted = 64;
-    std::string quoted(text.substr(0, kMaxQuoted));
-    if (text.size() > kMaxQuoted) quoted += "...";
-    *error = std::string(what) + ": \"" + quoted + "\"";
+    // Cut at a character boundary, invalid bytes escaped: messages are valid UTF-8.
+    *error = std::string(what) + ": \"" + Excerpt(text, 64) + "\"";
   }
   return false;
 }

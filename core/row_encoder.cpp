@@ -4,6 +4,8 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#include <clocale>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 
@@ -101,6 +103,31 @@ IntegralParse ParseIntegralNumber(std::string_view t, int64_t* out) {
   if (value > limit) return IntegralParse::kRange;
   *out = neg ? static_cast<int64_t>(0 - value) : static_cast<int64_t>(value);
   return IntegralParse::kOk;
+}
+
+// simdjson before 3.6.3 (Debian bookworm ships 3.0.1) returns a wrong double
+// for a number whose integer part is 0 and whose fraction has more than 19
+// digits ("0.95000000000000000000" gives 0.0276...): its 64-bit significand
+// overflows unnoticed (simdjson issue #2093). True for every number text it
+// can misread (and for those with exactly 19 fraction digits, read right).
+bool MayHitSimdjsonFractionBug(std::string_view t) {
+  size_t i = !t.empty() && t[0] == '-' ? 1 : 0;
+  if (t.size() < i + 2 || t[i] != '0' || t[i + 1] != '.') return false;
+  size_t digits = 0;
+  for (i += 2; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) ++digits;
+  return digits > 18;
+}
+
+// Parses JSON number text (already validated) with strtod in the C locale:
+// correctly rounded, +-0 on underflow, +-HUGE_VAL on overflow. False if the
+// text is not all a number.
+bool ParseDoubleSlow(std::string_view t, double* out) {
+  static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", static_cast<locale_t>(nullptr));
+  const std::string text(t);
+  char* end = nullptr;
+  *out = c_locale != static_cast<locale_t>(nullptr) ? strtod_l(text.c_str(), &end, c_locale)
+                                                    : std::strtod(text.c_str(), &end);
+  return end == text.c_str() + text.size();
 }
 
 // True when s contains '\\' or a NUL byte. May read up to 15 bytes past the
@@ -327,9 +354,10 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
     case FieldType::kFloat: {
       if (type != od::json_type::number) return wrong_type("a number");
       double d;
-      if (value.get_double().get(d) != simdjson::SUCCESS || !std::isfinite(d)) {
-        return fail("number " + Excerpt(TrimJsonSpace(value.raw_json_token())) + " is out of double range");
-      }
+      const std::string_view text = TrimJsonSpace(value.raw_json_token());
+      bool ok = value.get_double().get(d) == simdjson::SUCCESS;
+      if (ok && MayHitSimdjsonFractionBug(text)) ok = ParseDoubleSlow(text, &d);
+      if (!ok || !std::isfinite(d)) return fail("number " + Excerpt(text) + " is out of double range");
       slot.d = d;
       break;
     }

@@ -2,17 +2,19 @@
 # Runs all tests on a fresh machine: installs packages (deps.sh), builds
 # Release (build.sh), starts a throwaway PostgreSQL and nats-server, runs
 # ctest in build/ (unit, integration and e2e tests), then builds with ASan+UBSan
-# (clang) and runs the unit and integration tests in build-asan/.
+# (clang) and runs the unit and integration tests in build-asan/, then runs
+# each libFuzzer harness for 15 s (scripts/fuzz.sh, build-fuzz/).
 # Services are stopped on exit. Exits non-zero if anything failed.
-# Usage: scripts/test.sh [--no-asan]
+# Usage: scripts/test.sh [--no-asan] [--no-fuzz]
 set -euo pipefail
 # shellcheck source=lib/common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-asan=1
+asan=1 fuzz=1
 for arg in "$@"; do
   case "$arg" in
     --no-asan) asan=0 ;;
+    --no-fuzz) fuzz=0 ;;
     -h|--help) nn_usage ;;
     *) nn_die "unknown argument: $arg" ;;
   esac
@@ -80,6 +82,13 @@ if [ "$asan" = 1 ]; then
   # processes, already run above) are left out to keep CI well under 20 minutes.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_ctest asan build-asan -LE e2e
+fi
+if [ "$fuzz" = 1 ]; then
+  # A short bounded run (6 harnesses x 15 s, plus the clang build): it catches
+  # regressions on the seed corpora and finds shallow bugs; the long run is
+  # scripts/fuzz.sh --seconds 3600 (tests/README.md, "Fuzzing").
+  step=fuzz; "$NN_ROOT/scripts/fuzz.sh" --seconds 15
+  results+=("fuzz: every harness ran 15 s without a crash")
 fi
 step=""
 [ "${#failures[@]}" -eq 0 ]

@@ -4,6 +4,8 @@
 #include <initializer_list>
 #include <string>
 
+#include "core/utf8.h"
+
 using nomnom::ByteBuffer;
 namespace pg = nomnom::pg;
 
@@ -144,6 +146,18 @@ TEST_CASE("pg_binary: numeric: rejects malformed text with a message", "[pg_bina
   }
   CHECK_THAT(NumericError("1.2.3"), Catch::Contains("invalid") && Catch::Contains("1.2.3"));
   CHECK_THAT(NumericError(""), Catch::Contains("empty"));
+}
+
+TEST_CASE("pg_binary: numeric: the message quotes long text cut at a character boundary", "[pg_binary][numeric]") {
+  // Found by fuzz_row_encoder: the quote was cut at 64 bytes, inside a
+  // two-byte character, and the message was not valid UTF-8.
+  std::string text = "x";
+  for (int i = 0; i < 40; ++i) text += "\xC3\xA9";  // é
+  const std::string error = NumericError(text);
+  CHECK(nomnom::IsValidUtf8(error));
+  CHECK_THAT(error, Catch::StartsWith("invalid numeric value: \"x\xC3\xA9") && Catch::EndsWith("\xC3\xA9...\""));
+  // Invalid bytes in the text are escaped, as in every error excerpt.
+  CHECK(NumericError("1\xFF") == "invalid numeric value: \"1\\xFF\"");
 }
 
 TEST_CASE("pg_binary: numeric: limits match PostgreSQL's", "[pg_binary][numeric]") {

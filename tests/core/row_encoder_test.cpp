@@ -874,6 +874,22 @@ TEST_CASE("a good line after a bad one encodes as if alone", "[row_encoder][reje
   }
 }
 
+TEST_CASE("Float: a fraction of more than 19 digits after \"0.\" is parsed exactly (simdjson 3.0.1 bug #2093)",
+          "[row_encoder]") {
+  // simdjson before 3.6.3 overflows its 64-bit significand for such numbers
+  // and returns a wrong value (0.95000000000000000000 -> 0.0276...).
+  const Entity enc_entity = OneField("Float", false);
+  RowEncoder enc(enc_entity, {});
+  CHECK(Only(enc, R"({"v":0.95000000000000000000})") == F64(0.95));
+  CHECK(Only(enc, R"({"v":-0.100000000000000000001})") == F64(-0.1));
+  CHECK(Only(enc, R"({"v":0.566666666666666666667})") == F64(0.566666666666666666667));
+  CHECK(Only(enc, R"({"v":0.12345678901234567890123e3})") == F64(123.45678901234567890123));
+  CHECK(Only(enc, R"({"v":0.000012345678901234567890123})") == F64(0.000012345678901234567890123));
+  CHECK(Only(enc, R"({"v":-0.10000000000000000000000e-400})") == F64(-0.0));
+  CHECK(Reject(enc, R"({"v":0.10000000000000000000000e400})") ==
+        "field 'v': number 0.10000000000000000000000e400 is out of double range");
+}
+
 TEST_CASE("integers written as long decimals or exponents are decided exactly (simdjson 3.0.1 number bug)",
           "[row_encoder]") {
   auto entity = nomnom::ParseEntity(R"(entity:
