@@ -15,7 +15,7 @@
 # before an answer, so the outcome is unknown), keeps OUTDIR/progress up to
 # date ("<requests answered 202> <requests answered otherwise> <unanswered>")
 # so that a test can inject its fault at the right moment, and prints a JSON
-# summary. Exit 1 on a 202 whose body does not account for every row.
+# summary (with the body of the first answer of each status other than 202). Exit 1 on a 202 whose body does not account for every row.
 import argparse
 import http.client
 import json
@@ -42,6 +42,7 @@ keys = {"accepted": [], "rejected": [], "unanswered": []}
 statuses = {}
 counts = {"accepted": 0, "rejected": 0, "unanswered": 0}
 bad_answers = []
+first_bodies = {}  # status -> the body of its first answer, for the log
 started = time.monotonic()
 stop = threading.Event()
 
@@ -105,6 +106,8 @@ def worker(tid):
                     bad_answers.append(text.decode(errors="replace"))
             record("accepted", 202, ks)
         else:
+            with lock:
+                first_bodies.setdefault(str(resp.status), text[:300].decode(errors="replace"))
             record("rejected", resp.status, ks)
             time.sleep(0.1)
         if resp.will_close:
@@ -148,6 +151,7 @@ print(json.dumps({
     "rows_rejected": len(keys["rejected"]),
     "rows_unanswered": len(keys["unanswered"]),
     "statuses": statuses,
+    "first_bodies": first_bodies,
     "seconds": round(time.monotonic() - started, 3),
 }))
 if bad_answers:
