@@ -12,7 +12,8 @@
 # Writes the order keys of every request, by outcome, to
 # OUTDIR/{accepted,rejected,unanswered}.keys (accepted: answered 202;
 # rejected: answered anything else; unanswered: sent, but the connection broke
-# before an answer, so the outcome is unknown), keeps OUTDIR/progress up to
+# before an answer, so the outcome is unknown), the id in each 202 answer to
+# OUTDIR/accepted.ids ("key<TAB>message_id or batch_id"), keeps OUTDIR/progress up to
 # date ("<requests answered 202> <requests answered otherwise> <unanswered>")
 # so that a test can inject its fault at the right moment, and prints a JSON
 # summary (with the body of the first answer of each status other than 202). Exit 1 on a 202 whose body does not account for every row.
@@ -39,6 +40,7 @@ args = ap.parse_args()
 
 lock = threading.Lock()
 keys = {"accepted": [], "rejected": [], "unanswered": []}
+accepted_ids = []  # (key, message_id or batch_id of its 202 answer), for diagnosis
 statuses = {}
 counts = {"accepted": 0, "rejected": 0, "unanswered": 0}
 bad_answers = []
@@ -104,6 +106,9 @@ def worker(tid):
             if path == "/ingest/batch" and (answer.get("accepted") != len(ks) or answer.get("rejected") != 0):
                 with lock:
                     bad_answers.append(text.decode(errors="replace"))
+            with lock:
+                the_id = answer.get("message_id") or answer.get("batch_id") or "?"
+                accepted_ids.extend((k, the_id) for k in ks)
             record("accepted", 202, ks)
         else:
             with lock:
@@ -143,6 +148,8 @@ reporter.join()
 for outcome, ks in keys.items():
     with open(os.path.join(args.outdir, outcome + ".keys"), "w") as f:
         f.writelines(k + "\n" for k in ks)
+with open(os.path.join(args.outdir, "accepted.ids"), "w") as f:
+    f.writelines("%s\t%s\n" % kv for kv in accepted_ids)
 print(json.dumps({
     "requests_202": counts["accepted"],
     "requests_other": counts["rejected"],

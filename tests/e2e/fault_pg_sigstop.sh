@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # e2e fault: PostgreSQL hangs. Every process of the test's PostgreSQL gets
-# SIGSTOP for 6 s (connections stay open and nothing answers: a hung server,
-# as a half-open connection looks to libpq), longer than ack_wait x
-# max_deliver (1 s x 2), then SIGCONT, while requests trickle in (one every
-# 2 s). nomnomd is API-only; two `nomnom worker` processes (two threads each)
-# share the consumer: four fetchers, idle when PostgreSQL stops, so a chunk
-# held by a blocked thread is redelivered to the next idle one after each ack
-# wait. Before and after the fault the load is steady. Every row answered 202
-# must end in orders exactly once, and nothing may be dead-lettered: the
-# database being away is no fault of the message.
+# SIGSTOP for 6 s (E2E_FAULT_SECONDS; connections stay open and nothing
+# answers: a hung server, as a half-open connection looks to libpq), longer
+# than ack_wait x max_deliver (1 s x 2; E2E_FAULT_ACK_MS), then SIGCONT,
+# while requests trickle in (one every two ack waits). nomnomd is API-only;
+# two `nomnom worker` processes (two threads each) share the consumer: four
+# fetchers, idle when PostgreSQL stops, so a chunk held by a blocked thread is
+# redelivered to the next idle one after each ack wait. Before and after the
+# fault the load is steady. Every row answered 202 must end in orders exactly
+# once, and nothing may be dead-lettered: the database being away is no fault
+# of the message.
 # shellcheck source=faults_lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/faults_lib.sh"
 
-consumer=(--ack-wait-ms 1000 --max-deliver 2 "${FAULTS_WORKER_OPTS[@]}")
-stop_seconds=${E2E_FAULT_SECONDS:-6}
+consumer=(--ack-wait-ms "$FAULT_ACK_MS" --max-deliver 2 "${FAULTS_WORKER_OPTS[@]}")
 e2e_start_services
 faults_create_orders
 e2e_start_daemon --workers 0 "${consumer[@]}" --linger-ms 5
@@ -25,7 +25,7 @@ faults_before_fault
 
 faults_pg_sigstop
 faults_trickle_load
-sleep "$stop_seconds"
+sleep "$FAULT_SECONDS"
 faults_alive "$w1" "worker-1 (PostgreSQL stopped)"
 faults_alive "$w2" "worker-2 (PostgreSQL stopped)"
 faults_pg_sigcont

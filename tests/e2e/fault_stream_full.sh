@@ -37,5 +37,7 @@ assert_eq "$(python3 -c 'import json, sys; print(sorted(set(json.load(open(sys.a
 e2e_log "the first 503 answer: $(json_get first_bodies.503 "$(cat "$E2E_TMP/load-load/summary.json")")"
 
 faults_collect_keys
+http GET /stats
+e2e_log "/stats of the nomnomd with the worker: $HTTP_BODY"
 faults_wait_done 60
 faults_check_exactly_once not-stored

@@ -18,6 +18,12 @@ LOAD_PID=""     # the last fault_load.py started
 ACCEPTED=""     # rows answered 202 (all loads), after faults_collect_keys
 PG_STOPPED=()   # PIDs stopped by faults_pg_sigstop (resumed at exit too)
 FAULTS_WORKER_OPTS=(--on-conflict error)  # for nomnomd's embedded workers and `nomnom worker`
+# How long the faults of fault_pg_sigstop and fault_table_lock last, and the
+# ack wait they outlast (with --max-deliver 2): seconds in the test suite;
+# the full mode (tests/README.md) runs them for minutes with the default
+# ack wait, e.g. E2E_FAULT_SECONDS=150 E2E_FAULT_ACK_MS=30000.
+FAULT_SECONDS=${E2E_FAULT_SECONDS:-6}
+FAULT_ACK_MS=${E2E_FAULT_ACK_MS:-1000}
 
 # The EXIT trap resumes a stopped PostgreSQL first (pg_ctl stop would wait
 # for it forever), then runs lib.sh's cleanup with the script's exit status.
@@ -107,6 +113,10 @@ faults_collect_keys() {
     done
   done
   sql "CREATE INDEX ON e2e_keys (k)"
+  sql "CREATE TABLE e2e_ids (k text, id text)"
+  for name in "${LOAD_NAMES[@]}"; do
+    sql "\\copy e2e_ids FROM '$E2E_TMP/load-$name/accepted.ids'"
+  done
   ACCEPTED=$(sql "SELECT count(*) FROM e2e_keys WHERE outcome = 'accepted'")
   REJECTED_ROWS=$(sql "SELECT count(*) FROM e2e_keys WHERE outcome = 'rejected'")
   UNANSWERED_ROWS=$(sql "SELECT count(*) FROM e2e_keys WHERE outcome = 'unanswered'")
@@ -122,6 +132,8 @@ faults_report() {
   e2e_log "keys stored more than once: $(sql "SELECT count(*) FROM (SELECT order_key FROM orders GROUP BY 1 HAVING count(*) > 1) d" 2>&1)"
   e2e_log "ledger (chunks, committed rows, dead rows, dead chunks): $(sql "SELECT count(*), coalesce(sum(rows_committed), 0), coalesce(sum(rows_dead), 0), count(*) FILTER (WHERE dead) FROM nomnom_ledger" 2>&1)"
   e2e_log "dead letters by error: $(sql "SELECT coalesce(string_agg(n || ' x ' || left(error, 200), ' | '), 'none') FROM (SELECT error, count(*) AS n FROM nomnom_dead_letters GROUP BY 1) d" 2>&1)"
+  e2e_log "rows answered 202 and missing (first 10, with the id in their answer): $(sql "SELECT coalesce(string_agg(k.k || ' ' || coalesce(i.id, '?'), ', '), 'none') FROM (SELECT k FROM e2e_keys k WHERE outcome = 'accepted' AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_key = k.k) ORDER BY k LIMIT 10) k LEFT JOIN e2e_ids i USING (k)" 2>&1)"
+  e2e_log "ledger entries of the missing rows' chunks: $(sql "SELECT coalesce(string_agg(DISTINCT coalesce(l.msg_id || ' rows ' || l.rows_committed || ' seq ' || l.stream_seq, 'none for ' || split_part(i.id, '.', 1)), ', '), 'none') FROM e2e_keys k JOIN e2e_ids i USING (k) LEFT JOIN nomnom_ledger l ON l.batch_id = split_part(i.id, '.', 1) WHERE k.outcome = 'accepted' AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_key = k.k)" 2>&1)"
   e2e_log "consumer: $(nats_consumer num_pending 2>&1) pending, $(nats_consumer num_ack_pending 2>&1) ack-pending, $(nats_consumer num_redelivered 2>&1) redelivered; stream: $(nats_stream_messages MESSAGES 2>&1) messages of $(nats_stream_stored MESSAGES 2>&1) stored"
 }
 
@@ -249,10 +261,11 @@ faults_before_fault() {
   faults_wait_drained 60
 }
 
-# faults_trickle_load: load "during", one request every 2 s (a chunk each),
-# while the fault lasts: each one is fetched by an idle fetcher and held.
+# faults_trickle_load: load "during", one request (a chunk) every two ack
+# waits while the fault lasts: each is fetched by an idle fetcher and held,
+# and redelivered to the next idle one after each ack wait.
 faults_trickle_load() {
-  faults_start_load during --threads 1 --batch-rows 20 --pause-ms 2000
+  faults_start_load during --threads 1 --batch-rows 20 --pause-ms $((2 * FAULT_ACK_MS))
 }
 
 # faults_after_fault SECONDS: load "after" for SECONDS once the fault is over.
