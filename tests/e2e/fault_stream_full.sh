@@ -23,8 +23,12 @@ until [ "$(faults_progress load 2)" -ge 20 ]; do
 done
 full_at=$(faults_progress load)
 e2e_pass "the full stream made nomnomd answer 503 ($(faults_progress load 2) times after $full_at 202s)"
-e2e_log "stream when full: $(nats_stream_messages MESSAGES) messages, $(nats_stream_state MESSAGES bytes) bytes"
 sleep 1
+e2e_log "stream when full: $(nats_stream_messages MESSAGES) messages, $(nats_stream_state MESSAGES bytes) bytes, sequences $(nats_stream_state MESSAGES first_seq)..$(nats_stream_state MESSAGES last_seq)"
+# No worker has run: nothing may have left the stream (a work queue that
+# refuses new messages when full: an acknowledged chunk is never dropped).
+assert_eq "$(nats_stream_state MESSAGES first_seq),$(nats_stream_messages MESSAGES)" \
+  "1,$(nats_stream_state MESSAGES last_seq)" "first sequence, messages in the full stream before any worker ran"
 
 e2e_start_daemon --workers 1 --fetch-batch 10 --linger-ms 5 "${stream[@]}"
 e2e_log "a second nomnomd with an embedded worker drains the stream"
