@@ -31,7 +31,7 @@ faults_exit() {
   local rc=$?
   set +e
   trap - ERR  # keeps lib.sh's note of the failed command
-  faults_pg_sigcont 2>/dev/null
+  faults_pg_sigcont
   (exit "$rc")
   e2e_cleanup
 }
@@ -133,7 +133,7 @@ faults_report() {
   e2e_log "ledger (chunks, committed rows, dead rows, dead chunks): $(sql "SELECT count(*), coalesce(sum(rows_committed), 0), coalesce(sum(rows_dead), 0), count(*) FILTER (WHERE dead) FROM nomnom_ledger" 2>&1)"
   e2e_log "dead letters by error: $(sql "SELECT coalesce(string_agg(n || ' x ' || left(error, 200), ' | '), 'none') FROM (SELECT error, count(*) AS n FROM nomnom_dead_letters GROUP BY 1) d" 2>&1)"
   e2e_log "rows answered 202 and missing (first 10, with the id in their answer): $(sql "SELECT coalesce(string_agg(k.k || ' ' || coalesce(i.id, '?'), ', '), 'none') FROM (SELECT k FROM e2e_keys k WHERE outcome = 'accepted' AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_key = k.k) ORDER BY k LIMIT 10) k LEFT JOIN e2e_ids i USING (k)" 2>&1)"
-  e2e_log "ledger entries of the missing rows' chunks: $(sql "SELECT coalesce(string_agg(DISTINCT coalesce(l.msg_id || ' rows ' || l.rows_committed || ' seq ' || l.stream_seq, 'none for ' || split_part(i.id, '.', 1)), ', '), 'none') FROM e2e_keys k JOIN e2e_ids i USING (k) LEFT JOIN nomnom_ledger l ON l.batch_id = split_part(i.id, '.', 1) WHERE k.outcome = 'accepted' AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_key = k.k)" 2>&1)"
+  e2e_log "ledger entries of those rows' chunks: $(sql "SELECT coalesce(string_agg(DISTINCT coalesce(l.msg_id || ' rows ' || l.rows_committed || ' seq ' || l.stream_seq || CASE WHEN l.dead THEN ' dead' ELSE '' END, 'none for ' || split_part(i.id, '.', 1)), ', '), 'none') FROM (SELECT k FROM e2e_keys k WHERE outcome = 'accepted' AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_key = k.k) ORDER BY k LIMIT 10) k JOIN e2e_ids i USING (k) LEFT JOIN nomnom_ledger l ON l.batch_id = split_part(i.id, '.', 1)" 2>&1)"
   e2e_log "consumer: $(nats_consumer num_pending 2>&1) pending, $(nats_consumer num_ack_pending 2>&1) ack-pending, $(nats_consumer num_redelivered 2>&1) redelivered; stream: $(nats_stream_messages MESSAGES 2>&1) messages of $(nats_stream_stored MESSAGES 2>&1) stored"
 }
 
@@ -273,4 +273,36 @@ faults_after_fault() {
   faults_start_load after --threads 2 --batch-rows 20 --pause-ms 20
   sleep "$1"
   faults_stop_load after
+}
+
+# faults_start_daemon_answering [nomnomd flags...]: like e2e_start_daemon, but
+# waits only until nomnomd answers HTTP at all (/health, any status), not for
+# /ready 200: for starts while PostgreSQL is away, whatever /ready then says.
+faults_start_daemon_answering() {
+  local attempt deadline got
+  E2E_DAEMONS=$((E2E_DAEMONS + 1))
+  DAEMON_LOG="$E2E_TMP/daemon-$E2E_DAEMONS.log"
+  for attempt in 1 2 3 4 5; do
+    DAEMON_PORT=$(nn_free_port)
+    DAEMON_URL="http://127.0.0.1:$DAEMON_PORT"
+    "$NOMNOMD_BIN" --listen "127.0.0.1:$DAEMON_PORT" --db "$DATABASE_URL" --nats "$NATS_URL" "$@" \
+      >>"$DAEMON_LOG" 2>&1 &
+    DAEMON_PID=$!
+    E2E_PIDS+=("$DAEMON_PID")
+    deadline=$((SECONDS + 30))
+    while kill -0 "$DAEMON_PID" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do
+      got=$(curl -s -o /dev/null -m 5 -w '%{http_code}' "$DAEMON_URL/health" || true)
+      if [ -n "$got" ] && [ "$got" != 000 ]; then
+        e2e_log "nomnomd $* on $DAEMON_URL (pid $DAEMON_PID), /health $got, /ready $(curl -s -o /dev/null -m 5 -w '%{http_code}' "$DAEMON_URL/ready" || true)"
+        return 0
+      fi
+      sleep 0.1
+    done
+    kill -KILL "$DAEMON_PID" 2>/dev/null || true
+    wait "$DAEMON_PID" 2>/dev/null || true
+    e2e_forget_pid "$DAEMON_PID"
+    grep -qi 'address already in use' "$DAEMON_LOG" || break
+    e2e_log "port $DAEMON_PORT taken (attempt $attempt), trying another"
+  done
+  e2e_fail "nomnomd did not answer HTTP (log: $(tail -n 5 "$DAEMON_LOG"))"
 }
