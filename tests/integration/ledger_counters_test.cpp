@@ -60,8 +60,8 @@ TEST_CASE("ledger totals follow committed inserts only, and survive pruning", "[
   CHECK(t->rows_committed >= 15);
 
   // Pruning: only rows past the horizon go, and the totals stay.
-  Query(*db, "UPDATE nomnom_ledger SET committed_at = now() - interval '2 hours' WHERE msg_id = '" +
-                 ChunkId(batch, 0) + "'");
+  Query(*db, "UPDATE nomnom_ledger SET committed_at = now() - interval '2 hours' WHERE msg_id = '" + ChunkId(batch, 0) +
+                 "'");
   auto pruned = PruneLedger(*db, 3600 * 1000, 100000);
   REQUIRE(pruned.ok());
   CHECK(*pruned >= 1);
