@@ -126,7 +126,7 @@ IngestService::IngestService(DaemonConfig config, JetStreamClient& js, MetricsRe
       metrics_(metrics),
       publisher_(js,
                  ChunkPublisherOptions{ChunkLimits{config_.chunk_max_rows, config_.chunk_max_bytes}, config_.linger_ms,
-                                       config_.max_queued_publish_bytes},
+                                       config_.max_queued_publish_bytes, js.config().max_bytes},
                  metrics),
       idempotency_(100000, config_.duplicate_window_ms),
       lookups_("status look-ups", config_.lookup_threads, config_.max_queued_lookups),
