@@ -9,7 +9,8 @@ PublishSink::PublishSink(JetStreamClient& js, const Entity& entity, size_t max_r
     : js_(js),
       entity_(entity),
       limits_{max_rows, ChunkBodyLimit(js.MaxPayload(), entity.name, max_bytes)},
-      counters_(std::move(counters)) {}
+      counters_(std::move(counters)),
+      space_(js, js.config().max_bytes) {}
 
 void PublishSink::Publish(ChunkBody chunk) {
   // Each chunk is a batch of its own: its id is what /ingest/status knows.
@@ -18,6 +19,12 @@ void PublishSink::Publish(ChunkBody chunk) {
   OutgoingMessage m =
       MakeChunkMessage(js_.EntitySubject(entity_.name), entity_.name, batch, 0, 1, rows, std::move(chunk.body));
   auto counters = counters_;
+  if (Status room = space_.Admit(m); !room.ok()) {
+    counters->failures.fetch_add(1);
+    std::lock_guard<std::mutex> lock(counters->mu);
+    if (counters->first_error.empty()) counters->first_error = room.message();
+    return;
+  }
   js_.PublishAsync(std::move(m), [counters, rows](const PublishResult& r) {
     if (!r.status.ok()) {
       counters->failures.fetch_add(1);

@@ -19,6 +19,7 @@
 #include "core/nats_client.h"
 #include "core/row_sink.h"
 #include "core/schema.h"
+#include "core/stream_space.h"
 
 namespace nomnom {
 
@@ -45,6 +46,7 @@ class PublishSink : public RowSink {
   const Entity& entity_;
   ChunkLimits limits_;
   std::shared_ptr<PublishCounters> counters_;
+  StreamSpaceGuard space_;  // a chunk that would not fit the stream fails the load
 };
 
 }  // namespace nomnom

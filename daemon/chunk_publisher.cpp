@@ -39,7 +39,8 @@ ChunkPublisher::ChunkPublisher(JetStreamClient& js, ChunkPublisherOptions option
           metrics.Counter("nomnom_jetstream_chunks_published_total", "Chunk messages acknowledged by JetStream")),
       publish_errors_(metrics.Counter("nomnom_jetstream_publish_errors_total", "Chunk publishes that failed")),
       publish_ack_seconds_(metrics.Histogram("nomnom_jetstream_publish_ack_seconds",
-                                             "Time from handing a chunk to JetStream to its acknowledgement")) {}
+                                             "Time from handing a chunk to JetStream to its acknowledgement")),
+      space_(js, options_.stream_max_bytes) {}
 
 ChunkPublisher::~ChunkPublisher() { Shutdown(); }
 
@@ -158,39 +159,6 @@ void ChunkPublisher::Shutdown() {
   for (auto& q : left) RunCallback(q.done, Failed(Status::Aborted("shutting down")));
 }
 
-namespace {
-// A generous estimate of what nats-server 2.9's file store keeps for one
-// message: the payload, subject, headers and per-record framing (~50 bytes).
-uint64_t RecordBytes(const OutgoingMessage& m) {
-  uint64_t n = m.body.size() + m.subject.size() + m.msg_id.size() + 32 + 128;  // + Nats-Msg-Id header, framing
-  for (const auto& [k, v] : m.headers) n += k.size() + v.size() + 4;
-  return n;
-}
-}  // namespace
-
-Status ChunkPublisher::CheckStreamSpace(const OutgoingMessage& msg) {
-  if (options_.stream_max_bytes <= 0) return Status::Ok();
-  const auto max = static_cast<uint64_t>(options_.stream_max_bytes);
-  const uint64_t record = RecordBytes(msg);
-  // Re-read the stream when the estimate says the record might not fit (and
-  // at least every 64 MiB published, so the estimate stays close).
-  if (!stream_bytes_read_ || stream_bytes_known_ + published_since_ + record > max / 10 * 9 ||
-      published_since_ > (uint64_t{64} << 20)) {
-    if (auto st = js_.MainStreamStats(); st.ok()) {
-      stream_bytes_known_ = st->bytes;
-      published_since_ = 0;
-      stream_bytes_read_ = true;
-    }
-  }
-  if (stream_bytes_known_ + published_since_ + record > max) {
-    return Status::Aborted("the JetStream stream is full (" + std::to_string(stream_bytes_known_) + " of " +
-                           std::to_string(max) + " bytes used; this chunk needs " + std::to_string(record) +
-                           "); retry when workers have drained it");
-  }
-  published_since_ += record;
-  return Status::Ok();
-}
-
 void ChunkPublisher::Main() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
@@ -211,7 +179,7 @@ void ChunkPublisher::Main() {
       queue_.pop_front();
       queued_bytes_ -= q.msg.body.size();
       lock.unlock();
-      if (Status room = CheckStreamSpace(q.msg); !room.ok()) {
+      if (Status room = space_.Admit(q.msg); !room.ok()) {
         publish_errors_.Inc();
         RunCallback(q.done, Failed(std::move(room)));
       } else {

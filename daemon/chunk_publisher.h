@@ -37,6 +37,7 @@
 #include "core/chunk_writer.h"
 #include "core/metrics.h"
 #include "core/nats_client.h"
+#include "core/stream_space.h"
 
 namespace nomnom {
 
@@ -44,13 +45,9 @@ struct ChunkPublisherOptions {
   ChunkLimits limits;                           // before the server's max_payload caps max_bytes
   int linger_ms = 2;                            // how long an open chunk waits for more rows
   size_t max_queued_bytes = size_t{256} << 20;  // beyond this, Overloaded()
-  // The main stream's max_bytes (0: unchecked). A chunk whose stored record
-  // would not fit the stream's free space is failed here (kAborted, "stream
-  // is full") instead of being published: nats-server 2.9 compares only the
-  // payload with the free space but stores the whole record (subject,
-  // headers, ~50 bytes of overhead), and makes room for it by dropping the
-  // OLDEST message, even with discard "new": an acknowledged chunk would be
-  // lost. The free space is read from the stream when a chunk might not fit.
+  // The main stream's max_bytes (0: unchecked): a chunk whose stored record
+  // would not fit is failed (kAborted, "stream is full") instead of being
+  // published (core/stream_space.h says why).
   int64_t stream_max_bytes = 0;
 };
 
@@ -97,8 +94,6 @@ class ChunkPublisher {
     Done done;
   };
 
-  // Whether the stored record of msg fits the stream (publisher thread).
-  Status CheckStreamSpace(const OutgoingMessage& msg);
   void SealLocked(const std::string& entity);  // mu_ held
   void EnqueueLocked(Queued q);                // mu_ held
   void Main();
@@ -117,12 +112,7 @@ class ChunkPublisher {
   size_t queued_bytes_ = 0;                // guarded by mu_
   bool stopping_ = false;                  // guarded by mu_
   std::thread thread_;
-  // Publisher thread only: the stream's bytes when last read, and the record
-  // bytes published since (acknowledged chunks leave the stream, so this
-  // over-counts, which is the safe side).
-  uint64_t stream_bytes_known_ = 0;
-  uint64_t published_since_ = 0;
-  bool stream_bytes_read_ = false;
+  StreamSpaceGuard space_;  // publisher thread only
 };
 
 }  // namespace nomnom
