@@ -403,12 +403,27 @@ int RunWorkerCommand(WorkerArgs& a) {
                std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()) + "}";
       respond(std::move(r));
     });
-    server->Route("GET", "/ready", [client, &stopping](http::Request&&, http::Responder respond) {
+    server->Route("GET", "/ready", [client, &stopping, &pool](http::Request&&, http::Responder respond) {
+      // Ready while NATS is connected and a worker fetches or commits (not
+      // while every worker starts or backs off, e.g. PostgreSQL away).
+      nlohmann::ordered_json j;
+      std::string why;
+      if (stopping.load()) {
+        why = "draining";
+      } else if (!client->IsConnected()) {
+        why = "NATS disconnected";
+      } else if (!pool.AnyWorking()) {
+        why = "no worker is fetching";
+        if (const std::string err = pool.BackingOffError(); !err.empty()) why += ": " + err;
+      }
+      j["status"] = why.empty() ? "ready" : "not ready";
+      if (!why.empty()) j["reason"] = why;
+      nlohmann::ordered_json states = nlohmann::ordered_json::object();
+      for (const auto& [st, n] : pool.StateCounts()) states[std::string(WorkerStateName(st))] = n;
+      j["workers"] = states;
       http::Response r;
-      const char* why = stopping.load() ? "draining" : !client->IsConnected() ? "NATS disconnected" : nullptr;
-      r.status = why == nullptr ? 200 : 503;
-      r.body = why == nullptr ? std::string("{\"status\":\"ready\"}")
-                              : std::string("{\"status\":\"not ready\",\"reason\":\"") + why + "\"}";
+      r.status = why.empty() ? 200 : 503;
+      r.body = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
       respond(std::move(r));
     });
     server->Route("GET", "/metrics", [&pool, &metrics, started](http::Request&&, http::Responder respond) {

@@ -120,8 +120,39 @@ WorkerTotals WorkerPool::Totals() const {
   return t;
 }
 
+std::vector<std::pair<WorkerState, int>> WorkerPool::StateCounts() const {
+  std::vector<std::pair<WorkerState, int>> out;
+  for (WorkerState st : {WorkerState::kStarting, WorkerState::kFetching, WorkerState::kCommitting,
+                         WorkerState::kBackingOff, WorkerState::kStopped}) {
+    int n = 0;
+    for (const auto& w : workers_) n += w->state() == st ? 1 : 0;
+    out.emplace_back(st, n);
+  }
+  return out;
+}
+
+std::string WorkerPool::BackingOffError() const {
+  for (const auto& w : workers_) {
+    if (w->state() == WorkerState::kBackingOff) return w->last_error();
+  }
+  return "";
+}
+
+bool WorkerPool::AnyWorking() const {
+  for (const auto& w : workers_) {
+    const WorkerState st = w->state();
+    if (st == WorkerState::kFetching || st == WorkerState::kCommitting) return true;
+  }
+  return false;
+}
+
 void WorkerPool::ExportMetrics() {
   if (metrics_ == nullptr) return;
+  for (const auto& [st, n] : StateCounts()) {
+    metrics_->Gauge("nomnom_worker_state", "Workers of this process in each state",
+                    {{"state", std::string(WorkerStateName(st))}})
+        .Set(n);
+  }
   const WorkerTotals now = Totals();
   std::lock_guard<std::mutex> lock(export_mu_);
   struct Series {

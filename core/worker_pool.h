@@ -23,6 +23,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/ingest_worker.h"
@@ -65,6 +66,12 @@ class WorkerPool {
 
   int size() const { return static_cast<int>(workers_.size()); }
   WorkerTotals Totals() const;
+  // How many workers are in each state (every state named, zeros included),
+  // and the last error of a worker that is backing off ("" when none is).
+  std::vector<std::pair<WorkerState, int>> StateCounts() const;
+  std::string BackingOffError() const;
+  // At least one worker fetches or commits (false with no workers).
+  bool AnyWorking() const;
   const IngestWorker& worker(int i) const { return *workers_[static_cast<size_t>(i)]; }
   void ExportMetrics();
 

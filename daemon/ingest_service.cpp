@@ -579,11 +579,24 @@ std::string IngestService::NotReadyReason() const {
   return "";
 }
 
+static json WorkerStates(const WorkerPool& pool) {
+  json states = json::object();
+  for (const auto& [st, n] : pool.StateCounts()) states[std::string(WorkerStateName(st))] = n;
+  return states;
+}
+
 void IngestService::HandleReady(http::Request&&, http::Responder respond) {
+  // Readiness is the API's: a worker that cannot reach PostgreSQL does not
+  // stop the API from storing rows in JetStream. The workers' states are
+  // shown alongside (and in /metrics as nomnom_worker_state).
   const std::string why = NotReadyReason();
   json j;
   j["status"] = why.empty() ? "ready" : "not ready";
   if (!why.empty()) j["reason"] = why;
+  if (workers_.size() > 0) {
+    j["workers"] = WorkerStates(workers_);
+    if (const std::string err = workers_.BackingOffError(); !err.empty()) j["worker_error"] = err;
+  }
   respond(Json(why.empty() ? 200 : 503, j));
 }
 
@@ -686,6 +699,7 @@ void IngestService::HandleStats(http::Request&&, http::Responder respond) {
   const WorkerTotals t = workers_.Totals();
   json w;
   w["count"] = workers_.size();
+  w["states"] = WorkerStates(workers_);
   w["messages_committed"] = t.messages_committed;
   w["rows_committed"] = t.rows_committed;
   w["rows_dead"] = t.rows_dead;

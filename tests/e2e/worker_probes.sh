@@ -46,6 +46,23 @@ wait_until "SELECT count(*) FROM orders WHERE order_key = 't-1'" 1 30 "row commi
 metrics=$(curl -sS -m 5 "http://127.0.0.1:$mport/metrics")
 assert_eq "$(grep -c '^nomnom_worker_rows_committed_total 1$' <<<"$metrics")" 1 "worker /metrics rows committed line"
 assert_contains "$metrics" "nomnom_worker_threads 2" "worker /metrics threads"
+assert_eq "$(grep -c '^nomnom_worker_state{state="fetching"} 2$' <<<"$metrics")" 1 "worker /metrics: both workers fetching"
+
+# --- a worker whose PostgreSQL is away: alive, not ready, says why -----------------------
+dead_port=$(nn_free_port)
+mport2=$(nn_free_port)
+"$NOMNOM_BIN" worker --db "postgresql://nomnom@127.0.0.1:$dead_port/nomnom" --nats "$NATS_URL" --threads 1 \
+  --metrics-listen "127.0.0.1:$mport2" >"$E2E_TMP/worker-nodb.out" 2>"$E2E_TMP/worker-nodb.log" &
+nodb_pid=$!
+E2E_PIDS+=("$nodb_pid")
+e2e_wait_http "http://127.0.0.1:$mport2/live" 200 30 "$nodb_pid" || e2e_fail "the worker without a database died"
+e2e_pass "a worker without its database is alive"
+ready=$(curl -sS -m 5 -w ' %{http_code}' "http://127.0.0.1:$mport2/ready")
+assert_match "$ready" ' 503$' "/ready of a worker without its database"
+assert_contains "$ready" "no worker is fetching" "/ready reason"
+# nomnomd's /ready shows its embedded workers' states (API-only here: none).
+http GET /stats
+assert_eq "$(json_get workers.states.fetching)" 0 "nomnomd /stats worker states"
 kill -TERM "$WORKER_PID"
 e2e_wait_pid "$WORKER_PID" 30 "nomnom worker after SIGTERM"
 assert_eq "$WAIT_RC" 0 "worker exit code after SIGTERM"
