@@ -223,6 +223,8 @@ int RunLoadCommand(LoadArgs& a) {
   opts.batch_bytes = a.batch_mb << 20;
   opts.max_line_bytes = a.max_line_mb << 20;
   opts.max_errors = a.max_errors;
+  opts.max_errors_name = "--max-errors";  // core names no flags: it is told what to call its limits
+  opts.max_line_name = "--max-line-mb";
   opts.strict = a.strict;
   opts.rejects = &reporter;
 
@@ -249,6 +251,7 @@ int RunLoadCommand(LoadArgs& a) {
     if (!a.quiet && isatty(STDERR_FILENO)) line = std::make_unique<ProgressLine>(progress);
     s = RunLoad(*entity, opts, &progress);
   }
+
   if (a.via_nats) {
     // Nothing was written to PostgreSQL: the rows were published (counted below).
     s.inserted = s.updated = s.skipped = 0;

@@ -96,8 +96,8 @@ void Load::Reject(uint32_t source, uint64_t line, std::string_view raw, std::str
     if (Status s = options_.rejects->Write(r); !s.ok()) Fail(s);
   }
   if (options_.max_errors >= 0 && n > static_cast<uint64_t>(options_.max_errors)) {
-    Fail(
-        Status::Aborted("stopped: more than " + std::to_string(options_.max_errors) + " rows rejected (--max-errors)"));
+    Fail(Status::Aborted("stopped: more than " + std::to_string(options_.max_errors) + " rows rejected" +
+                         (options_.max_errors_name.empty() ? std::string() : " (" + options_.max_errors_name + ")")));
   }
 }
 
@@ -124,7 +124,9 @@ void Load::ReaderMain() {
         progress_->rows_read.fetch_add(1, std::memory_order_relaxed);
         Reject(source, o.line, o.prefix,
                "line of " + std::to_string(o.bytes) + " bytes is longer than the limit of " +
-                   std::to_string(options_.max_line_bytes) + " bytes (--max-line-mb); raw holds its start");
+                   std::to_string(options_.max_line_bytes) + " bytes" +
+                   (options_.max_line_name.empty() ? std::string() : " (" + options_.max_line_name + ")") +
+                   "; raw holds its start");
       }
       progress_->raw_bytes_read.store(raw_done + (*reader)->raw_bytes_read(), std::memory_order_relaxed);
       if (!*more || cancelled()) break;
@@ -288,7 +290,7 @@ LoadSummary Load::Run() {
   };
   if (options_.inputs.empty()) return finish(Status::InvalidArgument("no input files"));
   if (options_.jobs < 1 || options_.parsers < 1)
-    return finish(Status::InvalidArgument("--jobs and --parsers must be at least 1"));
+    return finish(Status::InvalidArgument("the numbers of loading connections and parser threads must be at least 1"));
 
   // Inputs that cannot be opened fail the load before any table is touched.
   for (const auto& in : options_.inputs) {

@@ -40,9 +40,13 @@ struct LoadOptions {
   size_t batch_bytes = 4 << 20;      // encoded bytes per COPY transaction (per connection)
   size_t max_line_bytes = 16 << 20;  // longer lines are rejected
   int64_t max_errors = -1;           // stop when more rows than this are rejected (-1: never)
-  bool strict = false;               // reject unknown fields
-  bool create_table = true;          // create the target table when missing
-  RejectSink* rejects = nullptr;     // where rejected rows go (may be null)
+  // What the caller calls these two limits (e.g. a flag), added to the
+  // messages about them; empty: nothing added.
+  std::string max_line_name;
+  std::string max_errors_name;
+  bool strict = false;            // reject unknown fields
+  bool create_table = true;       // create the target table when missing
+  RejectSink* rejects = nullptr;  // where rejected rows go (may be null)
   // When set, rows go to these sinks (one per job) instead of PostgreSQL
   // connections: no table is created or checked (e.g. --via-nats).
   std::function<Result<std::unique_ptr<RowSink>>(int job)> sink_factory;

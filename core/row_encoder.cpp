@@ -554,7 +554,7 @@ bool RowEncoder::Encode(std::string_view line, size_t readable, ByteBuffer* out,
     }
     if (idx < 0) {
       if (options_.strict) {
-        *error = "unknown field '" + Excerpt(scratch_) + "' (--strict)";
+        *error = "unknown field '" + Excerpt(scratch_) + "' (strict mode)";
         return false;
       }
       continue;  // ignored; the iterator skips its value

@@ -254,7 +254,7 @@ Result<std::string> ResolveEntityDir(const std::string& explicit_dir) {
     if (std::filesystem::is_directory(dir, ec)) return std::string(dir);
   }
   return Status::NotFound(
-      std::string("no entity definitions found: pass --entities DIR or set NOMNOM_ENTITIES (looked in ") +
+      std::string("no entity definitions found: name a directory of entity files, or set NOMNOM_ENTITIES (looked in ") +
       NOMNOM_SOURCE_ENTITIES_DIR + " and " + NOMNOM_INSTALL_ENTITIES_DIR + ")");
 }
 

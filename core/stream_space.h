@@ -38,8 +38,8 @@ class StreamSpaceGuard {
  private:
   JetStreamClient& js_;
   const int64_t max_bytes_;
-  uint64_t known_ = 0;      // the stream's bytes when last read
-  uint64_t since_ = 0;      // record bytes admitted since
+  uint64_t known_ = 0;  // the stream's bytes when last read
+  uint64_t since_ = 0;  // record bytes admitted since
   bool read_ = false;
 };
 

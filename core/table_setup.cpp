@@ -20,7 +20,7 @@ Result<ConflictMode> ParseConflictMode(std::string_view s) {
   if (s == "error") return ConflictMode::kError;
   if (s == "nothing") return ConflictMode::kNothing;
   if (s == "update") return ConflictMode::kUpdate;
-  return Status::InvalidArgument("--on-conflict must be error, nothing or update (got '" + std::string(s) + "')");
+  return Status::InvalidArgument("the conflict mode must be error, nothing or update (got '" + std::string(s) + "')");
 }
 
 namespace {
@@ -85,7 +85,7 @@ Status CheckTable(PgConnection& conn, const Entity& entity, const std::string& r
          }()});
     if (!idx.ok()) return idx.status();
     if (idx->rows.at(0).at(0).value_or("0") == "0") {
-      problems.push_back("there is no unique index on (" + KeyList(entity) + "), which --on-conflict " +
+      problems.push_back("there is no unique index on (" + KeyList(entity) + "), which conflict mode " +
                          std::string(ConflictModeName(mode)) + " needs");
     }
   }
@@ -99,8 +99,8 @@ Status CheckTable(PgConnection& conn, const Entity& entity, const std::string& r
 
 Status EnsureTable(PgConnection& conn, const Entity& entity, ConflictMode mode) {
   if (mode != ConflictMode::kError && entity.key_fields.empty()) {
-    return Status::InvalidArgument("entity " + entity.name + " has no unicity_fields, so --on-conflict " +
-                                   std::string(ConflictModeName(mode)) + " has no key; use --on-conflict error");
+    return Status::InvalidArgument("entity " + entity.name + " has no unicity_fields, so conflict mode " +
+                                   std::string(ConflictModeName(mode)) + " has no key; use conflict mode error");
   }
   const std::string regclass = entity.QualifiedTable();
   auto exists = conn.ExecParams("SELECT to_regclass($1) IS NOT NULL", {regclass});

@@ -149,8 +149,9 @@ bool WorkerPool::AnyWorking() const {
 void WorkerPool::ExportMetrics() {
   if (metrics_ == nullptr) return;
   for (const auto& [st, n] : StateCounts()) {
-    metrics_->Gauge("nomnom_worker_state", "Workers of this process in each state",
-                    {{"state", std::string(WorkerStateName(st))}})
+    metrics_
+        ->Gauge("nomnom_worker_state", "Workers of this process in each state",
+                {{"state", std::string(WorkerStateName(st))}})
         .Set(n);
   }
   const WorkerTotals now = Totals();
