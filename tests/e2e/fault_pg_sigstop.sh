@@ -4,12 +4,12 @@
 # answers: a hung server, as a half-open connection looks to libpq), longer
 # than ack_wait x max_deliver (1 s x 2; E2E_FAULT_ACK_MS), then SIGCONT,
 # while requests trickle in (one every two ack waits). nomnomd is API-only;
-# two `nomnom worker` processes (two threads each) share the consumer: four
+# two `nomnom worker` processes (three threads each) share the consumer: six
 # fetchers, idle when PostgreSQL stops, so a chunk held by a blocked thread is
-# redelivered to the next idle one after each ack wait. Before and after the
-# fault the load is steady. Every row answered 202 must end in orders exactly
-# once, and nothing may be dead-lettered: the database being away is no fault
-# of the message.
+# redelivered to the next idle one after each ack wait (two chunks reach a
+# third delivery before SIGCONT). Before and after the fault the load is
+# steady. Every row answered 202 must end in orders exactly once, and nothing
+# may be dead-lettered: the database being away is no fault of the message.
 # shellcheck source=faults_lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/faults_lib.sh"
 
@@ -17,9 +17,9 @@ consumer=(--ack-wait-ms "$FAULT_ACK_MS" --max-deliver 2 "${FAULTS_WORKER_OPTS[@]
 e2e_start_services
 faults_create_orders
 e2e_start_daemon --workers 0 "${consumer[@]}" --linger-ms 5
-e2e_start_worker worker-1 "${consumer[@]}" --threads 2 --fetch-batch 10 --json
+e2e_start_worker worker-1 "${consumer[@]}" --threads 3 --fetch-batch 10 --json
 w1=$WORKER_PID
-e2e_start_worker worker-2 "${consumer[@]}" --threads 2 --fetch-batch 10 --json
+e2e_start_worker worker-2 "${consumer[@]}" --threads 3 --fetch-batch 10 --json
 w2=$WORKER_PID
 faults_before_fault
 
