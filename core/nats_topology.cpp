@@ -261,9 +261,11 @@ Status EnsureConsumer(JetStreamClient::Impl& im) {
 Status JetStreamClient::EnsureTopology() {
   Impl& im = *impl_;
   // The main stream is a work queue that refuses new messages when full: a
-  // chunk leaves it only when a worker acknowledged it (after its commit), so
-  // an acknowledged publish (a 202) can never be discarded to make room, and
-  // a full stream makes the API answer 503 instead. Dead letters are an
+  // chunk leaves it only when a worker acknowledged it (after its commit), and
+  // a full stream makes the API answer 503 instead of dropping a chunk to make
+  // room. (nats-server 2.9 still drops the oldest message for a record that
+  // passes its payload check but does not fit: publishers check the free
+  // space themselves first, core/stream_space.h.) Dead letters are an
   // archive: limits retention, the oldest go first (the table keeps them all).
   Status st =
       EnsureStream(im, {&im.config.stream, &im.config.stream_subjects, "main", js_WorkQueuePolicy, js_DiscardNew});
