@@ -77,6 +77,7 @@ for h in "${harnesses[@]}"; do
   args=(-max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1
         -artifact_prefix="$artifacts")
   [ "$jobs" -gt 1 ] && args+=(-fork="$jobs")
+  [ -f "$NN_ROOT/tests/fuzz/$h.dict" ] && args+=(-dict="$NN_ROOT/tests/fuzz/$h.dict")
   nn_log "fuzz: $h for ${seconds}s ($(find "$corpus" -type f | wc -l) seed inputs; known bugs stepped over: ${NOMNOM_FUZZ_KNOWN_BUGS:-none})"
   rc=0
   (cd "$work/$h" && "$bin" "${args[@]}" "$corpus") >"$log" 2>&1 || rc=$?

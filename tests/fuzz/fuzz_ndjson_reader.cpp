@@ -4,14 +4,16 @@
 // The input picks the chunk size (1..512 bytes, so nearly every line crosses a
 // chunk boundary), the line limit (small, or the default), whether the caller
 // moves each chunk's buffer away or leaves it to be recycled, and how the data
-// is stored: plain, gzip (one or two members) or zstd (one or two frames). The
+// is stored: plain, gzip (one or two members) or zstd (one or two frames),
+// possibly with one byte damaged or cut short. The
 // data is written to a memfd and read through /proc/self/fd. Every line must
 // come out whole, in order, with its line number, exactly as a trivial split
 // at '\n' says (BOM dropped, lines over the limit reported as oversize with
 // their length and first 256 bytes); every chunk must keep kChunkPadding
 // readable bytes after its data. Plain data that happens to start with a gzip
-// or zstd magic number is decoded as such: then only the chunk invariants are
-// checked, and an error is allowed.
+// or zstd magic number is decoded as such: then, as for damaged files, only
+// the chunk invariants are checked and an error is allowed; a cut file must
+// give a prefix of the lines.
 #include <fuzzer/FuzzedDataProvider.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -114,8 +116,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.chunk_bytes = in.ConsumeIntegralInRange<size_t>(1, 512);
   if (in.ConsumeBool()) options.max_line_bytes = in.ConsumeIntegralInRange<size_t>(0, 300);
   const bool move_out = in.ConsumeBool();
-  const int storage = in.ConsumeIntegralInRange(0, 4);  // plain, gzip, 2 gzip members, zstd, 2 zstd frames
+  // plain, gzip, 2 gzip members, zstd, 2 zstd frames, then the last two with
+  // one byte damaged, or cut short.
+  const int storage = in.ConsumeIntegralInRange(0, 8);
   const size_t split = in.ConsumeIntegral<uint16_t>();
+  const auto damage = static_cast<char>(in.ConsumeIntegral<uint8_t>() | 1);
   const std::string text = in.ConsumeRemainingBytesAsString();
 
   std::string file;
@@ -132,14 +137,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       file = Zstd(text);
       break;
     case 4:
+    case 6:
+    case 8:
       file = Zstd(first) + Zstd(second);
       break;
     default:
       file = text;
   }
+  if (storage == 5 || storage == 7) file = Gzip(first) + Gzip(second);
+  const size_t at = split % std::max<size_t>(file.size(), 1);
+  if ((storage == 5 || storage == 6) && !file.empty()) file[at] = static_cast<char>(file[at] ^ damage);
+  if (storage == 7 || storage == 8) file.resize(at);
+  // Cut short: the lines read are a prefix of the text's (the last one may be
+  // cut). Damaged: anything may come out; only the chunk invariants hold.
+  const bool cut = storage == 7 || storage == 8, damaged = storage == 5 || storage == 6;
   const bool gzip_magic = text.size() >= 2 && text.compare(0, 2, "\x1f\x8b") == 0;
   const bool zstd_magic = text.size() >= 4 && text.compare(0, 4, "\x28\xb5\x2f\xfd") == 0;
-  const bool exact = storage != 0 || !(gzip_magic || zstd_magic);
+  const bool exact = (storage != 0 || !(gzip_magic || zstd_magic)) && !cut && !damaged;
 
   MemFile mem(file);
   auto opened = NdjsonReader::Open(mem.path(), options);
@@ -194,9 +208,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Chunk taken = std::move(chunk);  // as the pipeline does; otherwise the buffer is recycled
     }
   }
+  const std::vector<Event> want = Reference(text, options.max_line_bytes);
+  // A cut that leaves less than the magic number makes a plain file.
+  if (cut && file.size() >= (storage == 7 ? 2u : 4u)) {
+    FUZZ_CHECK(got.size() <= want.size(), "more lines from a file cut to " + std::to_string(file.size()) +
+                                              " bytes than in the whole text (storage " + std::to_string(storage) +
+                                              ")");
+    for (size_t i = 0; i < got.size(); ++i) {
+      const bool last = i + 1 == got.size();
+      FUZZ_CHECK(last ? got[i].line == want[i].line : got[i] == want[i],
+                 "a cut file gave a line that is not the text's, at event " + std::to_string(i) + ": \"" +
+                     Show(got[i].text) + "\"");
+    }
+  }
   if (!exact || error) return 0;
 
-  const std::vector<Event> want = Reference(text, options.max_line_bytes);
   for (size_t i = 0; i < std::max(want.size(), got.size()); ++i) {
     if (i < want.size() && i < got.size() && want[i] == got[i]) continue;
     auto show = [](const std::vector<Event>& v, size_t k) {
