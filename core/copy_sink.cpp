@@ -48,16 +48,25 @@ std::string KeyColumnList(const Entity& e) {
   return s;
 }
 
-// PostgreSQL reports the failing row of a COPY in the error context as
-// "COPY <table>, line <n>[, column ...]"; returns n (1-based) or 0.
+// PostgreSQL reports the failing row of a COPY in the error context as a line
+// "COPY <table>, line <n>[, column ...]" (the last one, after e.g. a trigger
+// function's own context lines); returns n (1-based) or 0.
 size_t CopyLineFromContext(std::string_view context) {
-  const size_t at = context.find(", line ");
-  if (context.rfind("COPY ", 0) != 0 || at == std::string_view::npos) return 0;
-  size_t n = 0;
-  for (size_t i = at + 7; i < context.size() && context[i] >= '0' && context[i] <= '9'; ++i) {
-    n = n * 10 + static_cast<size_t>(context[i] - '0');
+  size_t start = 0;
+  while (start < context.size()) {
+    size_t end = context.find('\n', start);
+    if (end == std::string_view::npos) end = context.size();
+    const std::string_view line = context.substr(start, end - start);
+    start = end + 1;
+    const size_t at = line.find(", line ");
+    if (line.rfind("COPY ", 0) != 0 || at == std::string_view::npos) continue;
+    size_t n = 0;
+    for (size_t i = at + 7; i < line.size() && line[i] >= '0' && line[i] <= '9'; ++i) {
+      n = n * 10 + static_cast<size_t>(line[i] - '0');
+    }
+    return n;
   }
-  return n;
+  return 0;
 }
 
 }  // namespace
@@ -166,7 +175,7 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
       result->inserted += copied;
       return std::nullopt;
     }
-    if (err->connection_lost) return err;
+    if (err->IsInfrastructure()) return err;
     if (auto e = conn_->TryExec("ROLLBACK TO SAVEPOINT nomnom_direct; RELEASE SAVEPOINT nomnom_direct")) return e;
     if (err->sqlstate == "23505") optimistic_ = false;
     copied = 0;

@@ -12,15 +12,13 @@
 // target, which gives the same result as the merge when no key conflicts. The
 // first unique violation switches the connection to the staging merge.
 //
-// A batch is one transaction. When it fails on a row PostgreSQL rejects
-// (SQLSTATE class 22 or 23: bad data, CHECK, foreign key, unique violation),
-// the failing part is rolled back to a savepoint and split until the failing
-// rows stand alone; they are rejected with PostgreSQL's message and every other
-// row commits in the same transaction. A caller can add its own statements to
-// that transaction (e.g. a ledger of message ids and the dead letters), so the
-// rows, the rejects and the bookkeeping commit together or not at all.
-// Deadlocks, serialization failures and lost connections retry the whole
-// transaction with backoff (a lost connection is re-established).
+// A batch is one transaction. When it fails on a row PostgreSQL rejects (any
+// error PgError::IsRowLevel: bad data, CHECK, foreign key, unique violation, a
+// trigger's exception, an index row too large, ...), the failing part is rolled back to a savepoint and split until the
+// failing rows stand alone; they are rejected with PostgreSQL's message and every other row commits in the same
+// transaction. A caller can add its own statements to that transaction (e.g. a ledger of message ids and the dead
+// letters), so the rows, the rejects and the bookkeeping commit together or not at all. Deadlocks, serialization
+// failures and lost connections retry the whole transaction with backoff (a lost connection is re-established).
 //
 // Thread-safety: a CopySink is used by one thread. The Entity must outlive it.
 #pragma once

@@ -1,5 +1,6 @@
 // IngestWorker against real nats-server and PostgreSQL: exactly-once with the
 // ledger, dead letters, status look-ups.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
@@ -190,4 +191,49 @@ TEST_CASE("a chunk for an unknown entity, or delivered too often, is dead-letter
   REQUIRE(st2.ok());
   CHECK(st2->state == IngestStatus::State::kDead);
   CHECK_THAT(st2->error, Catch::Contains("unknown entity 'Nope'"));
+}
+
+TEST_CASE("a row a trigger rejects (P0001) is dead-lettered at once; the other rows of its chunk commit", "[worker]") {
+  Fixture f;
+  const std::string function = UniqueName("nnw_no_x");
+  f.db->TryExec("CREATE TABLE " + QuoteIdent(f.table) + " (id varchar(64) PRIMARY KEY, qty integer)");
+  Query(*f.db, "CREATE FUNCTION " + QuoteIdent(function) +
+                   "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                   " IF NEW.id = 'x' THEN RAISE EXCEPTION 'no x please'; END IF; RETURN NEW; END $$");
+  Query(*f.db, "CREATE TRIGGER no_x BEFORE INSERT OR UPDATE ON " + QuoteIdent(f.table) +
+                   " FOR EACH ROW EXECUTE FUNCTION " + QuoteIdent(function) + "()");
+  const std::string batch = f.PublishChunk(
+      "{\"id\":\"a\",\"qty\":1}\n{\"id\":\"b\",\"qty\":2}\n{\"id\":\"x\",\"qty\":3}\n"
+      "{\"id\":\"c\",\"qty\":4}\n{\"id\":\"d\",\"qty\":5}\n");
+  // A watchdog stops a worker that keeps retrying the chunk (as it did when
+  // only classes 22/23 were isolated), so the test fails instead of hanging.
+  WorkerOptions o;
+  o.conninfo = DatabaseUrl();
+  o.fetch_wait_ms = 300;
+  o.idle_exit_ms = 1500;
+  IngestWorker w(*f.js, {f.entity}, o);
+  std::atomic<bool> done{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 600 && !done.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    w.Stop();
+  });
+  Status run = w.Run();
+  done.store(true);
+  watchdog.join();
+  CHECK(run.ok());
+  CHECK(w.counters().messages_committed.load() == 1);
+  CHECK(w.counters().messages_dead.load() == 0);
+  CHECK(w.counters().rows_committed.load() == 4);
+  CHECK(w.counters().rows_dead.load() == 1);
+  CHECK(f.Count() == "4");
+  PgRows dead = Query(*f.db, "SELECT line, error, raw FROM nomnom_dead_letters WHERE batch_id = '" + batch + "'");
+  REQUIRE(dead.rows.size() == 1);
+  CHECK(dead.rows[0][0].value() == "3");
+  CHECK_THAT(dead.rows[0][1].value(), Catch::Contains("no x please") && Catch::Contains("P0001"));
+  CHECK(dead.rows[0][2].value() == "{\"id\":\"x\",\"qty\":3}");
+  auto lag = f.js->Lag();
+  REQUIRE(lag.ok());
+  CHECK(lag->Backlog() == 0);
+  f.db->TryExec("DROP TABLE IF EXISTS " + QuoteIdent(f.table));
+  f.db->TryExec("DROP FUNCTION IF EXISTS " + QuoteIdent(function) + "()");
 }
