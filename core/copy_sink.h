@@ -13,12 +13,19 @@
 // first unique violation switches the connection to the staging merge.
 //
 // A batch is one transaction. When it fails on a row PostgreSQL rejects (any
-// error PgError::IsRowLevel: bad data, CHECK, foreign key, unique violation, a
-// trigger's exception, an index row too large, ...), the failing part is rolled back to a savepoint and split until the
-// failing rows stand alone; they are rejected with PostgreSQL's message and every other row commits in the same
-// transaction. A caller can add its own statements to that transaction (e.g. a ledger of message ids and the dead
-// letters), so the rows, the rejects and the bookkeeping commit together or not at all. Deadlocks, serialization
-// failures and lost connections retry the whole transaction with backoff (a lost connection is re-established).
+// error PgError::IsRowLevel: bad data, CHECK, foreign key, unique violation,
+// a trigger's exception, an index row too large, ...), the failing part is
+// rolled back to a savepoint and split until the failing rows stand alone;
+// they are rejected with PostgreSQL's message and every other row commits in
+// the same transaction. A caller can add its own statements to that
+// transaction (e.g. a ledger of message ids and the dead letters), so the
+// rows, the rejects and the bookkeeping commit together or not at all.
+// Infrastructure errors (PgError::IsInfrastructure) are never blamed on a row:
+// deadlocks, serialization failures and lost connections retry the whole
+// transaction with backoff (a lost connection is re-established).
+//
+// The shared row types (EncodedPart, RowOrigin, BatchResult, RejectFn,
+// RejectedRow) are in encoded_rows.h, ConflictMode in conflict_mode.h.
 //
 // Thread-safety: a CopySink is used by one thread. The Entity must outlive it.
 #pragma once
@@ -31,46 +38,14 @@
 #include <string_view>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/ndjson_reader.h"
+#include "core/conflict_mode.h"
+#include "core/encoded_rows.h"
 #include "core/pg_connection.h"
+#include "core/row_sink.h"
 #include "core/schema.h"
-#include "core/table_setup.h"
 
 namespace nomnom {
 
-// Where an encoded row came from, for reject records.
-struct RowOrigin {
-  uint32_t source = 0;   // index of the input in the load's input list
-  uint64_t line = 0;     // 1-based line number
-  std::string_view raw;  // the line's bytes (kept alive by EncodedPart::chunk)
-};
-
-// Encoded rows (binary COPY tuples, no header) from one input chunk.
-struct EncodedPart {
-  uint64_t seq = 0;                    // the chunk's sequence number in the load
-  ByteBuffer tuples;                   // concatenated tuples
-  std::vector<uint32_t> offsets;       // start of each tuple in `tuples`
-  std::vector<RowOrigin> origins;      // one per tuple
-  std::shared_ptr<const Chunk> chunk;  // owner of the raw bytes origins point to
-  size_t rows() const { return offsets.size(); }
-};
-
-struct BatchResult {
-  uint64_t inserted = 0;
-  uint64_t updated = 0;
-  uint64_t skipped = 0;   // not written because the key existed (kNothing)
-  uint64_t rejected = 0;  // rejected by PostgreSQL
-  uint64_t retries = 0;   // transactions retried after a transient error
-};
-
-using RejectFn = std::function<void(const RowOrigin& origin, std::string_view error)>;
-
-// A row PostgreSQL rejected in the current transaction.
-struct RejectedRow {
-  const RowOrigin* origin;
-  std::string error;
-};
 // Runs inside the batch's transaction just before COMMIT; returning an error
 // aborts (and, if transient, retries) the whole transaction.
 using BeforeCommitFn =
@@ -131,6 +106,18 @@ class CopySink {
   std::vector<RejectedRow> rejected_;
   CopySinkOptions options_;
   std::string conninfo_;
+};
+
+// Adapts a CopySink to the load pipeline's RowSink.
+class CopyRowSink : public RowSink {
+ public:
+  explicit CopyRowSink(std::unique_ptr<CopySink> sink) : sink_(std::move(sink)) {}
+  Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) override {
+    return sink_->Write(parts, on_reject);
+  }
+
+ private:
+  std::unique_ptr<CopySink> sink_;
 };
 
 }  // namespace nomnom

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <thread>
 
+#include "core/copy_sink.h"
 #include "core/ingest_format.h"
 #include "core/ndjson_reader.h"
 #include "core/row_encoder.h"

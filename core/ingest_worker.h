@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-#include "core/copy_sink.h"
+#include "core/conflict_mode.h"
 #include "core/metrics.h"
 #include "core/nats_client.h"
 #include "core/pg_connection.h"
