@@ -27,6 +27,19 @@
 // The shared row types (EncodedPart, RowOrigin, BatchResult, RejectFn,
 // RejectedRow) are in encoded_rows.h, ConflictMode in conflict_mode.h.
 //
+// kUpdate through several writers (workers): when rows carry the stream
+// sequence of their message (RowOrigin::stream_seq != 0), a table
+// "nomnom_versions_<table>" (key columns, nomnom_stream_seq) records per key
+// the sequence of the row applied last. In the batch's transaction, before
+// the merge, each key's newest staged sequence is upserted there (ON CONFLICT
+// DO UPDATE ... WHERE the stored sequence is not newer, which PostgreSQL
+// evaluates on the latest committed version after waiting for any writer
+// holding the key), and the staged rows of keys that lost are dropped
+// (counted as skipped). So the row from the later message wins whatever the
+// commit order; such batches skip the optimistic COPY, and within a batch rows
+// apply in (stream sequence, input) order. Rows without a sequence (nomnom
+// load) neither read nor write the version table.
+//
 // Thread-safety: a CopySink is used by one thread. The Entity must outlive it.
 #pragma once
 
@@ -45,6 +58,11 @@
 #include "core/schema.h"
 
 namespace nomnom {
+
+// ConflictMode::kUpdate with stream sequences (RowOrigin::stream_seq): the
+// table "<prefix><target table>" in the target's schema holds, per key, the
+// stream sequence of the message whose row was applied last.
+inline constexpr std::string_view kVersionTablePrefix = "nomnom_versions_";
 
 // Runs inside the batch's transaction just before COMMIT; returning an error
 // aborts (and, if transient, retries) the whole transaction.
@@ -89,6 +107,11 @@ class CopySink {
   std::optional<PgError> LoadRange(size_t lo, size_t hi, bool whole_batch, BatchResult* result);
   std::optional<PgError> MergeUpdate(PgRows* merged);
   const RowOrigin& Origin(size_t row) const;
+  // kUpdate with stream sequences: creates the version table when missing.
+  Status EnsureVersionTable();
+  // Copies the batch's tuples with the row's stream sequence as an extra
+  // field (the staging table's nomnom_stream_seq) into seq_tuples_.
+  void BuildSequencedTuples(size_t total);
 
   std::unique_ptr<PgConnection> conn_;
   const Entity& entity_;
@@ -99,6 +122,14 @@ class CopySink {
   bool optimistic_ = true;       // no key conflict seen yet on this connection
   std::string max_dup_sql_;      // kUpdate: most occurrences of one key in the staging table
   std::string merge_pass_sql_;   // kUpdate: merge the $1-th occurrence of every key
+  // kUpdate with stream sequences (the batch's rows carry RowOrigin::stream_seq):
+  std::string seq_copy_sql_;       // COPY into staging with nomnom_stream_seq
+  std::string version_table_;      // quoted, qualified
+  std::string version_guard_sql_;  // drops staged rows older than their key's version
+  bool version_table_ready_ = false;
+  bool sequenced_ = false;           // the current batch carries stream sequences
+  ByteBuffer seq_tuples_;            // the batch's tuples with the sequence field
+  std::vector<size_t> seq_offsets_;  // start of row i in seq_tuples_; [total] = end
   // The batch being written: parts and the first global row index of each.
   const std::vector<const EncodedPart*>* parts_ = nullptr;
   std::vector<size_t> part_start_;

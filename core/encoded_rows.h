@@ -24,6 +24,11 @@ struct RowOrigin {
   uint32_t source = 0;   // index of the input in the load's input list
   uint64_t line = 0;     // 1-based line number
   std::string_view raw;  // the line's bytes (kept alive by EncodedPart::chunk)
+  // The JetStream stream sequence of the message the row came from; 0 for
+  // none (`nomnom load`). With ConflictMode::kUpdate, CopySink never lets a
+  // row overwrite a version of its key that came from a later message,
+  // whatever the order in which transactions commit.
+  uint64_t stream_seq = 0;
 };
 
 // Encoded rows (binary COPY tuples, no header) from one input chunk.

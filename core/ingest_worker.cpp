@@ -248,7 +248,7 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
         continue;
       }
       part->offsets.push_back(static_cast<uint32_t>(start));
-      part->origins.push_back(RowOrigin{static_cast<uint32_t>(i), line_no, line});
+      part->origins.push_back(RowOrigin{static_cast<uint32_t>(i), line_no, line, h.msg->StreamSequence()});
     }
     parts.push_back(std::move(part));
   }

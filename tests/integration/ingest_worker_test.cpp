@@ -16,9 +16,10 @@ using namespace nomnom::testing;
 
 namespace {
 
-JetStreamConfig WorkerTestConfig(int64_t duplicate_window_ms) {
+JetStreamConfig WorkerTestConfig(int64_t duplicate_window_ms, int64_t ack_wait_ms = 0) {
   JetStreamConfig c = UniqueJetStreamConfig("nnw");
   c.duplicate_window_ms = duplicate_window_ms;
+  if (ack_wait_ms > 0) c.ack_wait_ms = ack_wait_ms;
   return c;
 }
 
@@ -35,15 +36,20 @@ Entity TestEntity(const std::string& table) {
 }
 
 struct Fixture {
-  explicit Fixture(int64_t duplicate_window_ms = 2 * 60 * 1000)
-      : config(WorkerTestConfig(duplicate_window_ms)), table(UniqueName("items")), entity(TestEntity(table)) {
+  explicit Fixture(int64_t duplicate_window_ms = 2 * 60 * 1000, int64_t ack_wait_ms = 0)
+      : config(WorkerTestConfig(duplicate_window_ms, ack_wait_ms)),
+        table(UniqueName("items")),
+        entity(TestEntity(table)) {
     auto c = JetStreamClient::Connect(config);
     if (!c.ok()) FAIL(c.status().message());
     js = std::move(c).value();
     REQUIRE(js->EnsureTopology().ok());
     db = Connect();
   }
-  ~Fixture() { db->TryExec("DROP TABLE IF EXISTS " + QuoteIdent(table)); }
+  ~Fixture() {
+    db->TryExec("DROP TABLE IF EXISTS " + QuoteIdent(table));
+    db->TryExec("DROP TABLE IF EXISTS " + QuoteIdent("nomnom_versions_" + table));
+  }
 
   // Publishes rows (NDJSON lines) as one chunk; returns its batch id.
   std::string PublishChunk(const std::string& body, std::string batch = "", const std::string& entity_name = "Item") {
@@ -64,8 +70,9 @@ struct Fixture {
     uint64_t rows_committed = 0, messages_committed = 0, rows_dead = 0, messages_dead = 0, duplicates_skipped = 0;
   };
   // Runs one worker until it has seen no message for idle_ms.
-  Counts RunWorker(int64_t idle_ms = 1500, int max_deliver = 3) {
+  Counts RunWorker(int64_t idle_ms = 1500, int max_deliver = 3, ConflictMode mode = ConflictMode::kNothing) {
     WorkerOptions o;
+    o.mode = mode;
     o.conninfo = DatabaseUrl();
     o.fetch_wait_ms = 300;
     o.idle_exit_ms = idle_ms;
@@ -236,4 +243,31 @@ TEST_CASE("a row a trigger rejects (P0001) is dead-lettered at once; the other r
   CHECK(lag->Backlog() == 0);
   f.db->TryExec("DROP TABLE IF EXISTS " + QuoteIdent(f.table));
   f.db->TryExec("DROP FUNCTION IF EXISTS " + QuoteIdent(function) + "()");
+}
+
+TEST_CASE("update through workers: an older message committed after a newer one does not win",
+          "[worker][update-order]") {
+  // A long ack wait, so that the message the test holds is not redelivered
+  // while the worker runs, however slow the machine.
+  Fixture f(2 * 60 * 1000, 120 * 1000);
+  f.PublishChunk("{\"id\":\"k\",\"qty\":1}\n");
+  f.PublishChunk("{\"id\":\"k\",\"qty\":2}\n{\"id\":\"m\",\"qty\":2}\n");
+  // Hold the older message (as a slow worker would), let a worker commit the
+  // newer one, then release the older one: it commits last.
+  auto held = f.js->Fetch(1, 0, 5000);
+  REQUIRE(held.ok());
+  REQUIRE(held->size() == 1);
+  REQUIRE((*held)[0]->body() == "{\"id\":\"k\",\"qty\":1}\n");
+  auto first = f.RunWorker(1500, 3, ConflictMode::kUpdate);
+  CHECK(first.messages_committed == 1);
+  CHECK(QueryValue(*f.db, "SELECT qty FROM " + QuoteIdent(f.table) + " WHERE id = 'k'") == "2");
+  REQUIRE((*held)[0]->Nak().ok());
+  auto second = f.RunWorker(1500, 3, ConflictMode::kUpdate);
+  CHECK(second.messages_committed == 1);
+  CHECK(second.rows_committed == 1);  // committed as skipped: a later message's version is in place
+  CHECK(QueryValue(*f.db, "SELECT qty FROM " + QuoteIdent(f.table) + " WHERE id = 'k'") == "2");
+  CHECK(f.Count() == "2");
+  auto lag = f.js->Lag();
+  REQUIRE(lag.ok());
+  CHECK(lag->Backlog() == 0);
 }
