@@ -2,8 +2,8 @@
 // from the later stream message wins whatever the order in which the
 // transactions commit. CopySink against a real PostgreSQL, with the stream
 // sequences a worker passes in RowOrigin::stream_seq.
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -114,8 +114,7 @@ TEST_CASE("update: an older message committed after a newer one does not overwri
   CHECK(f.Qty("k") == "30");
 }
 
-TEST_CASE("update: within one batch the row from the later message wins, whatever the part order",
-          "[update-order]") {
+TEST_CASE("update: within one batch the row from the later message wins, whatever the part order", "[update-order]") {
   Fixture f;
   auto sink = f.Sink();
   // Parts in reverse stream order, and a key repeated within one message
@@ -200,9 +199,8 @@ TEST_CASE("update with stream sequences: a rejected row is isolated and leaves n
   auto sink = f.Sink();
   auto msg = Encode(f.entity, {R"({"id":"a","qty":5})", R"({"id":"bad","qty":-1})", R"({"id":"c","qty":6})"}, 50);
   std::vector<std::pair<uint64_t, std::string>> rejects;
-  auto r = sink->Write({&msg->part}, [&](const RowOrigin& o, std::string_view e) {
-    rejects.emplace_back(o.line, std::string(e));
-  });
+  auto r = sink->Write({&msg->part},
+                       [&](const RowOrigin& o, std::string_view e) { rejects.emplace_back(o.line, std::string(e)); });
   REQUIRE(r.ok());
   CHECK(r->inserted == 2);
   CHECK(r->rejected == 1);
