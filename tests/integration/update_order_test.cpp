@@ -6,7 +6,9 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "core/copy_sink.h"
@@ -216,4 +218,51 @@ TEST_CASE("update with stream sequences: a rejected row is isolated and leaves n
   CHECK(f.Qty("a") == "5");
   CHECK(r2->inserted == 1);
   CHECK(r2->skipped == 1);
+}
+
+TEST_CASE("update with stream sequences: four concurrent writers converge on each key's latest message",
+          "[update-order]") {
+  Fixture f;
+  // 200 messages (sequences 1..200), each with 5 of 30 keys; qty = the
+  // message's sequence. Four writers take the messages in shuffled order.
+  constexpr int kMessages = 200, kKeys = 30, kWriters = 4;
+  std::mt19937 rng(99);
+  std::vector<std::unique_ptr<Message>> msgs;
+  std::map<std::string, int> latest;
+  for (int seq = 1; seq <= kMessages; ++seq) {
+    std::vector<std::string> lines;
+    for (int i = 0; i < 5; ++i) {
+      const std::string key = "k" + std::to_string(rng() % kKeys);
+      lines.push_back(R"({"id":")" + key + R"(","qty":)" + std::to_string(seq) + "}");
+      latest[key] = seq;
+    }
+    msgs.push_back(Encode(f.entity, lines, static_cast<uint64_t>(seq)));
+  }
+  std::vector<size_t> order(msgs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), rng);
+  std::vector<std::unique_ptr<CopySink>> sinks;
+  for (int w = 0; w < kWriters; ++w) sinks.push_back(f.Sink());
+  std::atomic<size_t> next{0};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      for (size_t i; (i = next.fetch_add(2)) < order.size();) {
+        // Two messages per transaction, as a fetch of several would be.
+        std::vector<const EncodedPart*> parts = {&msgs[order[i]]->part};
+        if (i + 1 < order.size()) parts.push_back(&msgs[order[i + 1]]->part);
+        auto r = sinks[static_cast<size_t>(w)]->Write(parts, [](const RowOrigin&, std::string_view) {});
+        if (!r.ok() || r->rejected != 0) failures.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(failures.load() == 0);
+  PgRows rows = Query(*f.db, "SELECT id, qty FROM " + QuoteIdent(f.table));
+  CHECK(rows.rows.size() == latest.size());
+  for (const auto& row : rows.rows) {
+    INFO("key " << row[0].value());
+    CHECK(row[1].value() == std::to_string(latest.at(row[0].value())));
+  }
 }
