@@ -33,8 +33,8 @@ bool PgError::IsInfrastructure() const {
 
 bool PgError::IsRowLevel() const {
   if (IsInfrastructure()) return false;
-  static constexpr const char* kStatementClasses[] = {"0A", "0L", "0P", "25", "26", "28", "2D",
-                                                      "34", "3D", "3F", "42", "58", "F0", "XX"};
+  static constexpr const char* kStatementClasses[] = {"0A", "0B", "0L", "0P", "25", "26", "28", "2B", "2D",
+                                                      "34", "3B", "3D", "3F", "42", "55", "58", "F0", "XX"};
   for (const char* c : kStatementClasses) {
     if (sqlstate.compare(0, 2, c) == 0) return false;
   }

@@ -37,9 +37,10 @@ struct PgError {
   // True for errors that some row may have caused, so that isolating rows (a
   // savepoint per part, bisection) is the remedy: every error that is neither
   // infrastructure (IsInfrastructure) nor about the statement or session as a
-  // whole (classes 0A, 0L, 0P, 25, 26, 28, 2D, 34, 3D, 3F, 42, 58, F0, XX:
-  // unsupported feature, transaction state, authorization, undefined or
-  // forbidden object, system or internal error). Classes 22 and 23 (bad data,
+  // whole (classes 0A, 0B, 0L, 0P, 25, 26, 28, 2B, 2D, 34, 3B, 3D, 3F, 42,
+  // 55, 58, F0, XX: unsupported feature, transaction state, authorization,
+  // savepoints, undefined, forbidden or busy object, system or internal
+  // error). Classes 22 and 23 (bad data,
   // constraints), P0 (a trigger's RAISE), 54 (index row too large) and any
   // other class a trigger or function may raise are row-level.
   bool IsRowLevel() const;

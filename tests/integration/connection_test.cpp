@@ -66,7 +66,7 @@ TEST_CASE("errors carry SQLSTATE and are classified", "[pg]") {
     CHECK_FALSE(e.IsRowLevel());
     CHECK(e.IsInfrastructure());
   }
-  for (const char* state : {"42501", "42P01", "0A000", "25006", "58030", "XX000", "3F000"}) {
+  for (const char* state : {"42501", "42P01", "0A000", "25006", "58030", "XX000", "3F000", "55006", "3B001"}) {
     PgError e;
     e.sqlstate = state;
     INFO(state);
