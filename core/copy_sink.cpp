@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "core/pg_binary.h"
@@ -48,16 +49,40 @@ std::string KeyColumnList(const Entity& e) {
   return s;
 }
 
-// PostgreSQL reports the failing row of a COPY in the error context as
-// "COPY <table>, line <n>[, column ...]"; returns n (1-based) or 0.
+// PostgreSQL reports the failing row of a COPY in the error context as a line
+// "COPY <table>, line <n>[, column ...]" (the last one, after e.g. a trigger
+// function's own context lines); returns n (1-based) or 0.
 size_t CopyLineFromContext(std::string_view context) {
-  const size_t at = context.find(", line ");
-  if (context.rfind("COPY ", 0) != 0 || at == std::string_view::npos) return 0;
-  size_t n = 0;
-  for (size_t i = at + 7; i < context.size() && context[i] >= '0' && context[i] <= '9'; ++i) {
-    n = n * 10 + static_cast<size_t>(context[i] - '0');
+  size_t start = 0;
+  while (start < context.size()) {
+    size_t end = context.find('\n', start);
+    if (end == std::string_view::npos) end = context.size();
+    const std::string_view line = context.substr(start, end - start);
+    start = end + 1;
+    const size_t at = line.find(", line ");
+    if (line.rfind("COPY ", 0) != 0 || at == std::string_view::npos) continue;
+    size_t n = 0;
+    for (size_t i = at + 7; i < line.size() && line[i] >= '0' && line[i] <= '9'; ++i) {
+      n = n * 10 + static_cast<size_t>(line[i] - '0');
+    }
+    return n;
   }
-  return n;
+  return 0;
+}
+
+// kVersionTablePrefix + table, within PostgreSQL's 63-byte identifiers (a
+// longer name is cut and made unique by a hash of the whole).
+std::string VersionTableName(const std::string& table) {
+  std::string name = std::string(kVersionTablePrefix) + table;
+  if (name.size() <= 63) return name;
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (unsigned char c : name) h = (h ^ c) * 16777619u;
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08x", h);
+  name.resize(54);
+  while (!name.empty() && (static_cast<unsigned char>(name.back()) & 0xC0) == 0x80) name.pop_back();
+  if (!name.empty() && static_cast<unsigned char>(name.back()) >= 0xC0) name.pop_back();
+  return name + "_" + hex;
 }
 
 }  // namespace
@@ -91,9 +116,11 @@ Status CopySink::Prepare() {
                        " FROM " + target + " WITH NO DATA";
   if (auto err = conn_->TryExec(create)) return ToStatus(*err, "cannot create the staging table");
   if (mode_ == ConflictMode::kUpdate) {
-    // Arrival order, so the last occurrence of a key wins.
-    if (auto err =
-            conn_->TryExec("ALTER TABLE " + stage + " ADD COLUMN nomnom_seq bigint GENERATED ALWAYS AS IDENTITY")) {
+    // Arrival order, so the last occurrence of a key wins; and the stream
+    // sequence of the row's message, when it has one.
+    if (auto err = conn_->TryExec("ALTER TABLE " + stage +
+                                  " ADD COLUMN nomnom_seq bigint GENERATED ALWAYS AS IDENTITY,"
+                                  " ADD COLUMN nomnom_stream_seq bigint")) {
       return ToStatus(*err, "cannot prepare the staging table");
     }
   }
@@ -116,9 +143,28 @@ Status CopySink::Prepare() {
         " RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM ins";
     merge_sql_ = "WITH ins AS (INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + returning;
     max_dup_sql_ = "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM " + stage + " GROUP BY " + keys + ") d";
+    // Rows without a stream sequence have NULL there: input order decides.
     merge_pass_sql_ = "WITH ranked AS (SELECT " + cols + ", row_number() OVER (PARTITION BY " + keys +
-                      " ORDER BY nomnom_seq) AS nomnom_rn FROM " + stage + "), ins AS (INSERT INTO " + target + " (" +
-                      cols + ") SELECT " + cols + " FROM ranked WHERE nomnom_rn = $1" + returning;
+                      " ORDER BY nomnom_stream_seq, nomnom_seq) AS nomnom_rn FROM " + stage +
+                      "), ins AS (INSERT INTO " + target + " (" + cols + ") SELECT " + cols +
+                      " FROM ranked WHERE nomnom_rn = $1" + returning;
+    seq_copy_sql_ = "COPY " + stage + " (" + cols + ", nomnom_stream_seq) FROM STDIN (FORMAT binary)";
+    version_table_ = QuoteQualified(entity_.table_schema, VersionTableName(entity_.table));
+    std::string not_null, matches;
+    for (size_t k : entity_.key_fields) {
+      const std::string col = QuoteIdent(entity_.fields[k].name);
+      not_null += (not_null.empty() ? "" : " AND ") + ("s." + col + " IS NOT NULL");
+      matches += " AND v." + col + " = s." + col;
+    }
+    // A NULL key never conflicts, so such rows are neither versioned nor dropped.
+    version_guard_sql_ = "WITH v AS (INSERT INTO " + version_table_ + " AS v (" + keys +
+                         ", nomnom_stream_seq) SELECT DISTINCT ON (" + keys + ") " + keys +
+                         ", nomnom_stream_seq FROM " + stage + " s WHERE " + not_null + " ORDER BY " + keys +
+                         ", nomnom_stream_seq DESC ON CONFLICT (" + keys +
+                         ") DO UPDATE SET nomnom_stream_seq = EXCLUDED.nomnom_stream_seq"
+                         " WHERE v.nomnom_stream_seq <= EXCLUDED.nomnom_stream_seq RETURNING " +
+                         keys + ") DELETE FROM " + stage + " s WHERE " + not_null +
+                         " AND NOT EXISTS (SELECT 1 FROM v WHERE true" + matches + ")";
   }
   return Status::Ok();
 }
@@ -129,9 +175,61 @@ const RowOrigin& CopySink::Origin(size_t row) const {
   return (*parts_)[p]->origins[row - *it];
 }
 
+Status CopySink::EnsureVersionTable() {
+  // One transaction under an advisory lock, so that concurrent workers do not
+  // race on CREATE TABLE; outside the batch's transaction, so the table stays
+  // whatever becomes of the batch.
+  const std::string keys = KeyColumnList(entity_);
+  auto fail = [&](const PgError& err) {
+    if (!err.connection_lost) conn_->TryExec("ROLLBACK");
+    return ToStatus(err, "cannot create the version table " + version_table_);
+  };
+  if (auto err = conn_->TryExec("BEGIN; SELECT pg_advisory_xact_lock(7346653412)")) return fail(*err);
+  PgRows exists;
+  if (auto err = conn_->TryExecParams("SELECT to_regclass($1) IS NOT NULL", {version_table_}, &exists)) {
+    return fail(*err);
+  }
+  if (exists.rows.at(0).at(0).value_or("f") != "t") {
+    if (auto err = conn_->TryExec("CREATE TABLE " + version_table_ + " AS SELECT " + keys +
+                                  ", NULL::bigint AS nomnom_stream_seq FROM " + entity_.QualifiedTable() +
+                                  " WITH NO DATA; ALTER TABLE " + version_table_ + " ADD PRIMARY KEY (" + keys +
+                                  "), ALTER COLUMN nomnom_stream_seq SET NOT NULL")) {
+      return fail(*err);
+    }
+  }
+  if (auto err = conn_->TryExec("COMMIT")) return fail(*err);
+  version_table_ready_ = true;
+  return Status::Ok();
+}
+
+void CopySink::BuildSequencedTuples(size_t total) {
+  seq_tuples_.clear();
+  seq_offsets_.clear();
+  seq_offsets_.reserve(total + 1);
+  for (const EncodedPart* part : *parts_) {
+    for (size_t r = 0; r < part->rows(); ++r) {
+      const size_t from = part->offsets[r];
+      const size_t to = r + 1 < part->rows() ? part->offsets[r + 1] : part->tuples.size();
+      const auto* t = reinterpret_cast<const unsigned char*>(part->tuples.data() + from);
+      seq_offsets_.push_back(seq_tuples_.size());
+      // int16 field count, one more; the fields; then the int8 sequence.
+      seq_tuples_.PutI16(static_cast<int16_t>(((t[0] << 8) | t[1]) + 1));
+      seq_tuples_.Append(part->tuples.data() + from + 2, to - from - 2);
+      seq_tuples_.PutI32(8);
+      seq_tuples_.PutU64(part->origins[r].stream_seq);
+    }
+  }
+  seq_offsets_.push_back(seq_tuples_.size());
+}
+
 void CopySink::Slices(size_t lo, size_t hi, std::vector<std::string_view>* out) const {
   out->clear();
   out->push_back(CopyHeader().view());
+  if (sequenced_) {
+    out->emplace_back(seq_tuples_.data() + seq_offsets_[lo], seq_offsets_[hi] - seq_offsets_[lo]);
+    out->push_back(CopyTrailer().view());
+    return;
+  }
   for (size_t p = 0; p < parts_->size() && lo < hi; ++p) {
     const EncodedPart& part = *(*parts_)[p];
     const size_t begin = part_start_[p];
@@ -152,7 +250,7 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
   Slices(lo, hi, &slices_);
   const uint64_t rows = hi - lo;
   uint64_t copied = 0;
-  if (mode_ != ConflictMode::kError && whole_batch && optimistic_) {
+  if (mode_ != ConflictMode::kError && whole_batch && optimistic_ && !sequenced_) {
     // Optimistic path: while no key of this load has conflicted yet, COPY the
     // batch straight into the target. If no row conflicts, the outcome is the
     // merge's (every row inserted) at the cost of a plain COPY. A unique
@@ -166,12 +264,12 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
       result->inserted += copied;
       return std::nullopt;
     }
-    if (err->connection_lost) return err;
+    if (err->IsInfrastructure()) return err;
     if (auto e = conn_->TryExec("ROLLBACK TO SAVEPOINT nomnom_direct; RELEASE SAVEPOINT nomnom_direct")) return e;
     if (err->sqlstate == "23505") optimistic_ = false;
     copied = 0;
   }
-  if (auto err = conn_->CopyIn(copy_sql_, slices_, &copied)) {
+  if (auto err = conn_->CopyIn(sequenced_ ? seq_copy_sql_ : copy_sql_, slices_, &copied)) {
     const size_t line = CopyLineFromContext(err->context);
     if (line >= 1 && line <= rows) *bad_row = lo + line - 1;
     return err;
@@ -179,6 +277,12 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
   if (mode_ == ConflictMode::kError) {
     result->inserted += copied;
     return std::nullopt;
+  }
+  uint64_t superseded = 0;  // rows older than their key's applied version
+  if (sequenced_) {
+    PgRows dropped;
+    if (auto err = conn_->TryExec(version_guard_sql_, &dropped)) return err;
+    superseded = std::strtoull(dropped.command_tuples.c_str(), nullptr, 10);
   }
   PgRows merged;
   if (mode_ == ConflictMode::kUpdate) {
@@ -198,7 +302,8 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
   } else {
     const uint64_t inserted = std::strtoull(merged.rows.at(0).at(0).value_or("0").c_str(), nullptr, 10);
     result->inserted += inserted;
-    result->updated += rows - inserted;
+    result->updated += rows - superseded - inserted;
+    result->skipped += superseded;
   }
   return std::nullopt;
 }
@@ -266,9 +371,22 @@ Result<BatchResult> CopySink::Write(const std::vector<const EncodedPart*>& parts
   parts_ = &parts;
   part_start_.clear();
   size_t total = 0;
+  sequenced_ = false;
   for (const EncodedPart* p : parts) {
     part_start_.push_back(total);
     total += p->rows();
+    if (mode_ == ConflictMode::kUpdate) {
+      for (const RowOrigin& o : p->origins) sequenced_ = sequenced_ || o.stream_seq != 0;
+    }
+  }
+  if (sequenced_) {
+    if (!version_table_ready_) {
+      if (Status s = EnsureVersionTable(); !s.ok()) {
+        parts_ = nullptr;
+        return s;
+      }
+    }
+    BuildSequencedTuples(total);
   }
   uint64_t retries = 0;
   for (int attempt = 0;; ++attempt) {

@@ -12,15 +12,33 @@
 // target, which gives the same result as the merge when no key conflicts. The
 // first unique violation switches the connection to the staging merge.
 //
-// A batch is one transaction. When it fails on a row PostgreSQL rejects
-// (SQLSTATE class 22 or 23: bad data, CHECK, foreign key, unique violation),
-// the failing part is rolled back to a savepoint and split until the failing
-// rows stand alone; they are rejected with PostgreSQL's message and every other
-// row commits in the same transaction. A caller can add its own statements to
-// that transaction (e.g. a ledger of message ids and the dead letters), so the
+// A batch is one transaction. When it fails on a row PostgreSQL rejects (any
+// error PgError::IsRowLevel: bad data, CHECK, foreign key, unique violation,
+// a trigger's exception, an index row too large, ...), the failing part is
+// rolled back to a savepoint and split until the failing rows stand alone;
+// they are rejected with PostgreSQL's message and every other row commits in
+// the same transaction. A caller can add its own statements to that
+// transaction (e.g. a ledger of message ids and the dead letters), so the
 // rows, the rejects and the bookkeeping commit together or not at all.
-// Deadlocks, serialization failures and lost connections retry the whole
+// Infrastructure errors (PgError::IsInfrastructure) are never blamed on a row:
+// deadlocks, serialization failures and lost connections retry the whole
 // transaction with backoff (a lost connection is re-established).
+//
+// The shared row types (EncodedPart, RowOrigin, BatchResult, RejectFn,
+// RejectedRow) are in encoded_rows.h, ConflictMode in conflict_mode.h.
+//
+// kUpdate through several writers (workers): when rows carry the stream
+// sequence of their message (RowOrigin::stream_seq != 0), a table
+// "nomnom_versions_<table>" (key columns, nomnom_stream_seq) records per key
+// the sequence of the row applied last. In the batch's transaction, before
+// the merge, each key's newest staged sequence is upserted there (ON CONFLICT
+// DO UPDATE ... WHERE the stored sequence is not newer, which PostgreSQL
+// evaluates on the latest committed version after waiting for any writer
+// holding the key), and the staged rows of keys that lost are dropped
+// (counted as skipped). So the row from the later message wins whatever the
+// commit order; such batches skip the optimistic COPY, and within a batch rows
+// apply in (stream sequence, input) order. Rows without a sequence (nomnom
+// load) neither read nor write the version table.
 //
 // Thread-safety: a CopySink is used by one thread. The Entity must outlive it.
 #pragma once
@@ -33,46 +51,19 @@
 #include <string_view>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/ndjson_reader.h"
+#include "core/conflict_mode.h"
+#include "core/encoded_rows.h"
 #include "core/pg_connection.h"
+#include "core/row_sink.h"
 #include "core/schema.h"
-#include "core/table_setup.h"
 
 namespace nomnom {
 
-// Where an encoded row came from, for reject records.
-struct RowOrigin {
-  uint32_t source = 0;   // index of the input in the load's input list
-  uint64_t line = 0;     // 1-based line number
-  std::string_view raw;  // the line's bytes (kept alive by EncodedPart::chunk)
-};
+// ConflictMode::kUpdate with stream sequences (RowOrigin::stream_seq): the
+// table "<prefix><target table>" in the target's schema holds, per key, the
+// stream sequence of the message whose row was applied last.
+inline constexpr std::string_view kVersionTablePrefix = "nomnom_versions_";
 
-// Encoded rows (binary COPY tuples, no header) from one input chunk.
-struct EncodedPart {
-  uint64_t seq = 0;                    // the chunk's sequence number in the load
-  ByteBuffer tuples;                   // concatenated tuples
-  std::vector<uint32_t> offsets;       // start of each tuple in `tuples`
-  std::vector<RowOrigin> origins;      // one per tuple
-  std::shared_ptr<const Chunk> chunk;  // owner of the raw bytes origins point to
-  size_t rows() const { return offsets.size(); }
-};
-
-struct BatchResult {
-  uint64_t inserted = 0;
-  uint64_t updated = 0;
-  uint64_t skipped = 0;   // not written because the key existed (kNothing)
-  uint64_t rejected = 0;  // rejected by PostgreSQL
-  uint64_t retries = 0;   // transactions retried after a transient error
-};
-
-using RejectFn = std::function<void(const RowOrigin& origin, std::string_view error)>;
-
-// A row PostgreSQL rejected in the current transaction.
-struct RejectedRow {
-  const RowOrigin* origin;
-  std::string error;
-};
 // Runs inside the batch's transaction just before COMMIT; returning an error
 // aborts (and, if transient, retries) the whole transaction.
 using BeforeCommitFn =
@@ -116,6 +107,11 @@ class CopySink {
   std::optional<PgError> LoadRange(size_t lo, size_t hi, bool whole_batch, BatchResult* result);
   std::optional<PgError> MergeUpdate(PgRows* merged);
   const RowOrigin& Origin(size_t row) const;
+  // kUpdate with stream sequences: creates the version table when missing.
+  Status EnsureVersionTable();
+  // Copies the batch's tuples with the row's stream sequence as an extra
+  // field (the staging table's nomnom_stream_seq) into seq_tuples_.
+  void BuildSequencedTuples(size_t total);
 
   std::unique_ptr<PgConnection> conn_;
   const Entity& entity_;
@@ -126,6 +122,14 @@ class CopySink {
   bool optimistic_ = true;       // no key conflict seen yet on this connection
   std::string max_dup_sql_;      // kUpdate: most occurrences of one key in the staging table
   std::string merge_pass_sql_;   // kUpdate: merge the $1-th occurrence of every key
+  // kUpdate with stream sequences (the batch's rows carry RowOrigin::stream_seq):
+  std::string seq_copy_sql_;       // COPY into staging with nomnom_stream_seq
+  std::string version_table_;      // quoted, qualified
+  std::string version_guard_sql_;  // drops staged rows older than their key's version
+  bool version_table_ready_ = false;
+  bool sequenced_ = false;           // the current batch carries stream sequences
+  ByteBuffer seq_tuples_;            // the batch's tuples with the sequence field
+  std::vector<size_t> seq_offsets_;  // start of row i in seq_tuples_; [total] = end
   // The batch being written: parts and the first global row index of each.
   const std::vector<const EncodedPart*>* parts_ = nullptr;
   std::vector<size_t> part_start_;
@@ -133,6 +137,18 @@ class CopySink {
   std::vector<RejectedRow> rejected_;
   CopySinkOptions options_;
   std::string conninfo_;
+};
+
+// Adapts a CopySink to the load pipeline's RowSink.
+class CopyRowSink : public RowSink {
+ public:
+  explicit CopyRowSink(std::unique_ptr<CopySink> sink) : sink_(std::move(sink)) {}
+  Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) override {
+    return sink_->Write(parts, on_reject);
+  }
+
+ private:
+  std::unique_ptr<CopySink> sink_;
 };
 
 }  // namespace nomnom

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <thread>
 
+#include "core/copy_sink.h"
 #include "core/ingest_format.h"
 #include "core/ledger.h"
 #include "core/ndjson_reader.h"
@@ -236,7 +237,7 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
         continue;
       }
       part->offsets.push_back(static_cast<uint32_t>(start));
-      part->origins.push_back(RowOrigin{static_cast<uint32_t>(i), line_no, line});
+      part->origins.push_back(RowOrigin{static_cast<uint32_t>(i), line_no, line, h.msg->StreamSequence()});
     }
     parts.push_back(std::move(part));
   }

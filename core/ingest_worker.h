@@ -48,7 +48,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/copy_sink.h"
+#include "core/conflict_mode.h"
 #include "core/ledger.h"
 #include "core/metrics.h"
 #include "core/nats_client.h"

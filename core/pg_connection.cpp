@@ -21,9 +21,24 @@ std::string QuoteQualified(std::string_view schema, std::string_view name) {
   return QuoteIdent(schema) + "." + QuoteIdent(name);
 }
 
+bool PgError::IsInfrastructure() const {
+  if (connection_lost || sqlstate.size() != 5) return true;
+  if (sqlstate == "55P03") return true;
+  static constexpr const char* kClasses[] = {"08", "40", "53", "57"};
+  for (const char* c : kClasses) {
+    if (sqlstate.compare(0, 2, c) == 0) return true;
+  }
+  return false;
+}
+
 bool PgError::IsRowLevel() const {
-  return !connection_lost && sqlstate.size() == 5 &&
-         (sqlstate.compare(0, 2, "22") == 0 || sqlstate.compare(0, 2, "23") == 0);
+  if (IsInfrastructure()) return false;
+  static constexpr const char* kStatementClasses[] = {"0A", "0B", "0L", "0P", "25", "26", "28", "2B", "2D",
+                                                      "34", "3B", "3D", "3F", "42", "55", "58", "F0", "XX"};
+  for (const char* c : kStatementClasses) {
+    if (sqlstate.compare(0, 2, c) == 0) return false;
+  }
+  return true;
 }
 
 bool PgError::IsTransient() const {
@@ -41,13 +56,6 @@ bool PgError::IsTransient() const {
     if (sqlstate == s) return true;
   }
   return false;
-}
-
-bool PgError::IsInfrastructure() const {
-  if (connection_lost || IsTransient()) return true;
-  if (sqlstate.size() != 5) return false;
-  const std::string cls = sqlstate.substr(0, 2);
-  return cls == "08" || cls == "40" || cls == "53" || cls == "57" || sqlstate == "55P03";
 }
 
 Status ToStatus(const PgError& err, std::string_view context) {

@@ -34,17 +34,25 @@ struct PgError {
   std::string context;   // PG_DIAG_CONTEXT, e.g. "COPY orders, line 42, column x: ..."
   bool connection_lost = false;
 
-  // True for errors caused by the data of some row (classes 22 data exception
-  // and 23 integrity constraint violation): isolating the row is the remedy.
+  // True for errors that some row may have caused, so that isolating rows (a
+  // savepoint per part, bisection) is the remedy: every error that is neither
+  // infrastructure (IsInfrastructure) nor about the statement or session as a
+  // whole (classes 0A, 0B, 0L, 0P, 25, 26, 28, 2B, 2D, 34, 3B, 3D, 3F, 42,
+  // 55, 58, F0, XX: unsupported feature, transaction state, authorization,
+  // savepoints, undefined, forbidden or busy object, system or internal
+  // error). Classes 22 and 23 (bad data,
+  // constraints), P0 (a trigger's RAISE), 54 (index row too large) and any
+  // other class a trigger or function may raise are row-level.
   bool IsRowLevel() const;
+  // True for failures of the infrastructure rather than of the data: a lost
+  // connection, classes 08 (connection), 40 (serialization, deadlock), 53
+  // (resources), 57 (operator intervention, statement timeout) and 55P03
+  // (lock timeout), including statement_timeout's 57014, and errors without a
+  // SQLSTATE (client-side). Never blamed on a row.
+  bool IsInfrastructure() const;
   // True for errors that go away by retrying: connection loss, serialization
   // failure, deadlock, admin shutdown / crash recovery, too many connections.
   bool IsTransient() const;
-  // True for failures of the database rather than of the statement or its
-  // data: connection loss and SQLSTATE classes 08 (connection), 40
-  // (serialization, deadlock), 53 (resources), 57 (operator intervention,
-  // including statement_timeout's 57014) and 55P03 (lock_timeout).
-  bool IsInfrastructure() const;
 };
 
 // Bounds on a connection's calls (0: libpq's / the server's default, none).

@@ -1,13 +1,14 @@
 // RowSink: where the load pipeline's sink threads put encoded rows.
 //
-// CopySinks write PostgreSQL; a JetStream sink (publish_sink.h) publishes the
-// validated rows for workers instead (`nomnom load --via-nats`). One RowSink
-// is used by one sink thread.
+// CopySinks write PostgreSQL (CopyRowSink in copy_sink.h); a JetStream sink
+// (publish_sink.h) publishes the validated rows for workers instead (`nomnom
+// load --via-nats`). One RowSink is used by one sink thread. The row types are
+// in encoded_rows.h.
 #pragma once
 
 #include <vector>
 
-#include "core/copy_sink.h"
+#include "core/encoded_rows.h"
 #include "core/status.h"
 
 namespace nomnom {
@@ -22,18 +23,6 @@ class RowSink {
   // Called once after the last Write: waits for outstanding work and reports
   // its failure.
   virtual Status Finish() { return Status::Ok(); }
-};
-
-// Adapts a CopySink.
-class CopyRowSink : public RowSink {
- public:
-  explicit CopyRowSink(std::unique_ptr<CopySink> sink) : sink_(std::move(sink)) {}
-  Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) override {
-    return sink_->Write(parts, on_reject);
-  }
-
- private:
-  std::unique_ptr<CopySink> sink_;
 };
 
 }  // namespace nomnom

@@ -3,19 +3,12 @@
 // unique index ON CONFLICT needs).
 #pragma once
 
+#include "core/conflict_mode.h"
 #include "core/pg_connection.h"
 #include "core/schema.h"
 #include "core/status.h"
 
 namespace nomnom {
-
-enum class ConflictMode {
-  kError,    // COPY straight into the target; a duplicate key is a rejected row
-  kNothing,  // staging + INSERT ... ON CONFLICT DO NOTHING (first row wins)
-  kUpdate,   // staging + INSERT ... ON CONFLICT DO UPDATE (last row wins)
-};
-std::string_view ConflictModeName(ConflictMode m);
-Result<ConflictMode> ParseConflictMode(std::string_view s);
 
 // Creates the table (and its schema) when missing; otherwise verifies it.
 // Returns a kSchemaMismatch Status listing every difference found.

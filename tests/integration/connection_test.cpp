@@ -47,6 +47,38 @@ TEST_CASE("errors carry SQLSTATE and are classified", "[pg]") {
   REQUIRE(err2.has_value());
   CHECK(err2->sqlstate == "42601");
   CHECK_FALSE(err2->IsRowLevel());
+  CHECK_FALSE(err2->IsInfrastructure());
+  // Row-level: anything a row may cause, such as a trigger's RAISE (P0001) or
+  // an index row too large (54000); never infrastructure nor statement-wide errors.
+  auto err3 = conn->TryExec("DO $$ BEGIN RAISE EXCEPTION 'no'; END $$");
+  REQUIRE(err3.has_value());
+  CHECK(err3->sqlstate == "P0001");
+  CHECK(err3->IsRowLevel());
+  for (const char* state : {"P0001", "54000", "22001", "23505", "2F000", "27000", "44000"}) {
+    PgError e;
+    e.sqlstate = state;
+    INFO(state);
+    CHECK(e.IsRowLevel());
+    CHECK_FALSE(e.IsInfrastructure());
+  }
+  for (const char* state : {"08006", "40001", "40P01", "53100", "53200", "57014", "57P01", "55P03"}) {
+    PgError e;
+    e.sqlstate = state;
+    INFO(state);
+    CHECK_FALSE(e.IsRowLevel());
+    CHECK(e.IsInfrastructure());
+  }
+  for (const char* state : {"42501", "42P01", "0A000", "25006", "58030", "XX000", "3F000", "55006", "3B001"}) {
+    PgError e;
+    e.sqlstate = state;
+    INFO(state);
+    CHECK_FALSE(e.IsRowLevel());
+    CHECK_FALSE(e.IsInfrastructure());
+  }
+  PgError lost;
+  lost.connection_lost = true;
+  CHECK(lost.IsInfrastructure());
+  CHECK_FALSE(lost.IsRowLevel());
 }
 
 TEST_CASE("session bounds hold on a connection and after it reconnects", "[pg][session-bounds]") {

@@ -61,7 +61,10 @@ struct Fixture {
     REQUIRE(js->EnsureTopology().ok());
     db = Connect();
   }
-  ~Fixture() { db->TryExec("DROP TABLE IF EXISTS " + QuoteIdent(table)); }
+  ~Fixture() {
+    db->TryExec("DROP TABLE IF EXISTS " + QuoteIdent(table));
+    db->TryExec("DROP TABLE IF EXISTS " + QuoteIdent("nomnom_versions_" + table));
+  }
 
   // Publishes a message without a Nats-Msg-Id; returns its stream sequence.
   uint64_t PublishUnnamed(const std::string& body) {
@@ -442,6 +445,86 @@ TEST_CASE("a table locked for longer than ack_wait x max_deliver delays commits 
   CHECK(QueryValue(*f.db, "SELECT count(*) FROM nomnom_dead_letters WHERE batch_id IN (" + in_list + ")") == "0");
   CHECK(QueryValue(*f.db, "SELECT count(*) FROM nomnom_ledger WHERE NOT dead AND batch_id IN (" + in_list + ")") ==
         "1");
+  auto lag = f.js->Lag();
+  REQUIRE(lag.ok());
+  CHECK(lag->Backlog() == 0);
+}
+
+TEST_CASE("a row a trigger rejects (P0001) is dead-lettered at once; the other rows of its chunk commit", "[worker]") {
+  Fixture f;
+  const std::string function = UniqueName("nnw_no_x");
+  f.db->TryExec("CREATE TABLE " + QuoteIdent(f.table) + " (id varchar(64) PRIMARY KEY, qty integer)");
+  Query(*f.db, "CREATE FUNCTION " + QuoteIdent(function) +
+                   "() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                   " IF NEW.id = 'x' THEN RAISE EXCEPTION 'no x please'; END IF; RETURN NEW; END $$");
+  Query(*f.db, "CREATE TRIGGER no_x BEFORE INSERT OR UPDATE ON " + QuoteIdent(f.table) +
+                   " FOR EACH ROW EXECUTE FUNCTION " + QuoteIdent(function) + "()");
+  const std::string batch = f.PublishChunk(
+      "{\"id\":\"a\",\"qty\":1}\n{\"id\":\"b\",\"qty\":2}\n{\"id\":\"x\",\"qty\":3}\n"
+      "{\"id\":\"c\",\"qty\":4}\n{\"id\":\"d\",\"qty\":5}\n");
+  // A watchdog stops a worker that keeps retrying the chunk (as it did when
+  // only classes 22/23 were isolated), so the test fails instead of hanging.
+  WorkerOptions o;
+  o.conninfo = DatabaseUrl();
+  o.fetch_wait_ms = 300;
+  o.idle_exit_ms = 1500;
+  IngestWorker w(*f.js, {f.entity}, o);
+  std::atomic<bool> done{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 600 && !done.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    w.Stop();
+  });
+  Status run = w.Run();
+  done.store(true);
+  watchdog.join();
+  CHECK(run.ok());
+  CHECK(w.counters().messages_committed.load() == 1);
+  CHECK(w.counters().messages_dead.load() == 0);
+  CHECK(w.counters().rows_committed.load() == 4);
+  CHECK(w.counters().rows_dead.load() == 1);
+  CHECK(f.Count() == "4");
+  PgRows dead = Query(*f.db, "SELECT line, error, raw FROM nomnom_dead_letters WHERE batch_id = '" + batch + "'");
+  REQUIRE(dead.rows.size() == 1);
+  CHECK(dead.rows[0][0].value() == "3");
+  CHECK_THAT(dead.rows[0][1].value(), Catch::Contains("no x please") && Catch::Contains("P0001"));
+  CHECK(dead.rows[0][2].value() == "{\"id\":\"x\",\"qty\":3}");
+  auto lag = f.js->Lag();
+  REQUIRE(lag.ok());
+  CHECK(lag->Backlog() == 0);
+  f.db->TryExec("DROP TABLE IF EXISTS " + QuoteIdent(f.table));
+  f.db->TryExec("DROP FUNCTION IF EXISTS " + QuoteIdent(function) + "()");
+}
+
+TEST_CASE("update through workers: an older message committed after a newer one does not win",
+          "[worker][update-order]") {
+  // A long ack wait, so that the message the test holds is not redelivered
+  // while the worker runs, however slow the machine.
+  Fixture f(2 * 60 * 1000, 120 * 1000);
+  f.PublishChunk("{\"id\":\"k\",\"qty\":1}\n");
+  f.PublishChunk("{\"id\":\"k\",\"qty\":2}\n{\"id\":\"m\",\"qty\":2}\n");
+  // Hold the older message (as a slow worker would), let a worker commit the
+  // newer one, then release the older one: it commits last.
+  auto held = f.js->Fetch(1, 0, 5000);
+  REQUIRE(held.ok());
+  REQUIRE(held->size() == 1);
+  REQUIRE((*held)[0]->body() == "{\"id\":\"k\",\"qty\":1}\n");
+  auto first = f.RunWorker([&] {
+    WorkerOptions o = f.Options(1500, 3);
+    o.mode = ConflictMode::kUpdate;
+    return o;
+  }());
+  CHECK(first.messages_committed == 1);
+  CHECK(QueryValue(*f.db, "SELECT qty FROM " + QuoteIdent(f.table) + " WHERE id = 'k'") == "2");
+  REQUIRE((*held)[0]->Nak().ok());
+  auto second = f.RunWorker([&] {
+    WorkerOptions o = f.Options(1500, 3);
+    o.mode = ConflictMode::kUpdate;
+    return o;
+  }());
+  CHECK(second.messages_committed == 1);
+  CHECK(second.rows_committed == 1);  // committed as skipped: a later message's version is in place
+  CHECK(QueryValue(*f.db, "SELECT qty FROM " + QuoteIdent(f.table) + " WHERE id = 'k'") == "2");
+  CHECK(f.Count() == "2");
   auto lag = f.js->Lag();
   REQUIRE(lag.ok());
   CHECK(lag->Backlog() == 0);
