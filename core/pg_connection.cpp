@@ -151,7 +151,7 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& c
     PQfinish(conn);
     return Status::Connection("cannot connect to PostgreSQL (" + DescribeTarget(conninfo) + "): " + why +
                               "\nCheck that the server is running and reachable, and the connection "
-                              "settings (URL or conninfo, or the PG* environment variables).");
+                              "settings (the URL or conninfo, DATABASE_URL, or the PG* environment variables).");
   }
   if (Status s = ConfigureSession(conn, session_sql); !s.ok()) {
     PQfinish(conn);
