@@ -170,8 +170,10 @@ Status PgConnection::ConfigureSession(PGconn* conn, const std::string& extra_sql
   PGresult* r = PQexec(conn, sql.c_str());
   const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
   PQclear(r);
+  // Part of connecting (the server shutting down, the connection lost): never
+  // about any statement or row of the caller's.
   if (!ok)
-    return Status::Database("cannot configure the PostgreSQL session: " + TrimTrailingNewlines(PQerrorMessage(conn)));
+    return Status::Connection("cannot configure the PostgreSQL session: " + TrimTrailingNewlines(PQerrorMessage(conn)));
   return Status::Ok();
 }
 
