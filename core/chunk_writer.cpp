@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/ingest_format.h"
+#include "core/utf8.h"
 
 namespace nomnom {
 
@@ -63,6 +64,29 @@ OutgoingMessage MakeChunkMessage(std::string subject, std::string_view entity, s
                {std::string(kHeaderBatch), std::string(batch_id)},
                {std::string(kHeaderChunk), FormatChunkHeader(index, count)},
                {std::string(kHeaderRows), std::to_string(rows)}};
+  m.body = std::move(body);
+  return m;
+}
+
+std::string HeaderValue(std::string_view text, size_t max_bytes) {
+  std::string out = EscapeInvalidUtf8(TruncateUtf8(text, max_bytes));
+  for (char& c : out) {
+    if (c == '\r' || c == '\n' || c == '\0') c = ' ';
+  }
+  return out;
+}
+
+OutgoingMessage MakeDeadLetterMessage(std::string subject, std::string_view original_id, std::string_view batch,
+                                      std::string_view entity, std::optional<uint64_t> line, std::string_view error,
+                                      std::string body) {
+  OutgoingMessage m;
+  m.subject = std::move(subject);
+  m.msg_id = std::string(original_id) + ":" + (line ? std::to_string(*line) : std::string("dead"));
+  m.headers = {{std::string(kHeaderOriginalId), HeaderValue(original_id)}};
+  if (!batch.empty()) m.headers.emplace_back(std::string(kHeaderBatch), HeaderValue(batch));
+  if (!entity.empty()) m.headers.emplace_back(std::string(kHeaderEntity), HeaderValue(entity));
+  if (line) m.headers.emplace_back(std::string(kHeaderLine), std::to_string(*line));
+  m.headers.emplace_back(std::string(kHeaderError), HeaderValue(error));
   m.body = std::move(body);
   return m;
 }

@@ -1,5 +1,9 @@
-// ChunkWriter: the one place where validated rows become chunk messages
-// (the format is in core/ingest_format.h and core/README.md).
+// The wire format's builders and walkers (the format is in
+// core/ingest_format.h and core/README.md):
+//   * ChunkWriter: the one place where validated rows become chunk messages;
+//   * MakeDeadLetterMessage: the dead-letter stream's messages;
+//   * ForEachPaddedLine: the walk over an NDJSON body that simdjson parses in
+//     place (lines with readable padding behind them).
 //
 // Rows of one entity are grouped into chunk bodies of at most max_rows rows
 // and max_bytes bytes (each row is one NDJSON line ending in '\n'). nomnomd's
@@ -15,6 +19,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,5 +72,37 @@ class ChunkWriter {
 // `batch_id`: subject, Nats-Msg-Id and the Nomnom-* headers.
 OutgoingMessage MakeChunkMessage(std::string subject, std::string_view entity, std::string_view batch_id,
                                  uint32_t index, uint32_t count, uint32_t rows, std::string body);
+
+// A dead letter for the dead-letter stream: one row of a chunk (line set,
+// 1-based) or a whole chunk. Its Nats-Msg-Id is "<original id>:<line>" or
+// "<original id>:dead", so a republished dead letter is stored once. Header
+// values are made safe for NATS headers: invalid UTF-8 escaped, line breaks
+// replaced by spaces, the error cut at 1,000 bytes on a character boundary.
+OutgoingMessage MakeDeadLetterMessage(std::string subject, std::string_view original_id, std::string_view batch,
+                                      std::string_view entity, std::optional<uint64_t> line, std::string_view error,
+                                      std::string body);
+
+// A value fit for a NATS header (see MakeDeadLetterMessage).
+std::string HeaderValue(std::string_view text, size_t max_bytes = 1000);
+
+// Calls fn(line, line_no, readable) for each line of padded[0, size): lines
+// end at '\n' or at size and are passed without the '\n'; line_no counts from
+// 1, blank lines included; readable is how many bytes may be read from
+// line.data() (to the end of `padded`, so simdjson may parse in place when
+// padded holds kChunkPadding bytes after size). fn returns false to stop.
+template <typename Fn>
+void ForEachPaddedLine(std::string_view padded, size_t size, Fn&& fn) {
+  const char* p = padded.data();
+  const char* end = p + size;
+  uint64_t line_no = 0;
+  while (p < end) {
+    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+    if (nl == nullptr) nl = end;
+    const std::string_view line(p, static_cast<size_t>(nl - p));
+    const size_t readable = static_cast<size_t>(padded.data() + padded.size() - p);
+    p = nl + 1;
+    if (!fn(line, ++line_no, readable)) return;
+  }
+}
 
 }  // namespace nomnom

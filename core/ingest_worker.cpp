@@ -6,9 +6,11 @@
 #include <cstring>
 #include <thread>
 
+#include "core/chunk_writer.h"
 #include "core/copy_sink.h"
 #include "core/ingest_format.h"
 #include "core/ledger.h"
+#include "core/log.h"
 #include "core/ndjson_reader.h"
 #include "core/rejects.h"
 #include "core/row_encoder.h"
@@ -21,9 +23,7 @@ double SecondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-void Log(const std::string& who, const std::string& what) {
-  std::fprintf(stderr, "nomnom %s: %s\n", who.c_str(), what.c_str());
-}
+void Log(const std::string& who, const std::string& what) { LogWarn("{}: {}", who, what); }
 
 // A failure of the database rather than of the data: retried without
 // counting toward max_deliver (see ingest_worker.h).
@@ -186,13 +186,9 @@ Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
     counters_.duplicates_skipped.fetch_add(1);
     return Status::Ok();
   }
-  OutgoingMessage dl;
-  dl.subject = js_.DeadLetterSubject(h.entity.empty() ? "unknown" : h.entity);
-  dl.msg_id = ledger.msg_id + ":dead";
-  dl.headers = {{std::string(kHeaderOriginalId), h.id}, {std::string(kHeaderError), error.substr(0, 1000)}};
-  if (!h.batch.empty()) dl.headers.emplace_back(std::string(kHeaderBatch), h.batch);
-  if (!h.entity.empty()) dl.headers.emplace_back(std::string(kHeaderEntity), h.entity);
-  dl.body = std::string(h.msg->body());
+  const OutgoingMessage dl =
+      MakeDeadLetterMessage(js_.DeadLetterSubject(h.entity.empty() ? "unknown" : h.entity), ledger.msg_id, h.batch,
+                            h.entity, std::nullopt, error, std::string(h.msg->body()));
   if (Status s = js_.Publish(dl); !s.ok())
     Log(options_.worker_name, "dead-letter stream publish failed (the table has it): " + s.message());
   if (Status s = h.msg->Term(); !s.ok()) Log(options_.worker_name, s.message());
@@ -221,24 +217,17 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
     const size_t size = body.size();
     body.append(kChunkPadding, ' ');
     auto part = std::make_unique<EncodedPart>();
-    const char* p = body.data();
-    const char* end = p + size;
-    uint64_t line_no = 0;
-    while (p < end) {
-      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-      std::string_view line(p, static_cast<size_t>(nl - p));
-      const size_t readable = static_cast<size_t>(body.data() + body.size() - p);
-      p = nl + 1;
-      ++line_no;
-      if (line.empty()) continue;
+    ForEachPaddedLine(body, size, [&](std::string_view line, uint64_t line_no, size_t readable) {
+      if (line.empty()) return true;
       const size_t start = part->tuples.size();
       if (!es.encoder->Encode(line, readable, &part->tuples, nullptr, &error)) {
         dead_rows.push_back(DeadRow{i, line_no, error, std::string(line)});
-        continue;
+        return true;
       }
       part->offsets.push_back(static_cast<uint32_t>(start));
       part->origins.push_back(RowOrigin{static_cast<uint32_t>(i), line_no, line, h.msg->StreamSequence()});
-    }
+      return true;
+    });
     parts.push_back(std::move(part));
   }
   std::vector<const EncodedPart*> views;
@@ -320,15 +309,8 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
   for (const auto* list : {&dead_rows, &pg_dead}) {
     for (const DeadRow& d : *list) {
       const Held& h = *held[d.held];
-      OutgoingMessage dl;
-      dl.subject = js_.DeadLetterSubject(h.entity);
-      dl.msg_id = h.id + ":" + std::to_string(d.line);
-      dl.headers = {{std::string(kHeaderOriginalId), h.id},
-                    {std::string(kHeaderBatch), h.batch},
-                    {std::string(kHeaderEntity), h.entity},
-                    {std::string(kHeaderLine), std::to_string(d.line)},
-                    {std::string(kHeaderError), d.error.substr(0, 1000)}};
-      dl.body = d.raw;
+      const OutgoingMessage dl =
+          MakeDeadLetterMessage(js_.DeadLetterSubject(h.entity), h.id, h.batch, h.entity, d.line, d.error, d.raw);
       if (Status s = js_.Publish(dl); !s.ok()) {
         Log(options_.worker_name, "dead-letter stream publish failed (the table has it): " + s.message());
       }

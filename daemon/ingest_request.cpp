@@ -88,34 +88,27 @@ BatchCheck CheckBatch(const Entity& entity, std::string& body, ChunkLimits limit
   ByteBuffer scratch;
   std::string error;
   ChunkWriter writer(limits);
-  uint64_t line_no = 0;
-  const char* p = body.data();
-  const char* end = p + size;
-  if (size >= 3 && std::memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;  // UTF-8 BOM
-  auto reject = [&](std::string why) {
-    ++out.rejected;
-    if (out.errors.size() < max_errors) out.errors.emplace_back(line_no, std::move(why));
-  };
-  while (p < end) {
-    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-    if (nl == nullptr) nl = end;
-    std::string_view raw(p, static_cast<size_t>(nl - p));
-    const size_t readable = static_cast<size_t>(body.data() + body.size() - p);
-    p = nl + 1;
-    ++line_no;
-    if (raw.empty() || IsBlank(raw)) continue;
+  const size_t bom = size >= 3 && std::memcmp(body.data(), "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;  // UTF-8 BOM
+  const std::string_view padded(body.data() + bom, body.size() - bom);
+  ForEachPaddedLine(padded, size - bom, [&](std::string_view raw, uint64_t line_no, size_t readable) {
+    auto reject = [&](std::string why) {
+      ++out.rejected;
+      if (out.errors.size() < max_errors) out.errors.emplace_back(line_no, std::move(why));
+    };
+    if (raw.empty() || IsBlank(raw)) return true;
     scratch.clear();
     if (!encoder.Encode(raw, readable, &scratch, nullptr, &error)) {
       reject(error);
-      continue;
+      return true;
     }
     const std::string_view line = TrimLine(raw);
     if (!writer.Add(line, line_no)) {
       reject(RowTooLargeError(line.size() + 1, limits.max_bytes));
-      continue;
+      return true;
     }
     ++out.accepted;
-  }
+    return true;
+  });
   out.chunks = writer.TakeAll();
   return out;
 }

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "core/ingest_worker.h"
+#include "core/ledger.h"
 #include "core/metrics.h"
 #include "core/nats_client.h"
 #include "core/pg_connection.h"
@@ -95,6 +96,7 @@ class IngestService {
   void HandleReady(http::Request&& req, http::Responder respond);
   void HandleStats(http::Request&& req, http::Responder respond);
   void HandleMetrics(http::Request&& req, http::Responder respond);
+  void RespondStats(const http::Responder& respond, const std::optional<LedgerTotals>& fresh);
 
   // Shared request checks; on failure responds and returns nullptr.
   const Entity* CheckIngest(const http::Request& req, const http::Responder& respond, bool batch);

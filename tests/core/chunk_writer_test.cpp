@@ -2,7 +2,10 @@
 #include "core/chunk_writer.h"
 
 #include <catch2/catch.hpp>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/ingest_format.h"
 
@@ -66,4 +69,48 @@ TEST_CASE("chunk message: id, headers and body", "[chunk_writer]") {
   CHECK(header(kHeaderBatch) == "b-1");
   CHECK(header(kHeaderChunk) == "2/5");
   CHECK(header(kHeaderRows) == "3");
+}
+
+TEST_CASE("dead-letter message: ids, headers safe for NATS", "[chunk_writer][dead_letter]") {
+  OutgoingMessage row = MakeDeadLetterMessage("dlq.Order", "b:0", "b", "Order", 3, "bad\r\nvalue \xff", "{\"x\":1}");
+  CHECK(row.msg_id == "b:0:3");
+  CHECK(row.body == "{\"x\":1}");
+  bool saw_error = false;
+  for (const auto& [k, v] : row.headers) {
+    CHECK(v.find_first_of("\r\n") == std::string::npos);
+    if (k == kHeaderError) {
+      saw_error = true;
+      CHECK(v == "bad  value \\xFF");
+    }
+    if (k == kHeaderLine) CHECK(v == "3");
+  }
+  CHECK(saw_error);
+  OutgoingMessage whole = MakeDeadLetterMessage("dlq.Order", "b:1", "", "", std::nullopt, "why", "body");
+  CHECK(whole.msg_id == "b:1:dead");
+  for (const auto& [k, v] : whole.headers) CHECK((k != kHeaderLine && k != kHeaderBatch && k != kHeaderEntity));
+  // A long error is cut on a character boundary.
+  std::string long_error(998, 'e');
+  long_error += "\xc3\xa9\xc3\xa9";
+  CHECK(HeaderValue(long_error) == std::string(998, 'e') + "\xc3\xa9");
+}
+
+TEST_CASE("padded line walk: line numbers, blank lines, a last line without newline, readable bytes",
+          "[chunk_writer]") {
+  std::string text = "a\n\nbb\r\nccc";
+  const size_t size = text.size();
+  text.append(8, ' ');
+  std::vector<std::pair<std::string, uint64_t>> seen;
+  ForEachPaddedLine(text, size, [&](std::string_view line, uint64_t no, size_t readable) {
+    CHECK(readable == static_cast<size_t>(text.data() + text.size() - line.data()));
+    seen.emplace_back(std::string(line), no);
+    return true;
+  });
+  REQUIRE(seen.size() == 4);
+  CHECK(seen[0] == std::make_pair(std::string("a"), uint64_t{1}));
+  CHECK(seen[1] == std::make_pair(std::string(""), uint64_t{2}));
+  CHECK(seen[2] == std::make_pair(std::string("bb\r"), uint64_t{3}));
+  CHECK(seen[3] == std::make_pair(std::string("ccc"), uint64_t{4}));
+  int calls = 0;
+  ForEachPaddedLine(text, size, [&](std::string_view, uint64_t, size_t) { return ++calls < 2; });
+  CHECK(calls == 2);
 }
