@@ -265,3 +265,39 @@ TEST_CASE("probes answer at once and /live needs nothing", "[service][probes]") 
   CHECK(st.status == 200);
   CHECK(st.j["workers"]["count"] == 0);
 }
+
+TEST_CASE("a batch JetStream stores only in part: the 503 names exactly the stored lines", "[service][partial]") {
+  JetStreamConfig small = UniqueJetStreamConfig("nnp");
+  small.max_bytes = 1 << 20;  // a 1 MiB stream: the batch below needs about 2.5
+  Service s(1000, 64 << 10, &small);
+  TempDir dir;
+  std::string rows;
+  for (int i = 0; i < 3000; ++i) rows += Order("s-" + std::to_string(i), std::string(700, 'q')) + "\n";
+  Answer a = s.PostFile("/ingest/batch", dir.Write("big.ndjson", rows), "application/x-ndjson");
+  REQUIRE(a.status == 503);
+  INFO(a.body);
+  const uint64_t stored = a.j["rows_stored"].get<uint64_t>();
+  CHECK(stored > 0);
+  CHECK(stored < 3000);
+  // The two lists of line ranges partition lines 1..3000 (every line here is
+  // a row), and the stored ones hold rows_stored rows.
+  std::vector<int> covered(3001, 0);
+  uint64_t listed = 0;
+  for (const char* which : {"stored_lines", "not_stored_lines"}) {
+    for (const auto& range : a.j[which]) {
+      for (uint64_t l = range[0].get<uint64_t>(); l <= range[1].get<uint64_t>(); ++l) {
+        REQUIRE(l <= 3000);
+        ++covered[l];
+        if (std::string(which) == "stored_lines") ++listed;
+      }
+    }
+  }
+  for (int l = 1; l <= 3000; ++l) CHECK(covered[static_cast<size_t>(l)] == 1);
+  CHECK(listed == stored);
+  uint64_t in_stream = 0;
+  for (auto& m : s.Drain()) {
+    in_stream += std::stoull(m->Header(std::string(kHeaderRows)).value_or("0"));
+    m->Ack();
+  }
+  CHECK(in_stream == stored);
+}
