@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 
+#include "core/json_check.h"
 #include "core/ndjson_reader.h"
 #include "core/pg_binary.h"
 #include "core/utf8.h"
@@ -47,6 +48,25 @@ std::string_view TrimJsonSpace(std::string_view s) {
 std::string SyntaxError(simdjson::error_code code) {
   if (code == simdjson::UTF8_ERROR) return "invalid UTF-8";
   return std::string("malformed JSON: ") + simdjson::error_message(code);
+}
+
+// Whether the value of a field nomnom does not use is valid JSON text (read
+// through, so the object's iteration goes on after it).
+bool SkippedValueIsJson(simdjson::ondemand::value& value) {
+  namespace od = simdjson::ondemand;
+  od::json_type type;
+  if (value.type().get(type)) return false;
+  std::string_view raw;
+  if (type == od::json_type::object) {
+    od::object o;
+    if (value.get_object().get(o) || o.raw_json().get(raw)) return false;
+  } else if (type == od::json_type::array) {
+    od::array a;
+    if (value.get_array().get(a) || a.raw_json().get(raw)) return false;
+  } else {
+    raw = value.raw_json_token();
+  }
+  return IsJsonValue(raw);
 }
 
 enum class IntegralParse { kOk, kFraction, kRange, kInvalid };
@@ -426,6 +446,8 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
         *error = SyntaxError(err);
         return false;
       }
+      // On-Demand matched the brackets but did not check the text between.
+      if (!IsJsonValue(raw)) return fail("malformed JSON in the value");
       slot.s = raw;
       break;
     }
@@ -557,7 +579,13 @@ bool RowEncoder::Encode(std::string_view line, size_t readable, ByteBuffer* out,
         *error = "unknown field '" + Excerpt(scratch_) + "' (strict mode)";
         return false;
       }
-      continue;  // ignored; the iterator skips its value
+      // Ignored, but still JSON: On-Demand would skip the value by bracket
+      // matching alone, so check its text (only unknown fields pay this).
+      if (!SkippedValueIsJson(field.value())) {
+        *error = "malformed JSON in the value of field '" + Excerpt(scratch_) + "'";
+        return false;
+      }
+      continue;
     }
     if (slots_[static_cast<size_t>(idx)].state != Slot::State::kMissing) {
       *error = "field '" + entity_.fields[static_cast<size_t>(idx)].name + "' appears more than once";

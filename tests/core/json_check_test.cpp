@@ -1,0 +1,52 @@
+// IsJsonValue: the check of spans simdjson On-Demand skips.
+#include "core/json_check.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "core/byte_buffer.h"
+#include "core/ndjson_reader.h"
+#include "core/row_encoder.h"
+#include "core/schema.h"
+
+using nomnom::IsJsonValue;
+
+TEST_CASE("json check: valid values", "[json_check]") {
+  for (const char* ok : {"1", "-0", "0.5", "1e10", "-1.5E-3", "\"\"", "\"a\\u00e9\\n\"", "true", "false", "null",
+                         "[]", "{}", " [1, {\"a\": [null, \"x\"]}] ", "{\"k\":{\"k\":{}}}"}) {
+    INFO(ok);
+    CHECK(IsJsonValue(ok));
+  }
+}
+
+TEST_CASE("json check: invalid values", "[json_check]") {
+  for (const char* bad : {"", "[1,,2]", "{\"a\":[1]]", "[1,]", "{\"a\":1,}", "{a:1}", "01", "1.", ".5", "1e", "+1",
+                          "tru", "nul", "\"abc", "\"\\x\"", "\"\\u12\"", "[1] [2]", "{\"a\" 1}", "\"tab\there\""}) {
+    INFO(bad);
+    CHECK_FALSE(IsJsonValue(bad));
+  }
+  CHECK_FALSE(IsJsonValue(std::string(2000, '[') + std::string(2000, ']')));  // too deep
+  CHECK(IsJsonValue(std::string(100, '[') + std::string(100, ']')));
+}
+
+TEST_CASE("encoder: malformed JSON in an unknown field's value or a Json field is rejected", "[json_check][row_encoder]") {
+  auto e = nomnom::ParseEntity(
+      "entity:\n  name: T\n  fields:\n    - {name: name, type: String, nullable: true}\n"
+      "    - {name: meta, type: Json, nullable: true}\n  persistence: {database: {conformant_table: t}}\n",
+      "t.yaml");
+  REQUIRE(e.ok());
+  nomnom::RowEncoder enc(*e, {});
+  auto encode = [&](std::string line, std::string* error) {
+    const size_t size = line.size();
+    line.append(nomnom::kChunkPadding, ' ');
+    nomnom::ByteBuffer out;
+    return enc.Encode(std::string_view(line.data(), size), line.size(), &out, nullptr, error);
+  };
+  std::string error;
+  CHECK_FALSE(encode(R"({"name":"a","extra":[1,,2]})", &error));
+  CHECK_THAT(error, Catch::Matchers::Contains("malformed JSON") && Catch::Matchers::Contains("extra"));
+  CHECK_FALSE(encode(R"({"meta":{"a":[1]]}})", &error));
+  CHECK_THAT(error, Catch::Matchers::Contains("meta"));
+  CHECK(encode(R"({"name":"a","extra":{"x":[1,2,{"y":null}]},"more":"s","n":-1.5e3})", &error));
+  CHECK(encode(R"({"meta":{"a":[1,{"b":"c"}]},"name":null})", &error));
+}
