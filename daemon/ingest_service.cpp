@@ -130,6 +130,7 @@ IngestService::IngestService(DaemonConfig config, JetStreamClient& js, MetricsRe
                  metrics),
       idempotency_(100000, config_.duplicate_window_ms),
       lookups_("status look-ups", config_.lookup_threads, config_.max_queued_lookups),
+      health_("health checks", 1, 64),
       workers_(
           js, config_.entities,
           [&] {
@@ -224,6 +225,7 @@ void IngestService::Shutdown(int64_t timeout_ms) {
   workers_.Stop();
   workers_.Join();
   lookups_.Stop();
+  health_.Stop();
   {
     std::lock_guard<std::mutex> lock(stop_mu_);
     stopping_.store(true);
@@ -485,6 +487,19 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
 
 // ---- status, probes, stats ------------------------------------------------------
 
+PgSessionOptions IngestService::LookupSession() const {
+  // Look-ups and health checks answer quickly or not at all, also when the
+  // server hangs or the connection is half-open.
+  PgSessionOptions s;
+  s.statement_timeout_ms = config_.lookup_timeout_ms;
+  s.lock_timeout_ms = config_.lookup_timeout_ms;
+  s.keepalives_idle_s = 5;
+  s.keepalives_interval_s = 2;
+  s.keepalives_count = 2;
+  s.tcp_user_timeout_ms = config_.lookup_timeout_ms;
+  return s;
+}
+
 std::unique_ptr<PgConnection> IngestService::TakeConnection() {
   {
     std::lock_guard<std::mutex> lock(pool_mu_);
@@ -494,10 +509,8 @@ std::unique_ptr<PgConnection> IngestService::TakeConnection() {
       if (c->IsOk()) return c;
     }
   }
-  auto c = PgConnection::Connect(config_.database_url, "nomnomd");
+  auto c = PgConnection::Connect(config_.database_url, "nomnomd", LookupSession());
   if (!c.ok()) return nullptr;
-  // Look-ups must answer quickly or not at all.
-  (*c)->TryExec("SET statement_timeout = " + std::to_string(config_.lookup_timeout_ms));
   return std::move(c).value();
 }
 
@@ -601,24 +614,42 @@ void IngestService::HandleReady(http::Request&&, http::Responder respond) {
 }
 
 void IngestService::HandleHealth(http::Request&&, http::Responder respond) {
-  bool db_ok;
-  std::string db_error;
-  {
-    std::lock_guard<std::mutex> lock(snap_mu_);
-    db_ok = snap_->db_ok;
-    db_error = snap_->db_error;
+  // A fresh check on /health's own thread (bounded by the look-up timeout),
+  // so it reports PostgreSQL going away at once and never waits behind status
+  // look-ups; when checks pile up, the monitor's last reading answers.
+  auto answer = [this, respond](bool db_ok, const std::string& db_error) {
+    const bool nats_ok = js_.IsConnected();
+    json j;
+    j["status"] = db_ok && nats_ok ? "healthy" : "unhealthy";
+    j["database"] = db_ok ? "connected" : "unreachable";
+    if (!db_ok && !db_error.empty()) j["database_error"] = db_error;
+    j["nats"] = nats_ok ? "connected" : "unreachable";
+    json names = json::array();
+    for (const auto& e : config_.entities) names.push_back(e.name);
+    j["entities"] = names;
+    j["version"] = NOMNOM_VERSION;
+    respond(Json(db_ok && nats_ok ? 200 : 503, j));
+  };
+  auto check = [this, answer] {
+    auto conn = TakeConnection();
+    if (!conn) {
+      answer(false, "cannot connect");
+      return;
+    }
+    auto err = conn->TryExec("SELECT 1");
+    ReturnConnection(std::move(conn));
+    answer(!err, err ? err->message : std::string());
+  };
+  if (!health_.Submit(check)) {
+    bool db_ok;
+    std::string db_error;
+    {
+      std::lock_guard<std::mutex> lock(snap_mu_);
+      db_ok = snap_->db_ok;
+      db_error = snap_->db_error;
+    }
+    answer(db_ok, db_error);
   }
-  const bool nats_ok = js_.IsConnected();
-  json j;
-  j["status"] = db_ok && nats_ok ? "healthy" : "unhealthy";
-  j["database"] = db_ok ? "connected" : "unreachable";
-  if (!db_ok && !db_error.empty()) j["database_error"] = db_error;
-  j["nats"] = nats_ok ? "connected" : "unreachable";
-  json names = json::array();
-  for (const auto& e : config_.entities) names.push_back(e.name);
-  j["entities"] = names;
-  j["version"] = NOMNOM_VERSION;
-  respond(Json(db_ok && nats_ok ? 200 : 503, j));
 }
 
 void IngestService::SleepUnlessStopping(int64_t ms) {
@@ -653,10 +684,9 @@ void IngestService::PgMonitorMain() {
     std::string error;
     std::optional<LedgerTotals> totals;
     if (!conn || !conn->IsOk()) {
-      auto c = PgConnection::Connect(config_.database_url, "nomnomd-monitor");
+      auto c = PgConnection::Connect(config_.database_url, "nomnomd-monitor", LookupSession());
       if (c.ok()) {
         conn = std::move(c).value();
-        conn->TryExec("SET statement_timeout = " + std::to_string(config_.lookup_timeout_ms));
       } else {
         conn.reset();
         error = c.status().message();

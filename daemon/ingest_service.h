@@ -105,6 +105,7 @@ class IngestService {
   void NatsMonitorMain();
   void PgMonitorMain();
   void SleepUnlessStopping(int64_t ms);
+  PgSessionOptions LookupSession() const;
   std::unique_ptr<PgConnection> TakeConnection();
   void ReturnConnection(std::unique_ptr<PgConnection> conn);
 
@@ -125,6 +126,7 @@ class IngestService {
   PendingIds pending_;
   IdempotencyCache idempotency_;
   BlockingTaskPool lookups_;
+  BlockingTaskPool health_;  // /health's own database check, apart from look-ups
   WorkerPool workers_;
 
   std::mutex pool_mu_;

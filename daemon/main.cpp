@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 
@@ -149,9 +150,18 @@ int Main(int argc, char** argv) {
     timespec ts{1, 0};
     if (sigtimedwait(&signals, nullptr, &ts) > 0) return 0;
   }
-  if (Status s = client->EnsureTopology(); !s.ok()) {
-    LogError("{}", s.message());
-    return 1;
+  // A JetStream cluster that is still forming ("no suitable peers") is
+  // waited for; a stream or consumer defined differently is an error.
+  for (int attempt = 0;; ++attempt) {
+    Status s = client->EnsureTopology();
+    if (s.ok()) break;
+    if (s.code() == StatusCode::kSchemaMismatch || s.code() == StatusCode::kInvalidArgument) {
+      LogError("{}", s.message());
+      return 1;
+    }
+    LogWarn("{} (retrying)", s.message());
+    timespec ts{std::min(1 + attempt, 5), 0};
+    if (sigtimedwait(&signals, nullptr, &ts) > 0) return 0;
   }
   LogInfo("JetStream stream {} ({}), dead letters {} ({}), consumer {}, max_payload {} bytes", js.stream,
           js.stream_subjects, js.dlq_stream, js.dlq_subjects, js.consumer, client->MaxPayload());
