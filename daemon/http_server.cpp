@@ -150,6 +150,14 @@ void AppendUnsigned(std::string& out, uint64_t v) {
 }
 
 constexpr size_t kFirstReadBytes = 4096;
+
+// A request's method as a metrics label: a known one, or "other".
+std::string_view BoundedMethod(std::string_view m) {
+  for (std::string_view known : {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}) {
+    if (m == known) return known;
+  }
+  return "other";
+}
 constexpr int kLingerMs = 2000;
 
 }  // namespace
@@ -330,6 +338,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   void DoAccept();
   void OnAccept(error_code ec, tcp::socket socket);
+  void RejectConnection(tcp::socket socket);
 };
 
 namespace {
@@ -455,17 +464,17 @@ class Session : public std::enable_shared_from_this<Session> {
       buffer_.consume(n);
       if (ec != bhttp::error::need_more) return OnHeader(ec);
     }
-    ArmReadDeadline();
+    ArmReadDeadline(std::min(opts().header_timeout_ms, opts().read_timeout_ms));
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   // One read deadline covers the whole request, from the first read that has
   // to wait for it.
-  void ArmReadDeadline() {
+  void ArmReadDeadline(int ms = 0) {
     if (read_deadline_set_) return;
     read_deadline_set_ = true;
-    stream_.expires_after(std::chrono::milliseconds(opts().read_timeout_ms));
+    stream_.expires_after(std::chrono::milliseconds(ms > 0 ? ms : opts().read_timeout_ms));
   }
 
   void OnHeader(error_code ec) {
@@ -476,6 +485,19 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string_view path = target.substr(0, target.find('?'));
     route_ = impl_->Match(path, param_);
     if (parser_->is_done()) return OnRequest();
+    // A body is coming. Answer what no body can change before reading it: an
+    // unknown route, a method the route does not take (the connection is then
+    // closed, the body unread).
+    if (route_ == nullptr) return WriteError(JsonError(404, "no route for " + std::string(path)));
+    if (route_->Find(SV(req.method_string())) == nullptr) {
+      Response r =
+          JsonError(405, "method " + std::string(SV(req.method_string())) + " not allowed on " + route_->pattern);
+      r.headers.emplace_back("Allow", route_->Allow());
+      return WriteError(std::move(r));
+    }
+    // The body gets the rest of the read timeout (the header's own, shorter
+    // deadline no longer applies).
+    read_deadline_set_ = false;
     // A body is coming: refuse an unauthenticated one before reading it (the
     // connection is closed after the 401, the body unread).
     if (!opts().bearer_token.empty() && IsIngestPath(path) && !Authorized(SV(req[bhttp::field::authorization]))) {
@@ -685,7 +707,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnWrite(error_code ec) {
     if (impl_->on_done) {
-      std::string_view method = parser_ ? SV(parser_->get().method_string()) : std::string_view();
+      std::string_view method = parser_ ? BoundedMethod(SV(parser_->get().method_string())) : std::string_view("other");
       std::string_view route = route_ ? std::string_view(route_->pattern) : std::string_view();
       double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
       try {
@@ -807,6 +829,26 @@ void Server::Impl::DoAccept() {
   acceptor->async_accept(target, [this](error_code ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
 }
 
+// Over the connection limit: a 503 written without reading anything, then the
+// connection is closed (a lingering read is not worth a slot here).
+void Server::Impl::RejectConnection(tcp::socket socket) {
+  struct Rejected {
+    tcp::socket socket;
+    std::string text;
+  };
+  static const std::string kBody = R"({"error":"too many connections; retry later"})";
+  auto r = std::make_shared<Rejected>(Rejected{std::move(socket), std::string()});
+  r->text =
+      "HTTP/1.1 503 Service Unavailable\r\nServer: nomnomd\r\nContent-Type: application/json\r\n"
+      "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+      std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+  net::async_write(r->socket, net::buffer(r->text), [r](error_code, size_t) {
+    error_code ec;
+    r->socket.shutdown(tcp::socket::shutdown_send, ec);
+    r->socket.close(ec);
+  });
+}
+
 void Server::Impl::OnAccept(error_code ec, tcp::socket socket) {
   if (stopping.load() || !acceptor->is_open()) return;
   if (ec) {
@@ -819,8 +861,17 @@ void Server::Impl::OnAccept(error_code ec, tcp::socket socket) {
     });
     return;
   }
-  auto session = std::make_shared<Session>(shared_from_this(), std::move(socket));
-  session->Start();
+  size_t open;
+  {
+    std::lock_guard lock(mu);
+    open = sessions.size();
+  }
+  if (open >= opts.max_connections) {
+    RejectConnection(std::move(socket));
+  } else {
+    auto session = std::make_shared<Session>(shared_from_this(), std::move(socket));
+    session->Start();
+  }
   DoAccept();
 }
 

@@ -68,6 +68,12 @@ struct ServerOptions {
   // A request must arrive in full (header and body) within this time from its
   // first byte; otherwise the connection is closed.
   int read_timeout_ms = 30000;
+  // Its header must arrive within this time from its first byte (slow
+  // clients that trickle a header in hold a connection no longer than this).
+  int header_timeout_ms = 10000;
+  // Open connections at most; a connection beyond them gets a 503 and is
+  // closed at once (only while that many are really open).
+  size_t max_connections = 10000;
   // How long a keep-alive connection may wait for the first byte of its next
   // request (and the first one after accept). Also the limit for writing a response.
   int idle_timeout_ms = 60000;
@@ -119,7 +125,9 @@ class Server {
 
   // Hook for latency histograms: called once per finished request (response
   // written, or the write failed) with the route pattern ("" when no route
-  // matched), the status and the seconds from the request's first byte. Called
+  // matched), the status and the seconds from the request's first byte. The
+  // method is one of GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS or "other",
+  // so label sets built from these stay bounded whatever clients send. Called
   // concurrently from the io threads; must not block. Set before Start().
   void OnRequestDone(std::function<void(std::string_view route, int status, double seconds)> hook);
   // The same with the request method first.

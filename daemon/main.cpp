@@ -61,6 +61,15 @@ int Main(int argc, char** argv) {
       ->envname("NOMNOM_MAX_BODY_MB")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  app.add_option("--max-connections", http_opts.max_connections,
+                 "Open HTTP connections at most (a connection beyond gets 503 and is closed)")
+      ->envname("NOMNOM_MAX_CONNECTIONS")
+      ->check(CLI::Range(size_t{1}, size_t{1000000}))
+      ->capture_default_str();
+  app.add_option("--header-timeout-ms", http_opts.header_timeout_ms,
+                 "A request header must arrive within this time (slow clients are cut off)")
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
   app.add_option("--http-threads", http_opts.threads, "HTTP io threads")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();

@@ -12,8 +12,8 @@
 using nomnom::IsJsonValue;
 
 TEST_CASE("json check: valid values", "[json_check]") {
-  for (const char* ok : {"1", "-0", "0.5", "1e10", "-1.5E-3", "\"\"", "\"a\\u00e9\\n\"", "true", "false", "null",
-                         "[]", "{}", " [1, {\"a\": [null, \"x\"]}] ", "{\"k\":{\"k\":{}}}"}) {
+  for (const char* ok : {"1", "-0", "0.5", "1e10", "-1.5E-3", "\"\"", "\"a\\u00e9\\n\"", "true", "false", "null", "[]",
+                         "{}", " [1, {\"a\": [null, \"x\"]}] ", "{\"k\":{\"k\":{}}}"}) {
     INFO(ok);
     CHECK(IsJsonValue(ok));
   }
@@ -29,7 +29,8 @@ TEST_CASE("json check: invalid values", "[json_check]") {
   CHECK(IsJsonValue(std::string(100, '[') + std::string(100, ']')));
 }
 
-TEST_CASE("encoder: malformed JSON in an unknown field's value or a Json field is rejected", "[json_check][row_encoder]") {
+TEST_CASE("encoder: malformed JSON in an unknown field's value or a Json field is rejected",
+          "[json_check][row_encoder]") {
   auto e = nomnom::ParseEntity(
       "entity:\n  name: T\n  fields:\n    - {name: name, type: String, nullable: true}\n"
       "    - {name: meta, type: Json, nullable: true}\n  persistence: {database: {conformant_table: t}}\n",

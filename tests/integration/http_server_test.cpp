@@ -15,8 +15,10 @@
 #include <cstring>
 #include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -275,7 +277,10 @@ TEST_CASE("http: unknown path is 404, wrong method 405, both JSON", "[http]") {
   CHECK(r.status == 405);
   CHECK(r.header("allow") == "GET, PUT, HEAD");
   CHECK(nlohmann::json::parse(r.body).at("error").is_string());
-  CHECK(c.Request("PUT", "/hello", "x").body == "put");
+  // Answered before its body was read: that connection is closed.
+  CHECK(r.header("connection") == "close");
+  Client c2(server.port());
+  CHECK(c2.Request("PUT", "/hello", "x").body == "put");
 }
 
 TEST_CASE("http: invalid routes and listen addresses are rejected", "[http]") {
@@ -830,7 +835,7 @@ TEST_CASE("http: Swagger UI and the OpenAPI document are served", "[http]") {
   CHECK(r.header("content-type").rfind("text/plain", 0) == 0);
   CHECK(r.body.find("Apache License") != std::string::npos);
   CHECK(c.Request("GET", "/swagger-ui/nope.js").status == 404);
-  CHECK(c.Request("POST", "/swagger-ui/", "x").status == 405);
+  CHECK(Client(server.port()).Request("POST", "/swagger-ui/", "x").status == 405);  // closes its connection
 
   r = c.Request("GET", "/api-docs/openapi.json");
   CHECK(r.status == 200);
@@ -910,4 +915,115 @@ TEST_CASE("http: many concurrent connections", "[http]") {
   for (auto& t : clients) t.join();
   CHECK(ok.load() == 1600);
   CHECK(handled.load() == 1600);
+}
+
+TEST_CASE("http: the method label is bounded: made-up methods are reported as 'other'", "[http][labels]") {
+  Server server(TestOptions());
+  server.Route("GET", "/a", [](Request&&, Responder respond) { respond(Text("a")); });
+  std::mutex mu;
+  std::set<std::string> methods;
+  server.OnRequestDone([&](std::string_view method, std::string_view, int, double) {
+    std::lock_guard lock(mu);
+    methods.insert(std::string(method));
+  });
+  Start(server);
+  Client c(server.port());
+  for (int i = 0; i < 300; ++i) {
+    const std::string m = "M" + std::to_string(i);
+    auto r = c.Request(m, "/a");
+    CHECK((r.status == 405 || r.status == 400));
+    if (r.header("connection") == "close") break;
+  }
+  Client g(server.port());
+  CHECK(g.Request("GET", "/a").status == 200);
+  server.Stop(1000);
+  std::lock_guard lock(mu);
+  CHECK(methods.size() <= 2);
+  CHECK(methods.count("GET") == 1);
+  for (const auto& m : methods) CHECK((m == "GET" || m == "other"));
+}
+
+TEST_CASE("http: unknown routes and wrong methods are answered before the body is read", "[http][early]") {
+  ServerOptions o = TestOptions();
+  o.max_body_bytes = size_t{200} << 20;
+  Server server(o);
+  std::atomic<int> called{0};
+  server.Route("POST", "/in", [&](Request&&, Responder respond) {
+    ++called;
+    respond(Text("in"));
+  });
+  Start(server);
+  {
+    Client c(server.port());
+    // 100 MB announced, nothing of it sent: the answer must not wait for it.
+    REQUIRE(c.Send("POST /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 104857600\r\n\r\n"));
+    auto r = c.Read(3000);
+    REQUIRE(r.has_value());
+    CHECK(r->status == 404);
+    CHECK(r->header("connection") == "close");
+  }
+  {
+    Client c(server.port());
+    REQUIRE(c.Send("PUT /in HTTP/1.1\r\nHost: t\r\nContent-Length: 104857600\r\n\r\n"));
+    auto r = c.Read(3000);
+    REQUIRE(r.has_value());
+    CHECK(r->status == 405);
+    CHECK(r->header("allow") == "POST");
+  }
+  CHECK(called == 0);
+  server.Stop(1000);
+}
+
+TEST_CASE("http: a connection limit: 503 only while the limit is full", "[http][max-connections]") {
+  ServerOptions o = TestOptions();
+  o.max_connections = 4;
+  Server server(o);
+  server.Route("GET", "/a", [](Request&&, Responder respond) { respond(Text("a")); });
+  Start(server);
+  std::vector<std::unique_ptr<Client>> held;
+  for (int i = 0; i < 4; ++i) {
+    held.push_back(std::make_unique<Client>(server.port()));
+    CHECK(held.back()->Request("GET", "/a").status == 200);  // keep-alive: the slot stays taken
+  }
+  {
+    Client fifth(server.port());
+    fifth.Send(Client::Format("GET", "/a"));
+    auto r = fifth.Read(3000);
+    REQUIRE(r.has_value());
+    CHECK(r->status == 503);
+    CHECK(fifth.WaitClosed(3000));
+  }
+  held.clear();  // the four close
+  bool served = false;
+  for (int i = 0; i < 50 && !served; ++i) {
+    Client again(server.port());
+    again.Send(Client::Format("GET", "/a"));
+    auto r = again.Read(3000);
+    served = r && r->status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(served);
+  server.Stop(1000);
+}
+
+TEST_CASE("http: a slowloris header is cut off by the header timeout", "[http][slowloris]") {
+  ServerOptions o = TestOptions();
+  o.header_timeout_ms = 1000;
+  Server server(o);
+  server.Route("GET", "/a", [](Request&&, Responder respond) { respond(Text("a")); });
+  Start(server);
+  Client c(server.port());
+  const std::string req = "GET /a HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+  const auto started = Clock::now();
+  bool closed = false;
+  for (size_t i = 0; i < 40 && !closed; ++i) {  // one byte per 200 ms: 8 s for 40 bytes
+    if (!c.Send(std::string(1, i < req.size() ? req[i] : 'x'))) {
+      closed = true;
+      break;
+    }
+    closed = c.WaitClosed(200);
+  }
+  CHECK(closed);
+  CHECK(MsSince(started) < 6000);
+  server.Stop(1000);
 }
