@@ -56,7 +56,9 @@ std::shared_ptr<spdlog::logger> Logger() {
   return g_logger;
 }
 
-std::string IsoNowUtc() {
+}  // namespace
+
+std::string UtcTimestamp() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t t = std::chrono::system_clock::to_time_t(now);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
@@ -67,8 +69,6 @@ std::string IsoNowUtc() {
                 tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   return buf;
 }
-
-}  // namespace
 
 void ConfigureLogging(const LogConfig& config) {
   g_level.store(static_cast<int>(config.level));
@@ -112,7 +112,7 @@ void LogMessage(LogLevel level, std::string_view message) noexcept {
     auto logger = Logger();
     if (g_json.load()) {
       nlohmann::ordered_json j;
-      j["ts"] = IsoNowUtc();
+      j["ts"] = UtcTimestamp();
       j["level"] = LevelName(level);
       j["component"] = logger->name();
       j["msg"] = std::string(message);

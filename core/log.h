@@ -38,6 +38,10 @@ void ConfigureLogging(const LogConfig& config);
 std::optional<LogLevel> ParseLogLevel(std::string_view text);
 
 bool LogEnabled(LogLevel level);
+
+// The current time as ISO 8601 UTC with milliseconds, "2026-11-28T06:40:00.123Z"
+// (the format of log lines; also used in API answers).
+std::string UtcTimestamp();
 void LogMessage(LogLevel level, std::string_view message) noexcept;
 
 namespace log_detail {

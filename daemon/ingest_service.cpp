@@ -39,18 +39,6 @@ http::Response Error(int status, const std::string& message) {
   return Json(status, j);
 }
 
-std::string IsoNow() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[80];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
-}
-
 // The 202 body of a /ingest/message row, without building a json object:
 // the id (a UUID and a number) and the timestamp need no escaping.
 std::string MessageAccepted(std::string_view batch_id, uint32_t row, std::string_view status, std::string_view ts) {
@@ -314,12 +302,12 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
         messages_accepted_.Inc();
         rows_accepted_.Inc();
         pending_.Remember(batch_id, 1, 1);
-        respond(Accepted(MessageAccepted(batch_id, 0, "accepted", IsoNow())));
+        respond(Accepted(MessageAccepted(batch_id, 0, "accepted", UtcTimestamp())));
         return;
       }
       duplicates_.Inc();
       if (auto known = idempotency_.BodyHash(cache_key)) {
-        respond(*known == body_hash ? Accepted(MessageAccepted(batch_id, 0, "duplicate", IsoNow()))
+        respond(*known == body_hash ? Accepted(MessageAccepted(batch_id, 0, "duplicate", UtcTimestamp()))
                                     : Error(409, "Idempotency-Key was used with another body"));
         return;
       }
@@ -333,9 +321,9 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
           return;
         }
         if (stored.ok() && stored->has_value()) idempotency_.Remember(cache_key, body_hash);
-        respond(Accepted(MessageAccepted(batch_id, 0, "duplicate", IsoNow())));
+        respond(Accepted(MessageAccepted(batch_id, 0, "duplicate", UtcTimestamp())));
       };
-      if (!lookups_.Submit(check)) respond(Accepted(MessageAccepted(batch_id, 0, "duplicate", IsoNow())));
+      if (!lookups_.Submit(check)) respond(Accepted(MessageAccepted(batch_id, 0, "duplicate", UtcTimestamp())));
     });
     return;
   }
@@ -350,7 +338,7 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
         messages_accepted_.Inc();
         rows_accepted_.Inc();
         pending_.Remember(batch_id, row + 1, 1);
-        respond(Accepted(MessageAccepted(batch_id, row, "accepted", IsoNow())));
+        respond(Accepted(MessageAccepted(batch_id, row, "accepted", UtcTimestamp())));
       });
 }
 
