@@ -36,6 +36,7 @@
 #include <boost/beast/http/string_body.hpp>
 #pragma GCC diagnostic pop
 
+#include "core/utf8.h"
 #include "daemon/embedded_files.h"
 
 namespace nomnom::http {
@@ -172,7 +173,11 @@ std::string Request::header(std::string_view name) const {
   return {};
 }
 
-std::string JsonQuote(std::string_view s) {
+std::string JsonQuote(std::string_view raw) {
+  // Bytes that are not UTF-8 (a path or header as a client sent it) are
+  // written as the text \xNN, so the result is always valid JSON.
+  const std::string text = EscapeInvalidUtf8(raw);
+  const std::string_view s = text;
   std::string out;
   out.reserve(s.size() + 2);
   out.push_back('"');

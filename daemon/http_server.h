@@ -88,7 +88,8 @@ struct ServerOptions {
 
 // A JSON error body, {"error": message}.
 Response JsonError(int status, std::string_view message);
-// s as a JSON string literal, quotes included.
+// s as a JSON string literal, quotes included; bytes that are not UTF-8 are
+// written as the text \xNN.
 std::string JsonQuote(std::string_view s);
 
 class Server {

@@ -1027,3 +1027,18 @@ TEST_CASE("http: a slowloris header is cut off by the header timeout", "[http][s
   CHECK(MsSince(started) < 6000);
   server.Stop(1000);
 }
+
+TEST_CASE("http: error bodies echoing a path with bytes that are not UTF-8 are valid JSON", "[http][utf8]") {
+  Server server(TestOptions());
+  server.Route("GET", "/a", [](Request&&, Responder respond) { respond(Text("a")); });
+  Start(server);
+  Client c(server.port());
+  // Found by fuzz_http_request: raw 0xFF bytes in the target of a 404.
+  REQUIRE(c.Send(std::string("GET /nope%FF\xff\xff\xffs HTTP/1.1\r\nHost: t\r\n\r\n")));
+  auto r = c.Read(3000);
+  REQUIRE(r.has_value());
+  CHECK(r->status == 404);
+  auto j = nlohmann::json::parse(r->body);  // throws on invalid UTF-8
+  CHECK(j.at("error").get<std::string>().find("\\xFF") != std::string::npos);
+  server.Stop(1000);
+}
