@@ -354,6 +354,8 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
       int64_t v = 0;
       const std::string_view text = TrimJsonSpace(value.raw_json_token());
       if (value.get_int64().get(v) != simdjson::SUCCESS) {
+        // The slow path reads the text itself: it must be a JSON number.
+        if (!IsJsonValue(text)) return fail("invalid number " + Excerpt(text));
         switch (ParseIntegralNumber(text, &v)) {
           case IntegralParse::kOk:
             break;
@@ -384,6 +386,9 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
     case FieldType::kDecimal: {
       if (type == od::json_type::number) {
         slot.s = TrimJsonSpace(value.raw_json_token());
+        // Taken as text, not parsed by simdjson: it must be a JSON number
+        // (no leading zeros, no trailing dot, ...).
+        if (!IsJsonValue(slot.s)) return fail("invalid number " + Excerpt(slot.s));
       } else if (type == od::json_type::string) {
         std::string_view s;
         if (auto err = value.get_string().get(s); err) {

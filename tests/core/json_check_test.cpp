@@ -51,3 +51,25 @@ TEST_CASE("encoder: malformed JSON in an unknown field's value or a Json field i
   CHECK(encode(R"({"name":"a","extra":{"x":[1,2,{"y":null}]},"more":"s","n":-1.5e3})", &error));
   CHECK(encode(R"({"meta":{"a":[1,{"b":"c"}]},"name":null})", &error));
 }
+
+TEST_CASE("encoder: a Decimal or integer given as a number that is not JSON is rejected", "[json_check][row_encoder]") {
+  // Found by fuzz_row_encoder: "amount":0001 was loaded as 1.
+  auto e = nomnom::ParseEntity(
+      "entity:\n  name: T\n  fields:\n    - {name: amount, type: Decimal, nullable: true}\n"
+      "    - {name: n, type: BigInt, nullable: true}\n  persistence: {database: {conformant_table: t}}\n",
+      "t.yaml");
+  REQUIRE(e.ok());
+  nomnom::RowEncoder enc(*e, {});
+  auto encode = [&](std::string line) {
+    const size_t size = line.size();
+    line.append(nomnom::kChunkPadding, ' ');
+    nomnom::ByteBuffer out;
+    std::string error;
+    return enc.Encode(std::string_view(line.data(), size), line.size(), &out, nullptr, &error);
+  };
+  CHECK_FALSE(encode(R"({"amount":0001})"));
+  CHECK_FALSE(encode(R"({"amount":-01.5})"));
+  CHECK_FALSE(encode(R"({"n":00})"));
+  CHECK(encode(R"({"amount":10.50,"n":1e3})"));
+  CHECK(encode(R"({"amount":0,"n":-0})"));
+}

@@ -84,7 +84,8 @@ nomnom::http::Server& TheServer() {
       nomnom::BatchCheck b = nomnom::CheckBatch(TheEntity(), req.body, limits, 10);
       nlohmann::json errors = nlohmann::json::array();
       for (auto& [line, why] : b.errors) errors.push_back({{"line", line}, {"error", why}});
-      respond(Json(b.accepted > 0 ? 202 : 400, {{"accepted", b.accepted}, {"rejected", b.rejected}, {"errors", errors}}));
+      respond(
+          Json(b.accepted > 0 ? 202 : 400, {{"accepted", b.accepted}, {"rejected", b.rejected}, {"errors", errors}}));
     });
     s->Route("GET", "/ingest/status/{id}", [](Request&& req, Responder respond) {
       const std::string id = req.query["id"];
@@ -155,7 +156,8 @@ int CheckResponses(std::string_view wire, bool may_have_head = false) {
     const size_t end = wire.find("\r\n\r\n");
     FUZZ_CHECK(end != std::string_view::npos, "a response header ends");
     const std::string_view head = wire.substr(0, end);
-    FUZZ_CHECK(head.substr(0, 9) == "HTTP/1.1 " && head.size() >= 12, "status line: " + std::string(head.substr(0, 40)));
+    FUZZ_CHECK(head.substr(0, 9) == "HTTP/1.1 " && head.size() >= 12,
+               "status line: " + std::string(head.substr(0, 40)));
     const int status = std::stoi(std::string(head.substr(9, 3)));
     if (first == 0) first = status;
     FUZZ_CHECK(status != 500, "no handler failed: " + std::string(wire.substr(0, 300)));
