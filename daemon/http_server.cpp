@@ -478,12 +478,12 @@ class Session : public std::enable_shared_from_this<Session> {
                              [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
   }
 
-  // One read deadline covers the whole request, from the first read that has
-  // to wait for it.
+  // One read deadline covers the whole request, counted from its first byte
+  // (started_), armed by the first read that has to wait for it.
   void ArmReadDeadline(int ms = 0) {
     if (read_deadline_set_) return;
     read_deadline_set_ = true;
-    stream_.expires_after(std::chrono::milliseconds(ms > 0 ? ms : opts().read_timeout_ms));
+    stream_.expires_at(started_ + std::chrono::milliseconds(ms > 0 ? ms : opts().read_timeout_ms));
   }
 
   void OnHeader(error_code ec) {

@@ -1130,3 +1130,30 @@ TEST_CASE("http: a handler that answers and then throws keeps its answer", "[htt
   server.Stop(1000);
   CHECK(logged.load() == 3);
 }
+
+TEST_CASE("http: the read timeout counts from the request's first byte, header time included", "[http][slowloris]") {
+  ServerOptions o = TestOptions();
+  o.read_timeout_ms = 6000;
+  o.header_timeout_ms = 6000;
+  o.idle_timeout_ms = 60000;
+  Server server(o);
+  server.Route("POST", "/p", [](Request&&, Responder respond) { respond(Text("p")); });
+  Start(server);
+  Client c(server.port());
+  const std::string header = "POST /p HTTP/1.1\r\nContent-Length: 1000\r\n\r\n";
+  auto start = Clock::now();
+  // The header over about 3 s (well within its 6 s), then the body a byte every 200 ms.
+  for (size_t i = 0; i + 1 < header.size(); ++i) {
+    REQUIRE(c.Send(header.substr(i, 1)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(3000 / static_cast<int>(header.size())));
+  }
+  REQUIRE(c.Send(header.substr(header.size() - 1)));
+  bool cut = false;
+  while (!cut && MsSince(start) < 20000) {
+    cut = !c.Send("x") || c.WaitClosed(200);
+  }
+  CHECK(cut);
+  // 6 s from the first byte, not 6 s after the header (about 9 s).
+  CHECK(MsSince(start) >= 5500);
+  CHECK(MsSince(start) < 8500);
+}
