@@ -494,6 +494,14 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string_view path = target.substr(0, target.find('?'));
     route_ = impl_->Match(path, param_);
     if (parser_->is_done()) return OnRequest();
+    // A body is coming: refuse an unauthenticated one before reading it (the
+    // connection is closed after the 401, the body unread), and before telling
+    // whether the route exists (as for a request without a body).
+    if (!opts().bearer_token.empty() && IsIngestPath(path) && !Authorized(SV(req[bhttp::field::authorization]))) {
+      Response r = JsonError(401, "missing or invalid bearer token");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"nomnomd\"");
+      return WriteError(std::move(r));
+    }
     // A body is coming. Answer what no body can change before reading it: an
     // unknown route, a method the route does not take (the connection is then
     // closed, the body unread). A small body is read instead, and the
@@ -505,13 +513,6 @@ class Session : public std::enable_shared_from_this<Session> {
     // The body gets the rest of the read timeout (the header's own, shorter
     // deadline no longer applies).
     read_deadline_set_ = false;
-    // A body is coming: refuse an unauthenticated one before reading it (the
-    // connection is closed after the 401, the body unread).
-    if (!opts().bearer_token.empty() && IsIngestPath(path) && !Authorized(SV(req[bhttp::field::authorization]))) {
-      Response r = JsonError(401, "missing or invalid bearer token");
-      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"nomnomd\"");
-      return WriteError(std::move(r));
-    }
     if (IEquals(Trim(SV(req[bhttp::field::expect])), "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       ArmReadDeadline();

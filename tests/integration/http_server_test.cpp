@@ -1157,3 +1157,24 @@ TEST_CASE("http: the read timeout counts from the request's first byte, header t
   CHECK(MsSince(start) >= 5500);
   CHECK(MsSince(start) < 8500);
 }
+
+TEST_CASE("http: without the bearer token, /ingest paths get 401 before 404/405, whatever the body", "[http][early]") {
+  ServerOptions o = TestOptions();
+  o.bearer_token = "secret";
+  Server server(o);
+  server.Route("POST", "/ingest/p", [](Request&&, Responder respond) { respond(Text("p")); });
+  Start(server);
+  for (std::string length : {"", "3", "100000", "100000000"}) {
+    for (std::string target : {"/ingest/nope", "/ingest/p"}) {
+      Client c(server.port());
+      std::string method = target == "/ingest/p" ? "PUT" : "POST";
+      std::string head = method + " " + target + " HTTP/1.1\r\nHost: t\r\n";
+      if (!length.empty()) head += "Content-Length: " + length + "\r\n";
+      REQUIRE(c.Send(head + "\r\n" + (length == "3" ? "abc" : "")));
+      auto r = c.Read(10000);
+      REQUIRE(r.has_value());
+      INFO(method << " " << target << " Content-Length " << length);
+      CHECK(r->status == 401);
+    }
+  }
+}
