@@ -151,6 +151,10 @@ void AppendUnsigned(std::string& out, uint64_t v) {
 }
 
 constexpr size_t kFirstReadBytes = 4096;
+// A request for an unknown route or method whose body announces at most this
+// many bytes has its body read (and dropped) so that the connection, and the
+// requests pipelined after it, go on. A larger or chunked body is not read.
+constexpr uint64_t kDrainBodyBytes = 64 << 10;
 
 // A request's method as a metrics label: a known one, or "other".
 std::string_view BoundedMethod(std::string_view m) {
@@ -474,12 +478,12 @@ class Session : public std::enable_shared_from_this<Session> {
                              [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
   }
 
-  // One read deadline covers the whole request, from the first read that has
-  // to wait for it.
+  // One read deadline covers the whole request, counted from its first byte
+  // (started_), armed by the first read that has to wait for it.
   void ArmReadDeadline(int ms = 0) {
     if (read_deadline_set_) return;
     read_deadline_set_ = true;
-    stream_.expires_after(std::chrono::milliseconds(ms > 0 ? ms : opts().read_timeout_ms));
+    stream_.expires_at(started_ + std::chrono::milliseconds(ms > 0 ? ms : opts().read_timeout_ms));
   }
 
   void OnHeader(error_code ec) {
@@ -490,26 +494,25 @@ class Session : public std::enable_shared_from_this<Session> {
     std::string_view path = target.substr(0, target.find('?'));
     route_ = impl_->Match(path, param_);
     if (parser_->is_done()) return OnRequest();
-    // A body is coming. Answer what no body can change before reading it: an
-    // unknown route, a method the route does not take (the connection is then
-    // closed, the body unread).
-    if (route_ == nullptr) return WriteError(JsonError(404, "no route for " + std::string(path)));
-    if (route_->Find(SV(req.method_string())) == nullptr) {
-      Response r =
-          JsonError(405, "method " + std::string(SV(req.method_string())) + " not allowed on " + route_->pattern);
-      r.headers.emplace_back("Allow", route_->Allow());
-      return WriteError(std::move(r));
-    }
-    // The body gets the rest of the read timeout (the header's own, shorter
-    // deadline no longer applies).
-    read_deadline_set_ = false;
     // A body is coming: refuse an unauthenticated one before reading it (the
-    // connection is closed after the 401, the body unread).
+    // connection is closed after the 401, the body unread), and before telling
+    // whether the route exists (as for a request without a body).
     if (!opts().bearer_token.empty() && IsIngestPath(path) && !Authorized(SV(req[bhttp::field::authorization]))) {
       Response r = JsonError(401, "missing or invalid bearer token");
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"nomnomd\"");
       return WriteError(std::move(r));
     }
+    // A body is coming. Answer what no body can change before reading it: an
+    // unknown route, a method the route does not take (the connection is then
+    // closed, the body unread). A small body is read instead, and the
+    // connection kept (OnRequest answers).
+    if (route_ == nullptr || route_->Find(SV(req.method_string())) == nullptr) {
+      auto length = parser_->content_length();
+      if (!length || *length > kDrainBodyBytes) return WriteError(NoHandlerResponse(path, SV(req.method_string())));
+    }
+    // The body gets the rest of the read timeout (the header's own, shorter
+    // deadline no longer applies).
+    read_deadline_set_ = false;
     if (IEquals(Trim(SV(req[bhttp::field::expect])), "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       ArmReadDeadline();
@@ -551,6 +554,15 @@ class Session : public std::enable_shared_from_this<Session> {
       }
     }
     if (ec == bhttp::error::body_limit) {
+      // Raised once the header is parsed (a Content-Length over the limit, or a
+      // chunked body growing over it). No handler would take it anyway: 404/405.
+      const auto& req = parser_->get();
+      const std::string_view target = SV(req.target());
+      const std::string_view path = target.substr(0, target.find('?'));
+      route_ = impl_->Match(path, param_);
+      if (route_ == nullptr || route_->Find(SV(req.method_string())) == nullptr) {
+        return WriteError(NoHandlerResponse(path, SV(req.method_string())));
+      }
       Response r =
           JsonError(413, "request body exceeds the limit of " + std::to_string(opts().max_body_bytes) + " bytes");
       r.body.pop_back();
@@ -595,15 +607,8 @@ class Session : public std::enable_shared_from_this<Session> {
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"nomnomd\"");
       return Write(std::move(r));
     }
-    if (route_ == nullptr) {
-      return Write(JsonError(404, "no route for " + std::string(path)));
-    }
-    const MethodRoute* mr = route_->Find(method);
-    if (mr == nullptr) {
-      Response r = JsonError(405, "method " + std::string(method) + " not allowed on " + route_->pattern);
-      r.headers.emplace_back("Allow", route_->Allow());
-      return Write(std::move(r));
-    }
+    const MethodRoute* mr = route_ ? route_->Find(method) : nullptr;
+    if (mr == nullptr) return Write(NoHandlerResponse(path, method));
     if (mr->content) {
       Response r;
       r.content_type = std::string(mr->content->content_type);
@@ -634,6 +639,14 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
+  // 404 when no route matched (route_ null), else 405 with Allow.
+  Response NoHandlerResponse(std::string_view path, std::string_view method) const {
+    if (route_ == nullptr) return JsonError(404, "no route for " + std::string(path));
+    Response r = JsonError(405, "method " + std::string(method) + " not allowed on " + route_->pattern);
+    r.headers.emplace_back("Allow", route_->Allow());
+    return r;
+  }
+
   bool Authorized(std::string_view authorization) const {
     authorization = Trim(authorization);
     constexpr std::string_view kScheme = "bearer ";
@@ -652,7 +665,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // instead of r.body (embedded files, without a copy).
   void Write(Response&& r, std::optional<std::string_view> static_body = std::nullopt, bool linger = false) {
     int status = r.status;
-    if (status < 100 || status > 999) status = 500;
+    if (status < 100 || status > 599) status = 500;  // a real HTTP status (also the metrics label)
     status_ = status;
     const bool no_body_allowed = status < 200 || status == 204 || status == 304;
     bool keep = keep_alive_ && !linger && !stop_requested_ && !impl_->stopping.load();

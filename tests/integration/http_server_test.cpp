@@ -277,10 +277,9 @@ TEST_CASE("http: unknown path is 404, wrong method 405, both JSON", "[http]") {
   CHECK(r.status == 405);
   CHECK(r.header("allow") == "GET, PUT, HEAD");
   CHECK(nlohmann::json::parse(r.body).at("error").is_string());
-  // Answered before its body was read: that connection is closed.
-  CHECK(r.header("connection") == "close");
-  Client c2(server.port());
-  CHECK(c2.Request("PUT", "/hello", "x").body == "put");
+  // A small body is read: the connection goes on.
+  CHECK(r.header("connection").empty());
+  CHECK(c.Request("PUT", "/hello", "x").body == "put");
 }
 
 TEST_CASE("http: invalid routes and listen addresses are rejected", "[http]") {
@@ -1041,4 +1040,141 @@ TEST_CASE("http: error bodies echoing a path with bytes that are not UTF-8 are v
   auto j = nlohmann::json::parse(r->body);  // throws on invalid UTF-8
   CHECK(j.at("error").get<std::string>().find("\\xFF") != std::string::npos);
   server.Stop(1000);
+}
+
+TEST_CASE("http: a body announced over the size limit to an unknown route or method gets 404/405, not 413",
+          "[http][early]") {
+  Server server(TestOptions());  // the default max_body_bytes (16 MiB)
+  server.Route("GET", "/h", [](Request&&, Responder respond) { respond(Text("x")); });
+  server.Route("POST", "/p", [](Request&&, Responder respond) { respond(Text("p")); });
+  Start(server);
+  for (std::string target : {"/nowhere", "/h", "/p"}) {
+    Client c(server.port());
+    // 100 MB announced, none of it sent.
+    REQUIRE(c.Send("POST " + target + " HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000\r\n\r\n"));
+    auto r = c.Read(10000);
+    REQUIRE(r.has_value());
+    CHECK(r->status == (target == "/nowhere" ? 404 : target == "/h" ? 405 : 413));
+    CHECK(r->header("connection") == "close");
+    CHECK(c.WaitClosed(10000));
+  }
+}
+
+TEST_CASE("http: a small body to an unknown route or method is read and the connection kept", "[http][early]") {
+  Server server(TestOptions());
+  server.Route("GET", "/h", [](Request&&, Responder respond) { respond(Text("x")); });
+  Start(server);
+  Client c(server.port());
+  // Pipelined: bad requests with small bodies, then a good one, on one connection.
+  REQUIRE(c.Send(Client::Format("POST", "/nowhere", "abc") + Client::Format("POST", "/h", "defg") +
+                 Client::Format("GET", "/h")));
+  auto r = c.Read(5000);
+  REQUIRE(r.has_value());
+  CHECK(r->status == 404);
+  CHECK(r->header("connection").empty());
+  r = c.Read(5000);
+  REQUIRE(r.has_value());
+  CHECK(r->status == 405);
+  r = c.Read(5000);
+  REQUIRE(r.has_value());
+  CHECK(r->status == 200);
+  CHECK(r->body == "x");
+}
+
+TEST_CASE("http: a status outside 100..599 from a handler becomes 500, in the response and the hook", "[http]") {
+  Server server(TestOptions());
+  std::mutex mu;
+  std::vector<int> statuses;
+  server.OnRequestDone([&](std::string_view, int status, double) {
+    std::lock_guard lock(mu);
+    statuses.push_back(status);
+  });
+  server.Route("GET", "/odd", [](Request&& req, Responder respond) { respond(Text("x", std::stoi(req.query["s"]))); });
+  Start(server);
+  {
+    Client c(server.port());
+    CHECK(c.Request("GET", "/odd?s=777").status == 500);
+    CHECK(c.Request("GET", "/odd?s=600").status == 500);
+    CHECK(c.Request("GET", "/odd?s=99").status == 500);
+    CHECK(c.Request("GET", "/odd?s=599").status == 599);
+  }
+  server.Stop(1000);
+  std::lock_guard lock(mu);
+  CHECK(statuses == std::vector<int>{500, 500, 500, 599});
+}
+
+TEST_CASE("http: a handler that answers and then throws keeps its answer", "[http]") {
+  ServerOptions o = TestOptions();
+  std::atomic<int> logged{0};
+  o.log = [&](std::string_view) { ++logged; };
+  Server server(o);
+  server.Route("GET", "/answer-then-throw", [](Request&&, Responder respond) -> void {
+    respond(Text("answered", 202));
+    throw std::runtime_error("after the answer");
+  });
+  server.Route("GET", "/throw-in-respond", [](Request&&, Responder respond) -> void {
+    Responder wrapped = [respond](Response r) {
+      respond(std::move(r));
+      throw std::logic_error("the responder threw");
+    };
+    wrapped(Text("first", 201));
+  });
+  Start(server);
+  Client c(server.port());
+  auto r = c.Request("GET", "/answer-then-throw");
+  CHECK(r.status == 202);
+  CHECK(r.body == "answered");
+  r = c.Request("GET", "/throw-in-respond");
+  CHECK(r.status == 201);
+  CHECK(c.Request("GET", "/answer-then-throw").status == 202);
+  server.Stop(1000);
+  CHECK(logged.load() == 3);
+}
+
+TEST_CASE("http: the read timeout counts from the request's first byte, header time included", "[http][slowloris]") {
+  ServerOptions o = TestOptions();
+  o.read_timeout_ms = 6000;
+  o.header_timeout_ms = 6000;
+  o.idle_timeout_ms = 60000;
+  Server server(o);
+  server.Route("POST", "/p", [](Request&&, Responder respond) { respond(Text("p")); });
+  Start(server);
+  Client c(server.port());
+  const std::string header = "POST /p HTTP/1.1\r\nContent-Length: 1000\r\n\r\n";
+  auto start = Clock::now();
+  // The header over about 3 s (well within its 6 s), then the body a byte every 200 ms.
+  for (size_t i = 0; i + 1 < header.size(); ++i) {
+    REQUIRE(c.Send(header.substr(i, 1)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(3000 / static_cast<int>(header.size())));
+  }
+  REQUIRE(c.Send(header.substr(header.size() - 1)));
+  bool cut = false;
+  while (!cut && MsSince(start) < 20000) {
+    cut = !c.Send("x") || c.WaitClosed(200);
+  }
+  CHECK(cut);
+  // 6 s from the first byte, not 6 s after the header (about 9 s).
+  CHECK(MsSince(start) >= 5500);
+  CHECK(MsSince(start) < 8500);
+}
+
+TEST_CASE("http: without the bearer token, /ingest paths get 401 before 404/405, whatever the body", "[http][early]") {
+  ServerOptions o = TestOptions();
+  o.bearer_token = "secret";
+  Server server(o);
+  server.Route("POST", "/ingest/p", [](Request&&, Responder respond) { respond(Text("p")); });
+  Start(server);
+  for (std::string length : {"", "3", "100000", "100000000"}) {
+    for (std::string target : {"/ingest/nope", "/ingest/p"}) {
+      Client c(server.port());
+      std::string method = target == "/ingest/p" ? "PUT" : "POST";
+      std::string head = method + " " + target + " HTTP/1.1\r\nHost: t\r\n";
+      if (!length.empty()) head += "Content-Length: " + length + "\r\n";
+      REQUIRE(c.Send(head + "\r\n" + (length == "3" ? "abc" : "")));
+      auto r = c.Read(10000);
+      REQUIRE(r.has_value());
+      INFO(method << " " << target << " Content-Length " << length);
+      CHECK(r->status == 401);
+    }
+  }
 }
