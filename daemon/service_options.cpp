@@ -68,7 +68,9 @@ void AddWorkerOptions(CLI::App* app, WorkerFlags* f) {
       ->envname("NOMNOM_FETCH_WAIT_MS")
       ->check(CLI::Range(int64_t{10}, int64_t{600} * 1000))
       ->capture_default_str();
-  app->add_option("--max-deliver", f->opts.max_deliver, "Deliveries before a message is dead-lettered")
+  app->add_option("--max-deliver", f->opts.max_deliver,
+                  "Deliveries after which a chunk is committed alone and dead-lettered only if that fails for its "
+                  "content (database outages, timeouts and locks never count)")
       ->envname("NOMNOM_MAX_DELIVER")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
@@ -78,6 +80,15 @@ void AddWorkerOptions(CLI::App* app, WorkerFlags* f) {
       ->envname("NOMNOM_LEDGER_RETENTION")
       ->check(CLI::Range(int64_t{0}, int64_t{100} * 365 * 86400))
       ->default_str("auto");
+  app->add_option("--statement-timeout-ms", f->opts.statement_timeout_ms,
+                  "Workers' PostgreSQL statement timeout (a timed-out commit is retried, never dead-lettered)")
+      ->envname("NOMNOM_STATEMENT_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{100}, int64_t{24} * 3600 * 1000))
+      ->capture_default_str();
+  app->add_option("--lock-timeout-ms", f->opts.lock_timeout_ms, "Workers' PostgreSQL lock timeout")
+      ->envname("NOMNOM_LOCK_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{100}, int64_t{24} * 3600 * 1000))
+      ->capture_default_str();
   app->add_option("--on-conflict", f->on_conflict, "Workers' conflict mode: nothing (as the seed), update or error")
       ->check(CLI::IsMember({"error", "nothing", "update"}))
       ->capture_default_str();

@@ -9,7 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 e2e_start_services
 
 # --- refused options (checked before anything connects) ------------------------
-for bad in "--fetch-wait-ms 0" "--chunk-rows 0" "--ack-wait-ms 0" "--duplicate-window 0" "--fetch-batch 0"; do
+for bad in "--fetch-wait-ms 0" "--chunk-rows 0" "--ack-wait-ms 0" "--duplicate-window 0" "--fetch-batch 0" \
+  "--statement-timeout-ms 0"; do
   read -r -a words <<<"$bad"
   rc=0; "$NOMNOMD_BIN" "${words[@]}" --db "$DATABASE_URL" --nats "$NATS_URL" >"$E2E_TMP/bad.log" 2>&1 || rc=$?
   assert_eq "$rc" 2 "nomnomd exit code for $bad"
