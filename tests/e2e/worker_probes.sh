@@ -37,9 +37,16 @@ http GET /live
 assert_status 200 "nomnomd /live"
 
 # --- a standalone worker's probes and metrics ---------------------------------------------
-mport=$(nn_free_port)
-e2e_start_worker worker --threads 2 --metrics-listen "127.0.0.1:$mport"
-e2e_wait_http "http://127.0.0.1:$mport/live" 200 30 "$WORKER_PID" || e2e_fail "worker /live did not answer 200"
+# A free port can be taken by another process before the worker binds it:
+# then the worker exits, and another port is tried.
+for attempt in 1 2 3; do
+  mport=$(nn_free_port)
+  e2e_start_worker worker --threads 2 --metrics-listen "127.0.0.1:$mport"
+  e2e_wait_http "http://127.0.0.1:$mport/live" 200 30 "$WORKER_PID" && break
+  kill -0 "$WORKER_PID" 2>/dev/null && e2e_fail "worker /live did not answer 200"
+  e2e_forget_pid "$WORKER_PID"
+  [ "$attempt" -lt 3 ] || e2e_fail "worker with --metrics-listen did not start: $(tail -n 3 "$E2E_TMP/worker.log")"
+done
 e2e_pass "worker /live is 200"
 e2e_wait_http "http://127.0.0.1:$mport/ready" 200 30 "$WORKER_PID" || e2e_fail "worker /ready did not answer 200"
 e2e_pass "worker /ready is 200"
