@@ -51,8 +51,8 @@ def check(path, overlay):
     if w["metadata"]["annotations"].get("prometheus.io/port") != "9090":
         fail(f"{overlay}: worker scrape annotation")
     d = deps["nomnomd"]["spec"]["template"]["spec"]
-    if "--token-file" not in d["containers"][0]["args"]:
-        fail(f"{overlay}: nomnomd without --token-file")
+    if "--token-file" not in d["containers"][0]["args"] or "--workers" not in d["containers"][0]["args"]:
+        fail(f"{overlay}: nomnomd without --token-file or --workers 0 (API only)")
     so = next(x for x in docs if x["kind"] == "ScaledObject")
     t = so["spec"]["triggers"][0]
     if t["type"] != "nats-jetstream":
