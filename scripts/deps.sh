@@ -12,6 +12,7 @@ packages=(
   catch2 libbenchmark-dev libyaml-cpp-dev libboost-dev zlib1g-dev libzstd-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev
   postgresql nats-server curl
+  kubernetes-client python3-yaml  # e2e k8s_render: kubectl kustomize, yaml checks
 )
 # The e2e tests use python3; any python3 on the PATH will do.
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
