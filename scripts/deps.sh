@@ -12,8 +12,11 @@ packages=(
   catch2 libbenchmark-dev libyaml-cpp-dev libboost-dev zlib1g-dev libzstd-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev
   postgresql nats-server curl
-  kubernetes-client python3-yaml  # e2e k8s_render: kubectl kustomize, yaml checks
 )
+# e2e k8s_render needs kubectl (kustomize) and PyYAML; a kubectl from another
+# package will do (Debian's kubernetes-client conflicts with some of them).
+command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
+python3 -c 'import yaml' >/dev/null 2>&1 || packages+=(python3-yaml)
 # The e2e tests use python3; any python3 on the PATH will do.
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 for arg in "$@"; do

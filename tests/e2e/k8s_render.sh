@@ -8,7 +8,9 @@ command -v kubectl >/dev/null || { echo "kubectl missing (apt-get install kubern
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 kubectl kustomize "$root/deploy/k8s/overlays/dev" >"$tmp/dev.yaml"
 kubectl kustomize "$root/deploy/k8s/overlays/prod" >"$tmp/prod.yaml"
-python3 "$root/tests/e2e/k8s_render.py" "$tmp/dev.yaml" "$tmp/prod.yaml" "$root/deploy/helm/nats-values.yaml"
+py=python3
+python3 -c 'import yaml' 2>/dev/null || py=/usr/bin/python3  # Debian's python3-yaml
+"$py" "$root/tests/e2e/k8s_render.py" "$tmp/dev.yaml" "$tmp/prod.yaml" "$root/deploy/helm/nats-values.yaml"
 # kustomize cannot read files outside the base: the entities are copied there
 # and must stay identical to data/tpch/entities.
 for f in "$root"/data/tpch/entities/*.yaml; do
