@@ -1,6 +1,8 @@
 #include "daemon/service_options.h"
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 
 #include "core/table_setup.h"
@@ -130,7 +132,7 @@ Status ApplyLogOptions(const CLI::App& app, const LogFlags& f, const std::string
 
 Result<std::string> ReadTokenFile(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return Status::Io("cannot read the token file " + path);
+  if (!in) return Status::Io("cannot read the token file " + path + ": " + std::strerror(errno));
   std::string token;
   std::getline(in, token);
   while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t')) token.pop_back();

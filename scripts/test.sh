@@ -3,18 +3,22 @@
 # Release (build.sh), starts a throwaway PostgreSQL and nats-server, runs
 # ctest in build/ (unit, integration and e2e tests), then builds with ASan+UBSan
 # (clang) and runs the unit and integration tests in build-asan/, then runs
-# each libFuzzer harness for 15 s (scripts/fuzz.sh, build-fuzz/).
+# each libFuzzer harness for 15 s (scripts/fuzz.sh, build-fuzz/), then builds
+# the container image (scripts/image.sh, podman) and runs the container tests:
+# the image against its own PostgreSQL and nats-server, `podman kube play` of
+# the dev overlay, and the compose file with podman-compose.
 # Services are stopped on exit. Exits non-zero if anything failed.
-# Usage: scripts/test.sh [--no-asan] [--no-fuzz]
+# Usage: scripts/test.sh [--no-asan] [--no-fuzz] [--no-container]
 set -euo pipefail
 # shellcheck source=lib/common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-asan=1 fuzz=1
+asan=1 fuzz=1 container=1
 for arg in "$@"; do
   case "$arg" in
     --no-asan) asan=0 ;;
     --no-fuzz) fuzz=0 ;;
+    --no-container) container=0 ;;
     -h|--help) nn_usage ;;
     *) nn_die "unknown argument: $arg" ;;
   esac
@@ -70,6 +74,23 @@ run_ctest() {
   [ "$rc" = 0 ] || failures+=("$name tests")
 }
 
+# run_e2e_script NAME SCRIPT: an e2e script run outside ctest (it needs the
+# image); its last line is "e2e NAME: N passed, M failed (T s)".
+run_e2e_script() {
+  local name=$1 script=$2 log="$logdir/$1.log" rc=0 line
+  nn_log "e2e ($name): $script"
+  bash "$script" 2>&1 | grep -v 'unable to get systemd connection' | tee "$log" || rc=$?
+  line=$(grep -E "^e2e $name: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1 || true)
+  if [ -n "$line" ] && [ "$rc" = 0 ]; then
+    passed=$((passed + 1))
+    results+=("$line")
+  else
+    failed=$((failed + 1))
+    results+=("${line:-e2e $name: no summary} (exit $rc)")
+    failures+=("$name")
+  fi
+}
+
 step=deps; "$NN_ROOT/scripts/deps.sh"
 step=format; "$NN_ROOT/scripts/format.sh" --check
 step="release build"; "$NN_ROOT/scripts/build.sh"
@@ -89,6 +110,13 @@ if [ "$fuzz" = 1 ]; then
   # scripts/fuzz.sh --seconds 3600 (tests/README.md, "Fuzzing").
   step=fuzz; "$NN_ROOT/scripts/fuzz.sh" --seconds 15
   results+=("fuzz: every harness ran 15 s without a crash")
+fi
+if [ "$container" = 1 ]; then
+  step="container image"; "$NN_ROOT/scripts/image.sh"
+  for t in container_image kube_play compose_up; do
+    step="container test $t"
+    run_e2e_script "$t" "$NN_ROOT/tests/e2e/$t.sh"
+  done
 fi
 step=""
 [ "${#failures[@]}" -eq 0 ]

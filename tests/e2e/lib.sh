@@ -28,6 +28,7 @@ E2E_STARTED=$SECONDS
 E2E_TMP=$(mktemp -d /tmp/nomnom-e2e.XXXXXX)
 chmod 755 "$E2E_TMP"
 E2E_PIDS=()      # background processes to stop at exit
+E2E_CLEANUP=()   # shell commands the EXIT trap runs (containers to remove, ...)
 DAEMON_PID=""    # the nomnomd started by e2e_start_daemon
 DAEMON_URL=""    # http://127.0.0.1:<port>
 DAEMON_PORT=""
@@ -100,6 +101,8 @@ e2e_cleanup() {
   for pid in "${E2E_PIDS[@]}"; do
     kill -TERM "$pid" 2>/dev/null
   done
+  local cmd
+  for cmd in "${E2E_CLEANUP[@]}"; do eval "$cmd"; done
   for pid in "${E2E_PIDS[@]}"; do
     for _ in $(seq 1 50); do
       kill -0 "$pid" 2>/dev/null || break

@@ -22,6 +22,9 @@ for bad in "--fetch-wait-ms 0" "--threads 0" "--ack-wait-ms 5"; do
 done
 
 # --- token from a file -------------------------------------------------------------
+rc=0; "$NOMNOMD_BIN" --token-file "$E2E_TMP/no-such-token" --db "$DATABASE_URL" --nats "$NATS_URL" >"$E2E_TMP/bad.log" 2>&1 || rc=$?
+assert_eq "$rc" 2 "nomnomd exit code for a missing --token-file"
+assert_contains "$(cat "$E2E_TMP/bad.log")" "no-such-token: No such file or directory" "nomnomd's error for a missing --token-file"
 token="s3cret-$RANDOM$RANDOM"
 printf '%s\n' "$token" >"$E2E_TMP/token"
 e2e_start_daemon --workers 0 --token-file "$E2E_TMP/token"
