@@ -87,11 +87,11 @@ class FreshTable {
   std::unique_ptr<PgConnection> conn_;
   const Entity& entity_;
   std::string what_;
-  std::string oid_;         // the table's oid, as text
-  std::string marker_;      // the marker table, quoted and qualified
-  std::string key_name_;    // the primary key constraint's name
-  std::string key_def_;     // pg_get_constraintdef, e.g. PRIMARY KEY (order_key)
-  bool done_ = false;       // finished or abandoned: the marker is gone
+  std::string oid_;       // the table's oid, as text
+  std::string marker_;    // the marker table, quoted and qualified
+  std::string key_name_;  // the primary key constraint's name
+  std::string key_def_;   // pg_get_constraintdef, e.g. PRIMARY KEY (order_key)
+  bool done_ = false;     // finished or abandoned: the marker is gone
 };
 
 // Before a load touches entity's table: when an interrupted fresh load left
