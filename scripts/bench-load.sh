@@ -27,6 +27,8 @@
 #                   TO ... (FORMAT binary) and the complement); no parsing at all
 #   psql-copy       psql \copy of the CSV, one connection
 #   nomnom-error    nomnom load NDJSON --on-conflict error
+#   nomnom-fresh    nomnom load NDJSON --fresh (COPY without the primary key,
+#                   built at the end; into the same fresh empty table)
 #   nomnom-jobs1    nomnom load NDJSON --on-conflict error --jobs 1
 #   psql-parallel   CSV split in 2 by lines, 2 concurrent psql \copy
 #   psql-staging    one psql: COPY into a temp table, INSERT ... ON CONFLICT DO NOTHING
@@ -50,7 +52,7 @@ source "$NN_ROOT/scripts/lib/bench.sh"
 
 readonly TABLE=orders_x
 readonly SEED=1
-readonly LOADERS=(psql-limit psql-copy nomnom-error psql-parallel psql-staging nomnom-nothing nomnom-jobs1)
+readonly LOADERS=(psql-limit psql-copy nomnom-error nomnom-fresh psql-parallel psql-staging nomnom-nothing nomnom-jobs1)
 
 BENCH_COMMAND=$(printf '%q ' "scripts/$(basename "$0")" "$@")
 BENCH_COMMAND=${BENCH_COMMAND% }
@@ -124,6 +126,10 @@ load_nomnom_error() {
 
 load_nomnom_nothing() {
   timed "$1" "$2" "$NOMNOM" load "$ndjson" --on-conflict nothing --quiet --table "$TABLE" "${nomnom_jobs[@]}"
+}
+
+load_nomnom_fresh() {
+  timed "$1" "$2" "$NOMNOM" load "$ndjson" --fresh --quiet --table "$TABLE" "${nomnom_jobs[@]}"
 }
 
 load_nomnom_jobs1() {
