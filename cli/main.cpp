@@ -165,6 +165,8 @@ struct LoadArgs {
   bool quiet = false;
   bool json = false;
   bool via_nats = false;
+  bool fresh = false;
+  bool on_conflict_given = false;  // --on-conflict was on the command line
   size_t chunk_rows = 1000;
   size_t chunk_kb = 512;
   NatsFlags nats;
@@ -202,6 +204,20 @@ int RunLoadCommand(LoadArgs& a) {
     PrintError(mode.status());
     return kExitUsage;
   }
+  if (a.fresh) {
+    if (a.on_conflict_given && *mode != ConflictMode::kError) {
+      PrintError(
+          Status::InvalidArgument("--fresh has --on-conflict error's semantics; it cannot be combined with "
+                                  "--on-conflict " +
+                                  a.on_conflict));
+      return kExitUsage;
+    }
+    if (a.via_nats) {
+      PrintError(Status::InvalidArgument("--fresh loads into PostgreSQL; it cannot be combined with --via-nats"));
+      return kExitUsage;
+    }
+    mode = ConflictMode::kError;
+  }
   std::unique_ptr<RejectFileWriter> rejects_file;
   if (!a.rejects.empty()) {
     auto w = RejectFileWriter::Open(a.rejects);
@@ -227,6 +243,9 @@ int RunLoadCommand(LoadArgs& a) {
   opts.max_line_name = "--max-line-mb";
   opts.strict = a.strict;
   opts.rejects = &reporter;
+  opts.fresh = a.fresh;
+  opts.fresh_name = "--fresh";
+  opts.notice = [](const std::string& message) { std::fprintf(stderr, "nomnom: %s\n", message.c_str()); };
 
   std::unique_ptr<JetStreamClient> js;
   auto publish_counters = std::make_shared<PublishCounters>();
@@ -264,6 +283,7 @@ int RunLoadCommand(LoadArgs& a) {
     j["table"] = s.table;
     j["entity"] = entity->name;
     j["on_conflict"] = std::string(ConflictModeName(*mode));
+    if (a.fresh) j["fresh"] = true;
     j["rows_read"] = s.rows_read;
     j["inserted"] = s.inserted;
     j["updated"] = s.updated;
@@ -292,7 +312,8 @@ int RunLoadCommand(LoadArgs& a) {
     std::printf("nomnom: %s %s %s %s (on-conflict %s)\n",
                 s.status.ok() ? (a.via_nats ? "validated" : "loaded") : "stopped loading",
                 a.inputs.size() == 1 ? a.inputs[0].c_str() : (std::to_string(a.inputs.size()) + " inputs").c_str(),
-                a.via_nats ? "for" : "into", s.table.c_str(), std::string(ConflictModeName(*mode)).c_str());
+                a.via_nats ? "for" : "into", s.table.c_str(),
+                (std::string(ConflictModeName(*mode)) + (a.fresh ? ", --fresh" : "")).c_str());
     std::printf("  rows read  %15s\n  inserted   %15s\n  updated    %15s\n  skipped    %15s\n  rejected   %15s\n",
                 Thousands(s.rows_read).c_str(), Thousands(s.inserted).c_str(), Thousands(s.updated).c_str(),
                 Thousands(s.skipped).c_str(), Thousands(s.rejected).c_str());
@@ -503,11 +524,13 @@ int Main(int argc, char** argv) {
   load_cmd->add_option("--entities", load.entities_dir, "Directory of entity YAML files (default: bundled TPC-H)")
       ->envname("NOMNOM_ENTITIES");
   load_cmd->add_option("--table", load.table, "Target table, overriding the entity's conformant_table ([schema.]name)");
-  load_cmd
-      ->add_option("--on-conflict", load.on_conflict,
-                   "error: COPY straight into the table; nothing: skip rows whose key exists; update: last row wins")
-      ->check(CLI::IsMember({"error", "nothing", "update"}))
-      ->capture_default_str();
+  CLI::Option* on_conflict_opt =
+      load_cmd
+          ->add_option(
+              "--on-conflict", load.on_conflict,
+              "error: COPY straight into the table; nothing: skip rows whose key exists; update: last row wins")
+          ->check(CLI::IsMember({"error", "nothing", "update"}))
+          ->capture_default_str();
   load_cmd->add_option("-j,--jobs", load.jobs, "PostgreSQL connections loading in parallel")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
@@ -527,6 +550,9 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   load_cmd->add_option("--rejects", load.rejects, "Write rejected lines to FILE as NDJSON {file,line,error,raw}");
   load_cmd->add_flag("--strict", load.strict, "Reject objects with fields the entity does not define");
+  load_cmd->add_flag("--fresh", load.fresh,
+                     "Into an empty (or new) table: COPY without its primary key and build the key at the end; "
+                     "--on-conflict error semantics, all or nothing");
   load_cmd->add_flag("-q,--quiet", load.quiet, "No progress, no summary");
   load_cmd->add_flag("--json", load.json, "Print the summary as one JSON object");
   load_cmd->add_flag("--via-nats", load.via_nats,
@@ -586,7 +612,10 @@ int Main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }
-  if (load_cmd->parsed()) return RunLoadCommand(load);
+  if (load_cmd->parsed()) {
+    load.on_conflict_given = on_conflict_opt->count() > 0;
+    return RunLoadCommand(load);
+  }
   if (orders_cmd->parsed()) return RunGenCommand(gen);
   if (schema_cmd->parsed()) return RunSchemaCommand(schema_dir, schema_entity, schema_table);
   if (worker_cmd->parsed()) {

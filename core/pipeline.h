@@ -47,6 +47,16 @@ struct LoadOptions {
   bool strict = false;            // reject unknown fields
   bool create_table = true;       // create the target table when missing
   RejectSink* rejects = nullptr;  // where rejected rows go (may be null)
+  // A fresh load (core/fresh_table.h): the target must be empty (or created
+  // now); rows are COPYed without its primary key, which is built at the end;
+  // duplicate keys found then are rejected rows, the later occurrence in input
+  // order losing. All or nothing: a load that fails is undone. Needs mode
+  // kError and inputs that can be read again (not "-").
+  bool fresh = false;
+  std::string fresh_name = "fresh load";  // what the caller calls it (e.g. a flag), for messages
+  // Sentences worth telling the user (e.g. an interrupted fresh load found
+  // and cleaned up). May be null.
+  std::function<void(const std::string&)> notice;
   // When set, rows go to these sinks (one per job) instead of PostgreSQL
   // connections: no table is created or checked (e.g. --via-nats).
   std::function<Result<std::unique_ptr<RowSink>>(int job)> sink_factory;
