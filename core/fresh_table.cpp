@@ -152,14 +152,14 @@ Status FreshTable::ResolveDuplicates(const RestageFn& restage, std::vector<Dupli
   auto fail = [&](const PgError& err, const std::string& doing) {
     return RollBack(c, ToStatus(err, what_ + ": " + doing + " (resolving duplicate keys of " + table + ")"));
   };
-  if (auto err = c.TryExec("BEGIN; CREATE TEMP TABLE nomnom_fresh_rows ON COMMIT DROP AS SELECT " + cols + " FROM " +
-                           table +
-                           " WITH NO DATA; ALTER TABLE pg_temp.nomnom_fresh_rows ADD COLUMN nomnom_src integer,"
-                           " ADD COLUMN nomnom_line bigint")) {
+  if (auto err =
+          c.TryExec("BEGIN; CREATE TEMP TABLE nomnom_fresh_rows ON COMMIT DROP AS SELECT " + cols + " FROM " + table +
+                    " WITH NO DATA; ALTER TABLE pg_temp.nomnom_fresh_rows ADD COLUMN nomnom_src integer,"
+                    " ADD COLUMN nomnom_line bigint")) {
     return fail(*err, "cannot create the table of input positions");
   }
-  if (Status s = restage(c, "COPY pg_temp.nomnom_fresh_rows (" + cols + ", nomnom_src, nomnom_line) FROM STDIN " +
-                                "(FORMAT binary)");
+  if (Status s = restage(
+          c, "COPY pg_temp.nomnom_fresh_rows (" + cols + ", nomnom_src, nomnom_line) FROM STDIN " + "(FORMAT binary)");
       !s.ok()) {
     return RollBack(c, s);
   }
@@ -188,12 +188,12 @@ Status FreshTable::ResolveDuplicates(const RestageFn& restage, std::vector<Dupli
     same_key += " AND w." + col + " = l." + col;
   }
   PgRows losers;
-  if (auto err = c.TryExec("SELECT l.nomnom_src, l.nomnom_line, w.nomnom_src, w.nomnom_line, ROW(" +
-                               KeyList(entity_, "l.") +
-                               ")::text FROM pg_temp.nomnom_fresh_ranked l JOIN pg_temp.nomnom_fresh_ranked w ON"
-                               " w.nomnom_rn = 1" +
-                               same_key + " WHERE l.nomnom_rn > 1 ORDER BY 1, 2",
-                           &losers)) {
+  if (auto err =
+          c.TryExec("SELECT l.nomnom_src, l.nomnom_line, w.nomnom_src, w.nomnom_line, ROW(" + KeyList(entity_, "l.") +
+                        ")::text FROM pg_temp.nomnom_fresh_ranked l JOIN pg_temp.nomnom_fresh_ranked w ON"
+                        " w.nomnom_rn = 1" +
+                        same_key + " WHERE l.nomnom_rn > 1 ORDER BY 1, 2",
+                    &losers)) {
     return fail(*err, "cannot list the duplicates");
   }
   if (auto err = c.TryExec("DELETE FROM " + table + " WHERE (" + keys + ") IN (SELECT " + keys +

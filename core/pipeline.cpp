@@ -558,7 +558,10 @@ Status Load::RejectDuplicates(const std::vector<DuplicateRow>& duplicates, const
   ropts.chunk_bytes = options_.chunk_bytes;
   ropts.max_line_bytes = options_.max_line_bytes;
   std::map<std::pair<uint32_t, uint64_t>, std::string> lines;
-  for (const auto& [source, want] : wanted) {
+  for (const auto& entry : wanted) {
+    // Not a structured binding: clang 14 cannot capture those in a lambda.
+    const uint32_t source = entry.first;
+    const std::set<uint64_t>& want = entry.second;
     Status s = ForEachLine(options_.inputs[source], ropts, [&](uint64_t line_no, std::string_view line, size_t) {
       if (want.count(line_no) != 0) {
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);

@@ -343,7 +343,7 @@ bench_mode() {
 }
 
 memory_mode() {
-  local msf rss secs t0 t1 got out="$BENCH_TMP/memory.txt" start=$SECONDS
+  local msf rss user sys faults secs t0 t1 got out="$BENCH_TMP/memory.txt" start=$SECONDS
   NN_PG_DURABLE=1 nn_start_postgres
   for msf in 0.5 5; do
     ndjson="$BENCH_TMP/orders-sf$msf.ndjson"
@@ -362,11 +362,11 @@ memory_mode() {
     fi
     t1=$(bench_now)
     secs=$(bench_fsub "$t1" "$t0")
-    read -r rss _ < <(rss_of "$BENCH_TMP/logs/memory-$msf.rss")
+    read -r rss user sys faults < <(rss_of "$BENCH_TMP/logs/memory-$msf.rss")
     got=$(bench_sql "SELECT count(*) FROM $TABLE")
     [ "$got" = "$rows" ] || nn_die "nomnom load SF $msf left $got rows in $TABLE, expected $rows"
     nn_log "memory: SF $msf: $secs s, peak RSS $((rss / 1024)) MB"
-    echo "$msf $rows $size $secs $rss" >>"$out"
+    echo "$msf $rows $size $secs $rss $(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }') $faults" >>"$out"
     rm -f "$ndjson"
   done
   nn_log "memory: done in $(nn_duration $((SECONDS - start)))"
@@ -374,9 +374,9 @@ memory_mode() {
   echo
   echo "## nomnom load memory check (--on-conflict error, ${nomnom_jobs[*]:-default --jobs})"
   echo
-  echo "| SF | rows | NDJSON size | seconds | rows/s | nomnom peak RSS (MB) |"
-  echo "|---:|---:|---:|---:|---:|---:|"
-  awk '{ printf "| %s | %s | %s | %.2f | %.0f | %.1f |\n", $1, $2, $3, $4, $2 / $4, $5 / 1024 }' "$out"
+  echo "| SF | rows | NDJSON size | seconds | rows/s | nomnom peak RSS (MB) | client CPU s | client minor faults |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+  awk '{ printf "| %s | %s | %s | %.2f | %.0f | %.1f | %s | %s |\n", $1, $2, $3, $4, $2 / $4, $5 / 1024, $6, $7 }' "$out"
   echo
   awk 'NR == 1 { small = $5 } NR == 2 { big = $5 }
     END {

@@ -16,16 +16,17 @@ namespace {
 
 // The primary key constraint's name and columns ("" when there is none).
 std::string PrimaryKey(PgConnection& conn, const std::string& table) {
-  return QueryValue(conn, "SELECT coalesce((SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint"
-                          " WHERE contype = 'p' AND conrelid = '" +
-                              QuoteIdent(table) + "'::regclass), '')");
+  return QueryValue(conn,
+                    "SELECT coalesce((SELECT conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint"
+                    " WHERE contype = 'p' AND conrelid = '" +
+                        QuoteIdent(table) + "'::regclass), '')");
 }
 
 // Marker rows a fresh load left for the table (0 when none, or no marker table).
 std::string MarkerRows(PgConnection& conn, const std::string& table) {
   if (QueryValue(conn, "SELECT to_regclass('nomnom_fresh_loads') IS NOT NULL") != "t") return "0";
-  return QueryValue(conn, "SELECT count(*) FROM nomnom_fresh_loads WHERE table_oid = '" + QuoteIdent(table) +
-                              "'::regclass");
+  return QueryValue(conn,
+                    "SELECT count(*) FROM nomnom_fresh_loads WHERE table_oid = '" + QuoteIdent(table) + "'::regclass");
 }
 
 std::string Keys(const std::vector<std::string>& keys) {
@@ -152,9 +153,10 @@ TEST_CASE("load --fresh refuses other conflict modes, --via-nats and standard in
   CHECK(r.exit_code == 0);
 }
 
-TEST_CASE("load --fresh: duplicate keys are rejected with their file and line, the first occurrence in input order "
-          "is kept",
-          "[cli][fresh]") {
+TEST_CASE(
+    "load --fresh: duplicate keys are rejected with their file and line, the first occurrence in input order "
+    "is kept",
+    "[cli][fresh]") {
   TempDir dir;
   const std::string table = UniqueName("fresh_dups");
   DropTables drop({table});
