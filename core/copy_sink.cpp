@@ -136,11 +136,29 @@ Status CopySink::Prepare() {
       if (!set.empty()) set += ", ";
       set += QuoteIdent(f.name) + " = EXCLUDED." + QuoteIdent(f.name);
     }
+    // A partitioned table cannot return system columns (xmax) from INSERT
+    // ... RETURNING, so there a row counts as inserted when its key was not
+    // in the table in the statement's snapshot.
+    PgRows kind;
+    if (auto err =
+            conn_->TryExecParams("SELECT relkind::text FROM pg_class WHERE oid = $1::regclass", {target}, &kind)) {
+      return ToStatus(*err, "cannot read the kind of table " + target);
+    }
+    const bool partitioned = !kind.rows.empty() && kind.rows[0].at(0).value_or("") == "p";
+    std::string key_match;
+    for (size_t k : entity_.key_fields) {
+      const std::string col = QuoteIdent(entity_.fields[k].name);
+      key_match += " AND t." + col + " = ins." + col;
+    }
     // One pass when the batch has no duplicate keys (the common case); see
     // MergeUpdate for batches that do.
     const std::string returning =
-        " ON CONFLICT (" + keys + ") DO UPDATE SET " + set +
-        " RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM ins";
+        partitioned
+            ? " ON CONFLICT (" + keys + ") DO UPDATE SET " + set + " RETURNING " + keys +
+                  ") SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM " + target + " t WHERE true" + key_match +
+                  ")), count(*) FROM ins"
+            : " ON CONFLICT (" + keys + ") DO UPDATE SET " + set +
+                  " RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM ins";
     merge_sql_ = "WITH ins AS (INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + returning;
     max_dup_sql_ = "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM " + stage + " GROUP BY " + keys + ") d";
     // Rows without a stream sequence have NULL there: input order decides.

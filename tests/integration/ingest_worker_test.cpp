@@ -529,3 +529,43 @@ TEST_CASE("update through workers: an older message committed after a newer one 
   REQUIRE(lag.ok());
   CHECK(lag->Backlog() == 0);
 }
+
+TEST_CASE("workers load into a partitioned table in every conflict mode", "[worker][partitioned]") {
+  const std::string kind = GENERATE(as<std::string>{}, "HASH", "RANGE", "LIST");
+  const ConflictMode mode = GENERATE(ConflictMode::kError, ConflictMode::kNothing, ConflictMode::kUpdate);
+  DYNAMIC_SECTION(kind << " x " << ConflictModeName(mode)) {
+    Fixture f;
+    // The worker finds the table in place (partitioned on its key) and checks it.
+    const std::string t = QuoteIdent(f.table);
+    Query(*f.db,
+          "CREATE TABLE " + t + " (id varchar(64) NOT NULL PRIMARY KEY, qty integer) PARTITION BY " + kind + " (id)");
+    for (int i = 0; i < 3; ++i) {
+      std::string bounds;
+      if (kind == "HASH") {
+        bounds = "FOR VALUES WITH (MODULUS 3, REMAINDER " + std::to_string(i) + ")";
+      } else if (kind == "RANGE") {
+        bounds = i == 0 ? "FOR VALUES FROM (MINVALUE) TO ('c')"
+                        : (i == 1 ? "FOR VALUES FROM ('c') TO ('m')" : "FOR VALUES FROM ('m') TO (MAXVALUE)");
+      } else {
+        bounds = i == 0 ? "FOR VALUES IN ('a', 'b')" : (i == 1 ? "FOR VALUES IN ('k', 'm')" : "DEFAULT");
+      }
+      Query(*f.db,
+            "CREATE TABLE " + QuoteIdent(f.table + "_p" + std::to_string(i)) + " PARTITION OF " + t + " " + bounds);
+    }
+    f.PublishChunk("{\"id\":\"a\",\"qty\":1}\n{\"id\":\"k\",\"qty\":1}\n{\"id\":\"z\",\"qty\":1}\n");
+    f.PublishChunk("{\"id\":\"a\",\"qty\":2}\n{\"id\":\"d\",\"qty\":2}\n");
+    WorkerOptions o = f.Options(1500, 2);
+    o.mode = mode;
+    auto c = f.RunWorker(o);
+    CHECK(c.messages_committed == 2);
+    CHECK(f.Count() == "4");
+    CHECK(QueryValue(*f.db, "SELECT count(DISTINCT tableoid) FROM " + t) != "1");
+    const std::string a = QueryValue(*f.db, "SELECT qty FROM " + t + " WHERE id = 'a'");
+    CHECK(a == (mode == ConflictMode::kUpdate ? "2" : "1"));
+    // error: the second "a" is a duplicate key, dead-lettered alone.
+    CHECK(c.rows_dead == (mode == ConflictMode::kError ? 1u : 0u));
+    auto lag = f.js->Lag();
+    REQUIRE(lag.ok());
+    CHECK(lag->Backlog() == 0);
+  }
+}
