@@ -170,28 +170,51 @@ struct LoadArgs {
   NatsFlags nats;
 };
 
-Result<Entity> ResolveEntity(const std::string& dir_flag, const std::string& name) {
+// The chosen entity (first) and the entities derived from it, in the order
+// their tables are filled; every entity of the directory when `all` and no
+// name is given.
+Result<std::vector<Entity>> ResolveEntities(const std::string& dir_flag, const std::string& name, bool all = false) {
   auto dir = ResolveEntityDir(dir_flag);
   if (!dir.ok()) return dir.status();
   auto entities = LoadEntityDir(*dir);
   if (!entities.ok()) return entities.status();
+  if (name.empty() && all) return entities;
+  const Entity* chosen = nullptr;
   if (name.empty()) {
-    if (entities->size() == 1) return entities->front();
-    if (const Entity* e = FindEntity(*entities, "Order")) return *e;
-    return Status::InvalidArgument("several entities are defined in " + *dir + "; choose one with --entity");
+    if (entities->size() == 1) {
+      chosen = &entities->front();
+    } else if (const Entity* e = FindEntity(*entities, "Order")) {
+      chosen = e;
+    } else {
+      return Status::InvalidArgument("several entities are defined in " + *dir + "; choose one with --entity");
+    }
+  } else {
+    chosen = FindEntity(*entities, name);
   }
-  if (const Entity* e = FindEntity(*entities, name)) return *e;
-  std::string known;
-  for (const auto& e : *entities) known += (known.empty() ? "" : ", ") + e.name;
-  return Status::NotFound("unknown entity '" + name + "' (defined in " + *dir + ": " + known + ")");
+  if (chosen == nullptr) {
+    std::string known;
+    for (const auto& e : *entities) known += (known.empty() ? "" : ", ") + e.name;
+    return Status::NotFound("unknown entity '" + name + "' (defined in " + *dir + ": " + known + ")");
+  }
+  std::vector<Entity> family = {*chosen};
+  for (const Entity* d : DerivedEntities(*entities, *chosen)) family.push_back(*d);
+  return family;
+}
+
+void PrintWarnings(const std::vector<Entity>& entities) {
+  for (const Entity& e : entities) {
+    for (const std::string& w : e.warnings) std::fprintf(stderr, "nomnom: warning: %s\n", w.c_str());
+  }
 }
 
 int RunLoadCommand(LoadArgs& a) {
-  auto entity = ResolveEntity(a.entities_dir, a.entity);
-  if (!entity.ok()) {
-    PrintError(entity.status());
+  auto family = ResolveEntities(a.entities_dir, a.entity);
+  if (!family.ok()) {
+    PrintError(family.status());
     return kExitFatal;
   }
+  if (!a.quiet) PrintWarnings(*family);
+  Entity* entity = &family->front();
   if (!a.table.empty()) {
     const auto dot = a.table.find('.');
     entity->table_schema = dot == std::string::npos ? "" : a.table.substr(0, dot);
@@ -472,18 +495,24 @@ int RunWorkerCommand(WorkerArgs& a) {
 }
 
 int RunSchemaCommand(const std::string& dir, const std::string& name, const std::string& table) {
-  auto entity = ResolveEntity(dir, name);
-  if (!entity.ok()) {
-    PrintError(entity.status());
+  // A name: that entity and the entities derived from it; none: every entity.
+  auto entities = ResolveEntities(dir, name, /*all=*/table.empty());
+  if (!entities.ok()) {
+    PrintError(entities.status());
     return kExitFatal;
   }
+  PrintWarnings(*entities);
   if (!table.empty()) {
+    Entity& entity = entities->front();
     const auto dot = table.find('.');
-    entity->table_schema = dot == std::string::npos ? "" : table.substr(0, dot);
-    entity->table = dot == std::string::npos ? table : table.substr(dot + 1);
+    entity.table_schema = dot == std::string::npos ? "" : table.substr(0, dot);
+    entity.table = dot == std::string::npos ? table : table.substr(dot + 1);
   }
-  std::printf("-- entity %s (%s)\n%s;\n", entity->name.c_str(), entity->source_file.c_str(),
-              entity->CreateTableSql().c_str());
+  for (size_t i = 0; i < entities->size(); ++i) {
+    const Entity& entity = (*entities)[i];
+    std::printf("%s-- entity %s (%s)\n%s;\n", i > 0 ? "\n" : "", entity.name.c_str(), entity.source_file.c_str(),
+                entity.CreateTableSql().c_str());
+  }
   return kExitOk;
 }
 

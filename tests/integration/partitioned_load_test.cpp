@@ -19,8 +19,8 @@ void CreatePartitioned(PgConnection& conn, const std::string& table, const std::
   const std::string base = CreateOrdersSql(table);
   Query(conn, base + " PARTITION BY " + kind + " (order_key)");
   auto part = [&](int i, const std::string& bounds) {
-    Query(conn, "CREATE TABLE " + QuoteIdent(table + "_p" + std::to_string(i)) + " PARTITION OF " +
-                    QuoteIdent(table) + " " + bounds);
+    Query(conn, "CREATE TABLE " + QuoteIdent(table + "_p" + std::to_string(i)) + " PARTITION OF " + QuoteIdent(table) +
+                    " " + bounds);
   };
   if (kind == "HASH") {
     for (int i = 0; i < 4; ++i) part(i, "FOR VALUES WITH (MODULUS 4, REMAINDER " + std::to_string(i) + ")");
