@@ -250,6 +250,7 @@ int RunLoadCommand(LoadArgs& a) {
   opts.max_line_name = "--max-line-mb";
   opts.strict = a.strict;
   opts.rejects = &reporter;
+  for (size_t i = 1; i < family->size(); ++i) opts.derived.push_back(&(*family)[i]);
 
   std::unique_ptr<JetStreamClient> js;
   auto publish_counters = std::make_shared<PublishCounters>();
@@ -293,6 +294,14 @@ int RunLoadCommand(LoadArgs& a) {
     j["skipped"] = s.skipped;
     j["rejected"] = s.rejected;
     j["bytes"] = s.bytes;
+    if (!s.tables.empty()) {
+      nlohmann::ordered_json tables = nlohmann::ordered_json::array();
+      for (const auto& t : s.tables) {
+        tables.push_back(
+            {{"table", t.table}, {"inserted", t.inserted}, {"updated", t.updated}, {"skipped", t.skipped}});
+      }
+      j["tables"] = std::move(tables);
+    }
     if (a.via_nats) {
       j["published_rows"] = publish_counters->rows_acked.load();
       j["published_chunks"] = publish_counters->chunks_acked.load();
@@ -319,6 +328,10 @@ int RunLoadCommand(LoadArgs& a) {
     std::printf("  rows read  %15s\n  inserted   %15s\n  updated    %15s\n  skipped    %15s\n  rejected   %15s\n",
                 Thousands(s.rows_read).c_str(), Thousands(s.inserted).c_str(), Thousands(s.updated).c_str(),
                 Thousands(s.skipped).c_str(), Thousands(s.rejected).c_str());
+    for (const auto& t : s.tables) {
+      std::printf("  %s: inserted %s, updated %s, skipped %s\n", t.table.c_str(), Thousands(t.inserted).c_str(),
+                  Thousands(t.updated).c_str(), Thousands(t.skipped).c_str());
+    }
     std::printf("  bytes      %15s\n  time       %13.2f s\n  rate       %11s rows/s\n", Megabytes(s.bytes).c_str(),
                 s.seconds, Thousands(static_cast<uint64_t>(rate)).c_str());
   }

@@ -11,8 +11,6 @@ namespace nomnom {
 
 namespace {
 
-constexpr std::string_view kStagingTable = "nomnom_stage";
-
 const ByteBuffer& CopyHeader() {
   static const ByteBuffer* header = [] {
     auto* b = new ByteBuffer();
@@ -87,14 +85,42 @@ std::string VersionTableName(const std::string& table) {
 
 }  // namespace
 
-CopySink::CopySink(std::unique_ptr<PgConnection> conn, const Entity& entity, ConflictMode mode, CopySinkOptions options)
-    : conn_(std::move(conn)), entity_(entity), mode_(mode), options_(options) {}
+CopySink::CopySink(std::unique_ptr<PgConnection> owned, PgConnection* conn, const Entity& entity, ConflictMode mode,
+                   CopySinkOptions options)
+    : owned_conn_(std::move(owned)), conn_(conn), entity_(entity), mode_(mode), options_(std::move(options)) {}
 
 Result<std::unique_ptr<CopySink>> CopySink::Create(std::unique_ptr<PgConnection> conn, const Entity& entity,
                                                    ConflictMode mode, CopySinkOptions options) {
-  std::unique_ptr<CopySink> sink(new CopySink(std::move(conn), entity, mode, options));
+  PgConnection* c = conn.get();
+  std::unique_ptr<CopySink> sink(new CopySink(std::move(conn), c, entity, mode, std::move(options)));
   if (Status s = sink->Prepare(); !s.ok()) return s;
   return sink;
+}
+
+Result<std::unique_ptr<CopySink>> CopySink::CreateShared(PgConnection* conn, const Entity& entity, ConflictMode mode,
+                                                         CopySinkOptions options) {
+  std::unique_ptr<CopySink> sink(new CopySink(nullptr, conn, entity, mode, std::move(options)));
+  if (Status s = sink->Prepare(); !s.ok()) return s;
+  return sink;
+}
+
+void CopySink::BeginBatch(const std::vector<const EncodedPart*>& parts) {
+  parts_ = &parts;
+  part_start_.clear();
+  size_t total = 0;
+  for (const EncodedPart* p : parts) {
+    part_start_.push_back(total);
+    total += p->rows();
+  }
+  sequenced_ = false;
+}
+
+std::optional<PgError> CopySink::LoadRows(size_t lo, size_t hi, bool whole_batch, bool allow_direct,
+                                          BatchResult* result, size_t* bad_row) {
+  allow_direct_ = allow_direct;
+  auto err = TryLoad(lo, hi, whole_batch, result, bad_row);
+  allow_direct_ = true;
+  return err;
 }
 
 Status CopySink::Reconnect() {
@@ -109,11 +135,11 @@ Status CopySink::Prepare() {
     copy_sql_ = "COPY " + target + " (" + cols + ") FROM STDIN (FORMAT binary)";
     return Status::Ok();
   }
-  const std::string stage = "pg_temp." + QuoteIdent(kStagingTable);
+  const std::string stage = "pg_temp." + QuoteIdent(options_.staging_table);
   // The staging table has the target's column types but none of its
   // constraints; ON COMMIT DELETE ROWS empties it after every batch.
-  std::string create = "CREATE TEMP TABLE " + QuoteIdent(kStagingTable) + " ON COMMIT DELETE ROWS AS SELECT " + cols +
-                       " FROM " + target + " WITH NO DATA";
+  std::string create = "CREATE TEMP TABLE " + QuoteIdent(options_.staging_table) + " ON COMMIT DELETE ROWS AS SELECT " +
+                       cols + " FROM " + target + " WITH NO DATA";
   if (auto err = conn_->TryExec(create)) return ToStatus(*err, "cannot create the staging table");
   if (mode_ == ConflictMode::kUpdate) {
     // Arrival order, so the last occurrence of a key wins; and the stream
@@ -127,10 +153,28 @@ Status CopySink::Prepare() {
   copy_sql_ = "COPY " + stage + " (" + cols + ") FROM STDIN (FORMAT binary)";
   direct_copy_sql_ = "COPY " + target + " (" + cols + ") FROM STDIN (FORMAT binary)";
   const std::string keys = KeyColumnList(entity_);
+  std::string parent_match;  // t.<parent column> = s.<parent column> ...
+  for (const std::string& c : options_.parent_columns) {
+    parent_match += (parent_match.empty() ? "" : " AND ") + ("t." + QuoteIdent(c) + " = s." + QuoteIdent(c));
+  }
   if (mode_ == ConflictMode::kNothing) {
-    merge_sql_ = "INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + " ON CONFLICT (" +
-                 keys + ") DO NOTHING";
+    // With a parent: no rows for a parent that has rows already.
+    const std::string only_new_parents =
+        parent_match.empty() ? "" : " s WHERE NOT EXISTS (SELECT 1 FROM " + target + " t WHERE " + parent_match + ")";
+    merge_sql_ = "INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + only_new_parents +
+                 " ON CONFLICT (" + keys + ") DO NOTHING";
   } else {
+    if (!parent_match.empty()) {
+      std::string key_match;
+      for (size_t k : entity_.key_fields) {
+        const std::string col = QuoteIdent(entity_.fields[k].name);
+        key_match += " AND s." + col + " = t." + col;
+      }
+      std::string parents;
+      for (const std::string& c : options_.parent_columns) parents += (parents.empty() ? "" : ", ") + QuoteIdent(c);
+      before_merge_sql_ = "DELETE FROM " + target + " t WHERE (" + parents + ") IN (SELECT " + parents + " FROM " +
+                          stage + ") AND NOT EXISTS (SELECT 1 FROM " + stage + " s WHERE true" + key_match + ")";
+    }
     std::string set;
     for (const Field& f : entity_.fields) {
       if (!set.empty()) set += ", ";
@@ -268,7 +312,8 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
   Slices(lo, hi, &slices_);
   const uint64_t rows = hi - lo;
   uint64_t copied = 0;
-  if (mode_ != ConflictMode::kError && whole_batch && optimistic_ && !sequenced_) {
+  last_direct_ = false;
+  if (mode_ != ConflictMode::kError && whole_batch && optimistic_ && allow_direct_ && !sequenced_) {
     // Optimistic path: while no key of this load has conflicted yet, COPY the
     // batch straight into the target. If no row conflicts, the outcome is the
     // merge's (every row inserted) at the cost of a plain COPY. A unique
@@ -280,6 +325,7 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
     if (!err) {
       if (auto e = conn_->TryExec("RELEASE SAVEPOINT nomnom_direct")) return e;
       result->inserted += copied;
+      last_direct_ = true;
       return std::nullopt;
     }
     if (err->IsInfrastructure()) return err;
@@ -303,6 +349,9 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
     superseded = std::strtoull(dropped.command_tuples.c_str(), nullptr, 10);
   }
   PgRows merged;
+  if (!before_merge_sql_.empty()) {
+    if (auto err = conn_->TryExec(before_merge_sql_)) return err;
+  }
   if (mode_ == ConflictMode::kUpdate) {
     if (auto err = MergeUpdate(&merged)) return err;
   } else if (auto err = conn_->TryExec(merge_sql_, &merged)) {
@@ -311,7 +360,7 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
   if (!whole_batch) {
     // Inside an isolation pass the staging table must be emptied for the next
     // range; for a whole batch ON COMMIT DELETE ROWS does it.
-    if (auto err = conn_->TryExec("TRUNCATE pg_temp." + QuoteIdent(kStagingTable))) return err;
+    if (auto err = conn_->TryExec("TRUNCATE pg_temp." + QuoteIdent(options_.staging_table))) return err;
   }
   if (mode_ == ConflictMode::kNothing) {
     const uint64_t inserted = std::strtoull(merged.command_tuples.c_str(), nullptr, 10);

@@ -152,8 +152,9 @@ TEST_CASE("type: reference, doc, and a root's json_get reading another key", "[s
 }
 
 TEST_CASE("keys nomnom does not use are warnings naming them", "[schema][original]") {
-  const std::string yaml = Replace(Replace(std::string(kLineItem), "  prefix: \"L\"\n", "  prefix: \"L\"\n  colour: blue\n"),
-                                   "      nullable: true\n", "      nullable: true\n      indexed: yes\n");
+  const std::string yaml =
+      Replace(Replace(std::string(kLineItem), "  prefix: \"L\"\n", "  prefix: \"L\"\n  colour: blue\n"),
+              "      nullable: true\n", "      nullable: true\n      indexed: yes\n");
   const Entity e = MustParse(yaml, "li.yaml");
   REQUIRE(e.warnings.size() == 2);
   CHECK_THAT(e.warnings[0], Contains("li.yaml:5:") && Contains("entity 'OrderLineItem'") && Contains("'colour'"));
@@ -178,10 +179,11 @@ TEST_CASE("errors name the file, entity, field and key", "[schema][original]") {
                         Contains("key 'computed_from.transform'") && Contains("json_get_integr"));
   }
   SECTION("an optional get into a NOT NULL field") {
-    const std::string err = ParseError(Replace(base, "      nullable: true\n      computed_from: { transform: json_get_optional",
-                                               "      nullable: false\n      computed_from: { transform: json_get_optional"));
-    CHECK_THAT(err, Contains("field 'discount'") && Contains("key 'computed_from.transform'") &&
-                        Contains("not nullable"));
+    const std::string err =
+        ParseError(Replace(base, "      nullable: true\n      computed_from: { transform: json_get_optional",
+                           "      nullable: false\n      computed_from: { transform: json_get_optional"));
+    CHECK_THAT(err,
+               Contains("field 'discount'") && Contains("key 'computed_from.transform'") && Contains("not nullable"));
   }
   SECTION("json_get_string into an Integer") {
     const std::string err = ParseError(Replace(base, "json_get_int", "json_get_string"));
@@ -197,9 +199,9 @@ TEST_CASE("errors name the file, entity, field and key", "[schema][original]") {
     CHECK_THAT(err, Contains("key 'computed_from.sources'") && Contains("[item]"));
   }
   SECTION("copy_field in a root entity") {
-    const std::string err =
-        ParseError(Replace(Replace(base, "  repeated_for: { entity: Order, field: line_items, each_known_as: item }\n", ""),
-                           "source_type: derived", "source_type: root"));
+    const std::string err = ParseError(
+        Replace(Replace(base, "  repeated_for: { entity: Order, field: line_items, each_known_as: item }\n", ""),
+                "source_type: derived", "source_type: root"));
     CHECK_THAT(err, Contains("field 'order_key'") && Contains("copy_field"));
   }
   SECTION("derived without repeated_for") {

@@ -1,0 +1,165 @@
+#include "core/nested_sink.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+namespace nomnom {
+
+Result<std::unique_ptr<NestedSink>> NestedSink::Create(std::unique_ptr<PgConnection> conn, const Entity& root,
+                                                       const std::vector<const Entity*>& derived, ConflictMode mode) {
+  std::unique_ptr<NestedSink> sink(new NestedSink());
+  sink->conn_ = std::move(conn);
+  sink->entities_.push_back(&root);
+  for (const Entity* d : derived) sink->entities_.push_back(d);
+  for (size_t t = 0; t < sink->entities_.size(); ++t) {
+    const Entity& e = *sink->entities_[t];
+    CopySinkOptions o;
+    o.staging_table = t == 0 ? "nomnom_stage" : "nomnom_stage_" + std::to_string(t);
+    if (t > 0) {
+      for (const Field& f : e.fields) {
+        if (f.computed.transform == Transform::kCopyField) o.parent_columns.push_back(f.name);
+      }
+    }
+    auto s = CopySink::CreateShared(sink->conn_.get(), e, mode, o);
+    if (!s.ok()) return s.status();
+    sink->sinks_.push_back(std::move(s).value());
+  }
+  return sink;
+}
+
+size_t NestedSink::ChildRow(size_t t, size_t row) const {
+  const size_t total = part_start_.back();
+  if (row >= total) return table_part_start_[t - 1].back();
+  const auto it = std::upper_bound(part_start_.begin(), part_start_.end(), row) - 1;
+  const size_t p = static_cast<size_t>(it - part_start_.begin());
+  return table_part_start_[t - 1][p] + (*parts_)[p]->children[t - 1]->by_parent[row - *it];
+}
+
+const RowOrigin& NestedSink::Origin(size_t row) const {
+  const auto it = std::upper_bound(part_start_.begin(), part_start_.end(), row) - 1;
+  const size_t p = static_cast<size_t>(it - part_start_.begin());
+  return (*parts_)[p]->origins[row - *it];
+}
+
+std::optional<PgError> NestedSink::LoadLines(size_t lo, size_t hi, bool whole_batch,
+                                             std::vector<BatchResult::Table>* counts) {
+  if (lo >= hi) return std::nullopt;
+  if (auto err = conn_->TryExec("SAVEPOINT nomnom_lines")) return err;
+  std::vector<BatchResult> attempt(sinks_.size());
+  std::optional<PgError> err;
+  size_t bad_line = SIZE_MAX;
+  bool parents_direct = false;
+  std::string table;
+  for (size_t t = 0; t < sinks_.size() && !err; ++t) {
+    const size_t a = t == 0 ? lo : ChildRow(t, lo);
+    const size_t b = t == 0 ? hi : ChildRow(t, hi);
+    if (a >= b) continue;
+    size_t bad_row = SIZE_MAX;
+    err = sinks_[t]->LoadRows(a, b, whole_batch, t == 0 || parents_direct, &attempt[t], &bad_row);
+    if (t == 0) parents_direct = sinks_[0]->last_load_direct();
+    if (err) {
+      table = entities_[t]->QualifiedTable();
+      if (bad_row != SIZE_MAX) {
+        if (t == 0) {
+          bad_line = bad_row;
+        } else {
+          // The line owning child row bad_row: the last line whose first child row is <= it.
+          size_t l = lo, h = hi;
+          while (h - l > 1) {
+            const size_t m = l + (h - l) / 2;
+            if (ChildRow(t, m) <= bad_row) {
+              l = m;
+            } else {
+              h = m;
+            }
+          }
+          bad_line = l;
+        }
+      }
+    }
+  }
+  if (!err) {
+    if (auto e = conn_->TryExec("RELEASE SAVEPOINT nomnom_lines")) return e;
+    for (size_t t = 0; t < sinks_.size(); ++t) {
+      (*counts)[t].inserted += attempt[t].inserted;
+      (*counts)[t].updated += attempt[t].updated;
+      (*counts)[t].skipped += attempt[t].skipped;
+    }
+    return std::nullopt;
+  }
+  if (!err->IsRowLevel()) return err;
+  if (auto e = conn_->TryExec("ROLLBACK TO SAVEPOINT nomnom_lines; RELEASE SAVEPOINT nomnom_lines")) return e;
+  if (hi - lo == 1) {
+    rejected_.emplace_back(lo, "rejected by PostgreSQL (table " + table + "): " + err->message + " (SQLSTATE " +
+                                   err->sqlstate + ")");
+    return std::nullopt;
+  }
+  if (bad_line != SIZE_MAX && bad_line >= lo && bad_line < hi) {
+    if (auto e = LoadLines(lo, bad_line, false, counts)) return e;
+    if (auto e = LoadLines(bad_line, bad_line + 1, false, counts)) return e;
+    lo = bad_line + 1;
+    if (lo >= hi) return std::nullopt;
+  }
+  const size_t mid = lo + (hi - lo) / 2;
+  if (auto e = LoadLines(lo, mid, false, counts)) return e;
+  return LoadLines(mid, hi, false, counts);
+}
+
+Result<BatchResult> NestedSink::Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) {
+  parts_ = &parts;
+  part_start_.clear();
+  tables_.assign(sinks_.size() - 1, {});
+  table_part_start_.assign(sinks_.size() - 1, {});
+  size_t total = 0;
+  std::vector<size_t> child_total(sinks_.size() - 1, 0);
+  for (const EncodedPart* p : parts) {
+    part_start_.push_back(total);
+    total += p->rows();
+    for (size_t d = 0; d + 1 < sinks_.size(); ++d) {
+      const EncodedPart* c = p->children.at(d).get();
+      tables_[d].push_back(c);
+      table_part_start_[d].push_back(child_total[d]);
+      child_total[d] += c->rows();
+    }
+  }
+  part_start_.push_back(total);
+  for (size_t d = 0; d + 1 < sinks_.size(); ++d) table_part_start_[d].push_back(child_total[d]);
+  sinks_[0]->BeginBatch(parts);
+  for (size_t d = 0; d + 1 < sinks_.size(); ++d) sinks_[d + 1]->BeginBatch(tables_[d]);
+  auto end_batch = [&] {
+    for (auto& s : sinks_) s->EndBatch();
+    parts_ = nullptr;
+  };
+  uint64_t retries = 0;
+  for (int attempt = 0;; ++attempt) {
+    std::vector<BatchResult::Table> counts(sinks_.size());
+    rejected_.clear();
+    std::optional<PgError> err = conn_->TryExec("BEGIN");
+    if (!err) err = LoadLines(0, total, true, &counts);
+    if (!err) err = conn_->TryExec("COMMIT");
+    if (!err) {
+      BatchResult result;
+      result.inserted = counts[0].inserted;
+      result.updated = counts[0].updated;
+      result.skipped = counts[0].skipped;
+      result.rejected = rejected_.size();
+      result.retries = retries;
+      result.tables = std::move(counts);
+      for (const auto& [row, why] : rejected_) on_reject(Origin(row), why);
+      rejected_.clear();
+      end_batch();
+      return result;
+    }
+    if (!err->connection_lost) conn_->TryExec("ROLLBACK");
+    if (!err->IsTransient() || err->connection_lost || attempt >= 8) {
+      end_batch();
+      return ToStatus(*err, "loading into " + entities_[0]->QualifiedTable() + " and its derived tables over " +
+                                conn_->Endpoint());
+    }
+    ++retries;
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(5000, int64_t{50} << std::min(attempt, 10))));
+  }
+}
+
+}  // namespace nomnom
