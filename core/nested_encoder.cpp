@@ -101,8 +101,9 @@ std::string ElementError(const std::string& prefix, const Entity& e, const std::
 Status NestedEncoder::Check(const Entity& root, const std::vector<const Entity*>& derived) {
   for (const Entity* d : derived) {
     if (d->repeated_for.entity != root.name) {
-      return Status::InvalidArgument("entity " + d->name + " repeats for " + d->repeated_for.entity + ", which is derived from " +
-                                     root.name + ": nested loads support one level of derived entities");
+      return Status::InvalidArgument("entity " + d->name + " repeats for " + d->repeated_for.entity +
+                                     ", which is derived from " + root.name +
+                                     ": nested loads support one level of derived entities");
     }
   }
   return Status::Ok();
@@ -111,8 +112,8 @@ Status NestedEncoder::Check(const Entity& root, const std::vector<const Entity*>
 NestedEncoder::NestedEncoder(const Entity& root, std::vector<const Entity*> derived, RowEncoderOptions options)
     : root_(root), root_encoder_(root, options) {
   for (const Entity* d : derived) {
-    derived_.push_back(Derived{d, std::make_unique<RowEncoder>(*d, RowEncoderOptions{}),
-                               root.FindInput(d->repeated_for.field)});
+    derived_.push_back(
+        Derived{d, std::make_unique<RowEncoder>(*d, RowEncoderOptions{}), root.FindInput(d->repeated_for.field)});
   }
 }
 

@@ -63,8 +63,8 @@ class NestedEncoder {
   RowEncoder root_encoder_;
   std::vector<Derived> derived_;
   simdjson::dom::parser dom_;
-  std::string padded_;  // a copy of the line when it lacks padding
-  std::string row_;     // one element's synthesized object (+ padding)
+  std::string padded_;             // a copy of the line when it lacks padding
+  std::string row_;                // one element's synthesized object (+ padding)
   std::vector<std::string> keys_;  // unicity keys of the line's elements
 };
 

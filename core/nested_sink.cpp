@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <thread>
+#include <unordered_map>
 
 namespace nomnom {
 
@@ -10,6 +11,7 @@ Result<std::unique_ptr<NestedSink>> NestedSink::Create(std::unique_ptr<PgConnect
                                                        const std::vector<const Entity*>& derived, ConflictMode mode) {
   std::unique_ptr<NestedSink> sink(new NestedSink());
   sink->conn_ = std::move(conn);
+  sink->mode_ = mode;
   sink->entities_.push_back(&root);
   for (const Entity* d : derived) sink->entities_.push_back(d);
   for (size_t t = 0; t < sink->entities_.size(); ++t) {
@@ -33,7 +35,7 @@ size_t NestedSink::ChildRow(size_t t, size_t row) const {
   if (row >= total) return table_part_start_[t - 1].back();
   const auto it = std::upper_bound(part_start_.begin(), part_start_.end(), row) - 1;
   const size_t p = static_cast<size_t>(it - part_start_.begin());
-  return table_part_start_[t - 1][p] + (*parts_)[p]->children[t - 1]->by_parent[row - *it];
+  return table_part_start_[t - 1][p] + tables_[t - 1][p]->by_parent[row - *it];
 }
 
 const RowOrigin& NestedSink::Origin(size_t row) const {
@@ -91,8 +93,8 @@ std::optional<PgError> NestedSink::LoadLines(size_t lo, size_t hi, bool whole_ba
   if (!err->IsRowLevel()) return err;
   if (auto e = conn_->TryExec("ROLLBACK TO SAVEPOINT nomnom_lines; RELEASE SAVEPOINT nomnom_lines")) return e;
   if (hi - lo == 1) {
-    rejected_.emplace_back(lo, "rejected by PostgreSQL (table " + table + "): " + err->message + " (SQLSTATE " +
-                                   err->sqlstate + ")");
+    rejected_.emplace_back(
+        lo, "rejected by PostgreSQL (table " + table + "): " + err->message + " (SQLSTATE " + err->sqlstate + ")");
     return std::nullopt;
   }
   if (bad_line != SIZE_MAX && bad_line >= lo && bad_line < hi) {
@@ -104,6 +106,84 @@ std::optional<PgError> NestedSink::LoadLines(size_t lo, size_t hi, bool whole_ba
   const size_t mid = lo + (hi - lo) / 2;
   if (auto e = LoadLines(lo, mid, false, counts)) return e;
   return LoadLines(mid, hi, false, counts);
+}
+
+namespace {
+
+// The values of the key fields of a binary COPY tuple, as bytes (each with
+// its length word), or "" when the tuple is malformed.
+std::string TupleKey(const char* t, size_t size, const std::vector<size_t>& key_fields) {
+  std::string key;
+  size_t at = 2;
+  size_t field = 0;
+  size_t next = 0;  // index into key_fields (sorted copy)
+  std::vector<size_t> want(key_fields);
+  std::sort(want.begin(), want.end());
+  while (next < want.size() && at + 4 <= size) {
+    const auto* u = reinterpret_cast<const unsigned char*>(t + at);
+    const int32_t len =
+        static_cast<int32_t>((uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | u[3]);
+    const size_t bytes = len < 0 ? 0 : static_cast<size_t>(len);
+    if (field == want[next]) {
+      key.append(t + at, 4 + bytes);
+      ++next;
+    }
+    at += 4 + bytes;
+    ++field;
+  }
+  return key;
+}
+
+}  // namespace
+
+void NestedSink::DropShadowedChildren(size_t total) {
+  filtered_.clear();
+  if (entities_[0]->key_fields.empty() || total < 2) return;
+  // Root row -> its key; the winning row of each key.
+  std::vector<std::string> keys(total);
+  std::unordered_map<std::string, size_t> winner;
+  bool duplicates = false;
+  for (size_t p = 0, row = 0; p < parts_->size(); ++p) {
+    const EncodedPart& part = *(*parts_)[p];
+    for (size_t r = 0; r < part.rows(); ++r, ++row) {
+      const size_t from = part.offsets[r];
+      const size_t to = r + 1 < part.rows() ? part.offsets[r + 1] : part.tuples.size();
+      keys[row] = TupleKey(part.tuples.data() + from, to - from, entities_[0]->key_fields);
+      auto [it, fresh] = winner.emplace(keys[row], row);
+      if (!fresh) {
+        duplicates = true;
+        if (mode_ == ConflictMode::kUpdate) it->second = row;
+      }
+    }
+  }
+  if (!duplicates) return;
+  for (size_t d = 0; d + 1 < sinks_.size(); ++d) {
+    size_t child_total = 0;
+    for (size_t p = 0, row = 0; p < parts_->size(); ++p) {
+      const EncodedPart& part = *(*parts_)[p];
+      const EncodedPart& from = *tables_[d][p];
+      auto kept = std::make_unique<EncodedPart>();
+      kept->seq = from.seq;
+      kept->chunk = from.chunk;
+      for (size_t r = 0; r < part.rows(); ++r, ++row) {
+        kept->by_parent.push_back(static_cast<uint32_t>(kept->rows()));
+        if (winner[keys[row]] != row) continue;
+        for (size_t c = from.by_parent[r]; c < from.by_parent[r + 1]; ++c) {
+          const size_t a = from.offsets[c];
+          const size_t b = c + 1 < from.rows() ? from.offsets[c + 1] : from.tuples.size();
+          kept->offsets.push_back(static_cast<uint32_t>(kept->tuples.size()));
+          kept->tuples.Append(from.tuples.data() + a, b - a);
+          kept->origins.push_back(from.origins[c]);
+        }
+      }
+      kept->by_parent.push_back(static_cast<uint32_t>(kept->rows()));
+      table_part_start_[d][p] = child_total;
+      child_total += kept->rows();
+      tables_[d][p] = kept.get();
+      filtered_.push_back(std::move(kept));
+    }
+    table_part_start_[d].back() = child_total;
+  }
 }
 
 Result<BatchResult> NestedSink::Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) {
@@ -125,11 +205,13 @@ Result<BatchResult> NestedSink::Write(const std::vector<const EncodedPart*>& par
   }
   part_start_.push_back(total);
   for (size_t d = 0; d + 1 < sinks_.size(); ++d) table_part_start_[d].push_back(child_total[d]);
+  if (mode_ != ConflictMode::kError) DropShadowedChildren(total);
   sinks_[0]->BeginBatch(parts);
   for (size_t d = 0; d + 1 < sinks_.size(); ++d) sinks_[d + 1]->BeginBatch(tables_[d]);
   auto end_batch = [&] {
     for (auto& s : sinks_) s->EndBatch();
     parts_ = nullptr;
+    filtered_.clear();
   };
   uint64_t retries = 0;
   for (int attempt = 0;; ++attempt) {
@@ -154,11 +236,12 @@ Result<BatchResult> NestedSink::Write(const std::vector<const EncodedPart*>& par
     if (!err->connection_lost) conn_->TryExec("ROLLBACK");
     if (!err->IsTransient() || err->connection_lost || attempt >= 8) {
       end_batch();
-      return ToStatus(*err, "loading into " + entities_[0]->QualifiedTable() + " and its derived tables over " +
-                                conn_->Endpoint());
+      return ToStatus(
+          *err, "loading into " + entities_[0]->QualifiedTable() + " and its derived tables over " + conn_->Endpoint());
     }
     ++retries;
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(5000, int64_t{50} << std::min(attempt, 10))));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::min<int64_t>(5000, int64_t{50} << std::min(attempt, 10))));
   }
 }
 

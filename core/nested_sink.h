@@ -13,6 +13,10 @@
 // The optimistic COPY into a derived table is tried only when the root's
 // rows of the same range went in by the optimistic COPY (all parents new).
 //
+// A root key that occurs more than once in a batch: only the children of the
+// occurrence that wins the root table (kUpdate: the last, kNothing: the
+// first) are loaded, so the parent's children are exactly that line's.
+//
 // When PostgreSQL rejects a row of any table, the batch's lines are split
 // (under savepoints) until the failing line stands alone; it is rejected
 // whole, with PostgreSQL's message naming the table, and every other line
@@ -56,6 +60,11 @@ class NestedSink : public RowSink {
   std::vector<std::vector<const EncodedPart*>> tables_;   // per derived table: its parts
   std::vector<std::vector<size_t>> table_part_start_;     // per derived table: its rows before each part
   std::vector<std::pair<size_t, std::string>> rejected_;  // root row, error
+  // A batch holding a root key more than once: the child parts with only the
+  // rows of the occurrence that wins (kUpdate: the last, kNothing: the first).
+  void DropShadowedChildren(size_t total);
+  ConflictMode mode_ = ConflictMode::kNothing;
+  std::vector<std::unique_ptr<EncodedPart>> filtered_;
 };
 
 }  // namespace nomnom
