@@ -348,6 +348,7 @@ struct GenArgs {
   uint64_t seed = 0;
   std::string format = "ndjson";
   std::string output = "-";
+  bool nested = false;
 };
 
 int RunGenCommand(const GenArgs& a) {
@@ -360,6 +361,7 @@ int RunGenCommand(const GenArgs& a) {
   opts.scale_factor = a.sf;
   opts.seed = a.seed;
   opts.format = *format;
+  opts.nested = a.nested;
   if (Status s = ValidateTpchOrdersOptions(opts); !s.ok()) {
     PrintError(s);
     return kExitUsage;
@@ -594,6 +596,9 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"ndjson", "csv"}))
       ->capture_default_str();
   orders_cmd->add_option("-o,--output", gen.output, "Output file (- for stdout)")->capture_default_str();
+  orders_cmd->add_flag("--nested", gen.nested,
+                       "Each order with its line items as a line_items array (load with --entities "
+                       "data/tpch/entities-nested)");
 
   WorkerArgs worker;
   CLI::App* worker_cmd = app.add_subcommand("worker", "Drain NATS JetStream into PostgreSQL until SIGTERM/SIGINT");
