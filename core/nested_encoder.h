@@ -3,14 +3,14 @@
 // entity per element of the root's List[Object] field it repeats for.
 //
 // The root row is encoded by a RowEncoder exactly as in a flat load. Each
-// element then becomes an object of the derived entity's columns (copy_field
-// values from the root object, json_get values from the element, checked
-// against the transform's JSON type) that the derived entity's RowEncoder
-// validates and encodes. A line is all or nothing: when any element is bad
-// (a missing required key, a wrong type, the list not an array or empty when
-// the field is not nullable, two elements with the same unicity key), nothing
-// of the line is written and the error names the element:
-//   "line_items[3].quantity: expected a number, got a string"
+// element's raw JSON object, with the copy_field values of the root object
+// put in front under reserved keys, is then encoded by a RowEncoder over a
+// view of the derived entity (json_get fields read the element's keys;
+// required ones are NOT NULL there). A line is all or nothing: when any
+// element is bad (a missing required key, a wrong type, the list not an array,
+// empty when the field is not nullable, two elements with the same unicity
+// key), nothing of the line is written and the error names the element:
+//   "line_items[3].quantity: expected a number, got string"
 // (elements are counted from 0). One level of derived entities is supported.
 //
 // Thread-safety: like RowEncoder, one per thread. The entities must outlive it.
@@ -54,17 +54,27 @@ class NestedEncoder {
  private:
   struct Derived {
     const Entity* entity;
+    std::unique_ptr<Entity> view;  // the entity as the element is read
     std::unique_ptr<RowEncoder> encoder;
     const Field* list;  // the root's field it repeats for
+    // The root fields copied into each element: (root field, reserved key).
+    std::vector<std::pair<std::string, std::string>> copies;
   };
-  bool EncodeChildren(size_t d, const simdjson::dom::object& root, const Output& out, std::string* error);
+  bool EncodeChildren(size_t d, std::string_view list_raw, const Output& out, std::string* error);
 
   const Entity& root_;
   RowEncoder root_encoder_;
   std::vector<Derived> derived_;
-  simdjson::dom::parser dom_;
-  std::string padded_;             // a copy of the line when it lacks padding
-  std::string row_;                // one element's synthesized object (+ padding)
+  simdjson::ondemand::parser parser_;
+  simdjson::ondemand::parser item_parser_;
+  // The root object's values this line needs: each list, each copied field
+  // (raw JSON text, empty when absent).
+  std::vector<std::string_view> lists_;
+  std::vector<std::string> list_seen_;  // "" absent, else the JSON type of a non-array
+  std::vector<std::string> copy_names_;
+  std::vector<std::string_view> copy_values_;
+  std::string prefix_;             // the copied values as `"key":value,` for the current derived entity
+  std::string row_;                // one element's object (+ padding)
   std::vector<std::string> keys_;  // unicity keys of the line's elements
 };
 
