@@ -113,6 +113,9 @@ class CopySink {
   std::optional<PgError> LoadRows(size_t lo, size_t hi, bool whole_batch, bool allow_direct, BatchResult* result,
                                   size_t* bad_row);
   bool last_load_direct() const { return last_direct_; }
+  // After the shared connection was re-established: prepares the session
+  // again (staging table).
+  Status PrepareSession() { return Prepare(); }
   void EndBatch() { parts_ = nullptr; }
 
  private:

@@ -8,15 +8,18 @@
 namespace nomnom {
 
 Result<std::unique_ptr<NestedSink>> NestedSink::Create(std::unique_ptr<PgConnection> conn, const Entity& root,
-                                                       const std::vector<const Entity*>& derived, ConflictMode mode) {
+                                                       const std::vector<const Entity*>& derived, ConflictMode mode,
+                                                       CopySinkOptions options) {
   std::unique_ptr<NestedSink> sink(new NestedSink());
   sink->conn_ = std::move(conn);
   sink->mode_ = mode;
+  sink->options_ = options;
   sink->entities_.push_back(&root);
   for (const Entity* d : derived) sink->entities_.push_back(d);
   for (size_t t = 0; t < sink->entities_.size(); ++t) {
     const Entity& e = *sink->entities_[t];
-    CopySinkOptions o;
+    CopySinkOptions o = options;
+    o.parent_columns.clear();
     o.staging_table = t == 0 ? "nomnom_stage" : "nomnom_stage_" + std::to_string(t);
     if (t > 0) {
       for (const Field& f : e.fields) {
@@ -186,7 +189,8 @@ void NestedSink::DropShadowedChildren(size_t total) {
   }
 }
 
-Result<BatchResult> NestedSink::Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) {
+Result<BatchResult> NestedSink::Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject,
+                                      const BeforeCommitFn& before_commit) {
   parts_ = &parts;
   part_start_.clear();
   tables_.assign(sinks_.size() - 1, {});
@@ -219,6 +223,11 @@ Result<BatchResult> NestedSink::Write(const std::vector<const EncodedPart*>& par
     rejected_.clear();
     std::optional<PgError> err = conn_->TryExec("BEGIN");
     if (!err) err = LoadLines(0, total, true, &counts);
+    if (!err && before_commit) {
+      std::vector<RejectedRow> rejected;
+      for (const auto& [row, why] : rejected_) rejected.push_back(RejectedRow{&Origin(row), why});
+      err = before_commit(*conn_, rejected);
+    }
     if (!err) err = conn_->TryExec("COMMIT");
     if (!err) {
       BatchResult result;
@@ -234,14 +243,24 @@ Result<BatchResult> NestedSink::Write(const std::vector<const EncodedPart*>& par
       return result;
     }
     if (!err->connection_lost) conn_->TryExec("ROLLBACK");
-    if (!err->IsTransient() || err->connection_lost || attempt >= 8) {
+    const bool can_retry =
+        err->IsTransient() && attempt < options_.max_transient_retries && (!err->connection_lost || options_.reconnect);
+    if (!can_retry) {
       end_batch();
       return ToStatus(
           *err, "loading into " + entities_[0]->QualifiedTable() + " and its derived tables over " + conn_->Endpoint());
     }
     ++retries;
     std::this_thread::sleep_for(
-        std::chrono::milliseconds(std::min<int64_t>(5000, int64_t{50} << std::min(attempt, 10))));
+        std::chrono::milliseconds(std::min<int64_t>(options_.max_backoff_ms, int64_t{50} << std::min(attempt, 10))));
+    if (err->connection_lost) {
+      Status s = conn_->Reconnect();
+      for (size_t t = 0; s.ok() && t < sinks_.size(); ++t) s = sinks_[t]->PrepareSession();
+      if (!s.ok()) {
+        end_batch();
+        return s;
+      }
+    }
   }
 }
 

@@ -36,12 +36,20 @@ namespace nomnom {
 
 class NestedSink : public RowSink {
  public:
+  // options: retries, reconnect and backoff as CopySink's (the other fields
+  // are set per table).
   static Result<std::unique_ptr<NestedSink>> Create(std::unique_ptr<PgConnection> conn, const Entity& root,
-                                                    const std::vector<const Entity*>& derived, ConflictMode mode);
+                                                    const std::vector<const Entity*>& derived, ConflictMode mode,
+                                                    CopySinkOptions options = {});
 
   // BatchResult's counts are the root table's; BatchResult::tables has every
-  // table's (root first). `rejected` counts rejected lines.
-  Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) override;
+  // table's (root first). `rejected` counts rejected lines. before_commit, as
+  // in CopySink::Write, sees the rejected lines (their root rows' origins).
+  Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) override {
+    return Write(parts, on_reject, nullptr);
+  }
+  Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject,
+                            const BeforeCommitFn& before_commit);
 
  private:
   NestedSink() = default;
@@ -64,6 +72,7 @@ class NestedSink : public RowSink {
   // rows of the occurrence that wins (kUpdate: the last, kNothing: the first).
   void DropShadowedChildren(size_t total);
   ConflictMode mode_ = ConflictMode::kNothing;
+  CopySinkOptions options_;
   std::vector<std::unique_ptr<EncodedPart>> filtered_;
 };
 

@@ -58,7 +58,8 @@ std::vector<std::string> Fields(std::string_view t) {
   size_t at = 2;
   while (at + 4 <= t.size()) {
     const auto* u = reinterpret_cast<const unsigned char*>(t.data() + at);
-    const int32_t len = static_cast<int32_t>((uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | u[3]);
+    const int32_t len =
+        static_cast<int32_t>((uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | u[3]);
     at += 4;
     if (len < 0) {
       out.push_back("NULL");
@@ -120,7 +121,8 @@ struct Fixture {
 
 TEST_CASE("a root line gives its row and one row per element", "[nested_encoder]") {
   Fixture f;
-  Result r = f.Encode(R"({"order_key":"k1","items":[{"line":1,"sku":"a"},{"sku":null,"line":2}, {"line":3,"extra":[1]}]})");
+  Result r =
+      f.Encode(R"({"order_key":"k1","items":[{"line":1,"sku":"a"},{"sku":null,"line":2}, {"line":3,"extra":[1]}]})");
   INFO(r.error);
   REQUIRE(r.ok);
   CHECK(r.root == std::vector<std::string>{"k1", "NULL"});

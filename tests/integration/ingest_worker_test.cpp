@@ -569,3 +569,74 @@ TEST_CASE("workers load into a partitioned table in every conflict mode", "[work
     CHECK(lag->Backlog() == 0);
   }
 }
+
+TEST_CASE("a worker fills an order's table and its line items' from one message; a bad item dead-letters its order",
+          "[worker][nested]") {
+  const ConflictMode mode = GENERATE(ConflictMode::kError, ConflictMode::kNothing, ConflictMode::kUpdate);
+  DYNAMIC_SECTION(ConflictModeName(mode)) {
+    Fixture f;
+    auto entities = LoadEntityDir(SourcePath("data/tpch/entities-nested"));
+    REQUIRE(entities.ok());
+    const std::string schema = UniqueName("nnw_nested");
+    REQUIRE_FALSE(f.db->TryExec("CREATE SCHEMA " + QuoteIdent(schema)));
+    const std::string order1 =
+        R"({"order_key":"123","customer_key":"CUST-001","order_status":"O","total_price":99.99,"order_date":"2024-01-01","line_items":[)"
+        R"({"line_number":1,"part_key":"P1","supplier_key":"S1","quantity":2,"extended_price":40.0,"discount":0.05},)"
+        R"({"line_number":2,"part_key":"P2","supplier_key":"S2","quantity":1,"extended_price":59.99}]})";
+    const std::string bad =
+        R"({"order_key":"666","customer_key":"C","order_status":"O","total_price":1,"order_date":"2024-01-01","line_items":[)"
+        R"({"line_number":1,"part_key":"P1","supplier_key":"S1","quantity":2,"extended_price":40.0},{"line_number":2}]})";
+    const std::string order2 =
+        R"({"order_key":"124","customer_key":"CUST-002","order_status":"F","total_price":5,"order_date":"2024-01-02","line_items":[)"
+        R"({"line_number":1,"part_key":"P9","supplier_key":"S9","quantity":1,"extended_price":5}]})";
+    // Order 123 again, with one line item changed and one gone.
+    const std::string resent =
+        R"({"order_key":"123","customer_key":"CUST-001","order_status":"F","total_price":50,"order_date":"2024-01-01","line_items":[)"
+        R"({"line_number":2,"part_key":"P2b","supplier_key":"S2","quantity":1,"extended_price":50}]})";
+    f.PublishChunk(order1 + "\n" + bad + "\n" + order2 + "\n", "", "Order");
+    f.PublishChunk(resent + "\n", "", "Order");
+    WorkerOptions o = f.Options(1500, 2);
+    o.mode = mode;
+    o.conninfo = WithSearchPath(DatabaseUrl(), schema);
+    IngestWorker w(*f.js, *entities, o);
+    std::atomic<bool> finished{false};
+    std::thread stopper([&] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!finished.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      w.Stop();
+    });
+    REQUIRE(w.Run().ok());
+    finished.store(true);
+    stopper.join();
+    CHECK(w.counters().messages_committed.load() == 2);
+    const std::string q = QuoteIdent(schema) + ".";
+    auto items = [&](const std::string& key) {
+      PgRows rows = Query(*f.db, "SELECT line_number || ':' || part_key FROM " + q +
+                                     "order_line_items WHERE order_key = '" + key + "' ORDER BY line_number");
+      std::vector<std::string> out;
+      for (auto& r : rows.rows) out.push_back(r.at(0).value_or("NULL"));
+      return out;
+    };
+    CHECK(QueryValue(*f.db, "SELECT count(*) FROM " + q + "orders") == "2");
+    CHECK(items("666").empty());
+    CHECK(QueryValue(*f.db, "SELECT count(*) FROM " + q + "orders WHERE order_key = '666'") == "0");
+    CHECK(items("124") == std::vector<std::string>{"1:P9"});
+    // The dead letter names the element.
+    CHECK_THAT(QueryValue(*f.db, "SELECT string_agg(error, ';') FROM " + q + "nomnom_dead_letters"),
+               Catch::Contains("line_items[1].part_key: missing required field"));
+    if (mode == ConflictMode::kUpdate) {
+      CHECK(w.counters().rows_dead.load() == 1);
+      CHECK(QueryValue(*f.db, "SELECT order_status FROM " + q + "orders WHERE order_key = '123'") == "F");
+      CHECK(items("123") == std::vector<std::string>{"2:P2b"});
+    } else {
+      // error: the re-sent order is a duplicate key, dead-lettered whole;
+      // nothing: skipped, with its line items as they were.
+      CHECK(w.counters().rows_dead.load() == (mode == ConflictMode::kError ? 2u : 1u));
+      CHECK(QueryValue(*f.db, "SELECT order_status FROM " + q + "orders WHERE order_key = '123'") == "O");
+      CHECK(items("123") == std::vector<std::string>{"1:P1", "2:P2"});
+    }
+    f.db->TryExec("DROP SCHEMA " + QuoteIdent(schema) + " CASCADE");
+  }
+}
