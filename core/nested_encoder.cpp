@@ -186,6 +186,7 @@ bool NestedEncoder::Encode(std::string_view line, size_t readable, const Output&
     const std::string& list_name = der.entity->repeated_for.field;
     std::string why;
     bool ok = true;
+    if (der.list == nullptr) continue;  // not a list of root (Check() refuses such a set)
     if (list_seen_[d].empty() || list_seen_[d] == "null") {
       if (!der.list->nullable) {
         why = "missing required field '" + list_name + "'";
