@@ -279,6 +279,7 @@ int RunLoadCommand(LoadArgs& a) {
   if (a.via_nats) {
     // Nothing was written to PostgreSQL: the rows were published (counted below).
     s.inserted = s.updated = s.skipped = 0;
+    s.tables.clear();
   }
   const double rate = s.seconds > 0 ? static_cast<double>(s.rows_read) / s.seconds : 0;
   if (a.json) {

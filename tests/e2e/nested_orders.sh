@@ -64,3 +64,18 @@ assert_eq "$(sql "SELECT count(*) FROM orders")" 3 "rows in orders"
 assert_eq "$(sql "SELECT count(*) FROM order_line_items")" 5 "rows in order_line_items"
 assert_eq "$(sql "SELECT sum(rows_committed) FROM nomnom_ledger")" 4 "orders committed per the ledger"
 assert_eq "$(sql "SELECT count(*) FROM nomnom_dead_letters")" 0 "no dead letters"
+
+# --- nomnom load --via-nats: lines validated with their elements, published whole -------
+{
+  nested v-1 "$(item 1 V1),$(item 2 V2)"; echo
+  nested v-bad "$(item 1 V1 ',"quantity":"x"')"; echo
+  nested v-2 "$(item 1 V3)"; echo
+} >"$E2E_TMP/via.ndjson"
+rc=0
+"$NOMNOM_BIN" load "$E2E_TMP/via.ndjson" --via-nats --nats "$NATS_URL" \
+  --entities "$E2E_ROOT/data/tpch/entities-nested" --json >"$E2E_TMP/via.json" 2>"$E2E_TMP/via.err" || rc=$?
+assert_eq "$rc" 3 "nomnom load --via-nats exit code (one rejected line)"
+assert_eq "$(json_get published_rows "$(cat "$E2E_TMP/via.json")")" 2 "published rows"
+assert_contains "$(cat "$E2E_TMP/via.err")" "quantity" "the reject names the element's field"
+wait_until "SELECT count(*) FROM orders WHERE order_key LIKE 'v-%'" 2 30 "orders from --via-nats"
+wait_until "SELECT count(*) FROM order_line_items WHERE order_key LIKE 'v-%'" 3 30 "line items from --via-nats"
