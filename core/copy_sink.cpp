@@ -104,15 +104,29 @@ Result<std::unique_ptr<CopySink>> CopySink::CreateShared(PgConnection* conn, con
   return sink;
 }
 
-void CopySink::BeginBatch(const std::vector<const EncodedPart*>& parts) {
+std::string VersionTableFor(const Entity& entity) {
+  return QuoteQualified(entity.table_schema, VersionTableName(entity.table));
+}
+
+Status CopySink::BeginBatch(const std::vector<const EncodedPart*>& parts) {
   parts_ = &parts;
   part_start_.clear();
   size_t total = 0;
+  sequenced_ = false;
   for (const EncodedPart* p : parts) {
     part_start_.push_back(total);
     total += p->rows();
+    if (mode_ == ConflictMode::kUpdate) {
+      for (const RowOrigin& o : p->origins) sequenced_ = sequenced_ || o.stream_seq != 0;
+    }
   }
-  sequenced_ = false;
+  if (!sequenced_) return Status::Ok();
+  // A derived entity with a parent guard keeps no version table of its own.
+  if (parent_guard_sql_.empty() && !version_table_ready_) {
+    if (Status s = EnsureVersionTable(); !s.ok()) return s;
+  }
+  BuildSequencedTuples(total);
+  return Status::Ok();
 }
 
 std::optional<PgError> CopySink::LoadRows(size_t lo, size_t hi, bool whole_batch, bool allow_direct,
@@ -212,6 +226,17 @@ Status CopySink::Prepare() {
                       " FROM ranked WHERE nomnom_rn = $1" + returning;
     seq_copy_sql_ = "COPY " + stage + " (" + cols + ", nomnom_stream_seq) FROM STDIN (FORMAT binary)";
     version_table_ = QuoteQualified(entity_.table_schema, VersionTableName(entity_.table));
+    parent_guard_sql_.clear();
+    if (!options_.parent_version_table.empty() &&
+        options_.parent_key_columns.size() == options_.parent_columns.size()) {
+      std::string match;
+      for (size_t i = 0; i < options_.parent_columns.size(); ++i) {
+        match +=
+            " AND v." + QuoteIdent(options_.parent_key_columns[i]) + " = s." + QuoteIdent(options_.parent_columns[i]);
+      }
+      parent_guard_sql_ = "DELETE FROM " + stage + " s WHERE EXISTS (SELECT 1 FROM " + options_.parent_version_table +
+                          " v WHERE v.nomnom_stream_seq > s.nomnom_stream_seq" + match + ")";
+    }
     std::string not_null, matches;
     for (size_t k : entity_.key_fields) {
       const std::string col = QuoteIdent(entity_.fields[k].name);
@@ -345,7 +370,9 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
   uint64_t superseded = 0;  // rows older than their key's applied version
   if (sequenced_) {
     PgRows dropped;
-    if (auto err = conn_->TryExec(version_guard_sql_, &dropped)) return err;
+    if (auto err = conn_->TryExec(parent_guard_sql_.empty() ? version_guard_sql_ : parent_guard_sql_, &dropped)) {
+      return err;
+    }
     superseded = std::strtoull(dropped.command_tuples.c_str(), nullptr, 10);
   }
   PgRows merged;

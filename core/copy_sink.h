@@ -81,7 +81,17 @@ struct CopySinkOptions {
   // staged parents that the batch no longer has (a re-sent parent replaces its
   // children).
   std::vector<std::string> parent_columns;
+  // kUpdate with stream sequences, for a derived entity: the parent's version
+  // table (VersionTableFor) and its key columns, matching parent_columns one
+  // to one. Staged rows whose parent's applied version is newer than their
+  // own message are dropped (the parent's later message owns its children);
+  // the derived table keeps no version table of its own.
+  std::string parent_version_table;
+  std::vector<std::string> parent_key_columns;
 };
+
+// The quoted, qualified name of the version table of an entity's table.
+std::string VersionTableFor(const Entity& entity);
 
 class CopySink {
  public:
@@ -109,7 +119,9 @@ class CopySink {
   // last_load_direct() says whether the last LoadRows took it.
   static Result<std::unique_ptr<CopySink>> CreateShared(PgConnection* conn, const Entity& entity, ConflictMode mode,
                                                         CopySinkOptions options);
-  void BeginBatch(const std::vector<const EncodedPart*>& parts);
+  // Fails only when the version table cannot be created (kUpdate with
+  // stream sequences); call it outside a transaction.
+  Status BeginBatch(const std::vector<const EncodedPart*>& parts);
   std::optional<PgError> LoadRows(size_t lo, size_t hi, bool whole_batch, bool allow_direct, BatchResult* result,
                                   size_t* bad_row);
   bool last_load_direct() const { return last_direct_; }
@@ -158,6 +170,7 @@ class CopySink {
   std::string seq_copy_sql_;       // COPY into staging with nomnom_stream_seq
   std::string version_table_;      // quoted, qualified
   std::string version_guard_sql_;  // drops staged rows older than their key's version
+  std::string parent_guard_sql_;   // derived entities: drops staged rows older than their parent's version
   bool version_table_ready_ = false;
   bool sequenced_ = false;           // the current batch carries stream sequences
   ByteBuffer seq_tuples_;            // the batch's tuples with the sequence field

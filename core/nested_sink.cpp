@@ -22,8 +22,22 @@ Result<std::unique_ptr<NestedSink>> NestedSink::Create(std::unique_ptr<PgConnect
     o.parent_columns.clear();
     o.staging_table = t == 0 ? "nomnom_stage" : "nomnom_stage_" + std::to_string(t);
     if (t > 0) {
+      std::vector<std::string> sources;
       for (const Field& f : e.fields) {
-        if (f.computed.transform == Transform::kCopyField) o.parent_columns.push_back(f.name);
+        if (f.computed.transform != Transform::kCopyField) continue;
+        o.parent_columns.push_back(f.name);
+        sources.push_back(f.computed.source_field);
+      }
+      // The parent's later message owns its children when the link is the
+      // parent's key (kUpdate through workers).
+      std::vector<std::string> keys;
+      for (size_t k : root.key_fields) keys.push_back(root.fields[k].name);
+      std::vector<std::string> a = sources, b = keys;
+      std::sort(a.begin(), a.end());
+      std::sort(b.begin(), b.end());
+      if (!keys.empty() && a == b) {
+        o.parent_version_table = VersionTableFor(root);
+        o.parent_key_columns = sources;
       }
     }
     auto s = CopySink::CreateShared(sink->conn_.get(), e, mode, o);
@@ -210,13 +224,17 @@ Result<BatchResult> NestedSink::Write(const std::vector<const EncodedPart*>& par
   part_start_.push_back(total);
   for (size_t d = 0; d + 1 < sinks_.size(); ++d) table_part_start_[d].push_back(child_total[d]);
   if (mode_ != ConflictMode::kError) DropShadowedChildren(total);
-  sinks_[0]->BeginBatch(parts);
-  for (size_t d = 0; d + 1 < sinks_.size(); ++d) sinks_[d + 1]->BeginBatch(tables_[d]);
+  Status begun = sinks_[0]->BeginBatch(parts);
+  for (size_t d = 0; begun.ok() && d + 1 < sinks_.size(); ++d) begun = sinks_[d + 1]->BeginBatch(tables_[d]);
   auto end_batch = [&] {
     for (auto& s : sinks_) s->EndBatch();
     parts_ = nullptr;
     filtered_.clear();
   };
+  if (!begun.ok()) {
+    end_batch();
+    return begun;
+  }
   uint64_t retries = 0;
   for (int attempt = 0;; ++attempt) {
     std::vector<BatchResult::Table> counts(sinks_.size());

@@ -640,3 +640,57 @@ TEST_CASE("a worker fills an order's table and its line items' from one message;
     f.db->TryExec("DROP SCHEMA " + QuoteIdent(schema) + " CASCADE");
   }
 }
+
+TEST_CASE("update through workers, nested: an older message committed after a newer one changes no table",
+          "[worker][nested][update-order]") {
+  Fixture f(2 * 60 * 1000, 120 * 1000);
+  auto entities = LoadEntityDir(SourcePath("data/tpch/entities-nested"));
+  REQUIRE(entities.ok());
+  const std::string schema = UniqueName("nnw_nested_order");
+  REQUIRE_FALSE(f.db->TryExec("CREATE SCHEMA " + QuoteIdent(schema)));
+  auto order = [](const std::string& status, const std::string& items) {
+    return R"({"order_key":"7","customer_key":"C","order_status":")" + status +
+           R"(","total_price":1,"order_date":"2024-01-01","line_items":[)" + items + "]}\n";
+  };
+  auto item = [](int n, const std::string& part) {
+    return R"({"line_number":)" + std::to_string(n) + R"(,"part_key":")" + part +
+           R"(","supplier_key":"S","quantity":1,"extended_price":1})";
+  };
+  // The older message has three line items, the newer one two others.
+  f.PublishChunk(order("O", item(1, "old1") + "," + item(2, "old2") + "," + item(3, "old3")), "", "Order");
+  f.PublishChunk(order("F", item(2, "new2") + "," + item(4, "new4")), "", "Order");
+  auto held = f.js->Fetch(1, 0, 5000);
+  REQUIRE(held.ok());
+  REQUIRE(held->size() == 1);
+  WorkerOptions o = f.Options(1500, 3);
+  o.mode = ConflictMode::kUpdate;
+  o.conninfo = WithSearchPath(DatabaseUrl(), schema);
+  auto run = [&] {
+    IngestWorker w(*f.js, *entities, o);
+    std::atomic<bool> finished{false};
+    std::thread stopper([&] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!finished.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      w.Stop();
+    });
+    REQUIRE(w.Run().ok());
+    finished.store(true);
+    stopper.join();
+    return w.counters().messages_committed.load();
+  };
+  const std::string q = QuoteIdent(schema) + ".";
+  auto state = [&] {
+    return QueryValue(*f.db,
+                      "SELECT order_status || ' ' || (SELECT string_agg(line_number || ':' || part_key, ',' "
+                      "ORDER BY line_number) FROM " +
+                          q + "order_line_items) FROM " + q + "orders");
+  };
+  CHECK(run() == 1);
+  CHECK(state() == "F 2:new2,4:new4");
+  REQUIRE((*held)[0]->Nak().ok());
+  CHECK(run() == 1);
+  CHECK(state() == "F 2:new2,4:new4");
+  f.db->TryExec("DROP SCHEMA " + QuoteIdent(schema) + " CASCADE");
+}
