@@ -298,8 +298,11 @@ int RunLoadCommand(LoadArgs& a) {
     if (!s.tables.empty()) {
       nlohmann::ordered_json tables = nlohmann::ordered_json::array();
       for (const auto& t : s.tables) {
-        tables.push_back(
-            {{"table", t.table}, {"inserted", t.inserted}, {"updated", t.updated}, {"skipped", t.skipped}});
+        tables.push_back({{"table", t.table},
+                          {"inserted", t.inserted},
+                          {"updated", t.updated},
+                          {"skipped", t.skipped},
+                          {"deleted", t.deleted}});
       }
       j["tables"] = std::move(tables);
     }
@@ -330,8 +333,9 @@ int RunLoadCommand(LoadArgs& a) {
                 Thousands(s.rows_read).c_str(), Thousands(s.inserted).c_str(), Thousands(s.updated).c_str(),
                 Thousands(s.skipped).c_str(), Thousands(s.rejected).c_str());
     for (const auto& t : s.tables) {
-      std::printf("  %s: inserted %s, updated %s, skipped %s\n", t.table.c_str(), Thousands(t.inserted).c_str(),
-                  Thousands(t.updated).c_str(), Thousands(t.skipped).c_str());
+      std::printf("  %s: inserted %s, updated %s, skipped %s, deleted %s\n", t.table.c_str(),
+                  Thousands(t.inserted).c_str(), Thousands(t.updated).c_str(), Thousands(t.skipped).c_str(),
+                  Thousands(t.deleted).c_str());
     }
     std::printf("  bytes      %15s\n  time       %13.2f s\n  rate       %11s rows/s\n", Megabytes(s.bytes).c_str(),
                 s.seconds, Thousands(static_cast<uint64_t>(rate)).c_str());

@@ -377,7 +377,9 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
   }
   PgRows merged;
   if (!before_merge_sql_.empty()) {
-    if (auto err = conn_->TryExec(before_merge_sql_)) return err;
+    PgRows deleted;
+    if (auto err = conn_->TryExec(before_merge_sql_, &deleted)) return err;
+    result->deleted += std::strtoull(deleted.command_tuples.c_str(), nullptr, 10);
   }
   if (mode_ == ConflictMode::kUpdate) {
     if (auto err = MergeUpdate(&merged)) return err;
@@ -438,6 +440,7 @@ std::optional<PgError> CopySink::LoadRange(size_t lo, size_t hi, bool whole_batc
     result->inserted += attempt.inserted;
     result->updated += attempt.updated;
     result->skipped += attempt.skipped;
+    result->deleted += attempt.deleted;
     return std::nullopt;
   }
   if (!err->IsRowLevel()) return err;

@@ -54,11 +54,12 @@ struct BatchResult {
   uint64_t skipped = 0;   // not written because the key existed (kNothing)
   uint64_t rejected = 0;  // rejected by PostgreSQL
   uint64_t retries = 0;   // transactions retried after a transient error
+  uint64_t deleted = 0;   // derived tables in kUpdate: rows of re-sent parents they no longer have
   // Nested loads: the counts of each table (the root's first, then each
   // derived entity's); empty for flat loads, whose one table the fields above
   // count.
   struct Table {
-    uint64_t inserted = 0, updated = 0, skipped = 0;
+    uint64_t inserted = 0, updated = 0, skipped = 0, deleted = 0;
   };
   std::vector<Table> tables;
 };

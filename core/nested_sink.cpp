@@ -104,6 +104,7 @@ std::optional<PgError> NestedSink::LoadLines(size_t lo, size_t hi, bool whole_ba
       (*counts)[t].inserted += attempt[t].inserted;
       (*counts)[t].updated += attempt[t].updated;
       (*counts)[t].skipped += attempt[t].skipped;
+      (*counts)[t].deleted += attempt[t].deleted;
     }
     return std::nullopt;
   }

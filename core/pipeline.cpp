@@ -332,6 +332,7 @@ void Load::Flush(RowSink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch
           tables_[t].inserted += result->tables[t].inserted;
           tables_[t].updated += result->tables[t].updated;
           tables_[t].skipped += result->tables[t].skipped;
+          tables_[t].deleted += result->tables[t].deleted;
         }
       }
       progress_->rows_committed.fetch_add(result->inserted + result->updated + result->skipped,
@@ -396,6 +397,7 @@ LoadSummary Load::Run() {
           table.inserted = tables_[t].inserted;
           table.updated = tables_[t].updated;
           table.skipped = tables_[t].skipped;
+          table.deleted = tables_[t].deleted;
         }
         summary.tables.push_back(std::move(table));
       }

@@ -79,7 +79,7 @@ struct LoadSummary {
   // Nested loads: every table's counts (the root's first); empty for flat loads.
   struct Table {
     std::string table;
-    uint64_t inserted = 0, updated = 0, skipped = 0;
+    uint64_t inserted = 0, updated = 0, skipped = 0, deleted = 0;
   };
   std::vector<Table> tables;
   Status status;  // OK, or the fatal error that stopped the load
