@@ -25,8 +25,8 @@
 #include <vector>
 
 #include "core/byte_buffer.h"
-#include "core/nested_encoder.h"
 #include "core/ndjson_reader.h"
+#include "core/nested_encoder.h"
 #include "core/row_encoder.h"
 #include "core/schema.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -164,8 +164,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (Count(line, "\"items\"") == 1 && Count(line, "\\") == 0) {
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_discarded() && j.is_object() && j.contains("items") && j["items"].is_array()) {
-      FUZZ_CHECK(j["items"].size() == rows, "child rows != elements: " + std::to_string(rows) + " vs " +
-                                                std::to_string(j["items"].size()));
+      FUZZ_CHECK(j["items"].size() == rows,
+                 "child rows != elements: " + std::to_string(rows) + " vs " + std::to_string(j["items"].size()));
     }
   }
   return 0;
