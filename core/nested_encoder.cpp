@@ -98,7 +98,7 @@ NestedEncoder::NestedEncoder(const Entity& root, std::vector<const Entity*> deri
         if (!f.computed.optional) f.nullable = false;
       }
     }
-    der.encoder = std::make_unique<RowEncoder>(*der.view, RowEncoderOptions{});
+    der.encoder = std::make_unique<RowEncoder>(*der.view, options);
     derived_.push_back(std::move(der));
   }
   lists_.resize(derived_.size());

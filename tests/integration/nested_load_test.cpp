@@ -374,6 +374,16 @@ TEST_CASE("a derived entity loads flat rows directly; --strict accepts the list 
   INFO(strict.err);
   CHECK(strict.exit_code == 0);
   CHECK(Items(*conn, "s1") == std::vector<std::string>{"1|p"});
+  // --strict also checks each element's keys.
+  auto odd = Item(1, "p");
+  odd["colour"] = "red";
+  const std::string extra = dir.Write("x.ndjson", Line(NestedOrder("s2", {Item(2, "q"), odd})));
+  CommandResult lax = LoadNested(schema, extra);
+  CHECK(lax.exit_code == 0);
+  CHECK(Items(*conn, "s2") == std::vector<std::string>{"1|p", "2|q"});
+  CommandResult refused = LoadNested(schema, extra, {"--strict", "--on-conflict", "update"});
+  CHECK(refused.exit_code == 3);
+  CHECK_THAT(refused.err, Catch::Matchers::Contains("line_items[1]: unknown field 'colour' (strict mode)"));
 }
 
 TEST_CASE("nomnom schema prints each entity's DDL; the bundled Order's is unchanged; unknown keys warn",
