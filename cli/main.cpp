@@ -172,28 +172,51 @@ struct LoadArgs {
   NatsFlags nats;
 };
 
-Result<Entity> ResolveEntity(const std::string& dir_flag, const std::string& name) {
+// The chosen entity (first) and the entities derived from it, in the order
+// their tables are filled; every entity of the directory when `all` and no
+// name is given.
+Result<std::vector<Entity>> ResolveEntities(const std::string& dir_flag, const std::string& name, bool all = false) {
   auto dir = ResolveEntityDir(dir_flag);
   if (!dir.ok()) return dir.status();
   auto entities = LoadEntityDir(*dir);
   if (!entities.ok()) return entities.status();
+  if (name.empty() && all) return entities;
+  const Entity* chosen = nullptr;
   if (name.empty()) {
-    if (entities->size() == 1) return entities->front();
-    if (const Entity* e = FindEntity(*entities, "Order")) return *e;
-    return Status::InvalidArgument("several entities are defined in " + *dir + "; choose one with --entity");
+    if (entities->size() == 1) {
+      chosen = &entities->front();
+    } else if (const Entity* e = FindEntity(*entities, "Order")) {
+      chosen = e;
+    } else {
+      return Status::InvalidArgument("several entities are defined in " + *dir + "; choose one with --entity");
+    }
+  } else {
+    chosen = FindEntity(*entities, name);
   }
-  if (const Entity* e = FindEntity(*entities, name)) return *e;
-  std::string known;
-  for (const auto& e : *entities) known += (known.empty() ? "" : ", ") + e.name;
-  return Status::NotFound("unknown entity '" + name + "' (defined in " + *dir + ": " + known + ")");
+  if (chosen == nullptr) {
+    std::string known;
+    for (const auto& e : *entities) known += (known.empty() ? "" : ", ") + e.name;
+    return Status::NotFound("unknown entity '" + name + "' (defined in " + *dir + ": " + known + ")");
+  }
+  std::vector<Entity> family = {*chosen};
+  for (const Entity* d : DerivedEntities(*entities, *chosen)) family.push_back(*d);
+  return family;
+}
+
+void PrintWarnings(const std::vector<Entity>& entities) {
+  for (const Entity& e : entities) {
+    for (const std::string& w : e.warnings) std::fprintf(stderr, "nomnom: warning: %s\n", w.c_str());
+  }
 }
 
 int RunLoadCommand(LoadArgs& a) {
-  auto entity = ResolveEntity(a.entities_dir, a.entity);
-  if (!entity.ok()) {
-    PrintError(entity.status());
+  auto family = ResolveEntities(a.entities_dir, a.entity);
+  if (!family.ok()) {
+    PrintError(family.status());
     return kExitFatal;
   }
+  if (!a.quiet) PrintWarnings(*family);
+  Entity* entity = &family->front();
   if (!a.table.empty()) {
     const auto dot = a.table.find('.');
     entity->table_schema = dot == std::string::npos ? "" : a.table.substr(0, dot);
@@ -214,6 +237,11 @@ int RunLoadCommand(LoadArgs& a) {
     }
     if (a.via_nats) {
       PrintError(Status::InvalidArgument("--fresh loads into PostgreSQL; it cannot be combined with --via-nats"));
+      return kExitUsage;
+    }
+    if (family->size() > 1) {
+      PrintError(Status::InvalidArgument("--fresh loads one table; " + entity->name +
+                                         " fills its derived entities' tables too (load without --fresh)"));
       return kExitUsage;
     }
     mode = ConflictMode::kError;
@@ -246,6 +274,7 @@ int RunLoadCommand(LoadArgs& a) {
   opts.fresh = a.fresh;
   opts.fresh_name = "--fresh";
   opts.notice = [](const std::string& message) { std::fprintf(stderr, "nomnom: %s\n", message.c_str()); };
+  for (size_t i = 1; i < family->size(); ++i) opts.derived.push_back(&(*family)[i]);
 
   std::unique_ptr<JetStreamClient> js;
   auto publish_counters = std::make_shared<PublishCounters>();
@@ -274,6 +303,7 @@ int RunLoadCommand(LoadArgs& a) {
   if (a.via_nats) {
     // Nothing was written to PostgreSQL: the rows were published (counted below).
     s.inserted = s.updated = s.skipped = 0;
+    s.tables.clear();
   }
   const double rate = s.seconds > 0 ? static_cast<double>(s.rows_read) / s.seconds : 0;
   if (a.json) {
@@ -290,6 +320,17 @@ int RunLoadCommand(LoadArgs& a) {
     j["skipped"] = s.skipped;
     j["rejected"] = s.rejected;
     j["bytes"] = s.bytes;
+    if (!s.tables.empty()) {
+      nlohmann::ordered_json tables = nlohmann::ordered_json::array();
+      for (const auto& t : s.tables) {
+        tables.push_back({{"table", t.table},
+                          {"inserted", t.inserted},
+                          {"updated", t.updated},
+                          {"skipped", t.skipped},
+                          {"deleted", t.deleted}});
+      }
+      j["tables"] = std::move(tables);
+    }
     if (a.via_nats) {
       j["published_rows"] = publish_counters->rows_acked.load();
       j["published_chunks"] = publish_counters->chunks_acked.load();
@@ -317,6 +358,11 @@ int RunLoadCommand(LoadArgs& a) {
     std::printf("  rows read  %15s\n  inserted   %15s\n  updated    %15s\n  skipped    %15s\n  rejected   %15s\n",
                 Thousands(s.rows_read).c_str(), Thousands(s.inserted).c_str(), Thousands(s.updated).c_str(),
                 Thousands(s.skipped).c_str(), Thousands(s.rejected).c_str());
+    for (const auto& t : s.tables) {
+      std::printf("  %s: inserted %s, updated %s, skipped %s, deleted %s\n", t.table.c_str(),
+                  Thousands(t.inserted).c_str(), Thousands(t.updated).c_str(), Thousands(t.skipped).c_str(),
+                  Thousands(t.deleted).c_str());
+    }
     std::printf("  bytes      %15s\n  time       %13.2f s\n  rate       %11s rows/s\n", Megabytes(s.bytes).c_str(),
                 s.seconds, Thousands(static_cast<uint64_t>(rate)).c_str());
   }
@@ -333,6 +379,7 @@ struct GenArgs {
   uint64_t seed = 0;
   std::string format = "ndjson";
   std::string output = "-";
+  bool nested = false;
 };
 
 int RunGenCommand(const GenArgs& a) {
@@ -345,6 +392,7 @@ int RunGenCommand(const GenArgs& a) {
   opts.scale_factor = a.sf;
   opts.seed = a.seed;
   opts.format = *format;
+  opts.nested = a.nested;
   if (Status s = ValidateTpchOrdersOptions(opts); !s.ok()) {
     PrintError(s);
     return kExitUsage;
@@ -493,18 +541,24 @@ int RunWorkerCommand(WorkerArgs& a) {
 }
 
 int RunSchemaCommand(const std::string& dir, const std::string& name, const std::string& table) {
-  auto entity = ResolveEntity(dir, name);
-  if (!entity.ok()) {
-    PrintError(entity.status());
+  // A name: that entity and the entities derived from it; none: every entity.
+  auto entities = ResolveEntities(dir, name, /*all=*/table.empty());
+  if (!entities.ok()) {
+    PrintError(entities.status());
     return kExitFatal;
   }
+  PrintWarnings(*entities);
   if (!table.empty()) {
+    Entity& entity = entities->front();
     const auto dot = table.find('.');
-    entity->table_schema = dot == std::string::npos ? "" : table.substr(0, dot);
-    entity->table = dot == std::string::npos ? table : table.substr(dot + 1);
+    entity.table_schema = dot == std::string::npos ? "" : table.substr(0, dot);
+    entity.table = dot == std::string::npos ? table : table.substr(dot + 1);
   }
-  std::printf("-- entity %s (%s)\n%s;\n", entity->name.c_str(), entity->source_file.c_str(),
-              entity->CreateTableSql().c_str());
+  for (size_t i = 0; i < entities->size(); ++i) {
+    const Entity& entity = (*entities)[i];
+    std::printf("%s-- entity %s (%s)\n%s;\n", i > 0 ? "\n" : "", entity.name.c_str(), entity.source_file.c_str(),
+                entity.CreateTableSql().c_str());
+  }
   return kExitOk;
 }
 
@@ -578,6 +632,9 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"ndjson", "csv"}))
       ->capture_default_str();
   orders_cmd->add_option("-o,--output", gen.output, "Output file (- for stdout)")->capture_default_str();
+  orders_cmd->add_flag("--nested", gen.nested,
+                       "Each order with its line items as a line_items array (load with --entities "
+                       "data/tpch/entities-nested)");
 
   WorkerArgs worker;
   CLI::App* worker_cmd = app.add_subcommand("worker", "Drain NATS JetStream into PostgreSQL until SIGTERM/SIGINT");

@@ -17,6 +17,8 @@
 #include "core/copy_sink.h"
 #include "core/fresh_table.h"
 #include "core/ndjson_reader.h"
+#include "core/nested_encoder.h"
+#include "core/nested_sink.h"
 #include "core/object_pool.h"
 #include "core/pg_binary.h"
 #include "core/row_encoder.h"
@@ -90,6 +92,7 @@ class Load {
  private:
   void ReaderMain();
   void ParserMain();
+  void ParseNested(const ParseTask& task, NestedEncoder* encoder);
   void SinkMain(RowSink* sink, BoundedQueue<SinkItem>* queue);
   void Flush(RowSink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch);
   void Recycle(std::unique_ptr<EncodedPart> part);
@@ -138,6 +141,9 @@ class Load {
   std::set<std::pair<uint32_t, uint64_t>> rejected_lines_;  // guarded by mu_
 
   std::atomic<uint64_t> inserted_{0}, updated_{0}, skipped_{0}, rejected_{0}, retries_{0};
+  const bool nested_ = !options_.derived.empty();
+  std::mutex tables_mu_;
+  std::vector<BatchResult::Table> tables_;  // nested loads: per table; guarded by tables_mu_
 };
 
 void Load::Reject(uint32_t source, uint64_t line, std::string_view raw, std::string error) {
@@ -194,7 +200,100 @@ void Load::ReaderMain() {
   parse_queue_.Close();
 }
 
+void Load::ParseNested(const ParseTask& task, NestedEncoder* encoder) {
+  const size_t nsinks = sink_queues_.size();
+  const size_t nchild = options_.derived.size();
+  const Chunk& chunk = *task.chunk;
+  std::vector<std::unique_ptr<EncodedPart>> parts(hash_routing_ ? nsinks : 1);
+  for (auto& p : parts) {
+    p = std::make_unique<EncodedPart>();
+    p->seq = task.seq;
+    p->chunk = task.chunk;
+    for (size_t d = 0; d < nchild; ++d) {
+      p->children.push_back(std::make_unique<EncodedPart>());
+      p->children.back()->seq = task.seq;
+      p->children.back()->chunk = task.chunk;
+    }
+  }
+  // Each line is encoded into these, then appended to its part.
+  ByteBuffer root;
+  std::vector<ByteBuffer> child(nchild);
+  std::vector<std::vector<uint32_t>> child_offsets(nchild);
+  NestedEncoder::Output out;
+  out.root = &root;
+  for (size_t d = 0; d < nchild; ++d) {
+    out.children.push_back(&child[d]);
+    out.child_offsets.push_back(&child_offsets[d]);
+  }
+  std::string error;
+  const char* p = chunk.data.data();
+  const char* const end = p + chunk.data.size();
+  const char* const readable_end = end + kChunkPadding;
+  uint64_t line_no = chunk.first_line;
+  uint64_t rows = 0;
+  while (p < end) {
+    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+    if (nl == nullptr) nl = end;
+    std::string_view line(p, static_cast<size_t>(nl - p));
+    const size_t readable = static_cast<size_t>(readable_end - p);
+    p = nl + 1;
+    const uint64_t this_line = line_no++;
+    if (line.empty() || IsBlank(line)) continue;
+    ++rows;
+    std::string_view raw = line;
+    if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
+    root.clear();
+    for (size_t d = 0; d < nchild; ++d) {
+      child[d].clear();
+      child_offsets[d].clear();
+    }
+    uint64_t key_hash = 0;
+    if (!encoder->Encode(line, readable, out, hash_routing_ ? &key_hash : nullptr, &error)) {
+      Reject(task.source, this_line, raw, std::move(error));
+      error.clear();
+      continue;
+    }
+    EncodedPart* target = parts[hash_routing_ ? (key_hash >> 7) % nsinks : 0].get();
+    const RowOrigin origin{task.source, this_line, raw};
+    for (size_t d = 0; d < nchild; ++d) {
+      EncodedPart& c = *target->children[d];
+      c.by_parent.push_back(static_cast<uint32_t>(c.rows()));
+      const uint32_t base = static_cast<uint32_t>(c.tuples.size());
+      for (uint32_t off : child_offsets[d]) {
+        c.offsets.push_back(base + off);
+        c.origins.push_back(origin);
+      }
+      c.tuples.Append(child[d].data(), child[d].size());
+    }
+    target->offsets.push_back(static_cast<uint32_t>(target->tuples.size()));
+    target->tuples.Append(root.data(), root.size());
+    target->origins.push_back(origin);
+  }
+  for (auto& part : parts) {
+    for (auto& c : part->children) c->by_parent.push_back(static_cast<uint32_t>(c->rows()));
+  }
+  progress_->rows_read.fetch_add(rows, std::memory_order_relaxed);
+  progress_->bytes_read.fetch_add(chunk.data.size(), std::memory_order_relaxed);
+  if (hash_routing_) {
+    for (size_t i = 0; i < nsinks; ++i) sink_queues_[i]->Push(SinkItem{std::move(parts[i])});
+  } else {
+    const size_t q = block_routing_ ? (task.seq / block_chunks_) % nsinks : 0;
+    sink_queues_[q]->Push(SinkItem{std::move(parts[0])});
+  }
+}
+
 void Load::ParserMain() {
+  if (nested_) {
+    NestedEncoder encoder(entity_, options_.derived, RowEncoderOptions{options_.strict});
+    ParseTask task;
+    while (parse_queue_.Pop(&task)) {
+      if (!cancelled()) ParseNested(task, &encoder);
+    }
+    if (parsers_running_.fetch_sub(1) == 1) {
+      for (auto& q : sink_queues_) q->Close();
+    }
+    return;
+  }
   RowEncoder encoder(entity_, RowEncoderOptions{options_.strict});
   const size_t nsinks = sink_queues_.size();
   ByteBuffer scratch;
@@ -283,6 +382,16 @@ void Load::Flush(RowSink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch
       updated_.fetch_add(result->updated, std::memory_order_relaxed);
       skipped_.fetch_add(result->skipped, std::memory_order_relaxed);
       retries_.fetch_add(result->retries, std::memory_order_relaxed);
+      if (!result->tables.empty()) {
+        std::lock_guard<std::mutex> lock(tables_mu_);
+        if (tables_.size() < result->tables.size()) tables_.resize(result->tables.size());
+        for (size_t t = 0; t < result->tables.size(); ++t) {
+          tables_[t].inserted += result->tables[t].inserted;
+          tables_[t].updated += result->tables[t].updated;
+          tables_[t].skipped += result->tables[t].skipped;
+          tables_[t].deleted += result->tables[t].deleted;
+        }
+      }
       progress_->rows_committed.fetch_add(result->inserted + result->updated + result->skipped,
                                           std::memory_order_relaxed);
     }
@@ -312,6 +421,7 @@ void Load::SinkMain(RowSink* sink, BoundedQueue<SinkItem>* queue) {
     }
     rows += part->rows();
     bytes += part->tuples.size();
+    for (const auto& c : part->children) bytes += c->tuples.size();
     batch.push_back(std::move(part));
     if (rows >= options_.batch_rows || bytes >= options_.batch_bytes) {
       Flush(sink, &batch);
@@ -348,6 +458,20 @@ LoadSummary Load::Run() {
   const auto started = std::chrono::steady_clock::now();
   auto finish = [&](Status s) {
     summary.status = std::move(s);
+    if (nested_) {
+      std::lock_guard<std::mutex> lock(tables_mu_);
+      for (size_t t = 0; t <= options_.derived.size(); ++t) {
+        LoadSummary::Table table;
+        table.table = t == 0 ? entity_.QualifiedTable() : options_.derived[t - 1]->QualifiedTable();
+        if (t < tables_.size()) {
+          table.inserted = tables_[t].inserted;
+          table.updated = tables_[t].updated;
+          table.skipped = tables_[t].skipped;
+          table.deleted = tables_[t].deleted;
+        }
+        summary.tables.push_back(std::move(table));
+      }
+    }
     summary.rows_read = progress_->rows_read.load();
     summary.bytes = progress_->bytes_read.load();
     summary.inserted = inserted_.load();
@@ -365,6 +489,10 @@ LoadSummary Load::Run() {
   if (options_.fresh) {
     const std::string& what = options_.fresh_name;
     if (options_.sink_factory) return finish(Status::InvalidArgument(what + " loads into PostgreSQL only"));
+    if (nested_) {
+      return finish(Status::InvalidArgument(what + " loads one table; " + entity_.name +
+                                            " fills its derived entities' tables too (load without " + what + ")"));
+    }
     if (options_.mode != ConflictMode::kError) {
       return finish(Status::InvalidArgument(what + " has conflict mode error's semantics; it cannot be combined with " +
                                             std::string(ConflictModeName(options_.mode))));
@@ -381,6 +509,11 @@ LoadSummary Load::Run() {
     if (in != "-" && ::access(in.c_str(), R_OK) != 0) {
       return finish(Status::Io("cannot read " + in + ": " + std::strerror(errno)));
     }
+  }
+  // Nested rows through a sink_factory (--via-nats): the lines are validated
+  // with their elements and published whole; the workers nest them.
+  if (nested_) {
+    if (Status s = NestedEncoder::Check(entity_, options_.derived); !s.ok()) return finish(s);
   }
   // Create every sink first so configuration errors surface before any work.
   std::vector<std::unique_ptr<RowSink>> sinks;
@@ -405,6 +538,9 @@ LoadSummary Load::Run() {
     if (!recovered->empty() && options_.notice) options_.notice(*recovered);
     if (options_.create_table) {
       if (Status s = EnsureTable(*conns[0], entity_, options_.mode); !s.ok()) return finish(s);
+      for (const Entity* d : options_.derived) {
+        if (Status s = EnsureTable(*conns[0], *d, options_.mode); !s.ok()) return finish(s);
+      }
     }
     if (options_.fresh) {
       auto control = PgConnection::Connect(options_.conninfo, "nomnom-fresh");
@@ -414,6 +550,12 @@ LoadSummary Load::Run() {
       fresh = std::move(began).value();
     }
     for (auto& conn : conns) {
+      if (nested_) {
+        auto sink = NestedSink::Create(std::move(conn), entity_, options_.derived, options_.mode);
+        if (!sink.ok()) return finish(sink.status());
+        sinks.push_back(std::move(sink).value());
+        continue;
+      }
       auto sink = CopySink::Create(std::move(conn), entity_, options_.mode);
       if (!sink.ok()) return finish(sink.status());
       sinks.push_back(std::make_unique<CopyRowSink>(std::move(sink).value()));

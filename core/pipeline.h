@@ -57,6 +57,10 @@ struct LoadOptions {
   // Sentences worth telling the user (e.g. an interrupted fresh load found
   // and cleaned up). May be null.
   std::function<void(const std::string&)> notice;
+  // Nested loads: the entities derived from the loaded one (DerivedEntities;
+  // they must outlive the load). Each line then fills the root's table and
+  // theirs, in one transaction (NestedSink). Empty: a flat load.
+  std::vector<const Entity*> derived;
   // When set, rows go to these sinks (one per job) instead of PostgreSQL
   // connections: no table is created or checked (e.g. --via-nats).
   std::function<Result<std::unique_ptr<RowSink>>(int job)> sink_factory;
@@ -82,6 +86,12 @@ struct LoadSummary {
   uint64_t retries = 0;
   double seconds = 0;
   std::string table;
+  // Nested loads: every table's counts (the root's first); empty for flat loads.
+  struct Table {
+    std::string table;
+    uint64_t inserted = 0, updated = 0, skipped = 0, deleted = 0;
+  };
+  std::vector<Table> tables;
   Status status;  // OK, or the fatal error that stopped the load
 };
 
