@@ -199,8 +199,19 @@ Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
 
 Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
   // Encode every chunk's rows into one part per chunk.
-  std::vector<std::unique_ptr<EncodedPart>> parts;
-  std::vector<std::string> padded_bodies(held.size());
+  // The bodies' padded copies and the parts are the worker's scratch,
+  // reused from one fetch to the next (cleared here, their capacity kept):
+  // fresh multi-megabyte buffers per fetch cost page faults (large blocks are
+  // mmapped, see cli/main.cpp). Nothing points into them once this returns.
+  std::vector<std::string>& padded_bodies = scratch_bodies_;
+  if (padded_bodies.size() < held.size()) padded_bodies.resize(held.size());
+  std::vector<std::unique_ptr<EncodedPart>>& parts = scratch_parts_;
+  for (auto& p : parts) {
+    p->tuples.clear();
+    p->offsets.clear();
+    p->origins.clear();
+  }
+  size_t used_parts = 0;
   struct DeadRow {
     size_t held;
     uint64_t line;
@@ -212,11 +223,15 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
   for (size_t i = 0; i < held.size(); ++i) {
     Held& h = *held[i];
     std::string& body = padded_bodies[i];
-    body.assign(h.msg->body());
+    const std::string_view msg_body = h.msg->body();
+    body.reserve(msg_body.size() + 1 + kChunkPadding);
+    body.assign(msg_body);
     if (!body.empty() && body.back() != '\n') body.push_back('\n');
     const size_t size = body.size();
     body.append(kChunkPadding, ' ');
-    auto part = std::make_unique<EncodedPart>();
+    if (used_parts == parts.size()) parts.push_back(std::make_unique<EncodedPart>());
+    EncodedPart* part = parts[used_parts++].get();
+    part->tuples.Reserve(size + size / 4);
     ForEachPaddedLine(body, size, [&](std::string_view line, uint64_t line_no, size_t readable) {
       if (line.empty()) return true;
       const size_t start = part->tuples.size();
@@ -228,10 +243,9 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
       part->origins.push_back(RowOrigin{static_cast<uint32_t>(i), line_no, line, h.msg->StreamSequence()});
       return true;
     });
-    parts.push_back(std::move(part));
   }
   std::vector<const EncodedPart*> views;
-  for (const auto& p : parts) views.push_back(p.get());
+  for (size_t i = 0; i < used_parts; ++i) views.push_back(parts[i].get());
 
   std::vector<DeadRow> pg_dead;
   bool ledger_conflict = false;
@@ -290,6 +304,9 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
     metrics_->Histogram("nomnom_worker_commit_seconds", "Time to commit one fetched batch (COPY, merge, ledger)")
         .Observe(SecondsSince(started));
   }
+  counters_.last_commit_unix_us.store(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count()));
   uint64_t committed_rows = result->inserted + result->updated + result->skipped;
   counters_.rows_committed.fetch_add(committed_rows);
   counters_.rows_inserted.fetch_add(result->inserted);
