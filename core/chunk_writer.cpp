@@ -33,13 +33,7 @@ bool ChunkWriter::Add(std::string_view row, uint64_t line) {
     full_.push_back(std::move(open_));
     open_ = ChunkBody{};
   }
-  if (open_.rows == 0) {
-    open_.first_line = line;
-    // Room for a full chunk of rows like this one, so the body is not
-    // reallocated (and copied) a dozen times while it grows.
-    const size_t estimate = limits_.max_rows * (row.size() + 1);
-    open_.body.reserve(std::min(limits_.max_bytes, estimate + estimate / 4));
-  }
+  if (open_.rows == 0) open_.first_line = line;
   open_.body.append(row);
   open_.body.push_back('\n');
   open_.last_line = line;
