@@ -198,13 +198,14 @@ Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
 }
 
 Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
-  // Encode every chunk's rows into one part per chunk.
-  // The bodies' padded copies and the parts are the worker's scratch,
-  // reused from one fetch to the next (cleared here, their capacity kept):
-  // fresh multi-megabyte buffers per fetch cost page faults (large blocks are
-  // mmapped, see cli/main.cpp). Nothing points into them once this returns.
-  std::vector<std::string>& padded_bodies = scratch_bodies_;
-  if (padded_bodies.size() < held.size()) padded_bodies.resize(held.size());
+  // Encode every chunk's rows into one part per chunk, parsing each row in
+  // place in the message (which lives until the message is settled): only a
+  // row with fewer than kChunkPadding bytes of the body behind it is parsed
+  // from a padded copy (scratch_line_); its RowOrigin still points into the
+  // message. The parts are the worker's scratch, reused from one fetch to the
+  // next (cleared here, their capacity kept): fresh multi-megabyte buffers
+  // per fetch cost page faults (large blocks are mmapped, see cli/main.cpp).
+  // Nothing points into them once this returns.
   std::vector<std::unique_ptr<EncodedPart>>& parts = scratch_parts_;
   for (auto& p : parts) {
     p->tuples.clear();
@@ -222,20 +223,21 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
   std::string error;
   for (size_t i = 0; i < held.size(); ++i) {
     Held& h = *held[i];
-    std::string& body = padded_bodies[i];
-    const std::string_view msg_body = h.msg->body();
-    body.reserve(msg_body.size() + 1 + kChunkPadding);
-    body.assign(msg_body);
-    if (!body.empty() && body.back() != '\n') body.push_back('\n');
-    const size_t size = body.size();
-    body.append(kChunkPadding, ' ');
+    const std::string_view body = h.msg->body();
     if (used_parts == parts.size()) parts.push_back(std::make_unique<EncodedPart>());
     EncodedPart* part = parts[used_parts++].get();
-    part->tuples.Reserve(size + size / 4);
-    ForEachPaddedLine(body, size, [&](std::string_view line, uint64_t line_no, size_t readable) {
+    part->tuples.Reserve(body.size() + body.size() / 4);
+    ForEachPaddedLine(body, body.size(), [&](std::string_view line, uint64_t line_no, size_t readable) {
       if (line.empty()) return true;
       const size_t start = part->tuples.size();
-      if (!es.encoder->Encode(line, readable, &part->tuples, nullptr, &error)) {
+      std::string_view parse = line;
+      if (readable < line.size() + kChunkPadding) {
+        scratch_line_.assign(line);
+        scratch_line_.append(kChunkPadding, ' ');
+        parse = std::string_view(scratch_line_.data(), line.size());
+        readable = scratch_line_.size();
+      }
+      if (!es.encoder->Encode(parse, readable, &part->tuples, nullptr, &error)) {
         dead_rows.push_back(DeadRow{i, line_no, error, std::string(line)});
         return true;
       }

@@ -144,8 +144,8 @@ class IngestWorker {
   std::unique_ptr<PgConnection> meta_conn_;  // ledger lookups, dead letters outside a batch
   std::map<std::string, std::unique_ptr<EntityState>> states_;
   // CommitEntity's buffers, reused across fetches (Run()'s thread only).
-  std::vector<std::string> scratch_bodies_;
   std::vector<std::unique_ptr<EncodedPart>> scratch_parts_;
+  std::string scratch_line_;  // a padded copy of a row at the end of a body
   std::atomic<bool> stop_{false};
   std::atomic<WorkerState> state_{WorkerState::kStarting};
   WorkerCounters counters_;
