@@ -216,9 +216,23 @@ Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
 }
 
 Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
-  // Encode every chunk's rows into one part per chunk.
-  std::vector<std::unique_ptr<EncodedPart>> parts;
-  std::vector<std::string> padded_bodies(held.size());
+  // Encode every chunk's rows into one part per chunk, parsing each row in
+  // place in the message (which lives until the message is settled): only a
+  // row with fewer than kChunkPadding bytes of the body behind it is parsed
+  // from a padded copy (scratch_line_); its RowOrigin still points into the
+  // message. The parts are the worker's scratch, reused from one fetch to the
+  // next (cleared here, their capacity kept): fresh multi-megabyte buffers
+  // per fetch cost page faults (large blocks are mmapped, see cli/main.cpp).
+  // Nothing points into them once this returns.
+  std::vector<std::unique_ptr<EncodedPart>>& parts = scratch_parts_;
+  for (auto& p : parts) {
+    p->tuples.clear();
+    p->offsets.clear();
+    p->origins.clear();
+    p->children.clear();  // nested entities: made anew per chunk (one per derived entity)
+    p->by_parent.clear();
+  }
+  size_t used_parts = 0;
   struct DeadRow {
     size_t held;
     uint64_t line;
@@ -229,12 +243,10 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
   std::string error;
   for (size_t i = 0; i < held.size(); ++i) {
     Held& h = *held[i];
-    std::string& body = padded_bodies[i];
-    body.assign(h.msg->body());
-    if (!body.empty() && body.back() != '\n') body.push_back('\n');
-    const size_t size = body.size();
-    body.append(kChunkPadding, ' ');
-    auto part = std::make_unique<EncodedPart>();
+    const std::string_view body = h.msg->body();
+    if (used_parts == parts.size()) parts.push_back(std::make_unique<EncodedPart>());
+    EncodedPart* part = parts[used_parts++].get();
+    part->tuples.Reserve(body.size() + body.size() / 4);
     NestedEncoder::Output nested_out;
     if (es.nested_encoder) {
       nested_out.root = &part->tuples;
@@ -244,14 +256,21 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
         nested_out.child_offsets.push_back(&part->children.back()->offsets);
       }
     }
-    ForEachPaddedLine(body, size, [&](std::string_view line, uint64_t line_no, size_t readable) {
+    ForEachPaddedLine(body, body.size(), [&](std::string_view line, uint64_t line_no, size_t readable) {
       if (line.empty()) return true;
       const size_t start = part->tuples.size();
+      std::string_view parse = line;
+      if (readable < line.size() + kChunkPadding) {
+        scratch_line_.assign(line);
+        scratch_line_.append(kChunkPadding, ' ');
+        parse = std::string_view(scratch_line_.data(), line.size());
+        readable = scratch_line_.size();
+      }
       const RowOrigin origin{static_cast<uint32_t>(i), line_no, line, h.msg->StreamSequence()};
       if (es.nested_encoder) {
         std::vector<size_t> before;
         for (auto& c : part->children) before.push_back(c->rows());
-        if (!es.nested_encoder->Encode(line, readable, nested_out, nullptr, &error)) {
+        if (!es.nested_encoder->Encode(parse, readable, nested_out, nullptr, &error)) {
           dead_rows.push_back(DeadRow{i, line_no, error, std::string(line)});
           return true;
         }
@@ -260,7 +279,7 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
           c.by_parent.push_back(static_cast<uint32_t>(before[d]));
           c.origins.resize(c.rows(), origin);
         }
-      } else if (!es.encoder->Encode(line, readable, &part->tuples, nullptr, &error)) {
+      } else if (!es.encoder->Encode(parse, readable, &part->tuples, nullptr, &error)) {
         dead_rows.push_back(DeadRow{i, line_no, error, std::string(line)});
         return true;
       }
@@ -269,10 +288,9 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
       return true;
     });
     for (auto& c : part->children) c->by_parent.push_back(static_cast<uint32_t>(c->rows()));
-    parts.push_back(std::move(part));
   }
   std::vector<const EncodedPart*> views;
-  for (const auto& p : parts) views.push_back(p.get());
+  for (size_t i = 0; i < used_parts; ++i) views.push_back(parts[i].get());
 
   std::vector<DeadRow> pg_dead;
   bool ledger_conflict = false;
@@ -333,6 +351,9 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
     metrics_->Histogram("nomnom_worker_commit_seconds", "Time to commit one fetched batch (COPY, merge, ledger)")
         .Observe(SecondsSince(started));
   }
+  counters_.last_commit_unix_us.store(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count()));
   uint64_t committed_rows = result->inserted + result->updated + result->skipped;
   counters_.rows_committed.fetch_add(committed_rows);
   counters_.rows_inserted.fetch_add(result->inserted);

@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "core/conflict_mode.h"
+#include "core/encoded_rows.h"
 #include "core/ledger.h"
 #include "core/metrics.h"
 #include "core/nats_client.h"
@@ -86,6 +87,9 @@ struct WorkerCounters {
   std::atomic<uint64_t> transient_errors{0};    // infrastructure failures and ledger conflicts (retried)
   std::atomic<uint64_t> content_failures{0};    // failed commits handed back to JetStream (count a delivery)
   std::atomic<uint64_t> fetches{0};
+  // When the last commit of rows (a fetch's transaction) returned, in
+  // microseconds since the Unix epoch (system clock); 0: none yet.
+  std::atomic<uint64_t> last_commit_unix_us{0};
 };
 
 // What a worker is doing, for /ready and /metrics.
@@ -139,6 +143,9 @@ class IngestWorker {
   MetricsRegistry* metrics_;
   std::unique_ptr<PgConnection> meta_conn_;  // ledger lookups, dead letters outside a batch
   std::map<std::string, std::unique_ptr<EntityState>> states_;
+  // CommitEntity's buffers, reused across fetches (Run()'s thread only).
+  std::vector<std::unique_ptr<EncodedPart>> scratch_parts_;
+  std::string scratch_line_;  // a padded copy of a row at the end of a body
   std::atomic<bool> stop_{false};
   std::atomic<WorkerState> state_{WorkerState::kStarting};
   WorkerCounters counters_;

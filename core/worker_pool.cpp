@@ -1,5 +1,6 @@
 #include "core/worker_pool.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/ledger.h"
@@ -116,6 +117,7 @@ WorkerTotals WorkerPool::Totals() const {
     t.duplicates_skipped += c.duplicates_skipped.load();
     t.transient_errors += c.transient_errors.load();
     t.fetches += c.fetches.load();
+    t.last_commit_unix_us = std::max(t.last_commit_unix_us, c.last_commit_unix_us.load());
   }
   return t;
 }

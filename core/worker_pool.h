@@ -42,6 +42,7 @@ struct WorkerTotals {
   uint64_t duplicates_skipped = 0;
   uint64_t transient_errors = 0;
   uint64_t fetches = 0;
+  uint64_t last_commit_unix_us = 0;  // the latest of the workers' (WorkerCounters)
 };
 
 class WorkerPool {

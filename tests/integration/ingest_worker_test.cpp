@@ -94,7 +94,7 @@ struct Fixture {
 
   struct Counts {
     uint64_t rows_committed = 0, messages_committed = 0, rows_dead = 0, messages_dead = 0, duplicates_skipped = 0,
-             transient_errors = 0;
+             transient_errors = 0, last_commit_unix_us = 0;
   };
   WorkerOptions Options(int64_t idle_ms = 1500, int max_deliver = 3) const {
     WorkerOptions o;
@@ -129,6 +129,7 @@ struct Fixture {
     out.messages_dead = w.counters().messages_dead.load();
     out.duplicates_skipped = w.counters().duplicates_skipped.load();
     out.transient_errors = w.counters().transient_errors.load();
+    out.last_commit_unix_us = w.counters().last_commit_unix_us.load();
     return out;
   }
 
@@ -147,7 +148,18 @@ TEST_CASE("a worker commits chunks, records them in the ledger and reports them 
   Fixture f;
   const std::string b1 = f.PublishChunk("{\"id\":\"a\",\"qty\":1}\n{\"id\":\"b\",\"qty\":2}\n");
   const std::string b2 = f.PublishChunk("{\"id\":\"c\"}\n");
+  const auto unix_us = [] {
+    return static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+  };
+  const uint64_t started_us = unix_us();
   auto c = f.RunWorker();
+  const uint64_t ended_us = unix_us();
+  // The last commit's time: during the run, and well before the worker
+  // returned (it then waited 1.5 s for messages, counted from the fetch).
+  CHECK(c.last_commit_unix_us >= started_us);
+  CHECK(c.last_commit_unix_us + 1000 * 1000 <= ended_us);
   CHECK(c.messages_committed == 2);
   CHECK(c.rows_committed == 3);
   CHECK(f.Count() == "3");
@@ -179,6 +191,7 @@ TEST_CASE("a chunk redelivered after its commit is acked without writing again",
   auto second = f.RunWorker(800);
   CHECK(second.duplicates_skipped == 1);
   CHECK(second.rows_committed == 0);
+  CHECK(second.last_commit_unix_us == 0);  // nothing committed: no commit time
   CHECK(f.Count() == "1");
   CHECK(QueryValue(*f.db, "SELECT qty FROM " + QuoteIdent(f.table) + " WHERE id = 'a'") == "1");
   CHECK(QueryValue(*f.db, "SELECT count(*) FROM nomnom_ledger WHERE batch_id = '" + batch + "'") == "1");
