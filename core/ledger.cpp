@@ -110,6 +110,30 @@ Result<LedgerTotals> ReadLedgerTotals(PgConnection& conn) {
   return t;
 }
 
+Result<std::vector<RecentDeadLetter>> ReadRecentDeadLetters(PgConnection& conn, size_t limit) {
+  auto r = conn.ExecParams(std::string("SELECT to_regclass($1) IS NOT NULL"), {std::string(kDeadLetterTable)});
+  if (!r.ok()) return r.status();
+  std::vector<RecentDeadLetter> out;
+  if (r->rows.at(0).at(0).value_or("f") != "t") return out;
+  auto rows = conn.ExecParams(
+      std::string("SELECT to_char(failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), msg_id,"
+                  " coalesce(batch_id, ''), coalesce(entity, ''), coalesce(line, 0), left(error, 300) FROM ") +
+          kDead + " ORDER BY id DESC LIMIT $1",
+      {std::to_string(limit)});
+  if (!rows.ok()) return rows.status();
+  for (const auto& row : rows->rows) {
+    RecentDeadLetter d;
+    d.failed_at = row.at(0).value_or("");
+    d.msg_id = row.at(1).value_or("");
+    d.batch_id = row.at(2).value_or("");
+    d.entity = row.at(3).value_or("");
+    d.line = std::stoull(row.at(4).value_or("0"));
+    d.error = row.at(5).value_or("");
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 Result<uint64_t> PruneLedger(PgConnection& conn, int64_t older_than_ms, uint64_t max_rows) {
   auto r =
       conn.ExecParams(std::string("DELETE FROM ") + kLedger + " WHERE ctid = ANY(ARRAY(SELECT ctid FROM " + kLedger +

@@ -57,6 +57,18 @@ struct LedgerTotals : EntityTotals {
 };
 Result<LedgerTotals> ReadLedgerTotals(PgConnection& conn);
 
+// The newest dead letters (by id), newest first: what a dashboard lists. The
+// error is cut to 300 characters. Empty before any worker ran.
+struct RecentDeadLetter {
+  std::string failed_at;  // ISO 8601, UTC
+  std::string msg_id;
+  std::string batch_id;
+  std::string entity;
+  uint64_t line = 0;  // 0: the whole chunk
+  std::string error;
+};
+Result<std::vector<RecentDeadLetter>> ReadRecentDeadLetters(PgConnection& conn, size_t limit);
+
 // Deletes up to max_rows ledger rows committed more than older_than_ms ago;
 // returns how many. A chunk redelivered after that would be committed again,
 // so the horizon must exceed how long JetStream can still deliver it (the

@@ -1,6 +1,7 @@
 // The dashboard's snapshot builder: rates, percentiles from histogram buckets,
 // bounded lists and history.
 #include "daemon/dashboard_snapshot.h"
+#include "daemon/dashboard_sessions.h"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -154,4 +155,34 @@ TEST_CASE("dashboard: pipeline, events and unknown readings", "[dashboard]") {
   CHECK(s["dead_letters"][0]["id"] == "b1");
   CHECK_FALSE(s["rejects"][0].contains("line"));
   CHECK(s["rejects"][0]["reason"].get<std::string>().find("not utf-8") != std::string::npos);
+}
+
+TEST_CASE("dashboard sessions: expire, are bounded, random", "[dashboard]") {
+  DashboardSessions s(1000, 2);
+  const std::string a = s.Create(0);
+  CHECK(a.size() == 64);
+  CHECK(s.Valid(a, 999));
+  CHECK_FALSE(s.Valid(a, 1000));  // expired
+  CHECK_FALSE(s.Valid(a, 10));    // and forgotten
+  const std::string b = s.Create(100);
+  const std::string c = s.Create(200);
+  CHECK(b != c);
+  const std::string d = s.Create(300);  // drops the oldest (b)
+  CHECK(s.size() == 2);
+  CHECK_FALSE(s.Valid(b, 301));
+  CHECK(s.Valid(c, 301));
+  CHECK(s.Valid(d, 301));
+  CHECK_FALSE(s.Valid("", 301));
+  CHECK_FALSE(s.Valid(std::string(64, '0'), 301));
+}
+
+TEST_CASE("dashboard sessions: cookies and constant-time compare", "[dashboard]") {
+  CHECK(CookieValue("a=1; nomnom_dashboard=xyz; b=2", "nomnom_dashboard") == "xyz");
+  CHECK(CookieValue("nomnom_dashboard=\"q\"", "nomnom_dashboard") == "q");
+  CHECK(CookieValue("xnomnom_dashboard=1; a=2", "nomnom_dashboard").empty());
+  CHECK(CookieValue("", "a").empty());
+  CHECK(ConstantTimeEqual("secret", "secret"));
+  CHECK_FALSE(ConstantTimeEqual("secreT", "secret"));
+  CHECK_FALSE(ConstantTimeEqual("secret1", "secret"));
+  CHECK_FALSE(ConstantTimeEqual("", "secret"));
 }
