@@ -70,7 +70,8 @@ Dashboard::~Dashboard() { Stop(); }
 
 void Dashboard::Register(http::Server& server) {
   auto bind = [this](void (Dashboard::*fn)(http::Request&&, http::Responder)) {
-    return [this, fn](http::Request&& req, http::Responder respond) { (this->*fn)(std::move(req), std::move(respond)); };
+    return
+        [this, fn](http::Request&& req, http::Responder respond) { (this->*fn)(std::move(req), std::move(respond)); };
   };
   server.Route("GET", "/dashboard/events", bind(&Dashboard::HandleEvents));
   server.Route("GET", "/dashboard/snapshot", bind(&Dashboard::HandleSnapshot));

@@ -41,10 +41,10 @@
 namespace nomnom {
 
 struct DashboardOptions {
-  std::string bearer_token;            // "" : no token needed
-  size_t max_viewers = 64;             // open event streams at most
+  std::string bearer_token;             // "" : no token needed
+  size_t max_viewers = 64;              // open event streams at most
   int64_t session_ttl_ms = 30 * 60000;  // how long a session cookie is good for
-  int interval_ms = 1000;              // one snapshot per interval
+  int interval_ms = 1000;               // one snapshot per interval
 };
 
 class Dashboard {

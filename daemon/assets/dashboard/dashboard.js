@@ -69,6 +69,7 @@
       width: chartWidth(),
       height: 200,
       cursor: { drag: { x: false, y: false } },
+      legend: { live: false },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
       axes: [axis, Object.assign({ size: 50 }, axis)],
       series: [
