@@ -103,6 +103,15 @@ assert_eq "$(cat "$E2E_TMP/again.code")" 200 "a viewer once the others left"
 http GET /dashboard/snapshot
 assert_status 200 "GET /dashboard/snapshot"
 assert_eq "$(json_get entities.0.name),$(json_get entities.1.name)" Note,Order "entities in the snapshot"
+# --- nomnom top ------------------------------------------------------------------------------
+top_out=$("$NOMNOM_BIN" top --once "$DAEMON_URL") || e2e_fail "nomnom top --once failed"
+committed=$(json_get database.rows_committed "$(curl -sS "$DAEMON_URL/stats")")
+total_line=$(grep '^TOTAL' <<<"$top_out")
+assert_contains "$total_line" "$(python3 -c 'import sys; print(f"{int(sys.argv[1]):,}")' "$committed")" "nomnom top's TOTAL line ($total_line) has the committed rows"
+assert_contains "$top_out" "LAST DEAD LETTERS" "nomnom top"
+assert_contains "$(grep -A1 'LAST DEAD LETTERS' <<<"$top_out")" "line 151  rejected by PostgreSQL" "nomnom top's last dead letter"
+timeout 2.5 "$NOMNOM_BIN" top --interval 1 "$DAEMON_URL" >"$E2E_TMP/top.txt" || true
+assert_cmp "$(grep -c '^nomnom top' "$E2E_TMP/top.txt")" -ge 2 "nomnom top refreshes (snapshots in 2.5 s)"
 e2e_stop_daemon
 assert_eq "$DAEMON_RC" 0 "nomnomd exit code with the dashboard running"
 
@@ -132,6 +141,9 @@ http GET /dashboard/snapshot -H "Cookie: nomnom_dashboard=$made_up"
 assert_status 401 "GET /dashboard/snapshot with a made-up session"
 curl -sS -N -m 2 -H "Cookie: nomnom_dashboard=$cookie" "$DAEMON_URL/dashboard/events" >"$E2E_TMP/sse-cookie.txt" 2>/dev/null || true
 assert_cmp "$(grep -c '^data: {' "$E2E_TMP/sse-cookie.txt" || true)" -ge 1 "events on the session cookie"
+if "$NOMNOM_BIN" top --once "$DAEMON_URL" >/dev/null 2>"$E2E_TMP/top.err"; then e2e_fail "nomnom top without the token succeeded"; fi
+assert_contains "$(cat "$E2E_TMP/top.err")" "HTTP 401" "nomnom top without the token"
+assert_contains "$(NOMNOM_API_TOKEN=$NOMNOM_TOKEN "$NOMNOM_BIN" top --once "$DAEMON_URL")" "TOTAL" "nomnom top with NOMNOM_API_TOKEN"
 browser token
 e2e_stop_daemon
 assert_eq "$DAEMON_RC" 0 "nomnomd exit code"
