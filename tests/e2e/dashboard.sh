@@ -105,6 +105,7 @@ assert_status 200 "GET /dashboard/snapshot"
 assert_eq "$(json_get entities.0.name),$(json_get entities.1.name)" Note,Order "entities in the snapshot"
 # --- nomnom top ------------------------------------------------------------------------------
 top_out=$("$NOMNOM_BIN" top --once "$DAEMON_URL") || e2e_fail "nomnom top --once failed"
+printf '%s\n' "$top_out" >"$E2E_TMP/top-once.txt"
 committed=$(json_get database.rows_committed "$(curl -sS "$DAEMON_URL/stats")")
 total_line=$(grep '^TOTAL' <<<"$top_out")
 assert_contains "$total_line" "$(python3 -c 'import sys; print(f"{int(sys.argv[1]):,}")' "$committed")" "nomnom top's TOTAL line ($total_line) has the committed rows"
