@@ -176,6 +176,18 @@ std::string SnapshotBuilder::Build(const DashboardInputs& in) {
     list.push_back(std::move(x));
   }
   pipeline["workers"] = {{"count", in.workers.size()}, {"states", std::move(states)}, {"list", std::move(list)}};
+  json processes = json::array();
+  for (const auto& p : in.processes) {
+    json x;
+    x["process"] = p.process;
+    x["workers"] = p.workers;
+    x["states"] = p.states;
+    if (!p.error.empty()) x["error"] = p.error;
+    x["rows_committed"] = p.rows_committed;
+    x["age_s"] = Round2(p.age_s);
+    processes.push_back(std::move(x));
+  }
+  pipeline["processes"] = std::move(processes);
   j["pipeline"] = pipeline;
 
   // The API: request rate and latency over the last readings.

@@ -62,6 +62,16 @@ struct DashboardWorker {
   std::string error;  // its last error, "" when none
 };
 
+// A worker process's last heartbeat (from the shared nomnom_workers table).
+struct DashboardProcess {
+  std::string process;  // "<host>:<pid>"
+  int workers = 0;
+  std::string states;  // "fetching 2, committing 1"
+  std::string error;
+  uint64_t rows_committed = 0;  // by this process since it started
+  double age_s = 0;             // seconds since its heartbeat
+};
+
 // A latency histogram read at one instant: upper bounds (seconds) and the
 // cumulative count per bound, then +Inf (bounds.size() + 1 entries).
 struct HistogramReading {
@@ -86,7 +96,8 @@ struct DashboardInputs {
   std::optional<uint64_t> consumer_pending, consumer_ack_pending, consumer_redelivered;
   std::vector<std::pair<std::string, int>> worker_states;  // state name -> how many workers
   std::vector<DashboardWorker> workers;
-  HistogramReading api_latency;  // every API request but the dashboard's
+  std::vector<DashboardProcess> processes;  // every worker process seen lately
+  HistogramReading api_latency;             // every API request but the dashboard's
   std::vector<DashboardEvent> dead_letters, rejects;
 };
 

@@ -87,6 +87,7 @@ struct IngestService::Snapshot {
   std::string db_error;
   std::optional<LedgerTotals> db_totals;       // every worker's, from the counters table
   std::vector<RecentDeadLetter> dead_letters;  // the newest, from the dead-letter table
+  std::vector<WorkerHeartbeat> processes;      // worker processes seen in the last 10 s
   // (seconds since start, rows accepted, rows committed) once a second.
   std::deque<std::tuple<double, uint64_t, uint64_t>> samples;
 };
@@ -703,6 +704,7 @@ void IngestService::PgMonitorMain() {
     std::string error;
     std::optional<LedgerTotals> totals;
     std::optional<std::vector<RecentDeadLetter>> dead_letters;
+    std::optional<std::vector<WorkerHeartbeat>> processes;
     if (!conn || !conn->IsOk()) {
       auto c = PgConnection::Connect(config_.database_url, "nomnomd-monitor", LookupSession());
       if (c.ok()) {
@@ -721,6 +723,8 @@ void IngestService::PgMonitorMain() {
         if (auto t = ReadLedgerTotals(*conn); t.ok()) totals = *t;
         // The newest dead letters, for the dashboard (an index scan of a few rows).
         if (auto d = ReadRecentDeadLetters(*conn, 20); d.ok()) dead_letters = std::move(d).value();
+        // Every worker process's heartbeat (this one's embedded workers included).
+        if (auto h = ReadWorkerHeartbeats(*conn, 10); h.ok()) processes = std::move(h).value();
       }
     }
     {
@@ -730,6 +734,7 @@ void IngestService::PgMonitorMain() {
       snap_->db_error = error;
       if (totals) snap_->db_totals = totals;
       if (dead_letters) snap_->dead_letters = std::move(*dead_letters);
+      if (processes) snap_->processes = std::move(*processes);
     }
     SleepUnlessStopping(1000);
   }
@@ -847,6 +852,9 @@ DashboardInputs IngestService::CollectDashboardInputs() const {
     }
     totals = snap_->db_totals;
     dead = snap_->dead_letters;
+    for (const auto& p : snap_->processes) {
+      in.processes.push_back(DashboardProcess{p.process, p.workers, p.states, p.error, p.rows_committed, p.age_s});
+    }
   }
   // Configured entities first (in their order), then any other entity the
   // shared counters know (committed by another instance's workers).
@@ -862,7 +870,8 @@ DashboardInputs IngestService::CollectDashboardInputs() const {
     in.committed_known = true;
     in.committed = totals->rows_committed;
     in.dead = totals->rows_dead + totals->chunks_dead;
-    for (const auto& [name, t] : totals->by_entity) {
+    for (const auto& [entity_name, t] : totals->by_entity) {
+      const std::string& name = entity_name;  // (a structured binding cannot be captured before C++20 in clang 14)
       auto it = std::find_if(in.entities.begin(), in.entities.end(), [&](const auto& x) { return x.name == name; });
       if (it == in.entities.end()) {
         in.entities.push_back(DashboardEntityInput{name, 0, 0, 0, 0});

@@ -139,6 +139,7 @@ TEST_CASE("dashboard: pipeline, events and unknown readings", "[dashboard]") {
   in.consumer_ack_pending = 2;
   in.worker_states = {{"fetching", 1}, {"backing off", 1}};
   in.workers = {{"worker-0", "fetching", ""}, {"worker-1", "backing off", "no database"}};
+  in.processes = {DashboardProcess{"host-a:12", 2, "fetching 2", "", 42, 1.234}};
   in.dead_letters = {DashboardEvent{"t", "b1", "Order", 3, "violates check"}};
   in.rejects = {DashboardEvent{"t", "", "Order", 0, "\xff not utf-8"}};
   json s = json::parse(b.Build(in));
@@ -151,6 +152,10 @@ TEST_CASE("dashboard: pipeline, events and unknown readings", "[dashboard]") {
   CHECK(s["pipeline"]["workers"]["count"] == 2);
   CHECK(s["pipeline"]["workers"]["states"]["backing off"] == 1);
   CHECK(s["pipeline"]["workers"]["list"][1]["error"] == "no database");
+  CHECK(s["pipeline"]["processes"][0]["process"] == "host-a:12");
+  CHECK(s["pipeline"]["processes"][0]["workers"] == 2);
+  CHECK(s["pipeline"]["processes"][0]["age_s"].get<double>() == Approx(1.23));
+  CHECK_FALSE(s["pipeline"]["processes"][0].contains("error"));
   CHECK(s["dead_letters"][0]["line"] == 3);
   CHECK(s["dead_letters"][0]["id"] == "b1");
   CHECK_FALSE(s["rejects"][0].contains("line"));

@@ -38,6 +38,7 @@ TEST_CASE("top: renders a snapshot within the width", "[top]") {
   in.stream_bytes = 2048;
   in.entities = {{"Order", 1234567, 2, 1234000, 3}};
   in.workers = {{"worker-0", "fetching", ""}};
+  in.processes = {DashboardProcess{"pod-1:7", 4, "fetching 3, committing 1", "", 99, 0.5}};
   in.dead_letters = {DashboardEvent{"t1", "b-1", "Order", 7, std::string(500, 'x')}};
   SnapshotBuilder b;
   const std::string text = RenderTop(b.Build(in), "http://h:1", 80);
@@ -47,6 +48,7 @@ TEST_CASE("top: renders a snapshot within the width", "[top]") {
   CHECK(text.find("b-1 line 7") != std::string::npos);
   CHECK(text.find("LAST REJECTS: none") != std::string::npos);
   CHECK(text.find("worker-0:fetching") != std::string::npos);
+  CHECK(text.find("process pod-1:7: 4 workers, fetching 3, committing 1, 99 rows committed") != std::string::npos);
   size_t start = 0;
   while (start < text.size()) {
     const size_t end = text.find('\n', start);

@@ -103,6 +103,24 @@ assert_eq "$(cat "$E2E_TMP/again.code")" 200 "a viewer once the others left"
 http GET /dashboard/snapshot
 assert_status 200 "GET /dashboard/snapshot"
 assert_eq "$(json_get entities.0.name),$(json_get entities.1.name)" Note,Order "entities in the snapshot"
+# --- worker heartbeats: the embedded workers and a separate `nomnom worker` ---------------
+e2e_start_worker worker --threads 2 --entities "$E2E_TMP/entities"
+worker=$WORKER_PID
+host=$(hostname)
+deadline=$((SECONDS + 10))
+procs=""
+while [ "$SECONDS" -lt "$deadline" ]; do
+  http GET /dashboard/snapshot
+  procs=$(json_get pipeline.processes)
+  [[ "$procs" == *"\"$host:$worker\""* ]] && break
+  sleep 0.5
+done
+assert_contains "$procs" "\"process\": \"$host:$worker\", \"workers\": 2" "heartbeat of the separate nomnom worker in the snapshot"
+assert_contains "$procs" "\"process\": \"$host:$DAEMON_PID\", \"workers\": 1" "heartbeat of nomnomd's embedded worker"
+kill -TERM "$worker"
+e2e_wait_pid "$worker" 30 "nomnom worker after SIGTERM"
+assert_eq "$WAIT_RC" 0 "exit code of nomnom worker"
+
 # --- nomnom top ------------------------------------------------------------------------------
 top_out=$("$NOMNOM_BIN" top --once "$DAEMON_URL") || e2e_fail "nomnom top --once failed"
 printf '%s\n' "$top_out" >"$E2E_TMP/top-once.txt"

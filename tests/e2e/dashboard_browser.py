@@ -245,6 +245,8 @@ def run_data(page):
     check(by_name.get("Order", {}).get("rejected") == 12, "page's Order rejected = the 12 broken lines")
     check(by_name.get("Order", {}).get("dead") == 4, "page's Order dead = the 4 negative prices")
 
+    procs = page.eval("Array.from(document.querySelectorAll('#processes li')).map((li) => li.dataset.process)")
+    check(len(procs) == 1 and ":" in procs[0], f"the worker process's heartbeat is listed ({procs})")
     # The dead letters and rejects, with their ids and status links.
     dl = [d for d in state["dead_letters"] if d["id"] in dead_batches]
     check(len(dl) == 4, f"the 4 dead letters are listed with their batch ids ({len(dl)})")

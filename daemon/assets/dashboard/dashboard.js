@@ -151,6 +151,16 @@
     kv(dl, "API requests", rateText(s.api.requests_per_s));
     kv(dl, "API latency p50 / p99", (s.api.p50_ms == null ? "–" : s.api.p50_ms + " ms") + " / " + (s.api.p99_ms == null ? "–" : s.api.p99_ms + " ms"));
     kv(dl, "Workers here", String(p.workers.count));
+    const procs = (p.processes || []).map((x) => {
+      const li = el("li", { "data-process": x.process });
+      li.appendChild(el("strong", null, x.process));
+      li.appendChild(document.createTextNode(" · " + x.workers + " worker" + (x.workers === 1 ? "" : "s") + ": " + x.states +
+        " · " + fmt.format(x.rows_committed) + " rows committed · seen " + x.age_s.toFixed(1) + " s ago"));
+      if (x.error) li.appendChild(el("span", { class: "error" }, x.error));
+      return li;
+    });
+    $("processes").replaceChildren(...procs);
+    $("processes-empty").hidden = procs.length > 0;
     const ul = $("workers");
     ul.replaceChildren(...p.workers.list.map((w) => {
       const li = el("li", { "data-state": w.state }, w.name + ": " + w.state);
