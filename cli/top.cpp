@@ -160,8 +160,8 @@ std::string RenderTop(std::string_view snapshot_json, std::string_view url, size
     line("API " + Fixed(api.value("requests_per_s", 0.0), 1) + " req/s, p50 " + ms(api["p50_ms"]) + ", p99 " +
          ms(api["p99_ms"]) + " | workers here:" + (workers.empty() ? " none" : workers));
     for (const auto& x : p.value("processes", json::array())) {
-      line("process " + x.value("process", "") + ": " + std::to_string(x.value("workers", 0)) + " workers, " +
-           x.value("states", "") + ", " + Thousands(x.value("rows_committed", uint64_t{0})) + " rows committed" +
+      line("process " + x.value("process", "") + ": " + x.value("states", "") + ", " +
+           Thousands(x.value("rows_committed", uint64_t{0})) + " rows committed" +
            (x.contains("error") ? ", error: " + x.value("error", "") : std::string()));
     }
     out += '\n';

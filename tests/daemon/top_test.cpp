@@ -48,7 +48,7 @@ TEST_CASE("top: renders a snapshot within the width", "[top]") {
   CHECK(text.find("b-1 line 7") != std::string::npos);
   CHECK(text.find("LAST REJECTS: none") != std::string::npos);
   CHECK(text.find("worker-0:fetching") != std::string::npos);
-  CHECK(text.find("process pod-1:7: 4 workers, fetching 3, committing 1, 99 rows committed") != std::string::npos);
+  CHECK(text.find("process pod-1:7: fetching 3, committing 1, 99 rows committed") != std::string::npos);
   size_t start = 0;
   while (start < text.size()) {
     const size_t end = text.find('\n', start);
