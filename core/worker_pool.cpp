@@ -59,7 +59,16 @@ void WorkerPool::HeartbeatMain() {
       hb.rows_dead = t.rows_dead;
       if (!conn || !conn->IsOk()) {
         conn.reset();
-        auto c = PgConnection::Connect(conninfo_, "nomnom-heartbeat");
+        // Bounded like nomnomd's monitors: a lock, a server that does not
+        // answer or a dead network costs seconds, not the heartbeat thread.
+        PgSessionOptions bounds;
+        bounds.statement_timeout_ms = 5000;
+        bounds.lock_timeout_ms = 5000;
+        bounds.keepalives_idle_s = 5;
+        bounds.keepalives_interval_s = 2;
+        bounds.keepalives_count = 2;
+        bounds.tcp_user_timeout_ms = 5000;
+        auto c = PgConnection::Connect(conninfo_, "nomnom-heartbeat", bounds);
         if (c.ok()) conn = std::move(c).value();
       }
       if (conn) {

@@ -71,7 +71,8 @@
       cursor: { drag: { x: false, y: false } },
       legend: { live: false },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-      axes: [axis, Object.assign({ size: 50 }, axis)],
+      // Whole seconds on the time axis (the points are a second apart).
+      axes: [Object.assign({ space: 60, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600] }, axis), Object.assign({ size: 50 }, axis)],
       series: [
         {},
         { label: "accepted", stroke: cssVar("--accepted"), width: 2, value: (u, v) => (v == null ? "–" : fmtRate.format(v)) },
