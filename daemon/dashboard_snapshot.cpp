@@ -94,10 +94,18 @@ std::string SnapshotBuilder::Build(const DashboardInputs& in) {
   j["time"] = in.time;
   j["interval_s"] = Round2(dt);
 
-  // Totals and their rates.
+  // Totals and their rates. Committed and dead rows are read from PostgreSQL
+  // on another thread: their rates go by the time between readings.
   const auto rate = [&](uint64_t DashboardInputs::*field) {
     return prev_ ? Round2(RatePerSecond((*prev_).*field, in.*field, dt)) : 0.0;
   };
+  const bool timed_db = prev_ && in.db_read_s > 0 && prev_->db_read_s > 0;
+  const double db_dt = timed_db ? in.db_read_s - prev_->db_read_s : dt;
+  const bool new_db_reading = prev_ && (!timed_db || db_dt > 0);
+  if (new_db_reading) {
+    total_db_rates_ = {Round2(RatePerSecond(prev_->committed, in.committed, db_dt)),
+                       Round2(RatePerSecond(prev_->dead, in.dead, db_dt))};
+  }
   json totals;
   totals["accepted"] = in.accepted;
   totals["rejected"] = in.rejected;
@@ -106,8 +114,8 @@ std::string SnapshotBuilder::Build(const DashboardInputs& in) {
   totals["committed_known"] = in.committed_known;
   totals["accepted_per_s"] = rate(&DashboardInputs::accepted);
   totals["rejected_per_s"] = rate(&DashboardInputs::rejected);
-  totals["committed_per_s"] = rate(&DashboardInputs::committed);
-  totals["dead_per_s"] = rate(&DashboardInputs::dead);
+  totals["committed_per_s"] = total_db_rates_.committed;
+  totals["dead_per_s"] = total_db_rates_.dead;
   j["totals"] = totals;
 
   // Per entity, against the same entity in the previous inputs.
@@ -122,6 +130,12 @@ std::string SnapshotBuilder::Build(const DashboardInputs& in) {
     auto erate = [&](uint64_t DashboardEntityInput::*field) {
       return p ? Round2(RatePerSecond(p->*field, e.*field, dt)) : 0.0;
     };
+    DbRates& db = entity_db_rates_[e.name];
+    if (new_db_reading) {
+      db = p ? DbRates{Round2(RatePerSecond(p->committed, e.committed, db_dt)),
+                       Round2(RatePerSecond(p->dead, e.dead, db_dt))}
+             : DbRates{};
+    }
     json x;
     x["name"] = e.name;
     x["accepted"] = e.accepted;
@@ -130,8 +144,8 @@ std::string SnapshotBuilder::Build(const DashboardInputs& in) {
     x["dead"] = e.dead;
     x["accepted_per_s"] = erate(&DashboardEntityInput::accepted);
     x["rejected_per_s"] = erate(&DashboardEntityInput::rejected);
-    x["committed_per_s"] = erate(&DashboardEntityInput::committed);
-    x["dead_per_s"] = erate(&DashboardEntityInput::dead);
+    x["committed_per_s"] = db.committed;
+    x["dead_per_s"] = db.dead;
     entities.push_back(std::move(x));
   }
   j["entities"] = std::move(entities);

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -88,6 +89,12 @@ struct DashboardInputs {
   // this process does not know).
   uint64_t accepted = 0, rejected = 0, committed = 0, dead = 0;
   bool committed_known = false;  // PostgreSQL's counters were read at least once
+  // When the committed and dead counts were read (monotonic_s's clock; 0:
+  // unknown). Their rates divide by the time between two readings, not
+  // between two snapshots, so a reading that lands late or twice in one
+  // interval does not make the chart jump; without a new reading the last
+  // rates stand.
+  double db_read_s = 0;
   bool nats_connected = false;
   bool postgres_connected = false;
   std::string postgres_error;
@@ -140,6 +147,13 @@ class SnapshotBuilder {
 
   SnapshotOptions options_;
   std::optional<DashboardInputs> prev_;
+  // The committed and dead rates from the last new database reading.
+  struct DbRates {
+    double committed = 0;
+    double dead = 0;
+  };
+  DbRates total_db_rates_;
+  std::map<std::string, DbRates> entity_db_rates_;
   std::deque<Point> history_;
   std::deque<LatencySample> latency_;
   uint64_t seq_ = 0;

@@ -88,6 +88,7 @@ struct IngestService::Snapshot {
   std::optional<LedgerTotals> db_totals;       // every worker's, from the counters table
   std::vector<RecentDeadLetter> dead_letters;  // the newest, from the dead-letter table
   std::vector<WorkerHeartbeat> processes;      // worker processes seen in the last 10 s
+  double db_read_s = 0;                        // steady clock seconds of the last db_totals
   // (seconds since start, rows accepted, rows committed) once a second.
   std::deque<std::tuple<double, uint64_t, uint64_t>> samples;
 };
@@ -732,7 +733,10 @@ void IngestService::PgMonitorMain() {
       snap_->db_checked = true;
       snap_->db_ok = ok;
       snap_->db_error = error;
-      if (totals) snap_->db_totals = totals;
+      if (totals) {
+        snap_->db_totals = totals;
+        snap_->db_read_s = std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+      }
       if (dead_letters) snap_->dead_letters = std::move(*dead_letters);
       if (processes) snap_->processes = std::move(*processes);
     }
@@ -851,6 +855,7 @@ DashboardInputs IngestService::CollectDashboardInputs() const {
       in.stream_bytes = snap_->stream->bytes;
     }
     totals = snap_->db_totals;
+    in.db_read_s = snap_->db_read_s;
     dead = snap_->dead_letters;
     for (const auto& p : snap_->processes) {
       in.processes.push_back(DashboardProcess{p.process, p.workers, p.states, p.error, p.rows_committed, p.age_s});

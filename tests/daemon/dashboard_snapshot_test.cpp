@@ -92,6 +92,31 @@ TEST_CASE("dashboard: snapshot rates from the last two inputs", "[dashboard]") {
   CHECK(s3["history"]["accepted_per_s"][1].get<double>() == Approx(200.0));
 }
 
+TEST_CASE("dashboard: committed rates go by the time between database readings", "[dashboard]") {
+  SnapshotBuilder b;
+  DashboardInputs in = Inputs(10.0, 0, 100);
+  in.db_read_s = 9.5;
+  b.Build(in);
+  // The next snapshot a second later; the counters were read 0.5 s apart.
+  in = Inputs(11.0, 0, 150);
+  in.db_read_s = 10.0;
+  json s = json::parse(b.Build(in));
+  CHECK(s["totals"]["committed_per_s"].get<double>() == Approx(100.0));
+  CHECK(s["entities"][0]["committed_per_s"].get<double>() == Approx(100.0));
+  // No new reading: the last rate stands (not 0, not a spike later).
+  in = Inputs(12.0, 0, 150);
+  in.db_read_s = 10.0;
+  s = json::parse(b.Build(in));
+  CHECK(s["totals"]["committed_per_s"].get<double>() == Approx(100.0));
+  CHECK(s["entities"][0]["committed_per_s"].get<double>() == Approx(100.0));
+  // A reading 1.5 s after the last: 150 rows / 1.5 s.
+  in = Inputs(13.0, 0, 300);
+  in.db_read_s = 11.5;
+  s = json::parse(b.Build(in));
+  CHECK(s["totals"]["committed_per_s"].get<double>() == Approx(100.0));
+  CHECK(s["history"]["committed_per_s"][3].get<double>() == Approx(100.0));
+}
+
 TEST_CASE("dashboard: history is bounded", "[dashboard]") {
   SnapshotOptions o;
   o.history_points = 4;

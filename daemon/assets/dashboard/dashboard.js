@@ -82,6 +82,14 @@
     return new uPlot(opts, [[], [], []], $("chart"));
   }
 
+  // The chart's colours come from the CSS: draw it again when the theme changes.
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    if (!chart) return;
+    chart.destroy();
+    chart = null;
+    if (last) render(last);
+  });
+
   window.addEventListener("resize", () => {
     if (chart) chart.setSize({ width: chartWidth(), height: 200 });
   });
