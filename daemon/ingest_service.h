@@ -10,9 +10,10 @@
 //   GET  /ingest/status/{id}  ledger look-up on the BlockingTaskPool, or
 //                          "pending" from PendingIds
 //   GET  /live, /ready, /health, /stats, /metrics: answered at once from the
-//                          state that two monitor threads refresh every second
-//                          (NATS: stream, consumer lag; PostgreSQL: reachable,
-//                          totals), so probes never wait on each other or on a
+//                          state that two monitor threads refresh (NATS every
+//                          second: stream, consumer lag; PostgreSQL twice a
+//                          second: reachable, totals, the last dead letters,
+//                          worker heartbeats), so probes never wait on each other or on a
 //                          database that is away
 //
 // Embedded workers are a WorkerPool (core/worker_pool.h).

@@ -235,9 +235,13 @@ def run_data(page):
     check(want["accepted"] == 12 * 150 + 4 + 12 * 40, f"/stats rows_accepted {want['accepted']} = rows posted valid")
     # Within two refreshes after that reading, the page shows the same.
     state = page_state(page)
+    seen = [(state["seq"], state["totals"])]
     while state["seq"] < seq0 + 2 and state["totals"] != want:
         page.pump(0.1)
         state = page_state(page)
+        if state["seq"] != seen[-1][0]:
+            seen.append((state["seq"], state["totals"]))
+    print("page totals by snapshot after /stats was read:", seen, flush=True)
     check(state["totals"] == want, f"page totals {state['totals']} = /stats {want} (page seq {seq0} -> {state['seq']})")
     by_name = {e["name"]: e for e in state["entities"]}
     check(by_name.get("Order", {}).get("committed") == orders, f"page's Order committed = rows in orders ({orders})")
