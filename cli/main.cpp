@@ -168,33 +168,58 @@ struct LoadArgs {
   bool quiet = false;
   bool json = false;
   bool via_nats = false;
+  bool fresh = false;
+  bool on_conflict_given = false;  // --on-conflict was on the command line
   size_t chunk_rows = 1000;
   size_t chunk_kb = 512;
   NatsFlags nats;
 };
 
-Result<Entity> ResolveEntity(const std::string& dir_flag, const std::string& name) {
+// The chosen entity (first) and the entities derived from it, in the order
+// their tables are filled; every entity of the directory when `all` and no
+// name is given.
+Result<std::vector<Entity>> ResolveEntities(const std::string& dir_flag, const std::string& name, bool all = false) {
   auto dir = ResolveEntityDir(dir_flag);
   if (!dir.ok()) return dir.status();
   auto entities = LoadEntityDir(*dir);
   if (!entities.ok()) return entities.status();
+  if (name.empty() && all) return entities;
+  const Entity* chosen = nullptr;
   if (name.empty()) {
-    if (entities->size() == 1) return entities->front();
-    if (const Entity* e = FindEntity(*entities, "Order")) return *e;
-    return Status::InvalidArgument("several entities are defined in " + *dir + "; choose one with --entity");
+    if (entities->size() == 1) {
+      chosen = &entities->front();
+    } else if (const Entity* e = FindEntity(*entities, "Order")) {
+      chosen = e;
+    } else {
+      return Status::InvalidArgument("several entities are defined in " + *dir + "; choose one with --entity");
+    }
+  } else {
+    chosen = FindEntity(*entities, name);
   }
-  if (const Entity* e = FindEntity(*entities, name)) return *e;
-  std::string known;
-  for (const auto& e : *entities) known += (known.empty() ? "" : ", ") + e.name;
-  return Status::NotFound("unknown entity '" + name + "' (defined in " + *dir + ": " + known + ")");
+  if (chosen == nullptr) {
+    std::string known;
+    for (const auto& e : *entities) known += (known.empty() ? "" : ", ") + e.name;
+    return Status::NotFound("unknown entity '" + name + "' (defined in " + *dir + ": " + known + ")");
+  }
+  std::vector<Entity> family = {*chosen};
+  for (const Entity* d : DerivedEntities(*entities, *chosen)) family.push_back(*d);
+  return family;
+}
+
+void PrintWarnings(const std::vector<Entity>& entities) {
+  for (const Entity& e : entities) {
+    for (const std::string& w : e.warnings) std::fprintf(stderr, "nomnom: warning: %s\n", w.c_str());
+  }
 }
 
 int RunLoadCommand(LoadArgs& a) {
-  auto entity = ResolveEntity(a.entities_dir, a.entity);
-  if (!entity.ok()) {
-    PrintError(entity.status());
+  auto family = ResolveEntities(a.entities_dir, a.entity);
+  if (!family.ok()) {
+    PrintError(family.status());
     return kExitFatal;
   }
+  if (!a.quiet) PrintWarnings(*family);
+  Entity* entity = &family->front();
   if (!a.table.empty()) {
     const auto dot = a.table.find('.');
     entity->table_schema = dot == std::string::npos ? "" : a.table.substr(0, dot);
@@ -204,6 +229,25 @@ int RunLoadCommand(LoadArgs& a) {
   if (!mode.ok()) {
     PrintError(mode.status());
     return kExitUsage;
+  }
+  if (a.fresh) {
+    if (a.on_conflict_given && *mode != ConflictMode::kError) {
+      PrintError(
+          Status::InvalidArgument("--fresh has --on-conflict error's semantics; it cannot be combined with "
+                                  "--on-conflict " +
+                                  a.on_conflict));
+      return kExitUsage;
+    }
+    if (a.via_nats) {
+      PrintError(Status::InvalidArgument("--fresh loads into PostgreSQL; it cannot be combined with --via-nats"));
+      return kExitUsage;
+    }
+    if (family->size() > 1) {
+      PrintError(Status::InvalidArgument("--fresh loads one table; " + entity->name +
+                                         " fills its derived entities' tables too (load without --fresh)"));
+      return kExitUsage;
+    }
+    mode = ConflictMode::kError;
   }
   std::unique_ptr<RejectFileWriter> rejects_file;
   if (!a.rejects.empty()) {
@@ -230,6 +274,10 @@ int RunLoadCommand(LoadArgs& a) {
   opts.max_line_name = "--max-line-mb";
   opts.strict = a.strict;
   opts.rejects = &reporter;
+  opts.fresh = a.fresh;
+  opts.fresh_name = "--fresh";
+  opts.notice = [](const std::string& message) { std::fprintf(stderr, "nomnom: %s\n", message.c_str()); };
+  for (size_t i = 1; i < family->size(); ++i) opts.derived.push_back(&(*family)[i]);
 
   std::unique_ptr<JetStreamClient> js;
   auto publish_counters = std::make_shared<PublishCounters>();
@@ -258,6 +306,7 @@ int RunLoadCommand(LoadArgs& a) {
   if (a.via_nats) {
     // Nothing was written to PostgreSQL: the rows were published (counted below).
     s.inserted = s.updated = s.skipped = 0;
+    s.tables.clear();
   }
   const double rate = s.seconds > 0 ? static_cast<double>(s.rows_read) / s.seconds : 0;
   if (a.json) {
@@ -267,12 +316,24 @@ int RunLoadCommand(LoadArgs& a) {
     j["table"] = s.table;
     j["entity"] = entity->name;
     j["on_conflict"] = std::string(ConflictModeName(*mode));
+    if (a.fresh) j["fresh"] = true;
     j["rows_read"] = s.rows_read;
     j["inserted"] = s.inserted;
     j["updated"] = s.updated;
     j["skipped"] = s.skipped;
     j["rejected"] = s.rejected;
     j["bytes"] = s.bytes;
+    if (!s.tables.empty()) {
+      nlohmann::ordered_json tables = nlohmann::ordered_json::array();
+      for (const auto& t : s.tables) {
+        tables.push_back({{"table", t.table},
+                          {"inserted", t.inserted},
+                          {"updated", t.updated},
+                          {"skipped", t.skipped},
+                          {"deleted", t.deleted}});
+      }
+      j["tables"] = std::move(tables);
+    }
     if (a.via_nats) {
       j["published_rows"] = publish_counters->rows_acked.load();
       j["published_chunks"] = publish_counters->chunks_acked.load();
@@ -295,10 +356,16 @@ int RunLoadCommand(LoadArgs& a) {
     std::printf("nomnom: %s %s %s %s (on-conflict %s)\n",
                 s.status.ok() ? (a.via_nats ? "validated" : "loaded") : "stopped loading",
                 a.inputs.size() == 1 ? a.inputs[0].c_str() : (std::to_string(a.inputs.size()) + " inputs").c_str(),
-                a.via_nats ? "for" : "into", s.table.c_str(), std::string(ConflictModeName(*mode)).c_str());
+                a.via_nats ? "for" : "into", s.table.c_str(),
+                (std::string(ConflictModeName(*mode)) + (a.fresh ? ", --fresh" : "")).c_str());
     std::printf("  rows read  %15s\n  inserted   %15s\n  updated    %15s\n  skipped    %15s\n  rejected   %15s\n",
                 Thousands(s.rows_read).c_str(), Thousands(s.inserted).c_str(), Thousands(s.updated).c_str(),
                 Thousands(s.skipped).c_str(), Thousands(s.rejected).c_str());
+    for (const auto& t : s.tables) {
+      std::printf("  %s: inserted %s, updated %s, skipped %s, deleted %s\n", t.table.c_str(),
+                  Thousands(t.inserted).c_str(), Thousands(t.updated).c_str(), Thousands(t.skipped).c_str(),
+                  Thousands(t.deleted).c_str());
+    }
     std::printf("  bytes      %15s\n  time       %13.2f s\n  rate       %11s rows/s\n", Megabytes(s.bytes).c_str(),
                 s.seconds, Thousands(static_cast<uint64_t>(rate)).c_str());
   }
@@ -315,6 +382,7 @@ struct GenArgs {
   uint64_t seed = 0;
   std::string format = "ndjson";
   std::string output = "-";
+  bool nested = false;
 };
 
 int RunGenCommand(const GenArgs& a) {
@@ -327,6 +395,7 @@ int RunGenCommand(const GenArgs& a) {
   opts.scale_factor = a.sf;
   opts.seed = a.seed;
   opts.format = *format;
+  opts.nested = a.nested;
   if (Status s = ValidateTpchOrdersOptions(opts); !s.ok()) {
     PrintError(s);
     return kExitUsage;
@@ -475,18 +544,24 @@ int RunWorkerCommand(WorkerArgs& a) {
 }
 
 int RunSchemaCommand(const std::string& dir, const std::string& name, const std::string& table) {
-  auto entity = ResolveEntity(dir, name);
-  if (!entity.ok()) {
-    PrintError(entity.status());
+  // A name: that entity and the entities derived from it; none: every entity.
+  auto entities = ResolveEntities(dir, name, /*all=*/table.empty());
+  if (!entities.ok()) {
+    PrintError(entities.status());
     return kExitFatal;
   }
+  PrintWarnings(*entities);
   if (!table.empty()) {
+    Entity& entity = entities->front();
     const auto dot = table.find('.');
-    entity->table_schema = dot == std::string::npos ? "" : table.substr(0, dot);
-    entity->table = dot == std::string::npos ? table : table.substr(dot + 1);
+    entity.table_schema = dot == std::string::npos ? "" : table.substr(0, dot);
+    entity.table = dot == std::string::npos ? table : table.substr(dot + 1);
   }
-  std::printf("-- entity %s (%s)\n%s;\n", entity->name.c_str(), entity->source_file.c_str(),
-              entity->CreateTableSql().c_str());
+  for (size_t i = 0; i < entities->size(); ++i) {
+    const Entity& entity = (*entities)[i];
+    std::printf("%s-- entity %s (%s)\n%s;\n", i > 0 ? "\n" : "", entity.name.c_str(), entity.source_file.c_str(),
+                entity.CreateTableSql().c_str());
+  }
   return kExitOk;
 }
 
@@ -540,11 +615,13 @@ int Main(int argc, char** argv) {
   load_cmd->add_option("--entities", load.entities_dir, "Directory of entity YAML files (default: bundled TPC-H)")
       ->envname("NOMNOM_ENTITIES");
   load_cmd->add_option("--table", load.table, "Target table, overriding the entity's conformant_table ([schema.]name)");
-  load_cmd
-      ->add_option("--on-conflict", load.on_conflict,
-                   "error: COPY straight into the table; nothing: skip rows whose key exists; update: last row wins")
-      ->check(CLI::IsMember({"error", "nothing", "update"}))
-      ->capture_default_str();
+  CLI::Option* on_conflict_opt =
+      load_cmd
+          ->add_option(
+              "--on-conflict", load.on_conflict,
+              "error: COPY straight into the table; nothing: skip rows whose key exists; update: last row wins")
+          ->check(CLI::IsMember({"error", "nothing", "update"}))
+          ->capture_default_str();
   load_cmd->add_option("-j,--jobs", load.jobs, "PostgreSQL connections loading in parallel")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
@@ -564,6 +641,9 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   load_cmd->add_option("--rejects", load.rejects, "Write rejected lines to FILE as NDJSON {file,line,error,raw}");
   load_cmd->add_flag("--strict", load.strict, "Reject objects with fields the entity does not define");
+  load_cmd->add_flag("--fresh", load.fresh,
+                     "Into an empty (or new) table: COPY without its primary key and build the key at the end; "
+                     "--on-conflict error semantics, all or nothing");
   load_cmd->add_flag("-q,--quiet", load.quiet, "No progress, no summary");
   load_cmd->add_flag("--json", load.json, "Print the summary as one JSON object");
   load_cmd->add_flag("--via-nats", load.via_nats,
@@ -589,6 +669,9 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"ndjson", "csv"}))
       ->capture_default_str();
   orders_cmd->add_option("-o,--output", gen.output, "Output file (- for stdout)")->capture_default_str();
+  orders_cmd->add_flag("--nested", gen.nested,
+                       "Each order with its line items as a line_items array (load with --entities "
+                       "data/tpch/entities-nested)");
 
   WorkerArgs worker;
   CLI::App* worker_cmd = app.add_subcommand("worker", "Drain NATS JetStream into PostgreSQL until SIGTERM/SIGINT");
@@ -633,7 +716,10 @@ int Main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }
-  if (load_cmd->parsed()) return RunLoadCommand(load);
+  if (load_cmd->parsed()) {
+    load.on_conflict_given = on_conflict_opt->count() > 0;
+    return RunLoadCommand(load);
+  }
   if (orders_cmd->parsed()) return RunGenCommand(gen);
   if (schema_cmd->parsed()) return RunSchemaCommand(schema_dir, schema_entity, schema_table);
   if (top_cmd->parsed()) return RunTopCommand(top);

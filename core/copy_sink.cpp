@@ -11,8 +11,6 @@ namespace nomnom {
 
 namespace {
 
-constexpr std::string_view kStagingTable = "nomnom_stage";
-
 const ByteBuffer& CopyHeader() {
   static const ByteBuffer* header = [] {
     auto* b = new ByteBuffer();
@@ -87,14 +85,56 @@ std::string VersionTableName(const std::string& table) {
 
 }  // namespace
 
-CopySink::CopySink(std::unique_ptr<PgConnection> conn, const Entity& entity, ConflictMode mode, CopySinkOptions options)
-    : conn_(std::move(conn)), entity_(entity), mode_(mode), options_(options) {}
+CopySink::CopySink(std::unique_ptr<PgConnection> owned, PgConnection* conn, const Entity& entity, ConflictMode mode,
+                   CopySinkOptions options)
+    : owned_conn_(std::move(owned)), conn_(conn), entity_(entity), mode_(mode), options_(std::move(options)) {}
 
 Result<std::unique_ptr<CopySink>> CopySink::Create(std::unique_ptr<PgConnection> conn, const Entity& entity,
                                                    ConflictMode mode, CopySinkOptions options) {
-  std::unique_ptr<CopySink> sink(new CopySink(std::move(conn), entity, mode, options));
+  PgConnection* c = conn.get();
+  std::unique_ptr<CopySink> sink(new CopySink(std::move(conn), c, entity, mode, std::move(options)));
   if (Status s = sink->Prepare(); !s.ok()) return s;
   return sink;
+}
+
+Result<std::unique_ptr<CopySink>> CopySink::CreateShared(PgConnection* conn, const Entity& entity, ConflictMode mode,
+                                                         CopySinkOptions options) {
+  std::unique_ptr<CopySink> sink(new CopySink(nullptr, conn, entity, mode, std::move(options)));
+  if (Status s = sink->Prepare(); !s.ok()) return s;
+  return sink;
+}
+
+std::string VersionTableFor(const Entity& entity) {
+  return QuoteQualified(entity.table_schema, VersionTableName(entity.table));
+}
+
+Status CopySink::BeginBatch(const std::vector<const EncodedPart*>& parts) {
+  parts_ = &parts;
+  part_start_.clear();
+  size_t total = 0;
+  sequenced_ = false;
+  for (const EncodedPart* p : parts) {
+    part_start_.push_back(total);
+    total += p->rows();
+    if (mode_ == ConflictMode::kUpdate) {
+      for (const RowOrigin& o : p->origins) sequenced_ = sequenced_ || o.stream_seq != 0;
+    }
+  }
+  if (!sequenced_) return Status::Ok();
+  // A derived entity with a parent guard keeps no version table of its own.
+  if (parent_guard_sql_.empty() && !version_table_ready_) {
+    if (Status s = EnsureVersionTable(); !s.ok()) return s;
+  }
+  BuildSequencedTuples(total);
+  return Status::Ok();
+}
+
+std::optional<PgError> CopySink::LoadRows(size_t lo, size_t hi, bool whole_batch, bool allow_direct,
+                                          BatchResult* result, size_t* bad_row) {
+  allow_direct_ = allow_direct;
+  auto err = TryLoad(lo, hi, whole_batch, result, bad_row);
+  allow_direct_ = true;
+  return err;
 }
 
 Status CopySink::Reconnect() {
@@ -109,11 +149,11 @@ Status CopySink::Prepare() {
     copy_sql_ = "COPY " + target + " (" + cols + ") FROM STDIN (FORMAT binary)";
     return Status::Ok();
   }
-  const std::string stage = "pg_temp." + QuoteIdent(kStagingTable);
+  const std::string stage = "pg_temp." + QuoteIdent(options_.staging_table);
   // The staging table has the target's column types but none of its
   // constraints; ON COMMIT DELETE ROWS empties it after every batch.
-  std::string create = "CREATE TEMP TABLE " + QuoteIdent(kStagingTable) + " ON COMMIT DELETE ROWS AS SELECT " + cols +
-                       " FROM " + target + " WITH NO DATA";
+  std::string create = "CREATE TEMP TABLE " + QuoteIdent(options_.staging_table) + " ON COMMIT DELETE ROWS AS SELECT " +
+                       cols + " FROM " + target + " WITH NO DATA";
   if (auto err = conn_->TryExec(create)) return ToStatus(*err, "cannot create the staging table");
   if (mode_ == ConflictMode::kUpdate) {
     // Arrival order, so the last occurrence of a key wins; and the stream
@@ -127,20 +167,56 @@ Status CopySink::Prepare() {
   copy_sql_ = "COPY " + stage + " (" + cols + ") FROM STDIN (FORMAT binary)";
   direct_copy_sql_ = "COPY " + target + " (" + cols + ") FROM STDIN (FORMAT binary)";
   const std::string keys = KeyColumnList(entity_);
+  std::string parent_match;  // t.<parent column> = s.<parent column> ...
+  for (const std::string& c : options_.parent_columns) {
+    parent_match += (parent_match.empty() ? "" : " AND ") + ("t." + QuoteIdent(c) + " = s." + QuoteIdent(c));
+  }
   if (mode_ == ConflictMode::kNothing) {
-    merge_sql_ = "INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + " ON CONFLICT (" +
-                 keys + ") DO NOTHING";
+    // With a parent: no rows for a parent that has rows already.
+    const std::string only_new_parents =
+        parent_match.empty() ? "" : " s WHERE NOT EXISTS (SELECT 1 FROM " + target + " t WHERE " + parent_match + ")";
+    merge_sql_ = "INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + only_new_parents +
+                 " ON CONFLICT (" + keys + ") DO NOTHING";
   } else {
+    if (!parent_match.empty()) {
+      std::string key_match;
+      for (size_t k : entity_.key_fields) {
+        const std::string col = QuoteIdent(entity_.fields[k].name);
+        key_match += " AND s." + col + " = t." + col;
+      }
+      std::string parents;
+      for (const std::string& c : options_.parent_columns) parents += (parents.empty() ? "" : ", ") + QuoteIdent(c);
+      before_merge_sql_ = "DELETE FROM " + target + " t WHERE (" + parents + ") IN (SELECT " + parents + " FROM " +
+                          stage + ") AND NOT EXISTS (SELECT 1 FROM " + stage + " s WHERE true" + key_match + ")";
+    }
     std::string set;
     for (const Field& f : entity_.fields) {
       if (!set.empty()) set += ", ";
       set += QuoteIdent(f.name) + " = EXCLUDED." + QuoteIdent(f.name);
     }
+    // A partitioned table cannot return system columns (xmax) from INSERT
+    // ... RETURNING, so there a row counts as inserted when its key was not
+    // in the table in the statement's snapshot.
+    PgRows kind;
+    if (auto err =
+            conn_->TryExecParams("SELECT relkind::text FROM pg_class WHERE oid = $1::regclass", {target}, &kind)) {
+      return ToStatus(*err, "cannot read the kind of table " + target);
+    }
+    const bool partitioned = !kind.rows.empty() && kind.rows[0].at(0).value_or("") == "p";
+    std::string key_match;
+    for (size_t k : entity_.key_fields) {
+      const std::string col = QuoteIdent(entity_.fields[k].name);
+      key_match += " AND t." + col + " = ins." + col;
+    }
     // One pass when the batch has no duplicate keys (the common case); see
     // MergeUpdate for batches that do.
     const std::string returning =
-        " ON CONFLICT (" + keys + ") DO UPDATE SET " + set +
-        " RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM ins";
+        partitioned
+            ? " ON CONFLICT (" + keys + ") DO UPDATE SET " + set + " RETURNING " + keys +
+                  ") SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM " + target + " t WHERE true" + key_match +
+                  ")), count(*) FROM ins"
+            : " ON CONFLICT (" + keys + ") DO UPDATE SET " + set +
+                  " RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM ins";
     merge_sql_ = "WITH ins AS (INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + returning;
     max_dup_sql_ = "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM " + stage + " GROUP BY " + keys + ") d";
     // Rows without a stream sequence have NULL there: input order decides.
@@ -150,6 +226,17 @@ Status CopySink::Prepare() {
                       " FROM ranked WHERE nomnom_rn = $1" + returning;
     seq_copy_sql_ = "COPY " + stage + " (" + cols + ", nomnom_stream_seq) FROM STDIN (FORMAT binary)";
     version_table_ = QuoteQualified(entity_.table_schema, VersionTableName(entity_.table));
+    parent_guard_sql_.clear();
+    if (!options_.parent_version_table.empty() &&
+        options_.parent_key_columns.size() == options_.parent_columns.size()) {
+      std::string match;
+      for (size_t i = 0; i < options_.parent_columns.size(); ++i) {
+        match +=
+            " AND v." + QuoteIdent(options_.parent_key_columns[i]) + " = s." + QuoteIdent(options_.parent_columns[i]);
+      }
+      parent_guard_sql_ = "DELETE FROM " + stage + " s WHERE EXISTS (SELECT 1 FROM " + options_.parent_version_table +
+                          " v WHERE v.nomnom_stream_seq > s.nomnom_stream_seq" + match + ")";
+    }
     std::string not_null, matches;
     for (size_t k : entity_.key_fields) {
       const std::string col = QuoteIdent(entity_.fields[k].name);
@@ -250,7 +337,8 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
   Slices(lo, hi, &slices_);
   const uint64_t rows = hi - lo;
   uint64_t copied = 0;
-  if (mode_ != ConflictMode::kError && whole_batch && optimistic_ && !sequenced_) {
+  last_direct_ = false;
+  if (mode_ != ConflictMode::kError && whole_batch && optimistic_ && allow_direct_ && !sequenced_) {
     // Optimistic path: while no key of this load has conflicted yet, COPY the
     // batch straight into the target. If no row conflicts, the outcome is the
     // merge's (every row inserted) at the cost of a plain COPY. A unique
@@ -262,6 +350,7 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
     if (!err) {
       if (auto e = conn_->TryExec("RELEASE SAVEPOINT nomnom_direct")) return e;
       result->inserted += copied;
+      last_direct_ = true;
       return std::nullopt;
     }
     if (err->IsInfrastructure()) return err;
@@ -281,10 +370,17 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
   uint64_t superseded = 0;  // rows older than their key's applied version
   if (sequenced_) {
     PgRows dropped;
-    if (auto err = conn_->TryExec(version_guard_sql_, &dropped)) return err;
+    if (auto err = conn_->TryExec(parent_guard_sql_.empty() ? version_guard_sql_ : parent_guard_sql_, &dropped)) {
+      return err;
+    }
     superseded = std::strtoull(dropped.command_tuples.c_str(), nullptr, 10);
   }
   PgRows merged;
+  if (!before_merge_sql_.empty()) {
+    PgRows deleted;
+    if (auto err = conn_->TryExec(before_merge_sql_, &deleted)) return err;
+    result->deleted += std::strtoull(deleted.command_tuples.c_str(), nullptr, 10);
+  }
   if (mode_ == ConflictMode::kUpdate) {
     if (auto err = MergeUpdate(&merged)) return err;
   } else if (auto err = conn_->TryExec(merge_sql_, &merged)) {
@@ -293,7 +389,7 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
   if (!whole_batch) {
     // Inside an isolation pass the staging table must be emptied for the next
     // range; for a whole batch ON COMMIT DELETE ROWS does it.
-    if (auto err = conn_->TryExec("TRUNCATE pg_temp." + QuoteIdent(kStagingTable))) return err;
+    if (auto err = conn_->TryExec("TRUNCATE pg_temp." + QuoteIdent(options_.staging_table))) return err;
   }
   if (mode_ == ConflictMode::kNothing) {
     const uint64_t inserted = std::strtoull(merged.command_tuples.c_str(), nullptr, 10);
@@ -344,6 +440,7 @@ std::optional<PgError> CopySink::LoadRange(size_t lo, size_t hi, bool whole_batc
     result->inserted += attempt.inserted;
     result->updated += attempt.updated;
     result->skipped += attempt.skipped;
+    result->deleted += attempt.deleted;
     return std::nullopt;
   }
   if (!err->IsRowLevel()) return err;

@@ -73,7 +73,25 @@ struct CopySinkOptions {
   int max_transient_retries = 8;  // then the error is returned
   bool reconnect = false;         // re-establish a lost connection and retry (workers)
   int64_t max_backoff_ms = 5000;
+  // The session's staging table (several sinks on one connection need one each).
+  std::string staging_table = "nomnom_stage";
+  // A derived entity's columns copied from its parent's key (nested loads):
+  // kNothing inserts no row for a parent that already has rows here (an
+  // existing parent keeps its children); kUpdate first deletes the rows of the
+  // staged parents that the batch no longer has (a re-sent parent replaces its
+  // children).
+  std::vector<std::string> parent_columns;
+  // kUpdate with stream sequences, for a derived entity: the parent's version
+  // table (VersionTableFor) and its key columns, matching parent_columns one
+  // to one. Staged rows whose parent's applied version is newer than their
+  // own message are dropped (the parent's later message owns its children);
+  // the derived table keeps no version table of its own.
+  std::string parent_version_table;
+  std::vector<std::string> parent_key_columns;
 };
+
+// The quoted, qualified name of the version table of an entity's table.
+std::string VersionTableFor(const Entity& entity);
 
 class CopySink {
  public:
@@ -91,8 +109,30 @@ class CopySink {
 
   PgConnection& connection() { return *conn_; }
 
+  // For a caller that runs several sinks in one transaction on one connection
+  // (NestedSink): Create with a borrowed connection, which must outlive the
+  // sink; then, inside the caller's transaction, BeginBatch(parts) and
+  // LoadRows for row ranges of it; EndBatch when done. LoadRows is the COPY
+  // (+ merge) of rows [lo, hi) with no savepoint of its own: on an error the
+  // caller rolls back; *bad_row is the failing row when PostgreSQL named it.
+  // `allow_direct`: the optimistic COPY straight into the table may be tried;
+  // last_load_direct() says whether the last LoadRows took it.
+  static Result<std::unique_ptr<CopySink>> CreateShared(PgConnection* conn, const Entity& entity, ConflictMode mode,
+                                                        CopySinkOptions options);
+  // Fails only when the version table cannot be created (kUpdate with
+  // stream sequences); call it outside a transaction.
+  Status BeginBatch(const std::vector<const EncodedPart*>& parts);
+  std::optional<PgError> LoadRows(size_t lo, size_t hi, bool whole_batch, bool allow_direct, BatchResult* result,
+                                  size_t* bad_row);
+  bool last_load_direct() const { return last_direct_; }
+  // After the shared connection was re-established: prepares the session
+  // again (staging table).
+  Status PrepareSession() { return Prepare(); }
+  void EndBatch() { parts_ = nullptr; }
+
  private:
-  CopySink(std::unique_ptr<PgConnection> conn, const Entity& entity, ConflictMode mode, CopySinkOptions options);
+  CopySink(std::unique_ptr<PgConnection> owned, PgConnection* conn, const Entity& entity, ConflictMode mode,
+           CopySinkOptions options);
   Status Prepare();
   Status Reconnect();
 
@@ -113,19 +153,24 @@ class CopySink {
   // field (the staging table's nomnom_stream_seq) into seq_tuples_.
   void BuildSequencedTuples(size_t total);
 
-  std::unique_ptr<PgConnection> conn_;
+  std::unique_ptr<PgConnection> owned_conn_;
+  PgConnection* conn_;
   const Entity& entity_;
   ConflictMode mode_;
   std::string copy_sql_;
   std::string merge_sql_;
-  std::string direct_copy_sql_;  // kNothing/kUpdate: the optimistic COPY into the target
-  bool optimistic_ = true;       // no key conflict seen yet on this connection
-  std::string max_dup_sql_;      // kUpdate: most occurrences of one key in the staging table
-  std::string merge_pass_sql_;   // kUpdate: merge the $1-th occurrence of every key
+  std::string direct_copy_sql_;   // kNothing/kUpdate: the optimistic COPY into the target
+  bool optimistic_ = true;        // no key conflict seen yet on this connection
+  bool allow_direct_ = true;      // this load may try the optimistic COPY
+  bool last_direct_ = false;      // the last TryLoad committed its rows by the optimistic COPY
+  std::string before_merge_sql_;  // kUpdate with parent_columns: deletes the children staged parents lost
+  std::string max_dup_sql_;       // kUpdate: most occurrences of one key in the staging table
+  std::string merge_pass_sql_;    // kUpdate: merge the $1-th occurrence of every key
   // kUpdate with stream sequences (the batch's rows carry RowOrigin::stream_seq):
   std::string seq_copy_sql_;       // COPY into staging with nomnom_stream_seq
   std::string version_table_;      // quoted, qualified
   std::string version_guard_sql_;  // drops staged rows older than their key's version
+  std::string parent_guard_sql_;   // derived entities: drops staged rows older than their parent's version
   bool version_table_ready_ = false;
   bool sequenced_ = false;           // the current batch carries stream sequences
   ByteBuffer seq_tuples_;            // the batch's tuples with the sequence field

@@ -38,6 +38,12 @@ struct EncodedPart {
   std::vector<uint32_t> offsets;       // start of each tuple in `tuples`
   std::vector<RowOrigin> origins;      // one per tuple
   std::shared_ptr<const Chunk> chunk;  // owner of the raw bytes origins point to
+  // Nested loads (a root entity with derived entities): the rows of each
+  // derived entity's table, in the order of the load's derived entities. Row
+  // r of this part owns rows [by_parent[r], by_parent[r + 1]) of each child
+  // part. Empty for flat loads.
+  std::vector<std::unique_ptr<EncodedPart>> children;
+  std::vector<uint32_t> by_parent;  // child parts: rows() of the parent + 1 entries
   size_t rows() const { return offsets.size(); }
 };
 
@@ -48,6 +54,14 @@ struct BatchResult {
   uint64_t skipped = 0;   // not written because the key existed (kNothing)
   uint64_t rejected = 0;  // rejected by PostgreSQL
   uint64_t retries = 0;   // transactions retried after a transient error
+  uint64_t deleted = 0;   // derived tables in kUpdate: rows of re-sent parents they no longer have
+  // Nested loads: the counts of each table (the root's first, then each
+  // derived entity's); empty for flat loads, whose one table the fields above
+  // count.
+  struct Table {
+    uint64_t inserted = 0, updated = 0, skipped = 0, deleted = 0;
+  };
+  std::vector<Table> tables;
 };
 
 // Called for each row a sink could not store, with the reason.

@@ -12,6 +12,8 @@
 #include "core/ledger.h"
 #include "core/log.h"
 #include "core/ndjson_reader.h"
+#include "core/nested_encoder.h"
+#include "core/nested_sink.h"
 #include "core/rejects.h"
 #include "core/row_encoder.h"
 
@@ -55,6 +57,10 @@ struct IngestWorker::EntityState {
   const Entity* entity = nullptr;
   std::unique_ptr<CopySink> sink;
   std::unique_ptr<RowEncoder> encoder;
+  // An entity with derived entities: each row fills its table and theirs.
+  std::vector<const Entity*> derived;
+  std::unique_ptr<NestedSink> nested_sink;
+  std::unique_ptr<NestedEncoder> nested_encoder;
 };
 
 struct IngestWorker::Held {
@@ -144,12 +150,24 @@ Result<IngestWorker::EntityState*> IngestWorker::StateFor(const std::string& nam
   sopts.reconnect = true;
   sopts.max_transient_retries = 3;
   sopts.max_backoff_ms = options_.retry_max_backoff_ms;
-  auto sink = CopySink::Create(std::move(conn).value(), *entity, options_.mode, sopts);
-  if (!sink.ok()) return sink.status();
   auto state = std::make_unique<EntityState>();
   state->entity = entity;
-  state->sink = std::move(sink).value();
-  state->encoder = std::make_unique<RowEncoder>(*entity, RowEncoderOptions{});
+  state->derived = DerivedEntities(entities_, *entity);
+  if (!state->derived.empty()) {
+    if (Status s = NestedEncoder::Check(*entity, state->derived); !s.ok()) return s;
+    for (const Entity* d : state->derived) {
+      if (Status s = EnsureTable(**conn, *d, options_.mode); !s.ok()) return s;
+    }
+    auto sink = NestedSink::Create(std::move(conn).value(), *entity, state->derived, options_.mode, sopts);
+    if (!sink.ok()) return sink.status();
+    state->nested_sink = std::move(sink).value();
+    state->nested_encoder = std::make_unique<NestedEncoder>(*entity, state->derived, RowEncoderOptions{});
+  } else {
+    auto sink = CopySink::Create(std::move(conn).value(), *entity, options_.mode, sopts);
+    if (!sink.ok()) return sink.status();
+    state->sink = std::move(sink).value();
+    state->encoder = std::make_unique<RowEncoder>(*entity, RowEncoderOptions{});
+  }
   EntityState* raw = state.get();
   states_.emplace(name, std::move(state));
   return raw;
@@ -217,17 +235,40 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
     const size_t size = body.size();
     body.append(kChunkPadding, ' ');
     auto part = std::make_unique<EncodedPart>();
+    NestedEncoder::Output nested_out;
+    if (es.nested_encoder) {
+      nested_out.root = &part->tuples;
+      for (size_t d = 0; d < es.derived.size(); ++d) {
+        part->children.push_back(std::make_unique<EncodedPart>());
+        nested_out.children.push_back(&part->children.back()->tuples);
+        nested_out.child_offsets.push_back(&part->children.back()->offsets);
+      }
+    }
     ForEachPaddedLine(body, size, [&](std::string_view line, uint64_t line_no, size_t readable) {
       if (line.empty()) return true;
       const size_t start = part->tuples.size();
-      if (!es.encoder->Encode(line, readable, &part->tuples, nullptr, &error)) {
+      const RowOrigin origin{static_cast<uint32_t>(i), line_no, line, h.msg->StreamSequence()};
+      if (es.nested_encoder) {
+        std::vector<size_t> before;
+        for (auto& c : part->children) before.push_back(c->rows());
+        if (!es.nested_encoder->Encode(line, readable, nested_out, nullptr, &error)) {
+          dead_rows.push_back(DeadRow{i, line_no, error, std::string(line)});
+          return true;
+        }
+        for (size_t d = 0; d < part->children.size(); ++d) {
+          EncodedPart& c = *part->children[d];
+          c.by_parent.push_back(static_cast<uint32_t>(before[d]));
+          c.origins.resize(c.rows(), origin);
+        }
+      } else if (!es.encoder->Encode(line, readable, &part->tuples, nullptr, &error)) {
         dead_rows.push_back(DeadRow{i, line_no, error, std::string(line)});
         return true;
       }
       part->offsets.push_back(static_cast<uint32_t>(start));
-      part->origins.push_back(RowOrigin{static_cast<uint32_t>(i), line_no, line, h.msg->StreamSequence()});
+      part->origins.push_back(origin);
       return true;
     });
+    for (auto& c : part->children) c->by_parent.push_back(static_cast<uint32_t>(c->rows()));
     parts.push_back(std::move(part));
   }
   std::vector<const EncodedPart*> views;
@@ -280,8 +321,10 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
   };
 
   const auto started = std::chrono::steady_clock::now();
-  auto result = es.sink->Write(
-      views, [](const RowOrigin&, std::string_view) {}, before_commit);
+  auto result = es.nested_sink ? es.nested_sink->Write(
+                                     views, [](const RowOrigin&, std::string_view) {}, before_commit)
+                               : es.sink->Write(
+                                     views, [](const RowOrigin&, std::string_view) {}, before_commit);
   if (!result.ok()) {
     if (ledger_conflict) return Status::Conflict(result.status().message());
     return result.status();

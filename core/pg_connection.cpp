@@ -320,4 +320,48 @@ std::optional<PgError> PgConnection::CopyIn(std::string_view copy_sql, const std
   return err;
 }
 
+std::optional<PgError> PgConnection::CopyInWith(std::string_view copy_sql,
+                                                const std::function<bool(const CopySendFn&)>& produce,
+                                                uint64_t* rows_copied) {
+  std::string q(copy_sql);
+  {
+    PgResultPtr r(PQexec(conn_, q.c_str()));
+    if (PQresultStatus(r.get()) != PGRES_COPY_IN) return ErrorFrom(r.get());
+  }
+  constexpr size_t kSlice = 1 << 20;
+  bool send_failed = false;
+  const CopySendFn send = [&](std::string_view data) {
+    while (!data.empty() && !send_failed) {
+      const size_t n = std::min(kSlice, data.size());
+      if (PQputCopyData(conn_, data.data(), static_cast<int>(n)) != 1) send_failed = true;
+      data.remove_prefix(n);
+    }
+    return !send_failed;
+  };
+  const bool produced = produce(send);
+  if (send_failed) {
+    PgError e;
+    e.connection_lost = PQstatus(conn_) != CONNECTION_OK;
+    e.message = TrimTrailingNewlines(PQerrorMessage(conn_));
+    return e;
+  }
+  if (PQputCopyEnd(conn_, produced ? nullptr : "the client stopped producing COPY data") != 1) {
+    PgError e;
+    e.connection_lost = PQstatus(conn_) != CONNECTION_OK;
+    e.message = TrimTrailingNewlines(PQerrorMessage(conn_));
+    return e;
+  }
+  std::optional<PgError> err;
+  while (PGresult* raw = PQgetResult(conn_)) {
+    PgResultPtr r(raw);
+    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+      if (!err) err = ErrorFrom(r.get());
+    } else if (rows_copied != nullptr) {
+      *rows_copied = std::strtoull(PQcmdTuples(r.get()), nullptr, 10);
+    }
+  }
+  if (!err && PQstatus(conn_) != CONNECTION_OK) err = ErrorFrom(nullptr);
+  return err;
+}
+
 }  // namespace nomnom

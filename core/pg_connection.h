@@ -7,6 +7,7 @@
 
 #include <libpq-fe.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -104,6 +105,14 @@ class PgConnection {
   // Large buffers are sent in slices so memory is not duplicated.
   std::optional<PgError> CopyIn(std::string_view copy_sql, const std::vector<std::string_view>& parts,
                                 uint64_t* rows_copied = nullptr);
+
+  // Runs "COPY ... FROM STDIN" with data the caller produces: `produce` is
+  // called once with a function that sends one buffer (returning false once
+  // sending failed: produce should then stop). When produce returns false the
+  // COPY is aborted (an error is returned).
+  using CopySendFn = std::function<bool(std::string_view data)>;
+  std::optional<PgError> CopyInWith(std::string_view copy_sql, const std::function<bool(const CopySendFn&)>& produce,
+                                    uint64_t* rows_copied = nullptr);
 
   bool IsOk() const { return PQstatus(conn_) == CONNECTION_OK; }
   // Re-establishes a broken connection with the same parameters (session

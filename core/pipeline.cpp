@@ -10,11 +10,17 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "core/bounded_queue.h"
 #include "core/copy_sink.h"
+#include "core/fresh_table.h"
 #include "core/ndjson_reader.h"
+#include "core/nested_encoder.h"
+#include "core/nested_sink.h"
+#include "core/object_pool.h"
+#include "core/pg_binary.h"
 #include "core/row_encoder.h"
 
 namespace nomnom {
@@ -38,6 +44,35 @@ bool IsBlank(std::string_view line) {
   return true;
 }
 
+// Calls fn(line_no, line, readable) for every non-blank line of one input
+// (lines longer than max_line_bytes are skipped), where `readable` bytes from
+// line.data() may be read. Stops when fn returns false.
+template <typename Fn>
+Status ForEachLine(const std::string& path, const NdjsonReaderOptions& ropts, Fn&& fn) {
+  auto reader = NdjsonReader::Open(path, ropts);
+  if (!reader.ok()) return reader.status();
+  Chunk chunk;
+  for (;;) {
+    auto more = (*reader)->Next(&chunk);
+    if (!more.ok()) return more.status();
+    if (!*more) return Status::Ok();
+    const char* p = chunk.data.data();
+    const char* const end = p + chunk.data.size();
+    const char* const readable_end = end + kChunkPadding;
+    uint64_t line_no = chunk.first_line;
+    while (p < end) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+      if (nl == nullptr) nl = end;
+      std::string_view line(p, static_cast<size_t>(nl - p));
+      const size_t readable = static_cast<size_t>(readable_end - p);
+      p = nl + 1;
+      const uint64_t this_line = line_no++;
+      if (line.empty() || IsBlank(line)) continue;
+      if (!fn(this_line, line, readable)) return Status::Ok();
+    }
+  }
+}
+
 class Load {
  public:
   Load(const Entity& entity, const LoadOptions& options, LoadProgress* progress)
@@ -47,15 +82,24 @@ class Load {
         hash_routing_(options.mode != ConflictMode::kError && options.jobs > 1),
         block_routing_(options.mode == ConflictMode::kError && options.jobs > 1),
         block_chunks_(std::max<size_t>(1, options.batch_bytes / std::max<size_t>(1, options.chunk_bytes))),
-        parse_queue_(static_cast<size_t>(options.parsers) * 2 + 2) {}
+        // One chunk waiting per parser: the reader is far faster than they are.
+        parse_queue_(static_cast<size_t>(options.parsers) + 1),
+        chunk_pool_(ObjectPool<Chunk>::Create(kMaxIdle)),
+        part_pool_(ObjectPool<EncodedPart>::Create(kMaxIdle)) {}
 
   LoadSummary Run();
 
  private:
   void ReaderMain();
   void ParserMain();
+  void ParseNested(const ParseTask& task, NestedEncoder* encoder);
   void SinkMain(RowSink* sink, BoundedQueue<SinkItem>* queue);
   void Flush(RowSink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch);
+  void Recycle(std::unique_ptr<EncodedPart> part);
+  // Fresh loads: builds the key (or undoes the load after an error).
+  void FinishFresh(FreshTable* fresh);
+  Status Restage(PgConnection& conn, const std::string& copy_sql);
+  Status RejectDuplicates(const std::vector<DuplicateRow>& duplicates, const std::string& key_name);
 
   void Fail(Status s) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -76,7 +120,15 @@ class Load {
   const bool block_routing_;
   const size_t block_chunks_;
 
+  // Chunks and encoded parts are recycled rather than freed: a load allocates
+  // (and the kernel faults in) only as many buffers as are ever in flight at
+  // once, however large the input. In flight: the queues' capacities, one per
+  // thread and each sink's batch; kMaxIdle is far above that.
+  static constexpr size_t kMaxIdle = 1024;
+
   BoundedQueue<ParseTask> parse_queue_;
+  std::shared_ptr<ObjectPool<Chunk>> chunk_pool_;
+  std::shared_ptr<ObjectPool<EncodedPart>> part_pool_;
   // kError (or one job): one queue shared by all sinks. Hash routing: one per sink.
   std::vector<std::unique_ptr<BoundedQueue<SinkItem>>> sink_queues_;
   std::atomic<int> parsers_running_{0};
@@ -84,11 +136,21 @@ class Load {
   std::atomic<bool> cancelled_{false};
   std::mutex mu_;
   Status first_error_;  // guarded by mu_
+  // Fresh loads: input positions of rejected rows (source, line), which
+  // Restage must not send again.
+  std::set<std::pair<uint32_t, uint64_t>> rejected_lines_;  // guarded by mu_
 
   std::atomic<uint64_t> inserted_{0}, updated_{0}, skipped_{0}, rejected_{0}, retries_{0};
+  const bool nested_ = !options_.derived.empty();
+  std::mutex tables_mu_;
+  std::vector<BatchResult::Table> tables_;  // nested loads: per table; guarded by tables_mu_
 };
 
 void Load::Reject(uint32_t source, uint64_t line, std::string_view raw, std::string error) {
+  if (options_.fresh) {
+    std::lock_guard<std::mutex> lock(mu_);
+    rejected_lines_.emplace(source, line);
+  }
   const uint64_t n = rejected_.fetch_add(1, std::memory_order_relaxed) + 1;
   progress_->rejected.fetch_add(1, std::memory_order_relaxed);
   if (options_.rejects != nullptr) {
@@ -114,7 +176,8 @@ void Load::ReaderMain() {
       break;
     }
     for (;;) {
-      auto chunk = std::make_shared<Chunk>();
+      // A recycled chunk keeps its buffer; Next() reuses it.
+      std::shared_ptr<Chunk> chunk = chunk_pool_->AcquireShared();
       auto more = (*reader)->Next(chunk.get());
       if (!more.ok()) {
         Fail(more.status());
@@ -137,7 +200,100 @@ void Load::ReaderMain() {
   parse_queue_.Close();
 }
 
+void Load::ParseNested(const ParseTask& task, NestedEncoder* encoder) {
+  const size_t nsinks = sink_queues_.size();
+  const size_t nchild = options_.derived.size();
+  const Chunk& chunk = *task.chunk;
+  std::vector<std::unique_ptr<EncodedPart>> parts(hash_routing_ ? nsinks : 1);
+  for (auto& p : parts) {
+    p = std::make_unique<EncodedPart>();
+    p->seq = task.seq;
+    p->chunk = task.chunk;
+    for (size_t d = 0; d < nchild; ++d) {
+      p->children.push_back(std::make_unique<EncodedPart>());
+      p->children.back()->seq = task.seq;
+      p->children.back()->chunk = task.chunk;
+    }
+  }
+  // Each line is encoded into these, then appended to its part.
+  ByteBuffer root;
+  std::vector<ByteBuffer> child(nchild);
+  std::vector<std::vector<uint32_t>> child_offsets(nchild);
+  NestedEncoder::Output out;
+  out.root = &root;
+  for (size_t d = 0; d < nchild; ++d) {
+    out.children.push_back(&child[d]);
+    out.child_offsets.push_back(&child_offsets[d]);
+  }
+  std::string error;
+  const char* p = chunk.data.data();
+  const char* const end = p + chunk.data.size();
+  const char* const readable_end = end + kChunkPadding;
+  uint64_t line_no = chunk.first_line;
+  uint64_t rows = 0;
+  while (p < end) {
+    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+    if (nl == nullptr) nl = end;
+    std::string_view line(p, static_cast<size_t>(nl - p));
+    const size_t readable = static_cast<size_t>(readable_end - p);
+    p = nl + 1;
+    const uint64_t this_line = line_no++;
+    if (line.empty() || IsBlank(line)) continue;
+    ++rows;
+    std::string_view raw = line;
+    if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
+    root.clear();
+    for (size_t d = 0; d < nchild; ++d) {
+      child[d].clear();
+      child_offsets[d].clear();
+    }
+    uint64_t key_hash = 0;
+    if (!encoder->Encode(line, readable, out, hash_routing_ ? &key_hash : nullptr, &error)) {
+      Reject(task.source, this_line, raw, std::move(error));
+      error.clear();
+      continue;
+    }
+    EncodedPart* target = parts[hash_routing_ ? (key_hash >> 7) % nsinks : 0].get();
+    const RowOrigin origin{task.source, this_line, raw};
+    for (size_t d = 0; d < nchild; ++d) {
+      EncodedPart& c = *target->children[d];
+      c.by_parent.push_back(static_cast<uint32_t>(c.rows()));
+      const uint32_t base = static_cast<uint32_t>(c.tuples.size());
+      for (uint32_t off : child_offsets[d]) {
+        c.offsets.push_back(base + off);
+        c.origins.push_back(origin);
+      }
+      c.tuples.Append(child[d].data(), child[d].size());
+    }
+    target->offsets.push_back(static_cast<uint32_t>(target->tuples.size()));
+    target->tuples.Append(root.data(), root.size());
+    target->origins.push_back(origin);
+  }
+  for (auto& part : parts) {
+    for (auto& c : part->children) c->by_parent.push_back(static_cast<uint32_t>(c->rows()));
+  }
+  progress_->rows_read.fetch_add(rows, std::memory_order_relaxed);
+  progress_->bytes_read.fetch_add(chunk.data.size(), std::memory_order_relaxed);
+  if (hash_routing_) {
+    for (size_t i = 0; i < nsinks; ++i) sink_queues_[i]->Push(SinkItem{std::move(parts[i])});
+  } else {
+    const size_t q = block_routing_ ? (task.seq / block_chunks_) % nsinks : 0;
+    sink_queues_[q]->Push(SinkItem{std::move(parts[0])});
+  }
+}
+
 void Load::ParserMain() {
+  if (nested_) {
+    NestedEncoder encoder(entity_, options_.derived, RowEncoderOptions{options_.strict});
+    ParseTask task;
+    while (parse_queue_.Pop(&task)) {
+      if (!cancelled()) ParseNested(task, &encoder);
+    }
+    if (parsers_running_.fetch_sub(1) == 1) {
+      for (auto& q : sink_queues_) q->Close();
+    }
+    return;
+  }
   RowEncoder encoder(entity_, RowEncoderOptions{options_.strict});
   const size_t nsinks = sink_queues_.size();
   ByteBuffer scratch;
@@ -148,7 +304,7 @@ void Load::ParserMain() {
     const Chunk& chunk = *task.chunk;
     std::vector<std::unique_ptr<EncodedPart>> parts(hash_routing_ ? nsinks : 1);
     for (auto& p : parts) {
-      p = std::make_unique<EncodedPart>();
+      p = part_pool_->Acquire();  // recycled: its buffers are empty but keep their capacity
       p->seq = task.seq;
       p->chunk = task.chunk;
       if (!hash_routing_) {
@@ -226,11 +382,31 @@ void Load::Flush(RowSink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch
       updated_.fetch_add(result->updated, std::memory_order_relaxed);
       skipped_.fetch_add(result->skipped, std::memory_order_relaxed);
       retries_.fetch_add(result->retries, std::memory_order_relaxed);
+      if (!result->tables.empty()) {
+        std::lock_guard<std::mutex> lock(tables_mu_);
+        if (tables_.size() < result->tables.size()) tables_.resize(result->tables.size());
+        for (size_t t = 0; t < result->tables.size(); ++t) {
+          tables_[t].inserted += result->tables[t].inserted;
+          tables_[t].updated += result->tables[t].updated;
+          tables_[t].skipped += result->tables[t].skipped;
+          tables_[t].deleted += result->tables[t].deleted;
+        }
+      }
       progress_->rows_committed.fetch_add(result->inserted + result->updated + result->skipped,
                                           std::memory_order_relaxed);
     }
   }
+  for (auto& p : *batch) Recycle(std::move(p));
   batch->clear();
+}
+
+void Load::Recycle(std::unique_ptr<EncodedPart> part) {
+  part->tuples.clear();
+  part->offsets.clear();
+  part->origins.clear();
+  part->chunk.reset();  // the chunk goes back to its pool once no part holds it
+  part->seq = 0;
+  part_pool_->Release(std::move(part));
 }
 
 void Load::SinkMain(RowSink* sink, BoundedQueue<SinkItem>* queue) {
@@ -239,9 +415,13 @@ void Load::SinkMain(RowSink* sink, BoundedQueue<SinkItem>* queue) {
   std::map<uint64_t, std::unique_ptr<EncodedPart>> pending;  // hash routing: parts that arrived early
   uint64_t next_seq = 0;
   auto add = [&](std::unique_ptr<EncodedPart> part) {
-    if (part->rows() == 0) return;
+    if (part->rows() == 0) {
+      Recycle(std::move(part));
+      return;
+    }
     rows += part->rows();
     bytes += part->tuples.size();
+    for (const auto& c : part->children) bytes += c->tuples.size();
     batch.push_back(std::move(part));
     if (rows >= options_.batch_rows || bytes >= options_.batch_bytes) {
       Flush(sink, &batch);
@@ -278,6 +458,20 @@ LoadSummary Load::Run() {
   const auto started = std::chrono::steady_clock::now();
   auto finish = [&](Status s) {
     summary.status = std::move(s);
+    if (nested_) {
+      std::lock_guard<std::mutex> lock(tables_mu_);
+      for (size_t t = 0; t <= options_.derived.size(); ++t) {
+        LoadSummary::Table table;
+        table.table = t == 0 ? entity_.QualifiedTable() : options_.derived[t - 1]->QualifiedTable();
+        if (t < tables_.size()) {
+          table.inserted = tables_[t].inserted;
+          table.updated = tables_[t].updated;
+          table.skipped = tables_[t].skipped;
+          table.deleted = tables_[t].deleted;
+        }
+        summary.tables.push_back(std::move(table));
+      }
+    }
     summary.rows_read = progress_->rows_read.load();
     summary.bytes = progress_->bytes_read.load();
     summary.inserted = inserted_.load();
@@ -292,14 +486,38 @@ LoadSummary Load::Run() {
   if (options_.jobs < 1 || options_.parsers < 1)
     return finish(Status::InvalidArgument("the numbers of loading connections and parser threads must be at least 1"));
 
+  if (options_.fresh) {
+    const std::string& what = options_.fresh_name;
+    if (options_.sink_factory) return finish(Status::InvalidArgument(what + " loads into PostgreSQL only"));
+    if (nested_) {
+      return finish(Status::InvalidArgument(what + " loads one table; " + entity_.name +
+                                            " fills its derived entities' tables too (load without " + what + ")"));
+    }
+    if (options_.mode != ConflictMode::kError) {
+      return finish(Status::InvalidArgument(what + " has conflict mode error's semantics; it cannot be combined with " +
+                                            std::string(ConflictModeName(options_.mode))));
+    }
+    for (const auto& in : options_.inputs) {
+      if (in == "-") {
+        return finish(Status::InvalidArgument(what + " reads its inputs again to resolve duplicate keys,"
+                                                     " which standard input does not allow"));
+      }
+    }
+  }
   // Inputs that cannot be opened fail the load before any table is touched.
   for (const auto& in : options_.inputs) {
     if (in != "-" && ::access(in.c_str(), R_OK) != 0) {
       return finish(Status::Io("cannot read " + in + ": " + std::strerror(errno)));
     }
   }
+  // Nested rows through a sink_factory (--via-nats): the lines are validated
+  // with their elements and published whole; the workers nest them.
+  if (nested_) {
+    if (Status s = NestedEncoder::Check(entity_, options_.derived); !s.ok()) return finish(s);
+  }
   // Create every sink first so configuration errors surface before any work.
   std::vector<std::unique_ptr<RowSink>> sinks;
+  std::unique_ptr<FreshTable> fresh;
   if (options_.sink_factory) {
     for (int i = 0; i < options_.jobs; ++i) {
       auto sink = options_.sink_factory(i);
@@ -313,10 +531,31 @@ LoadSummary Load::Run() {
       if (!conn.ok()) return finish(conn.status());
       conns.push_back(std::move(conn).value());
     }
+    // An interrupted fresh load of this table is cleaned up first (it left
+    // the table without its key).
+    auto recovered = RecoverInterruptedFreshLoad(*conns[0], entity_, options_.fresh_name);
+    if (!recovered.ok()) return finish(recovered.status());
+    if (!recovered->empty() && options_.notice) options_.notice(*recovered);
     if (options_.create_table) {
       if (Status s = EnsureTable(*conns[0], entity_, options_.mode); !s.ok()) return finish(s);
+      for (const Entity* d : options_.derived) {
+        if (Status s = EnsureTable(*conns[0], *d, options_.mode); !s.ok()) return finish(s);
+      }
+    }
+    if (options_.fresh) {
+      auto control = PgConnection::Connect(options_.conninfo, "nomnom-fresh");
+      if (!control.ok()) return finish(control.status());
+      auto began = FreshTable::Begin(std::move(control).value(), entity_, options_.fresh_name);
+      if (!began.ok()) return finish(began.status());
+      fresh = std::move(began).value();
     }
     for (auto& conn : conns) {
+      if (nested_) {
+        auto sink = NestedSink::Create(std::move(conn), entity_, options_.derived, options_.mode);
+        if (!sink.ok()) return finish(sink.status());
+        sinks.push_back(std::move(sink).value());
+        continue;
+      }
       auto sink = CopySink::Create(std::move(conn), entity_, options_.mode);
       if (!sink.ok()) return finish(sink.status());
       sinks.push_back(std::make_unique<CopyRowSink>(std::move(sink).value()));
@@ -336,9 +575,11 @@ LoadSummary Load::Run() {
 
   const size_t queue_depth = static_cast<size_t>(options_.parsers) + 2;
   if (hash_routing_ || block_routing_) {
-    // A block's chunks arrive back to back: room for one whole block, so the
-    // parser moves on to the next sink's block instead of waiting.
-    const size_t depth = block_routing_ ? block_chunks_ + queue_depth : queue_depth;
+    // A block's chunks arrive back to back: room for one whole block (and
+    // one more), so the parser moves on to the next sink's block instead of
+    // waiting. Deeper queues only hold more chunks in memory: the parser
+    // encodes ~10x faster than a COPY backend ingests, so they are full anyway.
+    const size_t depth = block_routing_ ? block_chunks_ + 1 : queue_depth;
     for (int i = 0; i < options_.jobs; ++i) sink_queues_.push_back(std::make_unique<BoundedQueue<SinkItem>>(depth));
   } else {
     sink_queues_.push_back(std::make_unique<BoundedQueue<SinkItem>>(queue_depth + static_cast<size_t>(options_.jobs)));
@@ -357,11 +598,130 @@ LoadSummary Load::Run() {
   for (auto& sink : sinks) {
     if (Status s = sink->Finish(); !s.ok()) Fail(s);
   }
+  sinks.clear();  // their connections end: nothing holds the table any more
+  if (fresh != nullptr) FinishFresh(fresh.get());
   if (options_.rejects != nullptr) {
     if (Status s = options_.rejects->Flush(); !s.ok()) Fail(s);
   }
   std::lock_guard<std::mutex> lock(mu_);
   return finish(first_error_);
+}
+
+void Load::FinishFresh(FreshTable* fresh) {
+  Status error;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    error = first_error_;
+  }
+  const std::string table = entity_.QualifiedTable();
+  if (!error.ok()) {
+    // All or nothing: the rows committed so far go, the key comes back.
+    Status undone = fresh->Abandon();
+    std::lock_guard<std::mutex> lock(mu_);
+    first_error_ =
+        Status(first_error_.code(),
+               first_error_.message() +
+                   (undone.ok() ? "; the " + options_.fresh_name + " load was undone: " + table +
+                                      " is empty again, with its primary key"
+                                : "; undoing the " + options_.fresh_name + " load failed too (" + undone.message() +
+                                      "): the next load into " + table + " cleans it up"));
+    if (undone.ok()) inserted_ = 0;
+    return;
+  }
+  std::vector<DuplicateRow> duplicates;
+  Status s =
+      fresh->Finish([this](PgConnection& conn, const std::string& sql) { return Restage(conn, sql); }, &duplicates);
+  if (!s.ok()) {
+    Fail(Status(s.code(), s.message() + "; the next load into " + table + " cleans up (empties it, restores its key)"));
+    return;
+  }
+  if (!duplicates.empty()) {
+    inserted_.fetch_sub(duplicates.size());
+    progress_->rows_committed.fetch_sub(duplicates.size(), std::memory_order_relaxed);
+    if (Status r = RejectDuplicates(duplicates, fresh->key_name()); !r.ok()) Fail(r);
+  }
+}
+
+Status Load::Restage(PgConnection& conn, const std::string& copy_sql) {
+  NdjsonReaderOptions ropts;
+  ropts.chunk_bytes = options_.chunk_bytes;
+  ropts.max_line_bytes = options_.max_line_bytes;
+  RowEncoder encoder(entity_, RowEncoderOptions{options_.strict});
+  std::set<std::pair<uint32_t, uint64_t>> skip;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    skip = rejected_lines_;
+  }
+  Status read_status;
+  std::string error;
+  auto err = conn.CopyInWith(copy_sql, [&](const PgConnection::CopySendFn& send) {
+    ByteBuffer out;
+    pg::AppendCopyHeader(out);
+    for (uint32_t source = 0; source < options_.inputs.size(); ++source) {
+      bool sent = true;
+      read_status =
+          ForEachLine(options_.inputs[source], ropts, [&](uint64_t line_no, std::string_view line, size_t readable) {
+            if (skip.count({source, line_no}) != 0) return true;
+            const size_t start = out.size();
+            if (!encoder.Encode(line, readable, &out, nullptr, &error)) {
+              error.clear();
+              return true;  // rejected during the load already
+            }
+            // Two more fields: the row's input position.
+            auto* count = reinterpret_cast<unsigned char*>(out.data() + start);
+            const uint16_t fields = static_cast<uint16_t>(((count[0] << 8) | count[1]) + 2);
+            count[0] = static_cast<unsigned char>(fields >> 8);
+            count[1] = static_cast<unsigned char>(fields & 0xff);
+            out.PutI32(4);
+            out.PutU32(source);
+            out.PutI32(8);
+            out.PutU64(line_no);
+            if (out.size() >= (4u << 20)) {
+              sent = send(out.view());
+              out.clear();
+            }
+            return sent;
+          });
+      if (!read_status.ok() || !sent) return false;
+    }
+    pg::AppendCopyTrailer(out);
+    return send(out.view());
+  });
+  if (!read_status.ok()) return read_status;
+  if (err) return ToStatus(*err, options_.fresh_name + ": cannot read the input positions of duplicate keys back");
+  return Status::Ok();
+}
+
+Status Load::RejectDuplicates(const std::vector<DuplicateRow>& duplicates, const std::string& key_name) {
+  // The raw lines, for the reject records: read once more, only those lines.
+  std::map<uint32_t, std::set<uint64_t>> wanted;
+  for (const DuplicateRow& d : duplicates) wanted[d.source].insert(d.line);
+  NdjsonReaderOptions ropts;
+  ropts.chunk_bytes = options_.chunk_bytes;
+  ropts.max_line_bytes = options_.max_line_bytes;
+  std::map<std::pair<uint32_t, uint64_t>, std::string> lines;
+  for (const auto& entry : wanted) {
+    // Not a structured binding: clang 14 cannot capture those in a lambda.
+    const uint32_t source = entry.first;
+    const std::set<uint64_t>& want = entry.second;
+    Status s = ForEachLine(options_.inputs[source], ropts, [&](uint64_t line_no, std::string_view line, size_t) {
+      if (want.count(line_no) != 0) {
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        lines[{source, line_no}] = std::string(line);
+      }
+      return line_no < *want.rbegin();
+    });
+    if (!s.ok()) return s;
+  }
+  std::string columns;
+  for (size_t k : entity_.key_fields) columns += (columns.empty() ? "" : ", ") + entity_.fields[k].name;
+  for (const DuplicateRow& d : duplicates) {
+    Reject(d.source, d.line, lines[{d.source, d.line}],
+           "duplicate key value violates unique constraint \"" + key_name + "\": Key (" + columns + ")=" + d.key +
+               " first occurs at " + options_.inputs[d.first_source] + ":" + std::to_string(d.first_line) +
+               ", which was kept (" + options_.fresh_name + ")");
+  }
+  return Status::Ok();
 }
 
 }  // namespace

@@ -47,6 +47,20 @@ struct LoadOptions {
   bool strict = false;            // reject unknown fields
   bool create_table = true;       // create the target table when missing
   RejectSink* rejects = nullptr;  // where rejected rows go (may be null)
+  // A fresh load (core/fresh_table.h): the target must be empty (or created
+  // now); rows are COPYed without its primary key, which is built at the end;
+  // duplicate keys found then are rejected rows, the later occurrence in input
+  // order losing. All or nothing: a load that fails is undone. Needs mode
+  // kError and inputs that can be read again (not "-").
+  bool fresh = false;
+  std::string fresh_name = "fresh load";  // what the caller calls it (e.g. a flag), for messages
+  // Sentences worth telling the user (e.g. an interrupted fresh load found
+  // and cleaned up). May be null.
+  std::function<void(const std::string&)> notice;
+  // Nested loads: the entities derived from the loaded one (DerivedEntities;
+  // they must outlive the load). Each line then fills the root's table and
+  // theirs, in one transaction (NestedSink). Empty: a flat load.
+  std::vector<const Entity*> derived;
   // When set, rows go to these sinks (one per job) instead of PostgreSQL
   // connections: no table is created or checked (e.g. --via-nats).
   std::function<Result<std::unique_ptr<RowSink>>(int job)> sink_factory;
@@ -72,6 +86,12 @@ struct LoadSummary {
   uint64_t retries = 0;
   double seconds = 0;
   std::string table;
+  // Nested loads: every table's counts (the root's first); empty for flat loads.
+  struct Table {
+    std::string table;
+    uint64_t inserted = 0, updated = 0, skipped = 0, deleted = 0;
+  };
+  std::vector<Table> tables;
   Status status;  // OK, or the fatal error that stopped the load
 };
 

@@ -224,7 +224,7 @@ inline char* CopyBytes(char* w, std::string_view s) {
 RowEncoder::RowEncoder(const Entity& entity, RowEncoderOptions options)
     : entity_(entity), options_(options), slots_(entity.fields.size()), key_patterns_(entity.fields.size()) {
   for (size_t i = 0; i < entity.fields.size(); ++i) {
-    const std::string& name = entity.fields[i].name;
+    const std::string& name = entity.fields[i].InputName();
     KeyPattern& k = key_patterns_[i];
     if (name.size() < sizeof k.bytes) {  // name + closing quote fit: compare with one SIMD load
       std::memcpy(k.bytes, name.data(), name.size());
@@ -246,7 +246,7 @@ bool RowEncoder::KeyEquals(const char* raw, size_t i) const {
     return (eq & k.mask) == k.mask;
   }
 #endif
-  const std::string& name = entity_.fields[i].name;
+  const std::string& name = entity_.fields[i].InputName();
   return std::memcmp(raw, name.data(), name.size()) == 0 && raw[name.size()] == '"';
 }
 
@@ -266,7 +266,7 @@ int RowEncoder::Lookup(od::field& field, std::string* unknown_name) {
   std::string_view unescaped;
   if (field.unescaped_key().get(unescaped) != simdjson::SUCCESS) return -2;
   for (int i = 0; i < n; ++i) {
-    if (unescaped == fields[static_cast<size_t>(i)].name) {
+    if (unescaped == fields[static_cast<size_t>(i)].InputName()) {
       next_guess_ = i + 1;
       return i;
     }
@@ -580,7 +580,7 @@ bool RowEncoder::Encode(std::string_view line, size_t readable, ByteBuffer* out,
       return false;
     }
     if (idx < 0) {
-      if (options_.strict) {
+      if (options_.strict && entity_.FindInput(scratch_) == nullptr) {
         *error = "unknown field '" + Excerpt(scratch_) + "' (strict mode)";
         return false;
       }

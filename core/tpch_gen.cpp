@@ -328,6 +328,9 @@ Status ValidateTpchOrdersOptions(const TpchOrdersOptions& options) {
   if (options.format != TpchFormat::kNdjson && options.format != TpchFormat::kCsv) {
     return Status::InvalidArgument("unknown output format");
   }
+  if (options.nested && options.format != TpchFormat::kNdjson) {
+    return Status::InvalidArgument("nested orders (line_items arrays) are written as NDJSON only");
+  }
   return Status::Ok();
 }
 
@@ -360,6 +363,53 @@ void AppendTpchOrderNdjson(const TpchOrderRow& row, std::string* out) {
     p = WriteLiteral("}\n", p);
     return p;
   });
+}
+
+void AppendTpchOrderNestedNdjson(const TpchOrderRow& row, std::string* out) {
+  AppendTpchOrderNdjson(row, out);
+  out->resize(out->size() - 2);  // "}\n"
+  out->append(",\"line_items\":[");
+  char buf[64];
+  auto num = [&](uint64_t v) { out->append(buf, static_cast<size_t>(WriteU64(v, buf) - buf)); };
+  auto price = [&](int64_t cents) { out->append(buf, static_cast<size_t>(WritePrice(cents, buf) - buf)); };
+  auto date = [&](int32_t days) {
+    out->push_back('"');
+    out->append(buf, static_cast<size_t>(WriteDate(days, buf) - buf));
+    out->push_back('"');
+  };
+  for (size_t i = 0; i < row.line_items.size(); ++i) {
+    const TpchLineItem& li = row.line_items[i];
+    out->append(i == 0 ? "{\"line_number\":" : ",{\"line_number\":");
+    num(li.line_number);
+    out->append(",\"part_key\":\"");
+    num(li.part_key);
+    out->append("\",\"supplier_key\":\"");
+    num(li.supplier_key);
+    out->append("\",\"quantity\":");
+    num(li.quantity);
+    out->append(",\"extended_price\":");
+    price(li.extended_price_cents);
+    out->append(",\"discount\":");
+    price(li.discount);
+    out->append(",\"tax\":");
+    price(li.tax);
+    out->append(",\"return_flag\":\"");
+    out->push_back(li.return_flag);
+    out->append("\",\"line_status\":\"");
+    out->push_back(li.line_status);
+    out->append("\",\"ship_date\":");
+    date(li.ship_date);
+    out->append(",\"commit_date\":");
+    date(li.commit_date);
+    out->append(",\"receipt_date\":");
+    date(li.receipt_date);
+    out->append(",\"ship_instruct\":\"");
+    out->append(kTpchShipInstructions[li.ship_instruct % 4]);
+    out->append("\",\"ship_mode\":\"");
+    out->append(kTpchShipModes[li.ship_mode % 7]);
+    out->append("\"}");
+  }
+  out->append("]}\n");
 }
 
 void AppendTpchOrderCsv(const TpchOrderRow& row, std::string* out) {
@@ -396,6 +446,7 @@ TpchOrdersGenerator::TpchOrdersGenerator(const TpchOrdersOptions& options) : opt
   customers_ = scaled(150000);
   parts_ = scaled(200000);
   clerks_ = scaled(1000);
+  suppliers_ = scaled(10000);
   seed_base_ = Mix64(options.seed ^ kSeedSalt);
 }
 
@@ -424,6 +475,7 @@ void TpchOrdersGenerator::GenerateRow(uint64_t index, TpchOrderRow* row) const {
   const uint64_t lines = rng.Uniform(1, 7);
   uint64_t total_scaled = 0;  // in 10^-4 cents
   uint64_t shipped = 0;
+  row->line_items.resize(lines);
   for (uint64_t l = 0; l < lines; ++l) {
     const uint64_t part = rng.Uniform(1, parts_);
     const uint64_t quantity = rng.Uniform(1, 50);
@@ -433,6 +485,24 @@ void TpchOrdersGenerator::GenerateRow(uint64_t index, TpchOrderRow* row) const {
     const uint64_t retail_cents = 90000 + (part / 10) % 20001 + 100 * (part % 1000);
     total_scaled += quantity * retail_cents * (100 + tax) * (100 - discount);
     if (ship_date <= kCurrentDate) ++shipped;
+    // The rest of the lineitem, derived without drawing from rng (so the
+    // order's remaining fields stay the same).
+    TpchLineItem& li = row->line_items[l];
+    const uint64_t h = Mix64(row->order_key * 8 + l);
+    li.line_number = static_cast<uint32_t>(l + 1);
+    li.part_key = part;
+    li.supplier_key = (part + (l % 4) * (suppliers_ / 4 + (part - 1) / suppliers_)) % suppliers_ + 1;
+    li.quantity = static_cast<uint32_t>(quantity);
+    li.extended_price_cents = static_cast<int64_t>(quantity * retail_cents);
+    li.discount = static_cast<uint32_t>(discount);
+    li.tax = static_cast<uint32_t>(tax);
+    li.ship_date = ship_date;
+    li.commit_date = row->order_date + 30 + static_cast<int32_t>(h % 61);
+    li.receipt_date = ship_date + 1 + static_cast<int32_t>((h >> 8) % 30);
+    li.return_flag = li.receipt_date <= kCurrentDate ? (((h >> 16) & 1) ? 'R' : 'A') : 'N';
+    li.line_status = ship_date > kCurrentDate ? 'O' : 'F';
+    li.ship_instruct = static_cast<uint8_t>((h >> 24) % 4);
+    li.ship_mode = static_cast<uint8_t>((h >> 32) % 7);
   }
   row->total_price_cents = static_cast<int64_t>((total_scaled + 5000) / 10000);
   row->order_status = shipped == lines ? 'F' : shipped == 0 ? 'O' : 'P';
@@ -456,7 +526,10 @@ void TpchOrdersGenerator::AppendCsv(std::string* out) {
 }
 
 void TpchOrdersGenerator::Append(TpchFormat format, std::string* out) {
-  if (format == TpchFormat::kCsv) {
+  if (options_.nested && format == TpchFormat::kNdjson) {
+    Next(&scratch_);
+    AppendTpchOrderNestedNdjson(scratch_, out);
+  } else if (format == TpchFormat::kCsv) {
     AppendCsv(out);
   } else {
     AppendNdjson(out);

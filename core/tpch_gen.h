@@ -44,6 +44,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 
@@ -58,6 +59,10 @@ struct TpchOrdersOptions {
   double scale_factor = 1;  // > 0 and <= kTpchMaxScaleFactor; must yield >= 1 row
   uint64_t seed = 0;
   TpchFormat format = TpchFormat::kNdjson;
+  // NDJSON only: each order carries its simulated lineitems as a
+  // `line_items` array (for data/tpch/entities-nested). The order fields are
+  // the same as without it.
+  bool nested = false;
 };
 
 inline constexpr double kTpchMaxScaleFactor = 100000;  // largest official TPC-H SF
@@ -69,6 +74,33 @@ Status ValidateTpchOrdersOptions(const TpchOrdersOptions& options);
 inline constexpr std::string_view kTpchOrderPriorities[5] = {"1-URGENT", "2-HIGH", "3-MEDIUM", "4-NOT SPECIFIED",
                                                              "5-LOW"};
 
+// One simulated lineitem of an order (written only by the nested NDJSON
+// format). Part, quantity, discount, tax and ship date are the values the
+// order's status and total come from; the other fields are derived from them
+// and the order key without drawing more random numbers, so that orders
+// are the same with or without their lineitems: L_SUPPKEY by TPC-H's formula
+// (S = max(1, round(SF * 10,000)) suppliers), commit date = order date +
+// 30..90, receipt date = ship date + 1..30, return flag R or A when received
+// by 1995-06-17 else N, line status F when shipped by then else O.
+struct TpchLineItem {
+  uint32_t line_number = 0;  // 1-based
+  uint64_t part_key = 0;
+  uint64_t supplier_key = 0;
+  uint32_t quantity = 0;
+  int64_t extended_price_cents = 0;  // quantity * the part's retail price
+  uint32_t discount = 0;             // hundredths: 0..10
+  uint32_t tax = 0;                  // hundredths: 0..8
+  char return_flag = 'N';
+  char line_status = 'O';
+  int32_t ship_date = 0, commit_date = 0, receipt_date = 0;  // days since 1970-01-01
+  uint8_t ship_instruct = 0;                                 // index into kTpchShipInstructions
+  uint8_t ship_mode = 0;                                     // index into kTpchShipModes
+};
+
+inline constexpr std::string_view kTpchShipInstructions[4] = {"DELIVER IN PERSON", "COLLECT COD", "NONE",
+                                                              "TAKE BACK RETURN"};
+inline constexpr std::string_view kTpchShipModes[7] = {"REG AIR", "AIR", "RAIL", "SHIP", "TRUCK", "MAIL", "FOB"};
+
 struct TpchOrderRow {
   uint64_t order_key = 0;
   uint64_t customer_key = 0;
@@ -79,6 +111,7 @@ struct TpchOrderRow {
   uint64_t clerk = 0;             // written as "Clerk#" + 9-digit zero-padded number
   int32_t ship_priority = 0;
   std::string comment;
+  std::vector<TpchLineItem> line_items;  // 1..7 (filled by every generator)
 };
 
 // Appends "YYYY-MM-DD" for `days` since 1970-01-01 (proleptic Gregorian).
@@ -90,6 +123,12 @@ void AppendTpchDate(int32_t days, std::string* out);
 // when it contains a comma, quote, CR or LF (loadable with COPY ... CSV).
 void AppendTpchOrderNdjson(const TpchOrderRow& row, std::string* out);
 void AppendTpchOrderCsv(const TpchOrderRow& row, std::string* out);
+// The NDJSON line with `"line_items":[{line_number, part_key, supplier_key,
+// quantity, extended_price, discount, tax, return_flag, line_status,
+// ship_date, commit_date, receipt_date, ship_instruct, ship_mode}, ...]` after
+// the order's fields (keys as strings, prices with two decimals, discount and
+// tax as 0.00..0.10).
+void AppendTpchOrderNestedNdjson(const TpchOrderRow& row, std::string* out);
 
 class TpchOrdersGenerator {
  public:
@@ -123,6 +162,7 @@ class TpchOrdersGenerator {
   uint64_t customers_ = 1;
   uint64_t parts_ = 1;
   uint64_t clerks_ = 1;
+  uint64_t suppliers_ = 1;
   uint64_t seed_base_ = 0;
   uint64_t position_ = 0;
   TpchOrderRow scratch_;

@@ -8,6 +8,7 @@
 
 #include "core/byte_buffer.h"
 #include "core/ndjson_reader.h"
+#include "core/nested_encoder.h"
 #include "core/row_encoder.h"
 
 namespace nomnom {
@@ -20,6 +21,36 @@ RowEncoder& EncoderFor(const Entity& e) {
   auto& slot = encoders[&e];
   if (!slot) slot = std::make_unique<RowEncoder>(e, RowEncoderOptions{});
   return *slot;
+}
+
+// One NestedEncoder per thread and root entity (nested entities only).
+NestedEncoder& NestedEncoderFor(const Entity& e, const std::vector<const Entity*>& derived) {
+  thread_local std::map<const Entity*, std::unique_ptr<NestedEncoder>> encoders;
+  auto& slot = encoders[&e];
+  if (!slot) slot = std::make_unique<NestedEncoder>(e, derived, RowEncoderOptions{});
+  return *slot;
+}
+
+// Validates one row of entity (with its derived entities' elements, when it
+// has any). The encoded tuples are not kept.
+bool Validate(const Entity& entity, const std::vector<const Entity*>& derived, std::string_view line, size_t readable,
+              std::string* error) {
+  thread_local ByteBuffer scratch;
+  scratch.clear();
+  if (derived.empty()) return EncoderFor(entity).Encode(line, readable, &scratch, nullptr, error);
+  thread_local std::vector<ByteBuffer> children;
+  thread_local std::vector<std::vector<uint32_t>> offsets;
+  children.resize(derived.size());
+  offsets.resize(derived.size());
+  NestedEncoder::Output out;
+  out.root = &scratch;
+  for (size_t d = 0; d < derived.size(); ++d) {
+    children[d].clear();
+    offsets[d].clear();
+    out.children.push_back(&children[d]);
+    out.child_offsets.push_back(&offsets[d]);
+  }
+  return NestedEncoderFor(entity, derived).Encode(line, readable, out, nullptr, error);
 }
 
 std::string_view TrimLine(std::string_view line) {
@@ -36,7 +67,8 @@ bool IsBlank(std::string_view s) {
 
 }  // namespace
 
-MessageCheck CheckMessage(const Entity& entity, std::string_view request_body, size_t body_limit) {
+MessageCheck CheckMessage(const Entity& entity, std::string_view request_body, size_t body_limit,
+                          const std::vector<const Entity*>& derived) {
   MessageCheck out;
   // Validate in place (simdjson needs readable padding after the text).
   // A per-thread copy with the padding: appending it to the body itself
@@ -47,9 +79,7 @@ MessageCheck CheckMessage(const Entity& entity, std::string_view request_body, s
   body.assign(request_body);
   body.append(kChunkPadding, ' ');
   std::string_view text(body.data(), size);
-  thread_local ByteBuffer scratch;  // the encoded tuple is not kept: validation only
-  scratch.clear();
-  if (!EncoderFor(entity).Encode(text, body.size(), &scratch, nullptr, &out.error)) {
+  if (!Validate(entity, derived, text, body.size(), &out.error)) {
     out.status = 400;
     return out;
   }
@@ -80,12 +110,11 @@ MessageCheck CheckMessage(const Entity& entity, std::string_view request_body, s
   return out;
 }
 
-BatchCheck CheckBatch(const Entity& entity, std::string& body, ChunkLimits limits, size_t max_errors) {
+BatchCheck CheckBatch(const Entity& entity, std::string& body, ChunkLimits limits, size_t max_errors,
+                      const std::vector<const Entity*>& derived) {
   BatchCheck out;
   const size_t size = body.size();
   body.append(kChunkPadding, ' ');
-  RowEncoder& encoder = EncoderFor(entity);
-  ByteBuffer scratch;
   std::string error;
   ChunkWriter writer(limits);
   const size_t bom = size >= 3 && std::memcmp(body.data(), "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;  // UTF-8 BOM
@@ -96,8 +125,7 @@ BatchCheck CheckBatch(const Entity& entity, std::string& body, ChunkLimits limit
       if (out.errors.size() < max_errors) out.errors.emplace_back(line_no, std::move(why));
     };
     if (raw.empty() || IsBlank(raw)) return true;
-    scratch.clear();
-    if (!encoder.Encode(raw, readable, &scratch, nullptr, &error)) {
+    if (!Validate(entity, derived, raw, readable, &error)) {
       reject(error);
       return true;
     }

@@ -25,8 +25,12 @@ struct MessageCheck {
   std::string error;  // valid UTF-8
   std::string row;    // without a newline
 };
-// body_limit: the largest chunk body (row + newline must fit).
-MessageCheck CheckMessage(const Entity& entity, std::string_view body, size_t body_limit);
+// body_limit: the largest chunk body (row + newline must fit). derived: the
+// entities derived from `entity` (DerivedEntities; they must outlive the
+// call's thread's use): a row is then checked with its nested elements, as
+// the workers will encode it, and a bad element is a 400 naming it.
+MessageCheck CheckMessage(const Entity& entity, std::string_view body, size_t body_limit,
+                          const std::vector<const Entity*>& derived = {});
 
 // One /ingest/batch body (NDJSON): its good rows in chunks, its bad lines.
 struct BatchCheck {
@@ -36,6 +40,7 @@ struct BatchCheck {
   std::vector<std::pair<uint64_t, std::string>> errors;  // (1-based line, reason), the first max_errors
 };
 // body is padded in place (kChunkPadding bytes are appended for simdjson).
-BatchCheck CheckBatch(const Entity& entity, std::string& body, ChunkLimits limits, size_t max_errors);
+BatchCheck CheckBatch(const Entity& entity, std::string& body, ChunkLimits limits, size_t max_errors,
+                      const std::vector<const Entity*>& derived = {});
 
 }  // namespace nomnom

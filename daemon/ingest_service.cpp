@@ -291,7 +291,8 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
     respond(Error(400, "Idempotency-Key is longer than " + std::to_string(kMaxIdempotencyKey) + " characters"));
     return;
   }
-  MessageCheck checked = CheckMessage(*e, req.body, publisher_.BodyLimit(e->name));
+  MessageCheck checked =
+      CheckMessage(*e, req.body, publisher_.BodyLimit(e->name), DerivedEntities(config_.entities, *e));
   if (checked.status != 200) {
     messages_rejected_.Inc();
     AddRejected(*e, 1);
@@ -379,7 +380,8 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
   const ChunkLimits limits = key.empty() ? publisher_.LimitsFor(e->name)
                                          : ChunkLimits{1000, ChunkBodyLimit(js_.MaxPayload(), e->name, 512 << 10)};
   const std::string body_hash = key.empty() ? std::string() : NameUuid(req.body);
-  BatchCheck batch = CheckBatch(*e, req.body, limits, config_.max_errors_reported);
+  BatchCheck batch =
+      CheckBatch(*e, req.body, limits, config_.max_errors_reported, DerivedEntities(config_.entities, *e));
   const uint64_t accepted = batch.accepted, rejected = batch.rejected;
   json errors = json::array();
   for (auto& [line, why] : batch.errors) errors.push_back({{"line", line}, {"error", std::move(why)}});

@@ -23,7 +23,7 @@ packages+=(chromium python3-websocket)
 command -v python3 >/dev/null 2>&1 || packages+=(python3)
 for arg in "$@"; do
   case "$arg" in
-    --bench) packages+=(wrk time pgloader shellcheck jq) ;;
+    --bench) packages+=(wrk time pgloader shellcheck jq nginx-light) ;;
     -h|--help) nn_usage ;;
     *) nn_die "unknown argument: $arg" ;;
   esac

@@ -55,3 +55,34 @@ TEST_CASE("CheckBatch: BOM, blank lines, CRLF, line numbers, the chunk limits", 
   CHECK(small.chunks.size() == 2);
   CHECK(small.errors.empty());  // max_errors 0: counted, not listed
 }
+
+TEST_CASE("nested entities: a bad element is refused naming it; good rows keep their elements",
+          "[ingest_request][nested]") {
+  auto all = LoadEntityDir(NOMNOM_SOURCE_DIR "/data/tpch/entities-nested");
+  REQUIRE(all.ok());
+  const Entity* order = FindEntity(*all, "Order");
+  REQUIRE(order != nullptr);
+  const auto derived = DerivedEntities(*all, *order);
+  REQUIRE(derived.size() == 1);
+  const std::string head =
+      R"({"order_key":"1","customer_key":"c","order_status":"O","total_price":1,"order_date":"2024-01-01","line_items":)";
+  const std::string good =
+      head + R"([{"line_number":1,"part_key":"p","supplier_key":"s","quantity":1,"extended_price":2}]})";
+  const std::string bad =
+      head + R"([{"line_number":1,"part_key":"p","supplier_key":"s","quantity":"x","extended_price":2}]})";
+  MessageCheck ok = CheckMessage(*order, good, 100000, derived);
+  CHECK(ok.status == 200);
+  CHECK(ok.row == good);
+  MessageCheck refused = CheckMessage(*order, bad, 100000, derived);
+  CHECK(refused.status == 400);
+  CHECK(refused.error == "line_items[0].quantity: expected a number, got string");
+  // Without the derived entities the flat check lets the bad element through.
+  CHECK(CheckMessage(*order, bad, 100000).status == 200);
+  std::string body = good + "\n" + bad + "\n" + head + "[]}\n";
+  BatchCheck batch = CheckBatch(*order, body, ChunkLimits{100, 1 << 20}, 10, derived);
+  CHECK(batch.accepted == 1);
+  CHECK(batch.rejected == 2);
+  REQUIRE(batch.errors.size() == 2);
+  CHECK(batch.errors[0].first == 2);
+  CHECK(batch.errors[1].second.find("empty array") != std::string::npos);
+}

@@ -24,25 +24,51 @@ nn_start_nats || e2e_fail "nats-server did not start"
 
 kubectl kustomize "$E2E_ROOT/deploy/k8s/overlays/dev" >"$E2E_TMP/dev.yaml"
 if [ "$image" != localhost/nomnom:latest ]; then sed -i "s|image: localhost/nomnom:latest|image: $image|" "$E2E_TMP/dev.yaml"; fi
-DAEMON_PORT=$(nn_free_port)
-DAEMON_URL="http://127.0.0.1:$DAEMON_PORT"
-mport=$(nn_free_port)
-secret=$("$py" "$E2E_DIR/kube_play.py" "$E2E_TMP/dev.yaml" "$E2E_TMP" "$DAEMON_PORT" "$mport")
 token=$(sed -n 's/^ *api-token: *//p' "$E2E_TMP/dev.yaml" | head -n 1 | base64 -d)
 assert_ne "$token" "" "API token in the dev overlay's Secret"
 
-# A name clash with an earlier run that was killed: remove what it left.
-podman kube down "$E2E_TMP/play.yaml" >/dev/null 2>&1 || true
-podman secret rm "$secret" "$secret-files" >/dev/null 2>&1 || true
-podman secret create "$secret" "$E2E_TMP/secret-env.json" >/dev/null
-podman secret create "$secret-files" "$E2E_TMP/secret-files.json" >/dev/null
-E2E_CLEANUP+=("podman kube down '$E2E_TMP/play.yaml' >/dev/null 2>&1; podman secret rm '$secret' '$secret-files' >/dev/null 2>&1; podman volume rm -f tmp >/dev/null 2>&1")
-podman kube play "$E2E_TMP/play.yaml" >"$E2E_TMP/kube-play.log" 2>&1 || e2e_fail "podman kube play: $(grep -v systemd "$E2E_TMP/kube-play.log" | tail -n 5)"
+# play: rewrites the rendered overlay for two free ports, plays it and
+# waits for both pods to be ready. Returns 2 when a port was taken before a pod
+# bound it (then the caller tries other ports), fails the test otherwise.
+play() {
+  DAEMON_PORT=$(nn_free_port)
+  DAEMON_URL="http://127.0.0.1:$DAEMON_PORT"
+  mport=$(nn_free_port)
+  [ "$mport" != "$DAEMON_PORT" ] || return 2
+  secret=$("$py" "$E2E_DIR/kube_play.py" "$E2E_TMP/dev.yaml" "$E2E_TMP" "$DAEMON_PORT" "$mport")
+  # A name clash with an earlier run that was killed: remove what it left.
+  podman kube down "$E2E_TMP/play.yaml" >/dev/null 2>&1 || true
+  podman secret rm "$secret" "$secret-files" >/dev/null 2>&1 || true
+  podman secret create "$secret" "$E2E_TMP/secret-env.json" >/dev/null
+  podman secret create "$secret-files" "$E2E_TMP/secret-files.json" >/dev/null
+  podman kube play "$E2E_TMP/play.yaml" >"$E2E_TMP/kube-play.log" 2>&1 ||
+    e2e_fail "podman kube play: $(grep -v systemd "$E2E_TMP/kube-play.log" | tail -n 5)"
+  local c url
+  for c in nomnomd-pod-0-nomnomd nomnom-worker-pod-0-worker; do
+    url=$DAEMON_URL/ready
+    [ "$c" = nomnomd-pod-0-nomnomd ] || url=http://127.0.0.1:$mport/ready
+    e2e_wait_http "$url" 200 60 && continue
+    podman logs "$c" >"$E2E_TMP/$c.log" 2>&1 || true
+    grep -q 'Address already in use' "$E2E_TMP/$c.log" && return 2
+    e2e_fail "$c did not become ready: $(tail -n 5 "$E2E_TMP/$c.log")"
+  done
+}
+secret=""
+kube_cleanup() {
+  podman kube down "$E2E_TMP/play.yaml" >/dev/null 2>&1
+  [ -z "$secret" ] || podman secret rm "$secret" "$secret-files" >/dev/null 2>&1
+  podman volume rm -f tmp >/dev/null 2>&1
+}
+E2E_CLEANUP+=(kube_cleanup)
+for attempt in 1 2 3; do
+  rc=0; play || rc=$?
+  [ "$rc" = 0 ] && break
+  e2e_log "a port was taken before a pod bound it (attempt $attempt), trying others"
+  podman kube down "$E2E_TMP/play.yaml" >/dev/null 2>&1 || true
+  [ "$attempt" -lt 3 ] || e2e_fail "no free ports for the pods in 3 attempts"
+done
 e2e_pass "podman kube play of the dev overlay"
-
-e2e_wait_http "$DAEMON_URL/ready" 200 60 || e2e_fail "the nomnomd pod did not become ready: $(podman logs nomnomd-pod-0-nomnomd 2>&1 | tail -n 5)"
 e2e_pass "nomnomd pod /ready is 200"
-e2e_wait_http "http://127.0.0.1:$mport/ready" 200 60 || e2e_fail "the worker pod did not become ready: $(podman logs nomnom-worker-pod-0-worker 2>&1 | tail -n 5)"
 e2e_pass "worker pod /ready is 200"
 
 for c in nomnomd-pod-0-nomnomd nomnom-worker-pod-0-worker; do

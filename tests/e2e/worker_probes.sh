@@ -61,12 +61,19 @@ assert_eq "$(grep -c '^nomnom_worker_state{state="fetching"} 2$' <<<"$metrics")"
 
 # --- a worker whose PostgreSQL is away: alive, not ready, says why -----------------------
 dead_port=$(nn_free_port)
-mport2=$(nn_free_port)
-"$NOMNOM_BIN" worker --db "postgresql://nomnom@127.0.0.1:$dead_port/nomnom" --nats "$NATS_URL" --threads 1 \
-  --metrics-listen "127.0.0.1:$mport2" >"$E2E_TMP/worker-nodb.out" 2>"$E2E_TMP/worker-nodb.log" &
-nodb_pid=$!
-E2E_PIDS+=("$nodb_pid")
-e2e_wait_http "http://127.0.0.1:$mport2/live" 200 30 "$nodb_pid" || e2e_fail "the worker without a database died"
+# As above: a port taken between nn_free_port and the bind is tried again.
+for attempt in 1 2 3; do
+  mport2=$(nn_free_port)
+  "$NOMNOM_BIN" worker --db "postgresql://nomnom@127.0.0.1:$dead_port/nomnom" --nats "$NATS_URL" --threads 1 \
+    --metrics-listen "127.0.0.1:$mport2" >"$E2E_TMP/worker-nodb.out" 2>"$E2E_TMP/worker-nodb.log" &
+  nodb_pid=$!
+  E2E_PIDS+=("$nodb_pid")
+  e2e_wait_http "http://127.0.0.1:$mport2/live" 200 30 "$nodb_pid" && break
+  kill -0 "$nodb_pid" 2>/dev/null && e2e_fail "the worker without a database does not answer /live"
+  e2e_forget_pid "$nodb_pid"
+  grep -q 'Address already in use' "$E2E_TMP/worker-nodb.log" || e2e_fail "the worker without a database died"
+  [ "$attempt" -lt 3 ] || e2e_fail "the worker without a database found no free port: $(tail -n 3 "$E2E_TMP/worker-nodb.log")"
+done
 e2e_pass "a worker without its database is alive"
 ready=$(curl -sS -m 5 -w ' %{http_code}' "http://127.0.0.1:$mport2/ready")
 assert_match "$ready" ' 503$' "/ready of a worker without its database"

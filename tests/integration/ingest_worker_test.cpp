@@ -529,3 +529,168 @@ TEST_CASE("update through workers: an older message committed after a newer one 
   REQUIRE(lag.ok());
   CHECK(lag->Backlog() == 0);
 }
+
+TEST_CASE("workers load into a partitioned table in every conflict mode", "[worker][partitioned]") {
+  const std::string kind = GENERATE(as<std::string>{}, "HASH", "RANGE", "LIST");
+  const ConflictMode mode = GENERATE(ConflictMode::kError, ConflictMode::kNothing, ConflictMode::kUpdate);
+  DYNAMIC_SECTION(kind << " x " << ConflictModeName(mode)) {
+    Fixture f;
+    // The worker finds the table in place (partitioned on its key) and checks it.
+    const std::string t = QuoteIdent(f.table);
+    Query(*f.db,
+          "CREATE TABLE " + t + " (id varchar(64) NOT NULL PRIMARY KEY, qty integer) PARTITION BY " + kind + " (id)");
+    for (int i = 0; i < 3; ++i) {
+      std::string bounds;
+      if (kind == "HASH") {
+        bounds = "FOR VALUES WITH (MODULUS 3, REMAINDER " + std::to_string(i) + ")";
+      } else if (kind == "RANGE") {
+        bounds = i == 0 ? "FOR VALUES FROM (MINVALUE) TO ('c')"
+                        : (i == 1 ? "FOR VALUES FROM ('c') TO ('m')" : "FOR VALUES FROM ('m') TO (MAXVALUE)");
+      } else {
+        bounds = i == 0 ? "FOR VALUES IN ('a', 'b')" : (i == 1 ? "FOR VALUES IN ('k', 'm')" : "DEFAULT");
+      }
+      Query(*f.db,
+            "CREATE TABLE " + QuoteIdent(f.table + "_p" + std::to_string(i)) + " PARTITION OF " + t + " " + bounds);
+    }
+    f.PublishChunk("{\"id\":\"a\",\"qty\":1}\n{\"id\":\"k\",\"qty\":1}\n{\"id\":\"z\",\"qty\":1}\n");
+    f.PublishChunk("{\"id\":\"a\",\"qty\":2}\n{\"id\":\"d\",\"qty\":2}\n");
+    WorkerOptions o = f.Options(1500, 2);
+    o.mode = mode;
+    auto c = f.RunWorker(o);
+    CHECK(c.messages_committed == 2);
+    CHECK(f.Count() == "4");
+    CHECK(QueryValue(*f.db, "SELECT count(DISTINCT tableoid) FROM " + t) != "1");
+    const std::string a = QueryValue(*f.db, "SELECT qty FROM " + t + " WHERE id = 'a'");
+    CHECK(a == (mode == ConflictMode::kUpdate ? "2" : "1"));
+    // error: the second "a" is a duplicate key, dead-lettered alone.
+    CHECK(c.rows_dead == (mode == ConflictMode::kError ? 1u : 0u));
+    auto lag = f.js->Lag();
+    REQUIRE(lag.ok());
+    CHECK(lag->Backlog() == 0);
+  }
+}
+
+TEST_CASE("a worker fills an order's table and its line items' from one message; a bad item dead-letters its order",
+          "[worker][nested]") {
+  const ConflictMode mode = GENERATE(ConflictMode::kError, ConflictMode::kNothing, ConflictMode::kUpdate);
+  DYNAMIC_SECTION(ConflictModeName(mode)) {
+    Fixture f;
+    auto entities = LoadEntityDir(SourcePath("data/tpch/entities-nested"));
+    REQUIRE(entities.ok());
+    const std::string schema = UniqueName("nnw_nested");
+    REQUIRE_FALSE(f.db->TryExec("CREATE SCHEMA " + QuoteIdent(schema)));
+    const std::string order1 =
+        R"({"order_key":"123","customer_key":"CUST-001","order_status":"O","total_price":99.99,"order_date":"2024-01-01","line_items":[)"
+        R"({"line_number":1,"part_key":"P1","supplier_key":"S1","quantity":2,"extended_price":40.0,"discount":0.05},)"
+        R"({"line_number":2,"part_key":"P2","supplier_key":"S2","quantity":1,"extended_price":59.99}]})";
+    const std::string bad =
+        R"({"order_key":"666","customer_key":"C","order_status":"O","total_price":1,"order_date":"2024-01-01","line_items":[)"
+        R"({"line_number":1,"part_key":"P1","supplier_key":"S1","quantity":2,"extended_price":40.0},{"line_number":2}]})";
+    const std::string order2 =
+        R"({"order_key":"124","customer_key":"CUST-002","order_status":"F","total_price":5,"order_date":"2024-01-02","line_items":[)"
+        R"({"line_number":1,"part_key":"P9","supplier_key":"S9","quantity":1,"extended_price":5}]})";
+    // Order 123 again, with one line item changed and one gone.
+    const std::string resent =
+        R"({"order_key":"123","customer_key":"CUST-001","order_status":"F","total_price":50,"order_date":"2024-01-01","line_items":[)"
+        R"({"line_number":2,"part_key":"P2b","supplier_key":"S2","quantity":1,"extended_price":50}]})";
+    f.PublishChunk(order1 + "\n" + bad + "\n" + order2 + "\n", "", "Order");
+    f.PublishChunk(resent + "\n", "", "Order");
+    WorkerOptions o = f.Options(1500, 2);
+    o.mode = mode;
+    o.conninfo = WithSearchPath(DatabaseUrl(), schema);
+    IngestWorker w(*f.js, *entities, o);
+    std::atomic<bool> finished{false};
+    std::thread stopper([&] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!finished.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      w.Stop();
+    });
+    REQUIRE(w.Run().ok());
+    finished.store(true);
+    stopper.join();
+    CHECK(w.counters().messages_committed.load() == 2);
+    const std::string q = QuoteIdent(schema) + ".";
+    auto items = [&](const std::string& key) {
+      PgRows rows = Query(*f.db, "SELECT line_number || ':' || part_key FROM " + q +
+                                     "order_line_items WHERE order_key = '" + key + "' ORDER BY line_number");
+      std::vector<std::string> out;
+      for (auto& r : rows.rows) out.push_back(r.at(0).value_or("NULL"));
+      return out;
+    };
+    CHECK(QueryValue(*f.db, "SELECT count(*) FROM " + q + "orders") == "2");
+    CHECK(items("666").empty());
+    CHECK(QueryValue(*f.db, "SELECT count(*) FROM " + q + "orders WHERE order_key = '666'") == "0");
+    CHECK(items("124") == std::vector<std::string>{"1:P9"});
+    // The dead letter names the element.
+    CHECK_THAT(QueryValue(*f.db, "SELECT string_agg(error, ';') FROM " + q + "nomnom_dead_letters"),
+               Catch::Contains("line_items[1].part_key: missing required field"));
+    if (mode == ConflictMode::kUpdate) {
+      CHECK(w.counters().rows_dead.load() == 1);
+      CHECK(QueryValue(*f.db, "SELECT order_status FROM " + q + "orders WHERE order_key = '123'") == "F");
+      CHECK(items("123") == std::vector<std::string>{"2:P2b"});
+    } else {
+      // error: the re-sent order is a duplicate key, dead-lettered whole;
+      // nothing: skipped, with its line items as they were.
+      CHECK(w.counters().rows_dead.load() == (mode == ConflictMode::kError ? 2u : 1u));
+      CHECK(QueryValue(*f.db, "SELECT order_status FROM " + q + "orders WHERE order_key = '123'") == "O");
+      CHECK(items("123") == std::vector<std::string>{"1:P1", "2:P2"});
+    }
+    f.db->TryExec("DROP SCHEMA " + QuoteIdent(schema) + " CASCADE");
+  }
+}
+
+TEST_CASE("update through workers, nested: an older message committed after a newer one changes no table",
+          "[worker][nested][update-order]") {
+  Fixture f(2 * 60 * 1000, 120 * 1000);
+  auto entities = LoadEntityDir(SourcePath("data/tpch/entities-nested"));
+  REQUIRE(entities.ok());
+  const std::string schema = UniqueName("nnw_nested_order");
+  REQUIRE_FALSE(f.db->TryExec("CREATE SCHEMA " + QuoteIdent(schema)));
+  auto order = [](const std::string& status, const std::string& items) {
+    return R"({"order_key":"7","customer_key":"C","order_status":")" + status +
+           R"(","total_price":1,"order_date":"2024-01-01","line_items":[)" + items + "]}\n";
+  };
+  auto item = [](int n, const std::string& part) {
+    return R"({"line_number":)" + std::to_string(n) + R"(,"part_key":")" + part +
+           R"(","supplier_key":"S","quantity":1,"extended_price":1})";
+  };
+  // The older message has three line items, the newer one two others.
+  f.PublishChunk(order("O", item(1, "old1") + "," + item(2, "old2") + "," + item(3, "old3")), "", "Order");
+  f.PublishChunk(order("F", item(2, "new2") + "," + item(4, "new4")), "", "Order");
+  auto held = f.js->Fetch(1, 0, 5000);
+  REQUIRE(held.ok());
+  REQUIRE(held->size() == 1);
+  WorkerOptions o = f.Options(1500, 3);
+  o.mode = ConflictMode::kUpdate;
+  o.conninfo = WithSearchPath(DatabaseUrl(), schema);
+  auto run = [&] {
+    IngestWorker w(*f.js, *entities, o);
+    std::atomic<bool> finished{false};
+    std::thread stopper([&] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!finished.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      w.Stop();
+    });
+    REQUIRE(w.Run().ok());
+    finished.store(true);
+    stopper.join();
+    return w.counters().messages_committed.load();
+  };
+  const std::string q = QuoteIdent(schema) + ".";
+  auto state = [&] {
+    return QueryValue(*f.db,
+                      "SELECT order_status || ' ' || (SELECT string_agg(line_number || ':' || part_key, ',' "
+                      "ORDER BY line_number) FROM " +
+                          q + "order_line_items) FROM " + q + "orders");
+  };
+  CHECK(run() == 1);
+  CHECK(state() == "F 2:new2,4:new4");
+  REQUIRE((*held)[0]->Nak().ok());
+  CHECK(run() == 1);
+  CHECK(state() == "F 2:new2,4:new4");
+  f.db->TryExec("DROP SCHEMA " + QuoteIdent(schema) + " CASCADE");
+}
