@@ -3,6 +3,7 @@
 //   nomnom load FILE... [options]     NDJSON -> PostgreSQL (binary COPY)
 //   nomnom gen tpch orders --sf X     deterministic TPC-H ORDERS rows
 //   nomnom schema [ENTITY]            the CREATE TABLE nomnom uses
+//   nomnom top URL                    nomnomd's dashboard in the terminal
 //
 // Exit codes: 0 success; 1 fatal error; 2 usage error; 3 finished but some
 // rows were rejected; 4 stopped because more than --max-errors rows were
@@ -23,7 +24,9 @@
 
 #include <malloc.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 
+#include "cli/top.h"
 #include "core/ingest_worker.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -569,6 +572,40 @@ int RunSchemaCommand(const std::string& dir, const std::string& name, const std:
   return kExitOk;
 }
 
+struct TopArgs {
+  std::string url;
+  std::string token;
+  double interval_s = 1.0;
+  bool once = false;
+};
+
+// Reads the snapshot every interval and prints it: on a terminal the screen is
+// redrawn, otherwise each snapshot follows the last (plain text either way).
+int RunTopCommand(const TopArgs& a) {
+  auto target = ParseTopUrl(a.url);
+  if (!target.ok()) {
+    PrintError(target.status());
+    return kExitUsage;
+  }
+  const bool tty = isatty(STDOUT_FILENO) != 0;
+  for (;;) {
+    size_t width = 120;
+    winsize ws{};
+    if (tty && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) width = ws.ws_col;
+    auto body = FetchSnapshot(*target, a.token, 5000);
+    std::string text = body.ok() ? RenderTop(*body, a.url, width) : "nomnom top: " + body.status().message() + "\n";
+    if (a.once) {
+      std::fputs(text.c_str(), body.ok() ? stdout : stderr);
+      return body.ok() ? kExitOk : kExitFatal;
+    }
+    if (tty) std::fputs("\x1b[H\x1b[2J", stdout);
+    std::fputs(text.c_str(), stdout);
+    if (!tty) std::fputs("\n", stdout);
+    std::fflush(stdout);
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(a.interval_s * 1000)));
+  }
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"nomnom: load JSON data into PostgreSQL, fast and without losing any of it."};
   app.name("nomnom");
@@ -670,6 +707,16 @@ int Main(int argc, char** argv) {
   schema_cmd->add_option("--entities", schema_dir, "Directory of entity YAML files")->envname("NOMNOM_ENTITIES");
   schema_cmd->add_option("--table", schema_table, "Table name to print instead of conformant_table");
 
+  TopArgs top;
+  CLI::App* top_cmd =
+      app.add_subcommand("top", "Show nomnomd's dashboard (GET /dashboard/snapshot) in the terminal, every second");
+  top_cmd->add_option("url", top.url, "nomnomd's address, http://host:port")->required();
+  top_cmd->add_option("--token", top.token, "Bearer token, when nomnomd has one")->envname("NOMNOM_API_TOKEN");
+  top_cmd->add_option("--interval", top.interval_s, "Seconds between reads")
+      ->check(CLI::Range(0.2, 3600.0))
+      ->capture_default_str();
+  top_cmd->add_flag("--once", top.once, "Print one snapshot and exit (1 when it cannot be read)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -682,6 +729,7 @@ int Main(int argc, char** argv) {
   }
   if (orders_cmd->parsed()) return RunGenCommand(gen);
   if (schema_cmd->parsed()) return RunSchemaCommand(schema_dir, schema_entity, schema_table);
+  if (top_cmd->parsed()) return RunTopCommand(top);
   if (worker_cmd->parsed()) {
     if (Status s = ApplyLogOptions(*worker_cmd, worker.log, "nomnom worker"); !s.ok()) {
       PrintError(s);

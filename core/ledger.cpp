@@ -110,6 +110,84 @@ Result<LedgerTotals> ReadLedgerTotals(PgConnection& conn) {
   return t;
 }
 
+Result<std::vector<RecentDeadLetter>> ReadRecentDeadLetters(PgConnection& conn, size_t limit) {
+  auto r = conn.ExecParams(std::string("SELECT to_regclass($1) IS NOT NULL"), {std::string(kDeadLetterTable)});
+  if (!r.ok()) return r.status();
+  std::vector<RecentDeadLetter> out;
+  if (r->rows.at(0).at(0).value_or("f") != "t") return out;
+  auto rows = conn.ExecParams(
+      std::string("SELECT to_char(failed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), msg_id,"
+                  " coalesce(batch_id, ''), coalesce(entity, ''), coalesce(line, 0), left(error, 300) FROM ") +
+          kDead + " ORDER BY id DESC LIMIT $1",
+      {std::to_string(limit)});
+  if (!rows.ok()) return rows.status();
+  for (const auto& row : rows->rows) {
+    RecentDeadLetter d;
+    d.failed_at = row.at(0).value_or("");
+    d.msg_id = row.at(1).value_or("");
+    d.batch_id = row.at(2).value_or("");
+    d.entity = row.at(3).value_or("");
+    d.line = std::stoull(row.at(4).value_or("0"));
+    d.error = row.at(5).value_or("");
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Status WriteWorkerHeartbeat(PgConnection& conn, const WorkerHeartbeat& hb) {
+  const std::string table(kWorkersTable);
+  const std::string upsert =
+      "INSERT INTO " + table +
+      " (process, workers, states, error, rows_committed, rows_dead, seen_at) VALUES ($1, $2, $3, $4, $5, $6, now())"
+      " ON CONFLICT (process) DO UPDATE SET workers = EXCLUDED.workers, states = EXCLUDED.states,"
+      " error = EXCLUDED.error, rows_committed = EXCLUDED.rows_committed, rows_dead = EXCLUDED.rows_dead,"
+      " seen_at = now()";
+  const std::vector<std::optional<std::string>> params = {
+      EscapeInvalidUtf8(hb.process), std::to_string(hb.workers),        EscapeInvalidUtf8(hb.states),
+      EscapeInvalidUtf8(hb.error),   std::to_string(hb.rows_committed), std::to_string(hb.rows_dead)};
+  auto err = conn.TryExecParams(upsert, params);
+  if (err && err->sqlstate == "42P01") {  // undefined_table: create it, then again
+    if (auto e = conn.TryExec("CREATE TABLE IF NOT EXISTS " + table +
+                              " (process text PRIMARY KEY, workers int NOT NULL, states text NOT NULL,"
+                              " error text NOT NULL DEFAULT '', rows_committed bigint NOT NULL DEFAULT 0,"
+                              " rows_dead bigint NOT NULL DEFAULT 0, seen_at timestamptz NOT NULL DEFAULT now())");
+        e && e->sqlstate != "23505" && e->sqlstate != "42P07") {
+      return ToStatus(*e, "cannot create " + table);
+    }
+    err = conn.TryExecParams(upsert, params);
+  }
+  if (err) return ToStatus(*err, "cannot write the worker heartbeat");
+  if (auto e = conn.TryExec("DELETE FROM " + table + " WHERE seen_at < now() - interval '1 hour'")) {
+    return ToStatus(*e, "cannot prune " + table);
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<WorkerHeartbeat>> ReadWorkerHeartbeats(PgConnection& conn, int max_age_s) {
+  auto r = conn.ExecParams(std::string("SELECT to_regclass($1) IS NOT NULL"), {std::string(kWorkersTable)});
+  if (!r.ok()) return r.status();
+  std::vector<WorkerHeartbeat> out;
+  if (r->rows.at(0).at(0).value_or("f") != "t") return out;
+  auto rows = conn.ExecParams(
+      "SELECT process, workers, states, error, rows_committed, rows_dead,"
+      " extract(epoch FROM now() - seen_at)::float8 FROM " +
+          std::string(kWorkersTable) + " WHERE seen_at > now() - make_interval(secs => $1::float8) ORDER BY process",
+      {std::to_string(max_age_s)});
+  if (!rows.ok()) return rows.status();
+  for (const auto& row : rows->rows) {
+    WorkerHeartbeat hb;
+    hb.process = row.at(0).value_or("");
+    hb.workers = std::stoi(row.at(1).value_or("0"));
+    hb.states = row.at(2).value_or("");
+    hb.error = row.at(3).value_or("");
+    hb.rows_committed = std::stoull(row.at(4).value_or("0"));
+    hb.rows_dead = std::stoull(row.at(5).value_or("0"));
+    hb.age_s = std::stod(row.at(6).value_or("0"));
+    out.push_back(std::move(hb));
+  }
+  return out;
+}
+
 Result<uint64_t> PruneLedger(PgConnection& conn, int64_t older_than_ms, uint64_t max_rows) {
   auto r =
       conn.ExecParams(std::string("DELETE FROM ") + kLedger + " WHERE ctid = ANY(ARRAY(SELECT ctid FROM " + kLedger +

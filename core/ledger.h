@@ -37,6 +37,9 @@ inline constexpr std::string_view kLedgerTable = "nomnom_ledger";
 inline constexpr std::string_view kDeadLetterTable = "nomnom_dead_letters";
 // Totals over all workers, kept by a trigger on the ledger (see below).
 inline constexpr std::string_view kCountersTable = "nomnom_counters";
+// One row per worker process (nomnomd's embedded workers, `nomnom worker`):
+// its heartbeat, so a dashboard sees every worker of the pipeline.
+inline constexpr std::string_view kWorkersTable = "nomnom_workers";
 
 // Creates the tables (and their indexes) when missing, and the trigger that
 // adds every ledger insert to nomnom_counters in the same transaction. Safe to
@@ -56,6 +59,34 @@ struct LedgerTotals : EntityTotals {
   std::map<std::string, EntityTotals> by_entity;
 };
 Result<LedgerTotals> ReadLedgerTotals(PgConnection& conn);
+
+// The newest dead letters (by id), newest first: what a dashboard lists. The
+// error is cut to 300 characters. Empty before any worker ran.
+struct RecentDeadLetter {
+  std::string failed_at;  // ISO 8601, UTC
+  std::string msg_id;
+  std::string batch_id;
+  std::string entity;
+  uint64_t line = 0;  // 0: the whole chunk
+  std::string error;
+};
+Result<std::vector<RecentDeadLetter>> ReadRecentDeadLetters(PgConnection& conn, size_t limit);
+
+// A worker process's heartbeat (WorkerPool writes one every few seconds).
+struct WorkerHeartbeat {
+  std::string process;  // "<host>:<pid>": unique while it runs
+  int workers = 0;      // worker threads
+  std::string states;   // e.g. "fetching 2, committing 1"
+  std::string error;    // the last error of a worker backing off, "" when none
+  uint64_t rows_committed = 0;
+  uint64_t rows_dead = 0;
+  double age_s = 0;  // read: seconds since the heartbeat was written
+};
+// Inserts or replaces the process's row (seen_at = now()); deletes rows not
+// seen for an hour. The table is created when missing.
+Status WriteWorkerHeartbeat(PgConnection& conn, const WorkerHeartbeat& hb);
+// The processes seen in the last max_age_s seconds, by process name.
+Result<std::vector<WorkerHeartbeat>> ReadWorkerHeartbeats(PgConnection& conn, int max_age_s);
 
 // Deletes up to max_rows ledger rows committed more than older_than_ms ago;
 // returns how many. A chunk redelivered after that would be committed again,

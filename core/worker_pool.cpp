@@ -1,5 +1,7 @@
 #include "core/worker_pool.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -32,6 +34,58 @@ void WorkerPool::Start(std::function<void()> on_all_exited) {
     threads_.emplace_back([this, w, i] { ThreadMain(*w, "worker-" + std::to_string(i)); });
   }
   if (ledger_retention_ms_ > 0 && size() > 0) janitor_ = std::thread([this] { JanitorMain(); });
+  if (size() > 0) heartbeat_ = std::thread([this] { HeartbeatMain(); });
+}
+
+void WorkerPool::HeartbeatMain() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown");
+  const std::string process = std::string(host) + ":" + std::to_string(getpid());
+  std::unique_ptr<PgConnection> conn;
+  bool warned = false;
+  for (;;) {
+    // A thread's top level: nothing may escape.
+    try {
+      WorkerHeartbeat hb;
+      hb.process = process;
+      hb.workers = size();
+      for (const auto& [st, n] : StateCounts()) {
+        if (n == 0) continue;
+        if (!hb.states.empty()) hb.states += ", ";
+        hb.states += std::string(WorkerStateName(st)) + " " + std::to_string(n);
+      }
+      hb.error = BackingOffError();
+      const WorkerTotals t = Totals();
+      hb.rows_committed = t.rows_committed;
+      hb.rows_dead = t.rows_dead;
+      if (!conn || !conn->IsOk()) {
+        conn.reset();
+        // Bounded like nomnomd's monitors: a lock, a server that does not
+        // answer or a dead network costs seconds, not the heartbeat thread.
+        PgSessionOptions bounds;
+        bounds.statement_timeout_ms = 5000;
+        bounds.lock_timeout_ms = 5000;
+        bounds.keepalives_idle_s = 5;
+        bounds.keepalives_interval_s = 2;
+        bounds.keepalives_count = 2;
+        bounds.tcp_user_timeout_ms = 5000;
+        auto c = PgConnection::Connect(conninfo_, "nomnom-heartbeat", bounds);
+        if (c.ok()) conn = std::move(c).value();
+      }
+      if (conn) {
+        if (Status s = WriteWorkerHeartbeat(*conn, hb); !s.ok() && !warned) {
+          LogWarn("worker heartbeat: {}", s.message());
+          warned = true;  // once: the workers report an unreachable database themselves
+        } else if (s.ok()) {
+          warned = false;
+        }
+      }
+    } catch (const std::exception& e) {
+      LogWarn("worker heartbeat: {}", e.what());
+    }
+    std::unique_lock<std::mutex> lock(stop_mu_);
+    if (stop_cv_.wait_for(lock, std::chrono::seconds(2), [this] { return stop_.load(); })) return;
+  }
 }
 
 void WorkerPool::JanitorMain() {
@@ -99,6 +153,7 @@ void WorkerPool::Stop() {
 
 void WorkerPool::Join() {
   if (janitor_.joinable()) janitor_.join();
+  if (heartbeat_.joinable()) heartbeat_.join();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }

@@ -6,6 +6,11 @@
 // retry on their own) is logged and started again after a backoff, so a pool
 // never silently loses a consumer; only Stop() ends the threads.
 //
+// Heartbeat: while it has workers, the pool writes a row to nomnom_workers
+// every two seconds (core/ledger.h, WriteWorkerHeartbeat: "<host>:<pid>", its
+// workers' states, last error and totals), so a dashboard of any nomnomd sees
+// every worker process of the pipeline.
+//
 // Metrics: the summed counters are exported to the registry given (if any)
 // as nomnom_worker_*_total counters by ExportMetrics(), which callers run
 // before rendering /metrics.
@@ -79,12 +84,14 @@ class WorkerPool {
  private:
   void ThreadMain(IngestWorker& w, const std::string& name);
   void JanitorMain();
+  void HeartbeatMain();
 
   JetStreamClient& js_;
   MetricsRegistry* metrics_;
   std::string conninfo_;
   int64_t ledger_retention_ms_ = 0;
   std::thread janitor_;
+  std::thread heartbeat_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;  // wakes the janitor on Stop()
   std::vector<std::unique_ptr<IngestWorker>> workers_;

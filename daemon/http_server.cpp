@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <exception>
 #include <list>
 #include <mutex>
@@ -131,6 +132,22 @@ bool HeaderNameIsSafe(std::string_view s) {
     if (u <= 32 || u >= 127 || c == ':') return false;
   }
   return true;
+}
+
+// The handler's extra header fields, without the ones the server sets itself
+// or any that could split the head.
+void AppendExtraHeaders(std::string& head, const std::vector<std::pair<std::string, std::string>>& headers) {
+  for (const auto& [name, value] : headers) {
+    if (!HeaderNameIsSafe(name) || !HeaderValueIsSafe(value) || IEquals(name, "Server") ||
+        IEquals(name, "Content-Length") || IEquals(name, "Connection") || IEquals(name, "Transfer-Encoding") ||
+        IEquals(name, "Content-Type")) {
+      continue;
+    }
+    head += name;
+    head += ": ";
+    head += value;
+    head += "\r\n";
+  }
 }
 
 std::string_view ContentTypeFor(std::string_view path) {
@@ -356,6 +373,20 @@ namespace {
 // One connection. Everything but PostResponse() runs on the session's executor
 // (its io_context, run by a single thread: an implicit strand).
 
+// The StreamWriter of a session's streaming response.
+class SessionStream final : public StreamWriter {
+ public:
+  explicit SessionStream(std::weak_ptr<Session> session) : session_(std::move(session)) {}
+  bool Write(std::shared_ptr<const std::string> data) override;
+  bool IsOpen() const override { return open_.load(); }
+  void Close() override;
+  void MarkClosed() { open_.store(false); }
+
+ private:
+  std::weak_ptr<Session> session_;
+  std::atomic<bool> open_{true};
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(std::shared_ptr<Server::Impl> impl, tcp::socket&& socket)
@@ -394,7 +425,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // flight answers it with "Connection: close".
   void OnStop() {
     stop_requested_ = true;
-    if (phase_ == Phase::kIdle || phase_ == Phase::kLingering) Close();
+    if (phase_ == Phase::kIdle || phase_ == Phase::kLingering || phase_ == Phase::kStreaming) Close();
   }
 
   // Stop timed out: close whatever this connection is doing.
@@ -412,10 +443,31 @@ class Session : public std::enable_shared_from_this<Session> {
     impl.posting.fetch_sub(1);
   }
 
+  // From any thread: queue data on the streaming response (false: not posted,
+  // the server is stopping).
+  bool PostStreamData(std::shared_ptr<const std::string> data) {
+    Server::Impl& impl = *impl_;
+    impl.posting.fetch_add(1);
+    const bool ok = !impl.reject_posts.load();
+    if (ok) {
+      net::dispatch(stream_.get_executor(),
+                    [self = shared_from_this(), d = std::move(data)]() mutable { self->OnStreamData(std::move(d)); });
+    }
+    impl.posting.fetch_sub(1);
+    return ok;
+  }
+  void PostClose() {
+    Server::Impl& impl = *impl_;
+    impl.posting.fetch_add(1);
+    if (!impl.reject_posts.load())
+      net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Close(); });
+    impl.posting.fetch_sub(1);
+  }
+
   net::any_io_executor executor() { return stream_.get_executor(); }
 
  private:
-  enum class Phase { kIdle, kReading, kHandling, kWriting, kLingering, kClosed };
+  enum class Phase { kIdle, kReading, kHandling, kWriting, kStreaming, kLingering, kClosed };
 
   // Keeps the session alive until the handler answers (or drops every copy of
   // the Responder, which answers 500).
@@ -664,6 +716,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // Serializes and writes the response. static_body, when given, is sent
   // instead of r.body (embedded files, without a copy).
   void Write(Response&& r, std::optional<std::string_view> static_body = std::nullopt, bool linger = false) {
+    if (r.stream && r.status >= 200 && r.status <= 299 && r.status != 204 && !head_request_ && !linger) {
+      return WriteStreamHead(std::move(r));
+    }
     int status = r.status;
     if (status < 100 || status > 599) status = 500;  // a real HTTP status (also the metrics label)
     status_ = status;
@@ -692,17 +747,7 @@ class Session : public std::enable_shared_from_this<Session> {
         head_ += "\r\n";
       }
     }
-    for (const auto& [name, value] : r.headers) {
-      if (!HeaderNameIsSafe(name) || !HeaderValueIsSafe(value) || IEquals(name, "Server") ||
-          IEquals(name, "Content-Length") || IEquals(name, "Connection") || IEquals(name, "Transfer-Encoding") ||
-          IEquals(name, "Content-Type")) {
-        continue;
-      }
-      head_ += name;
-      head_ += ": ";
-      head_ += value;
-      head_ += "\r\n";
-    }
+    AppendExtraHeaders(head_, r.headers);
     if (status >= 200 && status != 204) {
       head_ += "Content-Length: ";
       AppendUnsigned(head_, body.size());
@@ -723,7 +768,7 @@ class Session : public std::enable_shared_from_this<Session> {
     net::async_write(stream_, buffers, [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
   }
 
-  void OnWrite(error_code ec) {
+  void ReportDone() {
     if (impl_->on_done) {
       std::string_view method = parser_ ? BoundedMethod(SV(parser_->get().method_string())) : std::string_view("other");
       std::string_view route = route_ ? std::string_view(route_->pattern) : std::string_view();
@@ -734,6 +779,91 @@ class Session : public std::enable_shared_from_this<Session> {
         // A metrics hook must not take the connection down.
       }
     }
+  }
+
+  // ---- streaming responses ----
+  // The head of a streaming response: no Content-Length, the connection closes
+  // when the stream ends.
+  void WriteStreamHead(Response&& r) {
+    status_ = r.status;
+    close_after_write_ = true;
+    linger_after_write_ = false;
+    stream_start_ = std::move(r.stream);
+    head_.clear();
+    head_ += "HTTP/1.1 ";
+    AppendUnsigned(head_, static_cast<uint64_t>(r.status));
+    head_ += ' ';
+    std::string_view reason = SV(bhttp::obsolete_reason(static_cast<bhttp::status>(r.status)));
+    head_ += reason == "<unknown-status>" ? std::string_view("Unknown") : reason;
+    head_ += "\r\nServer: nomnomd\r\nContent-Type: ";
+    head_ += r.content_type.empty() || !HeaderValueIsSafe(r.content_type) ? std::string_view("text/event-stream")
+                                                                          : std::string_view(r.content_type);
+    head_ += "\r\n";
+    AppendExtraHeaders(head_, r.headers);
+    head_ += "Connection: close\r\n\r\n";
+    phase_ = Phase::kWriting;
+    stream_.expires_after(std::chrono::milliseconds(opts().idle_timeout_ms));
+    net::async_write(stream_, net::buffer(head_.data(), head_.size()),
+                     [self = shared_from_this()](error_code ec, size_t) { self->OnStreamHead(ec); });
+  }
+
+  void OnStreamHead(error_code ec) {
+    ReportDone();
+    StreamStart start = std::move(stream_start_);
+    stream_start_ = nullptr;
+    if (phase_ == Phase::kClosed) return;
+    if (ec || stop_requested_ || impl_->stopping.load()) return Close();
+    phase_ = Phase::kStreaming;
+    // No deadline: the queue limit cuts off a client that stops reading.
+    stream_.expires_never();
+    writer_ = std::make_shared<SessionStream>(weak_from_this());
+    DoStreamRead();
+    try {
+      start(writer_);
+    } catch (const std::exception& e) {
+      impl_->Log(std::string("stream start threw: ") + e.what());
+      Close();
+    } catch (...) {
+      impl_->Log("stream start threw");
+      Close();
+    }
+  }
+
+  // Reads (and drops) whatever the client sends, to notice it going away.
+  void DoStreamRead() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](error_code ec, size_t) {
+      if (ec || self->phase_ != Phase::kStreaming) return self->Close();
+      self->DoStreamRead();
+    });
+  }
+
+  void OnStreamData(std::shared_ptr<const std::string> data) {
+    if (phase_ != Phase::kStreaming || !data || data->empty()) return;
+    if (out_bytes_ + data->size() > opts().max_stream_queue_bytes) {
+      impl_->Log("stream to " + remote_ + ": the client is not reading; disconnected");
+      return Close();
+    }
+    out_bytes_ += data->size();
+    out_.push_back(std::move(data));
+    if (!out_writing_) DoStreamWrite();
+  }
+
+  void DoStreamWrite() {
+    out_writing_ = true;
+    const std::string& front = *out_.front();
+    net::async_write(stream_, net::buffer(front.data(), front.size()),
+                     [self = shared_from_this()](error_code ec, size_t) {
+                       self->out_bytes_ -= self->out_.front()->size();
+                       self->out_.pop_front();
+                       self->out_writing_ = false;
+                       if (ec || self->phase_ != Phase::kStreaming) return self->Close();
+                       if (!self->out_.empty()) self->DoStreamWrite();
+                     });
+  }
+
+  void OnWrite(error_code ec) {
+    ReportDone();
     if (body_.capacity() > (64u << 10)) std::string().swap(body_);  // do not keep big bodies around
     if (phase_ == Phase::kClosed) return;
     if (ec) return Close();
@@ -767,6 +897,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close() {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kClosed;
+    if (writer_) writer_->MarkClosed();
     error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
@@ -779,6 +910,13 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string remote_;
   std::string head_;  // the serialized response header
   std::string body_;  // the response body being written
+  // A streaming response: its writer, the data waiting to be written (the
+  // front one is being written while out_writing_), and their size.
+  StreamStart stream_start_;
+  std::shared_ptr<SessionStream> writer_;
+  std::deque<std::shared_ptr<const std::string>> out_;
+  size_t out_bytes_ = 0;
+  bool out_writing_ = false;
   Phase phase_ = Phase::kIdle;
   uint64_t seq_ = 0;  // number of the request being handled
   const RouteEntry* route_ = nullptr;
@@ -795,6 +933,21 @@ class Session : public std::enable_shared_from_this<Session> {
   bool read_deadline_set_ = false;
   std::list<std::weak_ptr<Session>>::iterator registration_;
 };
+
+bool SessionStream::Write(std::shared_ptr<const std::string> data) {
+  if (!open_.load()) return false;
+  auto s = session_.lock();
+  if (!s || !s->PostStreamData(std::move(data))) {
+    open_.store(false);
+    return false;
+  }
+  return true;
+}
+
+void SessionStream::Close() {
+  open_.store(false);
+  if (auto s = session_.lock()) s->PostClose();
+}
 
 // "host:port", "[v6]:port", ":port".
 Result<tcp::endpoint> ResolveListen(const std::string& listen) {

@@ -5,7 +5,8 @@
 // the bearer token when it is under /ingest, and given to its handler together
 // with a Responder. The handler answers by calling the Responder exactly once,
 // from any thread, now or later; the server then writes the response on the
-// connection's strand. Connections are HTTP/1.1 keep-alive; pipelined requests
+// connection's strand; a response may also be a stream (Response::stream,
+// for Server-Sent Events). Connections are HTTP/1.1 keep-alive; pipelined requests
 // are answered in order (a connection handles one request at a time).
 //
 // Handlers run on an io thread: they must not block. Hand slow work to another
@@ -44,6 +45,27 @@ struct Request {
   std::string header(std::string_view name) const;
 };
 
+// The writing end of a streaming response (Server-Sent Events): the head was
+// sent, and each Write() appends bytes to the body, in order, until the client
+// goes away, the server stops, or Close(). Thread-safe: call from any thread.
+// Holding a StreamWriter does not keep the connection open; drop it once
+// IsOpen() turns false.
+class StreamWriter {
+ public:
+  virtual ~StreamWriter() = default;
+  // Queues data (shared, so one buffer can go to many connections). False
+  // when the connection is closed: nothing more will be written. A client that
+  // does not read while more than ServerOptions::max_stream_queue_bytes wait is
+  // disconnected.
+  virtual bool Write(std::shared_ptr<const std::string> data) = 0;
+  virtual bool IsOpen() const = 0;
+  // Closes the connection (after nothing: queued data may be dropped).
+  virtual void Close() = 0;
+};
+// Called once, on an io thread, when the head of a streaming response has been
+// written; it must not block (keep the writer and return).
+using StreamStart = std::function<void(std::shared_ptr<StreamWriter>)>;
+
 struct Response {
   int status = 200;
   std::string content_type;  // empty: application/json
@@ -51,6 +73,12 @@ struct Response {
   // Extra header fields. Server, Content-Length and Connection are set by the
   // server (one given here is ignored); Content-Type comes from content_type.
   std::vector<std::pair<std::string, std::string>> headers;
+  // Set on a 2xx response: a streaming response. The head goes out without a
+  // Content-Length and with "Connection: close" (the body ends when the
+  // connection does), body is ignored, and stream is called with the writer.
+  // Nothing more is read from the connection but its closing. A HEAD request
+  // gets the head alone.
+  StreamStart stream;
 };
 
 // Call exactly once, from any thread; later calls are ignored. The server writes
@@ -77,6 +105,9 @@ struct ServerOptions {
   // How long a keep-alive connection may wait for the first byte of its next
   // request (and the first one after accept). Also the limit for writing a response.
   int idle_timeout_ms = 60000;
+  // A streaming response whose client lets more than this many bytes wait is
+  // disconnected.
+  size_t max_stream_queue_bytes = 1 << 20;
   std::string bearer_token;  // if non-empty, required on /ingest and paths under /ingest/
   // Serve the built-in API docs: GET /api-docs/openapi.json and the Swagger UI
   // under /swagger-ui/.

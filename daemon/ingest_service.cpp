@@ -21,6 +21,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kHeaderBodyHash = "Nomnom-Body-Hash";
 constexpr size_t kMaxIdempotencyKey = 256;
+constexpr int64_t kPgMonitorPeriodMs = 500;  // PostgreSQL: reachable, totals, dead letters, heartbeats
 
 // Invalid UTF-8 in a string (from a client's query, header or body) is
 // replaced rather than thrown about: an answer is always valid JSON.
@@ -85,7 +86,10 @@ struct IngestService::Snapshot {
   bool db_ok = false;
   bool db_checked = false;
   std::string db_error;
-  std::optional<LedgerTotals> db_totals;  // every worker's, from the counters table
+  std::optional<LedgerTotals> db_totals;       // every worker's, from the counters table
+  std::vector<RecentDeadLetter> dead_letters;  // the newest, from the dead-letter table
+  std::vector<WorkerHeartbeat> processes;      // worker processes seen in the last 10 s
+  double db_read_s = 0;                        // steady clock seconds of the last db_totals
   // (seconds since start, rows accepted, rows committed) once a second.
   std::deque<std::tuple<double, uint64_t, uint64_t>> samples;
 };
@@ -93,6 +97,7 @@ struct IngestService::Snapshot {
 struct IngestService::BatchState {
   http::Responder respond;
   std::string batch_id;
+  const Entity* entity = nullptr;
   std::string key;        // cache key of an Idempotency-Key ("" without one)
   std::string body_hash;  // with an Idempotency-Key
   json response;          // the 202 body
@@ -134,8 +139,24 @@ IngestService::IngestService(DaemonConfig config, JetStreamClient& js, MetricsRe
       batches_accepted_(metrics.Counter("nomnom_api_batches_accepted_total", "Batches accepted by /ingest/batch")),
       rows_accepted_(metrics.Counter("nomnom_api_rows_accepted_total", "Rows accepted (stored in JetStream)")),
       rows_rejected_(metrics.Counter("nomnom_api_rows_rejected_total", "Rows rejected as invalid by the API")),
-      duplicates_(metrics.Counter("nomnom_api_duplicates_total",
-                                  "Idempotency-Key requests whose data JetStream already had")) {}
+      duplicates_(
+          metrics.Counter("nomnom_api_duplicates_total", "Idempotency-Key requests whose data JetStream already had")) {
+  for (const auto& e : config_.entities) entity_counts_.emplace(e.name, std::make_unique<EntityCounts>());
+}
+
+void IngestService::AddAccepted(const Entity& e, uint64_t rows) {
+  rows_accepted_.Inc(rows);
+  if (auto it = entity_counts_.find(e.name); it != entity_counts_.end()) {
+    it->second->accepted.fetch_add(rows, std::memory_order_relaxed);
+  }
+}
+
+void IngestService::AddRejected(const Entity& e, uint64_t rows) {
+  rows_rejected_.Inc(rows);
+  if (auto it = entity_counts_.find(e.name); it != entity_counts_.end()) {
+    it->second->rejected.fetch_add(rows, std::memory_order_relaxed);
+  }
+}
 
 IngestService::~IngestService() { Shutdown(5000); }
 
@@ -166,6 +187,7 @@ void IngestService::Register(http::Server& server) {
       MetricHistogram* latency;
       MetricCounter* requests;
     };
+    if (!route.starts_with("/dashboard")) api_latency_.Observe(seconds);
     thread_local std::vector<Series> cache;
     for (const Series& c : cache) {
       if (c.owner == serial_ && c.status == status && c.route == route && c.method == method) {
@@ -273,7 +295,8 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
       CheckMessage(*e, req.body, publisher_.BodyLimit(e->name), DerivedEntities(config_.entities, *e));
   if (checked.status != 200) {
     messages_rejected_.Inc();
-    rows_rejected_.Inc();
+    AddRejected(*e, 1);
+    rejects_.Add(DashboardEvent{UtcTimestamp(), "", e->name, 0, Excerpt(checked.error, 300)});
     respond(Error(checked.status, checked.error));
     return;
   }
@@ -293,7 +316,7 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
     OutgoingMessage m =
         MakeChunkMessage(js_.EntitySubject(e->name), e->name, batch_id, 0, 1, 1, std::string(line) + "\n");
     m.headers.emplace_back(std::string(kHeaderBodyHash), body_hash);
-    publisher_.Publish(std::move(m), [this, respond, batch_id, body_hash, cache_key](const PublishResult& r) {
+    publisher_.Publish(std::move(m), [this, e, respond, batch_id, body_hash, cache_key](const PublishResult& r) {
       if (!r.status.ok()) {
         respond(Error(503, "JetStream did not store the message: " + r.status.message()));
         return;
@@ -301,7 +324,7 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
       if (!r.duplicate) {
         idempotency_.Remember(cache_key, body_hash);
         messages_accepted_.Inc();
-        rows_accepted_.Inc();
+        AddAccepted(*e, 1);
         pending_.Remember(batch_id, 1, 1);
         respond(Accepted(MessageAccepted(batch_id, 0, "accepted", UtcTimestamp())));
         return;
@@ -331,13 +354,13 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
 
   publisher_.AddRow(
       e->name, line,
-      [this, respond = std::move(respond)](const PublishResult& r, const std::string& batch_id, uint32_t row) {
+      [this, e, respond = std::move(respond)](const PublishResult& r, const std::string& batch_id, uint32_t row) {
         if (!r.status.ok()) {
           respond(Error(503, "JetStream did not store the message: " + r.status.message()));
           return;
         }
         messages_accepted_.Inc();
-        rows_accepted_.Inc();
+        AddAccepted(*e, 1);
         pending_.Remember(batch_id, row + 1, 1);
         respond(Accepted(MessageAccepted(batch_id, row, "accepted", UtcTimestamp())));
       });
@@ -362,8 +385,17 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
   const uint64_t accepted = batch.accepted, rejected = batch.rejected;
   json errors = json::array();
   for (auto& [line, why] : batch.errors) errors.push_back({{"line", line}, {"error", std::move(why)}});
-  rows_rejected_.Inc(rejected);
+  AddRejected(*e, rejected);
+  // The dashboard lists a few of a batch's rejects, with the batch's id when it has one.
+  auto list_rejects = [&](const std::string& id) {
+    const std::string now = UtcTimestamp();
+    for (size_t i = 0; i < errors.size() && i < 5; ++i) {
+      rejects_.Add(DashboardEvent{now, id, e->name, errors[i]["line"].get<uint64_t>(),
+                                  Excerpt(errors[i]["error"].get<std::string>(), 300)});
+    }
+  };
   if (accepted == 0) {
+    list_rejects("");
     json j;
     j["error"] = rejected == 0 ? "the body holds no rows" : "no valid line in the batch";
     j["accepted"] = 0;
@@ -387,6 +419,8 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
       return;
     }
   }
+  list_rejects(state->batch_id);
+  state->entity = e;
   state->accepted = accepted;
   state->response["batch_id"] = state->batch_id;
   state->response["status"] = rejected == 0 ? "accepted" : "partial";
@@ -438,7 +472,7 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
         j["stored_lines"] = LineRanges(state->stored);
         j["not_stored_lines"] = LineRanges(state->not_stored);
         if (state->rows_stored > 0) {
-          rows_accepted_.Inc(state->rows_stored);
+          AddAccepted(*state->entity, state->rows_stored);
           pending_.Remember(state->batch_id, static_cast<uint32_t>(state->rows_stored), state->chunks);
         }
         state->respond(Json(503, j));
@@ -468,7 +502,7 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
       }
       if (!state->key.empty()) idempotency_.Remember(state->key, state->body_hash);
       batches_accepted_.Inc();
-      rows_accepted_.Inc(state->accepted);
+      AddAccepted(*state->entity, state->accepted);
       pending_.Remember(state->batch_id, static_cast<uint32_t>(state->accepted), state->chunks);
       state->respond(Json(202, state->response));
     });
@@ -670,9 +704,14 @@ void IngestService::NatsMonitorMain() {
 void IngestService::PgMonitorMain() {
   std::unique_ptr<PgConnection> conn;
   while (!stopping_.load()) {
+    // Twice a second from the start of one reading to the next, so that the
+    // dashboard's one-second snapshots show a commit by the second one after it.
+    const auto started = Clock::now();
     bool ok = false;
     std::string error;
     std::optional<LedgerTotals> totals;
+    std::optional<std::vector<RecentDeadLetter>> dead_letters;
+    std::optional<std::vector<WorkerHeartbeat>> processes;
     if (!conn || !conn->IsOk()) {
       auto c = PgConnection::Connect(config_.database_url, "nomnomd-monitor", LookupSession());
       if (c.ok()) {
@@ -689,6 +728,10 @@ void IngestService::PgMonitorMain() {
         ok = true;
         // Every worker's totals (a few counter rows, however long the ledger).
         if (auto t = ReadLedgerTotals(*conn); t.ok()) totals = *t;
+        // The newest dead letters, for the dashboard (an index scan of a few rows).
+        if (auto d = ReadRecentDeadLetters(*conn, 20); d.ok()) dead_letters = std::move(d).value();
+        // Every worker process's heartbeat (this one's embedded workers included).
+        if (auto h = ReadWorkerHeartbeats(*conn, 10); h.ok()) processes = std::move(h).value();
       }
     }
     {
@@ -696,9 +739,15 @@ void IngestService::PgMonitorMain() {
       snap_->db_checked = true;
       snap_->db_ok = ok;
       snap_->db_error = error;
-      if (totals) snap_->db_totals = totals;
+      if (totals) {
+        snap_->db_totals = totals;
+        snap_->db_read_s = std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+      }
+      if (dead_letters) snap_->dead_letters = std::move(*dead_letters);
+      if (processes) snap_->processes = std::move(*processes);
     }
-    SleepUnlessStopping(1000);
+    const auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+    SleepUnlessStopping(std::max<int64_t>(0, kPgMonitorPeriodMs - spent));
   }
 }
 
@@ -785,6 +834,81 @@ void IngestService::RespondStats(const http::Responder& respond, const std::opti
   rates["rows_committed_per_second_60s"] = rate(60, 2);
   j["rates"] = rates;
   respond(Json(200, j));
+}
+
+DashboardInputs IngestService::CollectDashboardInputs() const {
+  DashboardInputs in;
+  in.monotonic_s = std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+  in.unix_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  in.time = UtcTimestamp();
+  in.accepted = rows_accepted_.Value();
+  in.rejected = rows_rejected_.Value();
+  in.nats_connected = js_.IsConnected();
+  in.stream = js_.config().stream;
+  in.consumer = js_.config().consumer;
+  std::optional<LedgerTotals> totals;
+  std::vector<RecentDeadLetter> dead;
+  {
+    std::lock_guard<std::mutex> lock(snap_mu_);
+    in.postgres_connected = snap_->db_ok;
+    in.postgres_error = snap_->db_error;
+    if (snap_->lag) {
+      in.consumer_pending = snap_->lag->num_pending;
+      in.consumer_ack_pending = snap_->lag->num_ack_pending;
+      in.consumer_redelivered = snap_->lag->num_redelivered;
+    }
+    if (snap_->stream) {
+      in.stream_messages = snap_->stream->messages;
+      in.stream_bytes = snap_->stream->bytes;
+    }
+    totals = snap_->db_totals;
+    in.db_read_s = snap_->db_read_s;
+    dead = snap_->dead_letters;
+    for (const auto& p : snap_->processes) {
+      in.processes.push_back(DashboardProcess{p.process, p.workers, p.states, p.error, p.rows_committed, p.age_s});
+    }
+  }
+  // Configured entities first (in their order), then any other entity the
+  // shared counters know (committed by another instance's workers).
+  for (const auto& e : config_.entities) {
+    DashboardEntityInput x;
+    x.name = e.name;
+    const EntityCounts& c = *entity_counts_.at(e.name);
+    x.accepted = c.accepted.load(std::memory_order_relaxed);
+    x.rejected = c.rejected.load(std::memory_order_relaxed);
+    in.entities.push_back(std::move(x));
+  }
+  if (totals) {
+    in.committed_known = true;
+    in.committed = totals->rows_committed;
+    in.dead = totals->rows_dead + totals->chunks_dead;
+    for (const auto& [entity_name, t] : totals->by_entity) {
+      const std::string& name = entity_name;  // (a structured binding cannot be captured before C++20 in clang 14)
+      auto it = std::find_if(in.entities.begin(), in.entities.end(), [&](const auto& x) { return x.name == name; });
+      if (it == in.entities.end()) {
+        in.entities.push_back(DashboardEntityInput{name, 0, 0, 0, 0});
+        it = std::prev(in.entities.end());
+      }
+      it->committed = t.rows_committed;
+      it->dead = t.rows_dead + t.chunks_dead;
+    }
+  }
+  for (const auto& [st, n] : workers_.StateCounts()) in.worker_states.emplace_back(WorkerStateName(st), n);
+  for (int i = 0; i < workers_.size(); ++i) {
+    const IngestWorker& w = workers_.worker(i);
+    const WorkerState st = w.state();
+    in.workers.push_back(DashboardWorker{"worker-" + std::to_string(i), std::string(WorkerStateName(st)),
+                                         st == WorkerState::kBackingOff ? w.last_error() : std::string()});
+  }
+  in.api_latency.bounds = api_latency_.bounds();
+  in.api_latency.cumulative = api_latency_.CumulativeCounts();
+  for (auto& d : dead) {
+    // The id /ingest/status knows: the batch (a message's chunk is its batch).
+    in.dead_letters.push_back(DashboardEvent{std::move(d.failed_at), d.batch_id.empty() ? d.msg_id : d.batch_id,
+                                             std::move(d.entity), d.line, std::move(d.error)});
+  }
+  in.rejects = rejects_.Newest();
+  return in;
 }
 
 void IngestService::HandleMetrics(http::Request&&, http::Responder respond) {

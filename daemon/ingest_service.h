@@ -10,9 +10,10 @@
 //   GET  /ingest/status/{id}  ledger look-up on the BlockingTaskPool, or
 //                          "pending" from PendingIds
 //   GET  /live, /ready, /health, /stats, /metrics: answered at once from the
-//                          state that two monitor threads refresh every second
-//                          (NATS: stream, consumer lag; PostgreSQL: reachable,
-//                          totals), so probes never wait on each other or on a
+//                          state that two monitor threads refresh (NATS every
+//                          second: stream, consumer lag; PostgreSQL twice a
+//                          second: reachable, totals, the last dead letters,
+//                          worker heartbeats), so probes never wait on each other or on a
 //                          database that is away
 //
 // Embedded workers are a WorkerPool (core/worker_pool.h).
@@ -27,6 +28,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -43,6 +45,7 @@
 #include "core/schema.h"
 #include "core/worker_pool.h"
 #include "daemon/chunk_publisher.h"
+#include "daemon/dashboard_snapshot.h"
 #include "daemon/http_server.h"
 #include "daemon/idempotency_cache.h"
 #include "daemon/pending_ids.h"
@@ -84,6 +87,12 @@ class IngestService {
   // stops the workers after their batch in hand. Idempotent.
   void Shutdown(int64_t timeout_ms);
 
+  // What the dashboard shows (daemon/dashboard.h), read now: this process's
+  // counters, the monitors' last readings (committed totals from the shared
+  // counters table, the last dead letters), worker states, the API's latency
+  // histogram. Does not block on I/O. Thread-safe.
+  DashboardInputs CollectDashboardInputs() const;
+
  private:
   struct BatchState;
   struct Snapshot;
@@ -96,6 +105,9 @@ class IngestService {
   void HandleReady(http::Request&& req, http::Responder respond);
   void HandleStats(http::Request&& req, http::Responder respond);
   void HandleMetrics(http::Request&& req, http::Responder respond);
+  // Rows accepted / rejected by this process's API, in total and per entity.
+  void AddAccepted(const Entity& e, uint64_t rows);
+  void AddRejected(const Entity& e, uint64_t rows);
   void RespondStats(const http::Responder& respond, const std::optional<LedgerTotals>& fresh);
 
   // Shared request checks; on failure responds and returns nullptr.
@@ -147,6 +159,16 @@ class IngestService {
   MetricCounter& rows_accepted_;
   MetricCounter& rows_rejected_;
   MetricCounter& duplicates_;
+  struct EntityCounts {
+    std::atomic<uint64_t> accepted{0};
+    std::atomic<uint64_t> rejected{0};
+  };
+  // One per configured entity, made in the constructor and never changed after.
+  std::map<std::string, std::unique_ptr<EntityCounts>, std::less<>> entity_counts_;
+  RecentEvents rejects_{20};  // the last rows the API refused
+  // Every request's latency but the dashboard's own (its event streams last
+  // for minutes), for the dashboard's request rate and percentiles.
+  MetricHistogram api_latency_{LatencyBuckets()};
   std::mutex shutdown_mu_;
   bool shut_down_ = false;  // guarded by shutdown_mu_
 };

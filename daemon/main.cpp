@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "core/nats_client.h"
 #include "core/schema.h"
+#include "daemon/dashboard.h"
 #include "daemon/http_server.h"
 #include "daemon/ingest_service.h"
 #include "daemon/service_options.h"
@@ -34,6 +35,7 @@ int Main(int argc, char** argv) {
   LogFlags log;
   std::string entities_dir, token_file;
   int max_body_mb = 16, chunk_kb = 512, shutdown_timeout_s = 30;
+  DashboardOptions dashboard;
 
   app.add_option("--listen", http_opts.listen, "Address to listen on (host:port); loopback unless told otherwise")
       ->envname("NOMNOM_LISTEN")
@@ -80,6 +82,11 @@ int Main(int argc, char** argv) {
   app.add_option("--token-file", token_file, "File whose first line is the bearer token")
       ->envname("NOMNOM_API_TOKEN_FILE")
       ->excludes(token_opt);
+  app.add_option("--dashboard-viewers", dashboard.max_viewers,
+                 "Open /dashboard/events streams at most (a viewer beyond gets 503)")
+      ->envname("NOMNOM_DASHBOARD_VIEWERS")
+      ->check(CLI::Range(size_t{0}, size_t{10000}))
+      ->capture_default_str();
   AddLogOptions(&app, &log);
   app.add_option("--shutdown-timeout", shutdown_timeout_s, "Seconds to drain on SIGTERM")
       ->check(CLI::Range(0, 3600))
@@ -177,13 +184,18 @@ int Main(int argc, char** argv) {
 
   MetricsRegistry metrics;
   IngestService service(cfg, *client, metrics);
+  // The dashboard outlives the server (whose handlers call into it).
+  dashboard.bearer_token = http_opts.bearer_token;
+  Dashboard dash(dashboard, [&service] { return service.CollectDashboardInputs(); });
   http::Server server(http_opts);
   service.Register(server);
+  dash.Register(server);
   if (Status s = server.Start(); !s.ok()) {
     LogError("{}", s.message());
     return 1;
   }
   service.Start();
+  dash.Start();
   service.SetReady(true);
   LogInfo("listening on {} (port {}), {} embedded worker(s), entities from {}{}", http_opts.listen, server.port(),
           cfg.workers, *dir, http_opts.bearer_token.empty() ? "" : ", bearer token required on /ingest");
@@ -192,6 +204,7 @@ int Main(int argc, char** argv) {
   sigwait(&signals, &sig);
   LogInfo("received {}, draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   service.BeginDrain();
+  dash.Stop();  // closes the event streams, which would hold the server's stop up
   server.Stop(shutdown_timeout_s * 1000);
   service.Shutdown(static_cast<int64_t>(shutdown_timeout_s) * 1000);
   closing.store(true);

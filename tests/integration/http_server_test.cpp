@@ -143,6 +143,18 @@ class Client {
     }
   }
 
+  // Reads until needle has arrived (a streaming body); drops it and what came
+  // before. False on timeout or when the connection closes first.
+  bool ReadUntil(std::string_view needle, int timeout_ms) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    size_t at;
+    while ((at = buf_.find(needle)) == std::string::npos) {
+      if (!Fill(deadline)) return false;
+    }
+    buf_.erase(0, at + needle.size());
+    return true;
+  }
+
   HttpResponse Request(const std::string& method, const std::string& target, const std::string& body = "",
                        const std::vector<std::string>& headers = {}) {
     Expect(Send(Format(method, target, body, headers)), "send failed");
@@ -1177,4 +1189,154 @@ TEST_CASE("http: without the bearer token, /ingest paths get 401 before 404/405,
       CHECK(r->status == 401);
     }
   }
+}
+
+// ---- streaming responses -------------------------------------------------------
+
+namespace {
+
+// The writer a streaming route handed out, for the test to write with.
+struct StreamHolder {
+  std::mutex mu;
+  std::shared_ptr<nomnom::http::StreamWriter> writer;
+  std::atomic<int> starts{0};
+  std::shared_ptr<nomnom::http::StreamWriter> Get(int timeout_ms = 5000) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (Clock::now() < deadline) {
+      {
+        std::lock_guard lock(mu);
+        if (writer) return writer;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return nullptr;
+  }
+};
+
+void StreamRoute(Server& server, std::shared_ptr<StreamHolder> holder) {
+  server.Route("GET", "/events", [holder](Request&&, Responder respond) {
+    Response r;
+    r.content_type = "text/event-stream";
+    r.headers.emplace_back("Cache-Control", "no-store");
+    r.headers.emplace_back("Content-Length", "5");  // ignored: a stream has none
+    r.stream = [holder](std::shared_ptr<nomnom::http::StreamWriter> w) {
+      holder->starts++;
+      std::lock_guard lock(holder->mu);
+      holder->writer = std::move(w);
+    };
+    respond(std::move(r));
+  });
+}
+
+auto Bytes(std::string s) { return std::make_shared<const std::string>(std::move(s)); }
+
+bool WaitClosedWriter(nomnom::http::StreamWriter& w, int timeout_ms) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (w.IsOpen() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  return !w.IsOpen();
+}
+
+}  // namespace
+
+TEST_CASE("http: a streaming response is written piece by piece until the client goes away", "[http][stream]") {
+  auto holder = std::make_shared<StreamHolder>();
+  Server server(TestOptions());
+  StreamRoute(server, holder);
+  std::atomic<int> done_status{0};
+  server.OnRequestDone([&](std::string_view route, int status, double) {
+    if (route == "/events") done_status = status;
+  });
+  Start(server);
+  auto client = std::make_unique<Client>(server.port());
+  REQUIRE(client->Send(Client::Format("GET", "/events")));
+  auto head = client->Read(5000, /*head=*/true);
+  REQUIRE(head);
+  CHECK(head->status == 200);
+  CHECK(head->header("content-type") == "text/event-stream");
+  CHECK(head->header("cache-control") == "no-store");
+  CHECK(head->header("connection") == "close");
+  CHECK(head->header("content-length").empty());
+  auto w = holder->Get();
+  REQUIRE(w);
+  CHECK(done_status == 200);  // reported once the head is written
+  CHECK(w->Write(Bytes("data: 1\n\n")));
+  auto shared = Bytes("data: 2\n\n");
+  CHECK(w->Write(shared));
+  CHECK(w->Write(Bytes("")));  // nothing to write: ignored
+  CHECK(client->ReadUntil("data: 1\n\ndata: 2\n\n", 3000));
+  // The client goes away: the writer notices.
+  client.reset();
+  CHECK(WaitClosedWriter(*w, 3000));
+  CHECK_FALSE(w->Write(Bytes("data: 3\n\n")));
+  CHECK(holder->starts == 1);
+}
+
+TEST_CASE("http: Close() and Stop() end streams", "[http][stream]") {
+  auto holder = std::make_shared<StreamHolder>();
+  auto server = std::make_unique<Server>(TestOptions());
+  StreamRoute(*server, holder);
+  Start(*server);
+  {
+    Client c(server->port());
+    REQUIRE(c.Send(Client::Format("GET", "/events")));
+    REQUIRE(c.Read(5000, true));
+    auto w = holder->Get();
+    REQUIRE(w);
+    w->Close();
+    CHECK_FALSE(w->IsOpen());
+    CHECK(c.WaitClosed(3000));
+    std::lock_guard lock(holder->mu);
+    holder->writer.reset();
+  }
+  Client c(server->port());
+  REQUIRE(c.Send(Client::Format("GET", "/events")));
+  REQUIRE(c.Read(5000, true));
+  auto w = holder->Get();
+  REQUIRE(w);
+  REQUIRE(w->Write(Bytes("x\n")));
+  CHECK(c.ReadUntil("x\n", 3000));
+  auto t0 = Clock::now();
+  server->Stop(5000);
+  CHECK(MsSince(t0) < 2000);  // an open stream does not hold the stop up
+  CHECK(c.WaitClosed(2000));
+  CHECK_FALSE(w->IsOpen());
+  CHECK_FALSE(w->Write(Bytes("y\n")));
+  server.reset();
+  CHECK_FALSE(w->Write(Bytes("z\n")));  // the writer outlives the server safely
+}
+
+TEST_CASE("http: a stream whose client does not read is cut off at its queue limit", "[http][stream]") {
+  auto holder = std::make_shared<StreamHolder>();
+  ServerOptions o = TestOptions();
+  o.max_stream_queue_bytes = 256 << 10;
+  std::atomic<int> logged{0};
+  o.log = [&](std::string_view line) {
+    if (line.find("not reading") != std::string_view::npos) logged++;
+  };
+  Server server(o);
+  StreamRoute(server, holder);
+  Start(server);
+  Client c(server.port());
+  REQUIRE(c.Send(Client::Format("GET", "/events")));
+  REQUIRE(c.Read(5000, true));
+  auto w = holder->Get();
+  REQUIRE(w);
+  // The client reads nothing more: the socket buffers fill, then the queue.
+  auto chunk = Bytes(std::string(128 << 10, 'x'));
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (w->Write(chunk) && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(WaitClosedWriter(*w, 2000));
+  CHECK(logged == 1);
+}
+
+TEST_CASE("http: HEAD on a streaming route gets the head only, no stream", "[http][stream]") {
+  auto holder = std::make_shared<StreamHolder>();
+  Server server(TestOptions());
+  StreamRoute(server, holder);
+  Start(server);
+  Client c(server.port());
+  auto r = c.Request("HEAD", "/events");
+  CHECK(r.status == 200);
+  CHECK(c.Request("HEAD", "/events").status == 200);  // the connection is kept
+  CHECK(holder->starts == 0);
 }

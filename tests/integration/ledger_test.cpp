@@ -107,3 +107,70 @@ TEST_CASE("keys of chunks without an id differ when a re-created stream repeats 
   CHECK(UnnamedChunkKey("MESSAGES", 1, 1000) == UnnamedChunkKey("MESSAGES", 1, 1000));
   CHECK(UnnamedChunkKey("A", 1, 1000) != UnnamedChunkKey("B", 1, 1000));
 }
+
+TEST_CASE("the newest dead letters, newest first, for the dashboard", "[ledger][dashboard]") {
+  auto db = Connect();
+  REQUIRE(EnsureBookkeepingTables(*db).ok());
+  const std::string batch = NewUuid();
+  for (uint64_t line : {4, 9}) {
+    DeadLetterRow d;
+    d.msg_id = ChunkId(batch, 0);
+    d.batch_id = batch;
+    d.entity = "Item";
+    d.line = line;
+    d.error = std::string(400, 'e');
+    d.raw = "{}";
+    REQUIRE_FALSE(InsertDeadLetter(*db, d));
+  }
+  auto recent = ReadRecentDeadLetters(*db, 1000);
+  REQUIRE(recent.ok());
+  std::vector<uint64_t> lines;
+  for (const auto& d : *recent) {
+    if (d.batch_id != batch) continue;
+    lines.push_back(d.line);
+    CHECK(d.entity == "Item");
+    CHECK(d.msg_id == ChunkId(batch, 0));
+    CHECK(d.error.size() == 300);     // cut
+    CHECK(d.failed_at.size() == 20);  // 2026-01-01T00:00:00Z
+    CHECK(d.failed_at.back() == 'Z');
+  }
+  CHECK(lines == std::vector<uint64_t>{9, 4});
+  auto one = ReadRecentDeadLetters(*db, 1);
+  REQUIRE(one.ok());
+  CHECK(one->size() == 1);
+}
+
+TEST_CASE("worker heartbeats: written, replaced, read while fresh", "[ledger][dashboard]") {
+  auto db = Connect();
+  const std::string process = "test-host:" + NewUuid();
+  WorkerHeartbeat hb;
+  hb.process = process;
+  hb.workers = 2;
+  hb.states = "fetching 2";
+  hb.rows_committed = 10;
+  REQUIRE(WriteWorkerHeartbeat(*db, hb).ok());  // creates the table when missing
+  hb.states = "fetching 1, backing_off 1";
+  hb.error = "bad \xff byte";
+  hb.rows_committed = 25;
+  REQUIRE(WriteWorkerHeartbeat(*db, hb).ok());
+  auto read = ReadWorkerHeartbeats(*db, 10);
+  REQUIRE(read.ok());
+  int found = 0;
+  for (const auto& h : *read) {
+    if (h.process != process) continue;
+    ++found;
+    CHECK(h.workers == 2);
+    CHECK(h.states == "fetching 1, backing_off 1");
+    CHECK(h.error == "bad \\xFF byte");
+    CHECK(h.rows_committed == 25);
+    CHECK(h.age_s >= 0);
+    CHECK(h.age_s < 5);
+  }
+  CHECK(found == 1);
+  // An old heartbeat is not read back.
+  REQUIRE_FALSE(db->TryExecParams("UPDATE nomnom_workers SET seen_at = now() - interval '1 minute' WHERE process = $1",
+                                  {process}));
+  read = ReadWorkerHeartbeats(*db, 10);
+  REQUIRE(read.ok());
+  for (const auto& h : *read) CHECK(h.process != process);
+}
