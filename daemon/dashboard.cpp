@@ -76,6 +76,7 @@ void Dashboard::Register(http::Server& server) {
   server.Route("GET", "/dashboard/events", bind(&Dashboard::HandleEvents));
   server.Route("GET", "/dashboard/snapshot", bind(&Dashboard::HandleSnapshot));
   server.Route("POST", "/dashboard/session", bind(&Dashboard::HandleSession));
+  if (options_.status) server.Route("GET", "/dashboard/status/{id}", bind(&Dashboard::HandleStatus));
   // The page and its files, from the embedded assets (daemon/assets/dashboard/).
   for (size_t i = 0; i < http::embedded::kFileCount; ++i) {
     const auto& f = http::embedded::kFiles[i];
@@ -244,6 +245,11 @@ void Dashboard::HandleEvents(http::Request&& req, http::Responder respond) {
     if (first) w->Write(first);
   };
   respond(std::move(r));
+}
+
+void Dashboard::HandleStatus(http::Request&& req, http::Responder respond) {
+  if (!Authorized(req)) return respond(Unauthorized());
+  options_.status(std::move(req), std::move(respond));
 }
 
 void Dashboard::HandleSession(http::Request&& req, http::Responder respond) {

@@ -45,6 +45,11 @@ struct DashboardOptions {
   size_t max_viewers = 64;              // open event streams at most
   int64_t session_ttl_ms = 30 * 60000;  // how long a session cookie is good for
   int interval_ms = 1000;               // one snapshot per interval
+  // GET /dashboard/status/{id}: the status look-up (/ingest/status/{id}'s
+  // handler) behind the dashboard's own authorization, so that the page's
+  // links work with the session cookie (which is scoped to /dashboard and
+  // which /ingest does not take). Empty: no such route.
+  http::Handler status;
 };
 
 class Dashboard {
@@ -73,6 +78,7 @@ class Dashboard {
   void HandleEvents(http::Request&& req, http::Responder respond);
   void HandleSnapshot(http::Request&& req, http::Responder respond);
   void HandleSession(http::Request&& req, http::Responder respond);
+  void HandleStatus(http::Request&& req, http::Responder respond);
 
   const DashboardOptions options_;
   std::function<DashboardInputs()> source_;

@@ -92,6 +92,9 @@ class IngestService {
   // counters table, the last dead letters), worker states, the API's latency
   // histogram. Does not block on I/O. Thread-safe.
   DashboardInputs CollectDashboardInputs() const;
+  // GET /ingest/status/{id} (req.query["id"]); public for the dashboard's
+  // /dashboard/status/{id}, which authorizes the request itself.
+  void HandleStatus(http::Request&& req, http::Responder respond);
 
  private:
   struct BatchState;
@@ -99,7 +102,6 @@ class IngestService {
 
   void HandleMessage(http::Request&& req, http::Responder respond);
   void HandleBatch(http::Request&& req, http::Responder respond);
-  void HandleStatus(http::Request&& req, http::Responder respond);
   void HandleLive(http::Request&& req, http::Responder respond);
   void HandleHealth(http::Request&& req, http::Responder respond);
   void HandleReady(http::Request&& req, http::Responder respond);

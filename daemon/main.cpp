@@ -186,6 +186,9 @@ int Main(int argc, char** argv) {
   IngestService service(cfg, *client, metrics);
   // The dashboard outlives the server (whose handlers call into it).
   dashboard.bearer_token = http_opts.bearer_token;
+  dashboard.status = [&service](http::Request&& req, http::Responder respond) {
+    service.HandleStatus(std::move(req), std::move(respond));
+  };
   Dashboard dash(dashboard, [&service] { return service.CollectDashboardInputs(); });
   http::Server server(http_opts);
   service.Register(server);

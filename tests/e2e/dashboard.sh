@@ -158,6 +158,18 @@ assert_status 200 "GET /dashboard/snapshot with the session cookie"
 if [ "${cookie: -1}" = 0 ]; then made_up=${cookie%?}1; else made_up=${cookie%?}0; fi
 http GET /dashboard/snapshot -H "Cookie: nomnom_dashboard=$made_up"
 assert_status 401 "GET /dashboard/snapshot with a made-up session"
+# The page's status links: /dashboard/status/{id} takes the session cookie
+# (scoped to /dashboard), /ingest/status/{id} does not.
+post_json /ingest/message "$(order_json st-1)" -H "Authorization: Bearer $NOMNOM_TOKEN"
+assert_status 202 "POST /ingest/message with the token"
+status_id=$(json_get message_id)
+http GET "/dashboard/status/$status_id" -H "Cookie: nomnom_dashboard=$cookie"
+assert_status 200 "GET /dashboard/status/{id} with the session cookie"
+assert_eq "$(json_get id)" "$status_id" "the id /dashboard/status answers for"
+http GET "/dashboard/status/$status_id" -H "Cookie: nomnom_dashboard=$made_up"
+assert_status 401 "GET /dashboard/status/{id} with a made-up session"
+http GET "/ingest/status/$status_id" -H "Cookie: nomnom_dashboard=$cookie"
+assert_status 401 "GET /ingest/status/{id} with only the session cookie"
 curl -sS -N -m 2 -H "Cookie: nomnom_dashboard=$cookie" "$DAEMON_URL/dashboard/events" >"$E2E_TMP/sse-cookie.txt" 2>/dev/null || true
 assert_cmp "$(grep -c '^data: {' "$E2E_TMP/sse-cookie.txt" || true)" -ge 1 "events on the session cookie"
 if "$NOMNOM_BIN" top --once "$DAEMON_URL" >/dev/null 2>"$E2E_TMP/top.err"; then e2e_fail "nomnom top without the token succeeded"; fi

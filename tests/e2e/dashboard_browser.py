@@ -255,7 +255,10 @@ def run_data(page):
     dl = [d for d in state["dead_letters"] if d["id"] in dead_batches]
     check(len(dl) == 4, f"the 4 dead letters are listed with their batch ids ({len(dl)})")
     if dl:
-        check(dl[0]["href"].endswith("/ingest/status/" + dl[0]["id"]), f"a dead letter links to its status ({dl[0]['href']})")
+        check(dl[0]["href"].endswith("/dashboard/status/" + dl[0]["id"]), f"a dead letter links to its status ({dl[0]['href']})")
+        # The dead letter is a row of a batch: the batch is processed, with rows_dead.
+        got = page.eval(f"fetch({json.dumps(dl[0]['href'])}).then(r => r.json()).then(j => j.id + ' ' + (j.rows_dead || 0))")
+        check(got == f"{dl[0]['id']} 1", f"the dead letter's status link answers for its batch with 1 dead row ({got})")
         check("orders_price_check" in dl[0]["text"], "a dead letter shows PostgreSQL's reason")
     check(any(r["id"] in batches for r in state["rejects"]), "an API reject is listed with its batch id")
 
@@ -303,6 +306,9 @@ def run_token(page):
     page.pump(2.5)
     check(page_state(page)["seq"] > seq, "the event stream runs on the session cookie")
     check(page.eval("document.cookie") == "", "the session cookie is HttpOnly (scripts cannot read it)")
+    # A status link works on the session cookie (the page cannot send the token).
+    got = page.eval("fetch('/dashboard/status/00000000-0000-4000-8000-000000000000').then(r => r.status)")
+    check(got in (200, 404), f"/dashboard/status/{{id}} answers on the session cookie (HTTP {got}, not 401)")
     check(token not in page.eval("location.href + document.documentElement.outerHTML"), "the token is in neither URL nor page")
     cookies = page.call("Network.getCookies", urls=[base + "/dashboard/events"])["cookies"]
     c = [c for c in cookies if c["name"] == "nomnom_dashboard"]
@@ -310,7 +316,8 @@ def run_token(page):
           f"cookie attributes {[(x['httpOnly'], x.get('sameSite'), x['path']) for x in c]}")
     # The browser's own 401s (fetch of the snapshot, the wrong token) are
     # network log lines, not script errors.
-    page.errors = [e for e in page.errors if "status of 401" not in e]
+    # So is the 404 of the made-up id fetched above.
+    page.errors = [e for e in page.errors if "status of 401" not in e and "/dashboard/status/00000000-" not in e]
 
 
 page = Page(cdp_port)

@@ -186,7 +186,7 @@
       const li = el("li", { "data-id": ev.id });
       const meta = el("div", { class: "meta" });
       if (ev.id) {
-        const a = el("a", { class: "id", href: "/ingest/status/" + encodeURIComponent(ev.id) }, ev.id);
+        const a = el("a", { class: "id", href: "/dashboard/status/" + encodeURIComponent(ev.id) }, ev.id);
         meta.appendChild(a);
       } else {
         meta.appendChild(el("span", { class: "id" }, "(no id)"));
