@@ -41,25 +41,24 @@ struct NationDef {
   int region;
 };
 constexpr NationDef kNations[25] = {
-    {"ALGERIA", 0},   {"ARGENTINA", 1},  {"BRAZIL", 1},      {"CANADA", 1},         {"EGYPT", 4},
-    {"ETHIOPIA", 0},  {"FRANCE", 3},     {"GERMANY", 3},     {"INDIA", 2},          {"INDONESIA", 2},
-    {"IRAN", 4},      {"IRAQ", 4},       {"JAPAN", 2},       {"JORDAN", 4},         {"KENYA", 0},
-    {"MOROCCO", 0},   {"MOZAMBIQUE", 0}, {"PERU", 1},        {"CHINA", 2},          {"ROMANIA", 3},
-    {"SAUDI ARABIA", 4}, {"VIETNAM", 2}, {"RUSSIA", 3},      {"UNITED KINGDOM", 3}, {"UNITED STATES", 1}};
+    {"ALGERIA", 0},      {"ARGENTINA", 1},  {"BRAZIL", 1},  {"CANADA", 1},         {"EGYPT", 4},
+    {"ETHIOPIA", 0},     {"FRANCE", 3},     {"GERMANY", 3}, {"INDIA", 2},          {"INDONESIA", 2},
+    {"IRAN", 4},         {"IRAQ", 4},       {"JAPAN", 2},   {"JORDAN", 4},         {"KENYA", 0},
+    {"MOROCCO", 0},      {"MOZAMBIQUE", 0}, {"PERU", 1},    {"CHINA", 2},          {"ROMANIA", 3},
+    {"SAUDI ARABIA", 4}, {"VIETNAM", 2},    {"RUSSIA", 3},  {"UNITED KINGDOM", 3}, {"UNITED STATES", 1}};
 constexpr std::string_view kSegments[5] = {"AUTOMOBILE", "BUILDING", "FURNITURE", "MACHINERY", "HOUSEHOLD"};
 constexpr std::string_view kColours[] = {
-    "almond",    "antique",   "aquamarine", "azure",     "beige",     "bisque",    "black",     "blanched",
-    "blue",      "blush",     "brown",      "burlywood", "burnished", "chartreuse", "chiffon",  "chocolate",
-    "coral",     "cornflower", "cornsilk",  "cream",     "cyan",      "dark",      "deep",      "dim",
-    "dodger",    "drab",      "firebrick",  "floral",    "forest",    "frosted",   "gainsboro", "ghost",
-    "goldenrod", "green",     "grey",       "honeydew",  "hot",       "indian",    "ivory",     "khaki",
-    "lace",      "lavender",  "lawn",       "lemon",     "light",     "lime",      "linen",     "magenta",
-    "maroon",    "medium",    "metallic",   "midnight",  "mint",      "misty",     "moccasin",  "navajo",
-    "navy",      "olive",     "orange",     "orchid",    "pale",      "papaya",    "peach",     "peru",
-    "pink",      "plum",      "powder",     "puff",      "purple",    "red",       "rose",      "rosy",
-    "royal",     "saddle",    "salmon",     "sandy",     "seashell",  "sienna",    "sky",       "slate",
-    "smoke",     "snow",      "spring",     "steel",     "tan",       "thistle",   "tomato",    "turquoise",
-    "violet",    "wheat",     "white",      "yellow"};
+    "almond",   "antique", "aquamarine", "azure",     "beige",      "bisque",    "black",     "blanched", "blue",
+    "blush",    "brown",   "burlywood",  "burnished", "chartreuse", "chiffon",   "chocolate", "coral",    "cornflower",
+    "cornsilk", "cream",   "cyan",       "dark",      "deep",       "dim",       "dodger",    "drab",     "firebrick",
+    "floral",   "forest",  "frosted",    "gainsboro", "ghost",      "goldenrod", "green",     "grey",     "honeydew",
+    "hot",      "indian",  "ivory",      "khaki",     "lace",       "lavender",  "lawn",      "lemon",    "light",
+    "lime",     "linen",   "magenta",    "maroon",    "medium",     "metallic",  "midnight",  "mint",     "misty",
+    "moccasin", "navajo",  "navy",       "olive",     "orange",     "orchid",    "pale",      "papaya",   "peach",
+    "peru",     "pink",    "plum",       "powder",    "puff",       "purple",    "red",       "rose",     "rosy",
+    "royal",    "saddle",  "salmon",     "sandy",     "seashell",   "sienna",    "sky",       "slate",    "smoke",
+    "snow",     "spring",  "steel",      "tan",       "thistle",    "tomato",    "turquoise", "violet",   "wheat",
+    "white",    "yellow"};
 constexpr std::string_view kTypeS1[] = {"STANDARD", "SMALL", "MEDIUM", "LARGE", "ECONOMY", "PROMO"};
 constexpr std::string_view kTypeS2[] = {"ANODIZED", "BURNISHED", "PLATED", "POLISHED", "BRUSHED"};
 constexpr std::string_view kTypeS3[] = {"TIN", "NICKEL", "BRASS", "STEEL", "COPPER"};

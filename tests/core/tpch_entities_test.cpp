@@ -19,14 +19,10 @@ TEST_CASE("the eight TPC-H tables parse with the spec's columns and keys", "[sch
   REQUIRE(all.ok());
   // table -> {column count, key columns}
   const std::map<std::string, std::pair<size_t, std::vector<std::string>>> want = {
-      {"region", {3, {"r_regionkey"}}},
-      {"nation", {4, {"n_nationkey"}}},
-      {"supplier", {7, {"s_suppkey"}}},
-      {"customer", {8, {"c_custkey"}}},
-      {"part", {9, {"p_partkey"}}},
-      {"partsupp", {5, {"ps_partkey", "ps_suppkey"}}},
-      {"orders", {9, {"o_orderkey"}}},
-      {"lineitem", {16, {"l_orderkey", "l_linenumber"}}},
+      {"region", {3, {"r_regionkey"}}}, {"nation", {4, {"n_nationkey"}}},
+      {"supplier", {7, {"s_suppkey"}}}, {"customer", {8, {"c_custkey"}}},
+      {"part", {9, {"p_partkey"}}},     {"partsupp", {5, {"ps_partkey", "ps_suppkey"}}},
+      {"orders", {9, {"o_orderkey"}}},  {"lineitem", {16, {"l_orderkey", "l_linenumber"}}},
   };
   REQUIRE(all->size() == want.size());
   for (const Entity& e : *all) {
@@ -46,8 +42,8 @@ TEST_CASE("TPC-H DDL uses NUMERIC(15,2), DATE and VARCHAR(n)", "[schema][tpch]")
   auto li = nomnom::LoadEntityFile(SourcePath("data/tpch/entities-full/lineitem.yaml"));
   REQUIRE(li.ok());
   const std::string ddl = li->CreateTableSql();
-  CHECK_THAT(ddl, Contains("CREATE TABLE IF NOT EXISTS \"lineitem\" (") &&
-                      Contains("\"l_orderkey\" bigint NOT NULL") && Contains("\"l_linenumber\" integer NOT NULL") &&
+  CHECK_THAT(ddl, Contains("CREATE TABLE IF NOT EXISTS \"lineitem\" (") && Contains("\"l_orderkey\" bigint NOT NULL") &&
+                      Contains("\"l_linenumber\" integer NOT NULL") &&
                       Contains("\"l_extendedprice\" numeric(15,2) NOT NULL") &&
                       Contains("\"l_shipdate\" date NOT NULL") &&
                       Contains("\"l_shipmode\" character varying(10) NOT NULL") &&
