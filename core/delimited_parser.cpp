@@ -10,19 +10,21 @@ size_t FindLf(std::string_view text, size_t from) { return text.find('\n', from)
 }  // namespace
 
 DelimitedParser::Result DelimitedParser::Next(std::string_view text, bool at_end, uint64_t line,
-                                              std::vector<DelimitedField>* fields, size_t* consumed,
-                                              uint64_t* lines, std::string* error) {
+                                              std::vector<DelimitedField>* fields, size_t* consumed, uint64_t* lines,
+                                              std::string* error) {
   fields->clear();
   *lines = 0;
   *consumed = 0;
   const char sep = dialect_ == DelimitedDialect::kCsv ? ',' : '|';
   size_t used_scratch = 0;
-  auto fail = [&](uint64_t at_line, size_t column, const std::string& why) {
+  // The record is bad at text[at]: skip to the end of that physical line.
+  auto fail = [&](uint64_t at_line, size_t column, const std::string& why, size_t at) {
+    const size_t lf = FindLf(text, at);
+    if (lf == std::string_view::npos && !at_end) return Result::kNeedMore;
     *error = "line " + std::to_string(at_line) + ", column " + std::to_string(column) + ": " + why;
-    // Skip to the end of the physical line the error is on.
-    size_t lf = FindLf(text, 0);
     *consumed = lf == std::string_view::npos ? text.size() : lf + 1;
-    *lines = lf == std::string_view::npos ? 0 : 1;
+    *lines = 0;
+    for (size_t k = 0; k < *consumed; ++k) *lines += text[k] == '\n' ? 1 : 0;
     return Result::kError;
   };
   size_t i = 0;
@@ -39,15 +41,15 @@ DelimitedParser::Result DelimitedParser::Next(std::string_view text, bool at_end
     if (rec.empty() || rec.back() != '|') {
       size_t cols = 1;
       for (char c : rec) cols += c == '|' ? 1 : 0;
-      *error = "line " + std::to_string(line) + ", column " + std::to_string(cols) +
-               ": a .tbl record must end in '|'";
+      *error = "line " + std::to_string(line) + ", column " + std::to_string(cols) + ": a .tbl record must end in '|'";
       return Result::kError;
     }
     rec.remove_suffix(1);
     size_t start = 0;
     while (true) {
       const size_t bar = rec.find('|', start);
-      const std::string_view v = rec.substr(start, bar == std::string_view::npos ? std::string_view::npos : bar - start);
+      const std::string_view v =
+          rec.substr(start, bar == std::string_view::npos ? std::string_view::npos : bar - start);
       fields->push_back(DelimitedField{v, v.empty()});
       if (bar == std::string_view::npos) break;
       start = bar + 1;
@@ -65,7 +67,7 @@ DelimitedParser::Result DelimitedParser::Next(std::string_view text, bool at_end
       while (true) {
         if (j >= n) {
           if (!at_end) return Result::kNeedMore;
-          return fail(line, column, "unterminated quoted field (opened on line " + std::to_string(cur_line) + ")");
+          return fail(line, column, "unterminated quoted field (opened on line " + std::to_string(line) + ")", n);
         }
         const char c = text[j];
         if (c == '"') {
@@ -94,12 +96,12 @@ DelimitedParser::Result DelimitedParser::Next(std::string_view text, bool at_end
       }
       if (text[i] == '\n' || (text[i] == '\r' && i + 1 < n && text[i + 1] == '\n')) break;
       if (text[i] == '\r' && i + 1 >= n && !at_end) return Result::kNeedMore;
-      return fail(cur_line, column, "text after the closing quote of a quoted field");
+      return fail(cur_line, column, "text after the closing quote of a quoted field", i);
     }
     // Unquoted field.
     size_t j = i;
     while (j < n && text[j] != sep && text[j] != '\n') {
-      if (text[j] == '"') return fail(cur_line, column, "a quote inside an unquoted field (quote the whole field)");
+      if (text[j] == '"') return fail(cur_line, column, "a quote inside an unquoted field (quote the whole field)", j);
       ++j;
     }
     if (j >= n && !at_end) return Result::kNeedMore;
