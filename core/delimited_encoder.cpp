@@ -45,8 +45,8 @@ Status DelimitedEncoder::SetColumns(const std::vector<std::string>& names) {
                                      "' is not a field of entity " + entity_.name);
     }
     if (map[f] >= 0) {
-      return Status::InvalidArgument("header column " + std::to_string(c + 1) + " '" + names[c] +
-                                     "' repeats column " + std::to_string(map[f] + 1));
+      return Status::InvalidArgument("header column " + std::to_string(c + 1) + " '" + names[c] + "' repeats column " +
+                                     std::to_string(map[f] + 1));
     }
     map[f] = static_cast<int>(c);
   }

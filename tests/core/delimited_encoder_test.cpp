@@ -74,8 +74,7 @@ TEST_CASE("CSV and .tbl tuples equal the NDJSON encoder's for every TPC-H table"
         size_t consumed = 0;
         uint64_t lines = 0;
         std::string error;
-        REQUIRE(parser.Next(rest, true, line, &fields, &consumed, &lines, &error) ==
-                DelimitedParser::Result::kRecord);
+        REQUIRE(parser.Next(rest, true, line, &fields, &consumed, &lines, &error) == DelimitedParser::Result::kRecord);
         REQUIRE(row < nd.size());
         ByteBuffer a, b;
         std::string padded = nd[row];
