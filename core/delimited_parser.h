@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,7 +53,9 @@ class DelimitedParser {
 
  private:
   DelimitedDialect dialect_;
-  std::vector<std::string> scratch_;  // unescaped quoted fields
+  // Unescaped quoted fields. A deque: growing it must not move the strings
+  // (short ones live inside the object) that earlier fields point into.
+  std::deque<std::string> scratch_;
 };
 
 }  // namespace nomnom
