@@ -8,12 +8,16 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/byte_buffer.h"
+#include "core/delimited_encoder.h"
+#include "core/delimited_parser.h"
 #include "core/ndjson_reader.h"
 #include "core/row_encoder.h"
 #include "core/schema.h"
 #include "core/tpch_gen.h"
+#include "core/tpch_tables.h"
 
 namespace nomnom {
 namespace {
@@ -116,6 +120,95 @@ void BM_LineSplit(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(input.size()) * state.iterations());
 }
 BENCHMARK(BM_LineSplit)->Unit(benchmark::kMillisecond);
+
+// TPC-H LINEITEM (data/tpch/entities-full) at SF 0.02 in each input format,
+// encoded by one thread: NDJSON by RowEncoder, CSV and .tbl by
+// DelimitedParser + DelimitedEncoder. bytes_per_second is input consumed.
+const Entity& LineItemEntity() {
+  static const Entity* e = [] {
+    auto entities = LoadEntityDir(std::string(NOMNOM_SOURCE_DIR) + "/data/tpch/entities-full");
+    return new Entity(*FindEntity(entities.value(), "lineitem"));
+  }();
+  return *e;
+}
+
+const std::string& LineItems(TpchTextFormat format) {
+  static std::string* texts[3] = {};
+  std::string*& s = texts[static_cast<int>(format)];
+  if (s == nullptr) {
+    s = new std::string();
+    TpchTableOptions o;
+    o.table = TpchTable::kLineItem;
+    o.scale_factor = 0.02;
+    o.format = format;
+    (void)WriteTpchTable(o, [&](std::string_view c) {
+      s->append(c);
+      return Status::Ok();
+    });
+  }
+  return *s;
+}
+
+void BM_EncodeLineItemNdjson(benchmark::State& state) {
+  const std::string& input = LineItems(TpchTextFormat::kNdjson);
+  std::string padded = input + std::string(kChunkPadding, ' ');
+  RowEncoder encoder(LineItemEntity(), RowEncoderOptions{});
+  ByteBuffer out(input.size() * 2);
+  std::string error;
+  for (auto _ : state) {
+    out.clear();
+    const char* p = padded.data();
+    const char* end = p + input.size();
+    const char* readable_end = padded.data() + padded.size();
+    while (p < end) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+      std::string_view line(p, static_cast<size_t>(nl - p));
+      if (!encoder.Encode(line, static_cast<size_t>(readable_end - p), &out, nullptr, &error)) {
+        state.SkipWithError(error.c_str());
+        return;
+      }
+      p = nl + 1;
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(input.size()) * state.iterations());
+}
+BENCHMARK(BM_EncodeLineItemNdjson)->Unit(benchmark::kMillisecond);
+
+void EncodeDelimited(benchmark::State& state, TpchTextFormat format, DelimitedDialect dialect) {
+  const std::string& input = LineItems(format);
+  DelimitedParser parser(dialect);
+  DelimitedEncoder encoder(LineItemEntity());
+  ByteBuffer out(input.size() * 2);
+  std::vector<DelimitedField> fields;
+  std::string error;
+  for (auto _ : state) {
+    out.clear();
+    std::string_view rest = input;
+    uint64_t line = 1;
+    while (!rest.empty()) {
+      size_t consumed = 0;
+      uint64_t lines = 0;
+      if (parser.Next(rest, true, line, &fields, &consumed, &lines, &error) != DelimitedParser::Result::kRecord ||
+          !encoder.Encode(fields, &out, nullptr, &error)) {
+        state.SkipWithError(error.c_str());
+        return;
+      }
+      rest.remove_prefix(consumed);
+      line += lines;
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(input.size()) * state.iterations());
+}
+void BM_EncodeLineItemCsv(benchmark::State& state) {
+  EncodeDelimited(state, TpchTextFormat::kCsv, DelimitedDialect::kCsv);
+}
+BENCHMARK(BM_EncodeLineItemCsv)->Unit(benchmark::kMillisecond);
+void BM_EncodeLineItemTbl(benchmark::State& state) {
+  EncodeDelimited(state, TpchTextFormat::kTbl, DelimitedDialect::kTbl);
+}
+BENCHMARK(BM_EncodeLineItemTbl)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace nomnom

@@ -36,6 +36,7 @@
 #include "core/rejects.h"
 #include "core/schema.h"
 #include "core/tpch_gen.h"
+#include "core/tpch_tables.h"
 #include "core/worker_pool.h"
 #include "daemon/http_server.h"
 #include "daemon/service_options.h"
@@ -383,9 +384,53 @@ struct GenArgs {
   std::string format = "ndjson";
   std::string output = "-";
   bool nested = false;
+  bool spec = false;  // orders: TPC-H's column names (data/tpch/entities-full)
+  std::string table;  // set: `gen tpch TABLE` through WriteTpchTable
 };
 
+int RunGenTableCommand(const GenArgs& a) {
+  auto table = ParseTpchTable(a.table);
+  auto format = ParseTpchTextFormat(a.format);
+  if (!table.ok() || !format.ok()) {
+    PrintError(table.ok() ? format.status() : table.status());
+    return kExitUsage;
+  }
+  if (a.nested) {
+    PrintError(Status::InvalidArgument("--nested is for NDJSON orders without --spec"));
+    return kExitUsage;
+  }
+  TpchTableOptions opts;
+  opts.table = *table;
+  opts.scale_factor = a.sf;
+  opts.seed = a.seed;
+  opts.format = *format;
+  TpchOrdersOptions check;
+  check.scale_factor = a.sf;
+  if (Status s = ValidateTpchOrdersOptions(check); !s.ok()) {
+    PrintError(s);
+    return kExitUsage;
+  }
+  std::FILE* out = stdout;
+  if (a.output != "-") {
+    out = std::fopen(a.output.c_str(), "wb");
+    if (out == nullptr) {
+      PrintError(Status::Io("cannot open " + a.output + ": " + std::strerror(errno)));
+      return kExitFatal;
+    }
+  }
+  Status s = WriteTpchTable(opts, out);
+  if (out != stdout && std::fclose(out) != 0 && s.ok()) s = Status::Io("cannot write " + a.output);
+  if (!s.ok()) {
+    PrintError(s);
+    return kExitFatal;
+  }
+  return kExitOk;
+}
+
 int RunGenCommand(const GenArgs& a) {
+  // Today's `gen tpch orders` output (the seed's Order entity) unless TPC-H's
+  // own layout is asked for.
+  if (a.table != "orders" || a.spec || a.format == "tbl") return RunGenTableCommand(a);
   auto format = ParseTpchFormat(a.format);
   if (!format.ok()) {
     PrintError(format.status());
@@ -670,15 +715,33 @@ int Main(int argc, char** argv) {
   gen_cmd->require_subcommand(1);
   tpch_cmd->require_subcommand(1);
   CLI::App* orders_cmd = tpch_cmd->add_subcommand("orders", "ORDERS rows (1,500,000 x SF), deterministic per --seed");
+  std::vector<CLI::App*> table_cmds;
+  for (const char* t : {"region", "nation", "supplier", "customer", "part", "partsupp", "lineitem"}) {
+    table_cmds.push_back(tpch_cmd->add_subcommand(
+        t,
+        std::string("TPC-H ") + t + " rows, deterministic per --seed (load with --entities data/tpch/entities-full)"));
+  }
+  for (CLI::App* c : table_cmds) {
+    c->add_option("--sf", gen.sf, "Scale factor (may be fractional)")->capture_default_str();
+    c->add_option("--seed", gen.seed, "Random seed")->capture_default_str();
+    c->add_option("--format", gen.format, "ndjson, csv (no header) or tbl (dbgen's layout)")
+        ->check(CLI::IsMember({"ndjson", "csv", "tbl"}))
+        ->capture_default_str();
+    c->add_option("-o,--output", gen.output, "Output file (- for stdout)")->capture_default_str();
+  }
   orders_cmd->add_option("--sf", gen.sf, "Scale factor (may be fractional)")->capture_default_str();
   orders_cmd->add_option("--seed", gen.seed, "Random seed")->capture_default_str();
-  orders_cmd->add_option("--format", gen.format, "ndjson or csv (csv: the table's column order, no header)")
-      ->check(CLI::IsMember({"ndjson", "csv"}))
+  orders_cmd
+      ->add_option("--format", gen.format,
+                   "ndjson, csv (csv: the table's column order, no header) or tbl (dbgen's layout, TPC-H's columns)")
+      ->check(CLI::IsMember({"ndjson", "csv", "tbl"}))
       ->capture_default_str();
   orders_cmd->add_option("-o,--output", gen.output, "Output file (- for stdout)")->capture_default_str();
   orders_cmd->add_flag("--nested", gen.nested,
                        "Each order with its line items as a line_items array (load with --entities "
                        "data/tpch/entities-nested)");
+  orders_cmd->add_flag("--spec", gen.spec,
+                       "TPC-H's column names and types, o_orderkey ... (load with --entities data/tpch/entities-full)");
 
   WorkerArgs worker;
   CLI::App* worker_cmd = app.add_subcommand("worker", "Drain NATS JetStream into PostgreSQL until SIGTERM/SIGINT");
@@ -727,7 +790,15 @@ int Main(int argc, char** argv) {
     load.on_conflict_given = on_conflict_opt->count() > 0;
     return RunLoadCommand(load);
   }
-  if (orders_cmd->parsed()) return RunGenCommand(gen);
+  if (orders_cmd->parsed()) {
+    gen.table = "orders";
+    return RunGenCommand(gen);
+  }
+  for (CLI::App* c : table_cmds) {
+    if (!c->parsed()) continue;
+    gen.table = c->get_name();
+    return RunGenTableCommand(gen);
+  }
   if (schema_cmd->parsed()) return RunSchemaCommand(schema_dir, schema_entity, schema_table);
   if (top_cmd->parsed()) return RunTopCommand(top);
   if (worker_cmd->parsed()) {

@@ -84,6 +84,7 @@ std::string Field::PgTypeName() const {
     case FieldType::kFloat:
       return "double precision";
     case FieldType::kDecimal:
+      if (precision > 0) return "numeric(" + std::to_string(precision) + "," + std::to_string(scale) + ")";
       return "numeric";
     case FieldType::kBoolean:
       return "boolean";
@@ -228,6 +229,16 @@ Result<uint32_t> ParseLength(const YAML::Node& len, const std::string& where) {
   const int64_t n = len.as<int64_t>();
   if (n < 1 || n > 10485760) return Status::InvalidArgument(where + " length must be between 1 and 10485760");
   return static_cast<uint32_t>(n);
+}
+
+// Decimal `args: [precision]` or `[precision, scale]`, as PostgreSQL's NUMERIC accepts them.
+Result<std::pair<uint16_t, uint16_t>> ParsePrecisionScale(const YAML::Node& args, const std::string& where) {
+  const int64_t p = args[0].as<int64_t>();
+  const int64_t s = args.size() > 1 ? args[1].as<int64_t>() : 0;
+  if (args.size() > 2) return Status::InvalidArgument(where + " Decimal takes [precision, scale]");
+  if (p < 1 || p > 1000) return Status::InvalidArgument(where + " precision must be between 1 and 1000");
+  if (s < 0 || s > p) return Status::InvalidArgument(where + " scale must be between 0 and the precision");
+  return std::make_pair(static_cast<uint16_t>(p), static_cast<uint16_t>(s));
 }
 
 }  // namespace
@@ -391,6 +402,12 @@ Result<Entity> ParseEntity(std::string_view yaml_text, std::string_view origin) 
         auto n = ParseLength(len, Where(origin, fn) + ": field '" + f.name + "':");
         if (!n.ok()) return n.status();
         f.max_length = *n;
+      }
+      if (f.type == FieldType::kDecimal && fn["args"] && fn["args"].IsSequence() && fn["args"].size() > 0) {
+        auto ps = ParsePrecisionScale(fn["args"], Where(origin, fn) + ": field '" + f.name + "':");
+        if (!ps.ok()) return ps.status();
+        f.precision = ps->first;
+        f.scale = ps->second;
       }
       if (const YAML::Node cf = fn["computed_from"]) {
         key = "computed_from";

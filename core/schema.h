@@ -7,6 +7,7 @@
 //       - name: order_key
 //         type: String          # String Integer BigInt Float Decimal Boolean Date DateTime Json
 //         args: [255]           # String: VARCHAR(255); without it TEXT
+//                               # Decimal: [15, 2] is NUMERIC(15,2); without it NUMERIC
 //         nullable: false       # default false, as in the seed
 //         doc: Unique order identifier
 //     persistence:
@@ -65,6 +66,9 @@ struct Field {
   FieldType type = FieldType::kString;
   bool nullable = false;
   uint32_t max_length = 0;  // String only: VARCHAR(max_length); 0 means TEXT
+  // Decimal only (`args: [precision, scale]`): NUMERIC(precision, scale); 0 means NUMERIC.
+  uint16_t precision = 0;
+  uint16_t scale = 0;
   std::string doc;
   // The key of the input object that holds the value, when not `name` (a root
   // entity's json_get from another key); empty: `name`.

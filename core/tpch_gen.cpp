@@ -153,7 +153,7 @@ class CommentText {
   const char* data() const { return buf_; }
 
  private:
-  char buf_[kMaxComment + 160];
+  char buf_[kMaxTpchText + 160];
   size_t size_ = 0;
 };
 
@@ -190,13 +190,13 @@ void Sentence(SplitMix64& rng, CommentText* t) {
   t->Raw(" ");
 }
 
-void MakeComment(SplitMix64& rng, size_t length, std::string* out) {
+void MakeComment(SplitMix64& rng, size_t length, std::string* out, size_t min_length = kMinComment) {
   CommentText text;
   while (text.size() <= length) Sentence(rng, &text);
   // Words are separated by single spaces, so if the cut ends on a space the
   // characters either side are not spaces.
   size_t n = length;
-  if (text.data()[n - 1] == ' ') n = n - 1 >= kMinComment ? n - 1 : n + 1;
+  if (text.data()[n - 1] == ' ') n = n - 1 >= min_length ? n - 1 : n + 1;
   out->assign(text.data(), n);
 }
 
@@ -567,6 +567,13 @@ Status WriteTpchOrders(const TpchOrdersOptions& options, std::FILE* out) {
     return Status::Io(std::string("flushing TPC-H orders failed: ") + std::strerror(errno));
   }
   return Status::Ok();
+}
+
+void AppendTpchText(uint64_t stream, size_t min_length, size_t max_length, std::string* out) {
+  SplitMix64 rng(stream);
+  std::string text;
+  MakeComment(rng, static_cast<size_t>(rng.Uniform(min_length, max_length)), &text, min_length);
+  out->append(text);
 }
 
 }  // namespace nomnom

@@ -176,4 +176,12 @@ Status WriteTpchOrders(const TpchOrdersOptions& options, const std::function<Sta
 // write or flush is Status::Io. The caller owns (and closes) `out`.
 Status WriteTpchOrders(const TpchOrdersOptions& options, std::FILE* out);
 
+// The longest text AppendTpchText makes.
+inline constexpr size_t kMaxTpchText = 240;
+
+// Appends comment-like text (the O_COMMENT vocabulary) of min_length..max_length
+// characters (1 <= min_length <= max_length <= kMaxTpchText; may be one longer
+// when the cut lands on a space), drawn from the splitmix64 stream `stream`.
+void AppendTpchText(uint64_t stream, size_t min_length, size_t max_length, std::string* out);
+
 }  // namespace nomnom

@@ -1,0 +1,52 @@
+// DelimitedEncoder: one CSV / .tbl record (core/delimited_parser.h) -> one
+// binary COPY tuple, or the reason it is rejected.
+//
+// Columns are the entity's fields in entity order, or, after SetColumns (a
+// header), in the header's order. Each value is validated as the NDJSON
+// encoder validates it: NULL (an empty unquoted field) only in nullable
+// fields; Integer/BigInt whole numbers in range; Float finite; Decimal as
+// NUMERIC's input; Boolean true/false/t/f/1/0 (any case); Date "YYYY-MM-DD";
+// DateTime ISO 8601; Json a JSON value; text valid UTF-8 without NUL, within
+// VARCHAR(n). A wrong number of fields is rejected naming both counts; a bad
+// value's error names the column (1-based) and the field.
+//
+// Thread-safety: one thread at a time. The Entity must outlive it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/byte_buffer.h"
+#include "core/delimited_parser.h"
+#include "core/schema.h"
+#include "core/status.h"
+
+namespace nomnom {
+
+class DelimitedEncoder {
+ public:
+  explicit DelimitedEncoder(const Entity& entity);
+
+  // The input's columns by name (a header). Every name must be a field of
+  // the entity, at most once; fields not named are NULL (so must be nullable).
+  Status SetColumns(const std::vector<std::string>& names);
+  // True when the record's values are exactly the entity's field names in
+  // entity order (a header line to skip when auto-detecting).
+  bool IsEntityHeader(const std::vector<DelimitedField>& fields) const;
+
+  // Appends the tuple to *out and returns true, setting *key_hash (unless
+  // null) to a hash of the unicity fields' values. On rejection returns false
+  // with *error set and *out unchanged.
+  bool Encode(const std::vector<DelimitedField>& fields, ByteBuffer* out, uint64_t* key_hash, std::string* error);
+
+ private:
+  bool EncodeValue(const Field& f, const DelimitedField& v, ByteBuffer* out, std::string* error);
+
+  const Entity& entity_;
+  std::vector<int> input_of_field_;  // field index -> input column (-1: none, NULL)
+  size_t input_columns_ = 0;
+};
+
+}  // namespace nomnom
