@@ -61,7 +61,7 @@ Result<Entity> EntityFromCatalog(PgConnection& conn, std::string_view table) {
   }
 
   auto cols = conn.ExecParams(
-      "SELECT a.attname, t.typname, a.atttypmod::text, a.attnotnull::text, a.attidentity::text, "
+      "SELECT a.attname, t.typname, a.atttypmod::text, a.attnotnull, a.attidentity::text, "
       "a.attgenerated::text, format_type(a.atttypid, a.atttypmod) "
       "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
       "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
