@@ -27,6 +27,7 @@
 #include <sys/ioctl.h>
 
 #include "cli/top.h"
+#include "core/catalog_entity.h"
 #include "core/ingest_worker.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -156,6 +157,7 @@ struct LoadArgs {
   std::string entity = "";
   std::string entities_dir;
   std::string table;
+  std::string into;  // --into: an existing table, its entity read from the catalog
   std::string on_conflict = "nothing";
   int jobs = 2;
   int parsers = 1;
@@ -212,8 +214,23 @@ void PrintWarnings(const std::vector<Entity>& entities) {
   }
 }
 
+// The entity of --into: read from the table's catalog entry.
+Result<std::vector<Entity>> EntityFromTable(const std::string& db, const std::string& table) {
+  auto conn = PgConnection::Connect(db, "nomnom-catalog");
+  if (!conn.ok()) return conn.status();
+  auto e = EntityFromCatalog(**conn, table);
+  if (!e.ok()) return e.status();
+  return std::vector<Entity>{std::move(e).value()};
+}
+
 int RunLoadCommand(LoadArgs& a) {
-  auto family = ResolveEntities(a.entities_dir, a.entity);
+  if (!a.into.empty() && (!a.entity.empty() || !a.table.empty() || a.via_nats)) {
+    PrintError(Status::InvalidArgument(
+        "--into loads into an existing table without an entity file; it cannot be combined with --entity, --table "
+        "or --via-nats"));
+    return kExitUsage;
+  }
+  auto family = a.into.empty() ? ResolveEntities(a.entities_dir, a.entity) : EntityFromTable(a.db, a.into);
   if (!family.ok()) {
     PrintError(family.status());
     return kExitFatal;
@@ -622,6 +639,9 @@ int Main(int argc, char** argv) {
   load_cmd->add_option("--entities", load.entities_dir, "Directory of entity YAML files (default: bundled TPC-H)")
       ->envname("NOMNOM_ENTITIES");
   load_cmd->add_option("--table", load.table, "Target table, overriding the entity's conformant_table ([schema.]name)");
+  load_cmd->add_option("--into", load.into,
+                       "Load into this existing table ([schema.]name) without an entity file: JSON keys map to "
+                       "its columns by name, the conflict key is its primary (or unique) key");
   CLI::Option* on_conflict_opt =
       load_cmd
           ->add_option(

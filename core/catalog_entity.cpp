@@ -88,6 +88,7 @@ Result<Entity> EntityFromCatalog(PgConnection& conn, std::string_view table) {
     f.name = col;
     f.nullable = !not_null;
     f.declared_type = pretty;
+    f.pg_type = pretty;
     auto type = MapType(typname, typmod, &f.max_length);
     if (!type) {
       return Status::InvalidArgument("table '" + where + "', column '" + col + "': type " + pretty +

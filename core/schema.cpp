@@ -74,6 +74,7 @@ Result<FieldType> ParseFieldType(std::string_view name) {
 }
 
 std::string Field::PgTypeName() const {
+  if (!pg_type.empty()) return pg_type;
   switch (type) {
     case FieldType::kString:
       return max_length > 0 ? "character varying(" + std::to_string(max_length) + ")" : "text";

@@ -72,6 +72,9 @@ struct Field {
   std::string declared_type;  // as written in the file, e.g. "List[Object]"
   bool is_list = false;       // List[...]
   Computed computed;
+  // The column's exact type as format_type() prints it, for entities read from
+  // the catalog (core/catalog_entity.h), e.g. "numeric(12,3)"; empty otherwise.
+  std::string pg_type;
 
   const std::string& InputName() const { return input_name.empty() ? name : input_name; }
   // The PostgreSQL type as format_type() prints it, e.g. "character varying(255)".
