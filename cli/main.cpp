@@ -567,7 +567,17 @@ int RunWorkerCommand(WorkerArgs& a) {
   return kExitOk;
 }
 
-int RunSchemaCommand(const std::string& dir, const std::string& name, const std::string& table) {
+int RunSchemaCommand(const std::string& dir, const std::string& name, const std::string& table,
+                     const std::string& from_table, const std::string& db) {
+  if (!from_table.empty()) {
+    auto family = EntityFromTable(db, from_table);
+    if (!family.ok()) {
+      PrintError(family.status());
+      return kExitFatal;
+    }
+    std::fputs(EntityToYaml(family->front()).c_str(), stdout);
+    return kExitOk;
+  }
   // A name: that entity and the entities derived from it; none: every entity.
   auto entities = ResolveEntities(dir, name, /*all=*/table.empty());
   if (!entities.ok()) {
@@ -721,11 +731,18 @@ int Main(int argc, char** argv) {
   AddNatsOptions(worker_cmd, &worker.nats);
   AddLogOptions(worker_cmd, &worker.log);
 
-  std::string schema_entity, schema_dir, schema_table;
+  std::string schema_entity, schema_dir, schema_table, schema_from_table, schema_db;
   CLI::App* schema_cmd = app.add_subcommand("schema", "Print the CREATE TABLE statement for an entity");
   schema_cmd->add_option("entity", schema_entity, "Entity name (default: the only one, else Order)");
   schema_cmd->add_option("--entities", schema_dir, "Directory of entity YAML files")->envname("NOMNOM_ENTITIES");
   schema_cmd->add_option("--table", schema_table, "Table name to print instead of conformant_table");
+  schema_cmd
+      ->add_option("--from-table", schema_from_table,
+                   "Print the entity YAML that matches this existing table ([schema.]name) instead")
+      ->excludes("entity")
+      ->excludes("--table");
+  schema_cmd->add_option("--db", schema_db, "PostgreSQL URL or conninfo, for --from-table (default: DATABASE_URL)")
+      ->envname("DATABASE_URL");
 
   TopArgs top;
   CLI::App* top_cmd =
@@ -748,7 +765,8 @@ int Main(int argc, char** argv) {
     return RunLoadCommand(load);
   }
   if (orders_cmd->parsed()) return RunGenCommand(gen);
-  if (schema_cmd->parsed()) return RunSchemaCommand(schema_dir, schema_entity, schema_table);
+  if (schema_cmd->parsed())
+    return RunSchemaCommand(schema_dir, schema_entity, schema_table, schema_from_table, schema_db);
   if (top_cmd->parsed()) return RunTopCommand(top);
   if (worker_cmd->parsed()) {
     if (Status s = ApplyLogOptions(*worker_cmd, worker.log, "nomnom worker"); !s.ok()) {

@@ -29,7 +29,47 @@ std::optional<FieldType> MapType(std::string_view typname, int typmod, uint32_t*
   return std::nullopt;
 }
 
+// A YAML double-quoted scalar (JSON string syntax, which YAML accepts).
+std::string Quoted(std::string_view text) {
+  std::string out = "\"";
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7f) {
+      static const char* kHex = "0123456789abcdef";
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
 }  // namespace
+
+std::string EntityToYaml(const Entity& entity) {
+  std::string y = "entity:\n  name: " + Quoted(entity.name) + "\n  fields:\n";
+  for (const Field& f : entity.fields) {
+    y += "    - name: " + Quoted(f.name) + "\n      type: " + std::string(FieldTypeName(f.type)) + "\n";
+    if (f.type == FieldType::kString && f.max_length > 0) y += "      args: [" + std::to_string(f.max_length) + "]\n";
+    y += std::string("      nullable: ") + (f.nullable ? "true" : "false") + "\n";
+    if (!f.pg_type.empty()) y += "      doc: " + Quoted("column type " + f.pg_type) + "\n";
+  }
+  const std::string table = entity.table_schema.empty() ? entity.table : entity.table_schema + "." + entity.table;
+  y += "  persistence:\n    database:\n      conformant_table: " + Quoted(table) + "\n";
+  if (!entity.key_fields.empty()) {
+    y += "      unicity_fields: [";
+    for (size_t i = 0; i < entity.key_fields.size(); ++i) {
+      y += (i > 0 ? ", " : "") + Quoted(entity.fields[entity.key_fields[i]].name);
+    }
+    y += "]\n";
+  }
+  return y;
+}
 
 bool IsNomnomOwnTable(std::string_view table_name) {
   std::string lower(table_name);
@@ -109,20 +149,31 @@ Result<Entity> EntityFromCatalog(PgConnection& conn, std::string_view table) {
       "ORDER BY i.indisprimary DESC, i.indexrelid, k.ord",
       {oid});
   if (!keys.ok()) return Status::InvalidArgument("table '" + where + "': " + keys.status().message());
-  std::string chosen;
+  // The first index (primary key first) whose columns are all input fields
+  // and NOT NULL: a key over an identity column or a nullable column cannot
+  // be the conflict key of an entity.
+  std::string current;
+  std::vector<size_t> candidate;
+  bool usable = true;
+  auto finish = [&] {
+    if (!current.empty() && usable && !candidate.empty() && e.key_fields.empty()) e.key_fields = candidate;
+    candidate.clear();
+    usable = true;
+  };
   for (const auto& k : keys->rows) {
     const std::string index = k.at(0).value_or("");
-    if (chosen.empty()) chosen = index;
-    if (index != chosen) break;
-    const std::string col = k.at(1).value_or("");
-    const int idx = e.FieldIndex(col);
-    if (idx < 0) {
-      // A key over an identity/generated column: the input cannot supply it.
-      e.key_fields.clear();
-      break;
+    if (index != current) {
+      finish();
+      current = index;
     }
-    e.key_fields.push_back(static_cast<size_t>(idx));
+    const int idx = e.FieldIndex(k.at(1).value_or(""));
+    if (idx < 0 || e.fields[static_cast<size_t>(idx)].nullable) {
+      usable = false;
+    } else {
+      candidate.push_back(static_cast<size_t>(idx));
+    }
   }
+  finish();
   return e;
 }
 

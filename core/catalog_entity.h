@@ -49,4 +49,12 @@ bool IsNomnomOwnTable(std::string_view table_name);
 // table's name; source_file: "catalog:<schema>.<table>").
 Result<Entity> EntityFromCatalog(PgConnection& conn, std::string_view table);
 
+// The entity file (the original YAML format, core/schema.h) that describes
+// `entity`: name, fields (type, args for a sized String, nullable),
+// conformant_table and unicity_fields. ParseEntity() of the text gives back
+// the same fields, types, lengths, nullability, table and key; the exact
+// column types (pg_type, e.g. numeric(12,3) or timestamp without time zone)
+// are not part of the format.
+std::string EntityToYaml(const Entity& entity);
+
 }  // namespace nomnom

@@ -72,4 +72,13 @@ if out=$("$NOMNOM_BIN" load "$first" --into hand.things --table x --quiet 2>&1);
 fi
 assert_contains "$out" "cannot be combined" "--into with --table"
 
+# schema --from-table prints an entity file; loading with it gives the same rows.
+mkdir -p "$E2E_TMP/ents"
+"$NOMNOM_BIN" schema --from-table hand.things >"$E2E_TMP/ents/things.yaml" || e2e_fail "schema --from-table failed"
+assert_contains "$(cat "$E2E_TMP/ents/things.yaml")" 'conformant_table: "hand.things"' "schema --from-table output"
+assert_contains "$(cat "$E2E_TMP/ents/things.yaml")" 'unicity_fields: ["id"]' "schema --from-table key"
+sql "TRUNCATE hand.things" >/dev/null
+out=$("$NOMNOM_BIN" load "$first" --entities "$E2E_TMP/ents" --quiet 2>&1) && e2e_fail "the YAML entity accepted numeric(12,3) as numeric: $out"
+assert_contains "$out" "numeric(12,3)" "a YAML entity (Decimal: numeric) is checked against the exact column type"
+
 e2e_log "all checks passed"

@@ -88,3 +88,45 @@ TEST_CASE("nomnom's own tables are refused", "[catalog]") {
   CHECK_THAT(e.status().message(), Catch::Contains("belongs to nomnom"));
   Query(*conn, "DROP TABLE nomnom_catalog_probe");
 }
+
+TEST_CASE("a nullable unique index is not the key; the primary key comes first", "[catalog]") {
+  auto conn = Connect();
+  const std::string t = UniqueName("cat_nk");
+  Query(*conn, "CREATE TABLE " + QuoteIdent(t) + " (a text UNIQUE, b int8 NOT NULL UNIQUE)");
+  auto e = EntityFromCatalog(*conn, t);
+  REQUIRE(e.ok());
+  REQUIRE(e->key_fields.size() == 1);
+  CHECK(e->fields[e->key_fields[0]].name == "b");
+  Query(*conn, "DROP TABLE " + QuoteIdent(t));
+}
+
+TEST_CASE("the YAML of a catalog entity parses back into the same entity", "[catalog]") {
+  auto conn = Connect();
+  const std::string t = UniqueName("cat_yaml");
+  Query(*conn, "CREATE SCHEMA IF NOT EXISTS cat_s");
+  Query(*conn, "CREATE TABLE cat_s." + QuoteIdent(t) +
+                   " (\"we\"\"ird: name\" text NOT NULL, code varchar(7) NOT NULL, amount numeric(12,3),"
+                   " seen timestamptz, doc jsonb, flag bool NOT NULL, d date, n int4, r float8,"
+                   " PRIMARY KEY (code, \"we\"\"ird: name\"))");
+  auto e = EntityFromCatalog(*conn, "cat_s." + t);
+  REQUIRE(e.ok());
+  const std::string yaml = EntityToYaml(*e);
+  auto back = ParseEntity(yaml, "from-table");
+  INFO(yaml);
+  REQUIRE(back.ok());
+  CHECK(back->name == e->name);
+  CHECK(back->table_schema == "cat_s");
+  CHECK(back->table == t);
+  REQUIRE(back->fields.size() == e->fields.size());
+  for (size_t i = 0; i < e->fields.size(); ++i) {
+    CHECK(back->fields[i].name == e->fields[i].name);
+    CHECK(back->fields[i].type == e->fields[i].type);
+    CHECK(back->fields[i].nullable == e->fields[i].nullable);
+    CHECK(back->fields[i].max_length == e->fields[i].max_length);
+  }
+  CHECK(back->key_fields == e->key_fields);
+  REQUIRE(e->key_fields.size() == 2);
+  CHECK(e->fields[e->key_fields[0]].name == "code");
+  CHECK(e->fields[e->key_fields[1]].name == "we\"ird: name");
+  Query(*conn, "DROP SCHEMA cat_s CASCADE");
+}
