@@ -51,6 +51,29 @@ std::string Quoted(std::string_view text) {
 
 }  // namespace
 
+bool IsTableEntityName(std::string_view entity_name) {
+  return entity_name.size() > kTableEntityPrefix.size() &&
+         entity_name.substr(0, kTableEntityPrefix.size()) == kTableEntityPrefix;
+}
+
+Result<Entity> TableEntityFromCatalog(PgConnection& conn, std::string_view table) {
+  auto e = EntityFromCatalog(conn, table);
+  if (!e.ok()) return e.status();
+  auto plain = [](const std::string& s) {
+    if (s.empty()) return false;
+    for (const char c : s) {
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    }
+    return true;
+  };
+  if (!plain(e->table_schema) || !plain(e->table)) {
+    return Status::InvalidArgument("table '" + e->table_schema + "." + e->table +
+                                   "': only schema and table names of lower-case letters, digits and _ can be served");
+  }
+  e->name = std::string(kTableEntityPrefix) + e->table_schema + "." + e->table;
+  return e;
+}
+
 std::string EntityToYaml(const Entity& entity) {
   std::string y = "entity:\n  name: " + Quoted(entity.name) + "\n  fields:\n";
   for (const Field& f : entity.fields) {

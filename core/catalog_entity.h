@@ -49,6 +49,15 @@ bool IsNomnomOwnTable(std::string_view table_name);
 // table's name; source_file: "catalog:<schema>.<table>").
 Result<Entity> EntityFromCatalog(PgConnection& conn, std::string_view table);
 
+// Entities of tables served by nomnomd (`--allow-table`) travel in chunks
+// under the name "table.<schema>.<table>"; the worker resolves such a name
+// from the catalog. TableEntityFromCatalog() is EntityFromCatalog() with that
+// name, and refuses schema or table names other than [a-z0-9_] (they become
+// NATS subject tokens and must read back unchanged as a regclass).
+inline constexpr std::string_view kTableEntityPrefix = "table.";
+bool IsTableEntityName(std::string_view entity_name);
+Result<Entity> TableEntityFromCatalog(PgConnection& conn, std::string_view table);
+
 // The entity file (the original YAML format, core/schema.h) that describes
 // `entity`: name, fields (type, args for a sized String, nullable),
 // conformant_table and unicity_fields. ParseEntity() of the text gives back
