@@ -104,6 +104,15 @@ bool IsNomnomOwnTable(std::string_view table_name) {
 
 Result<Entity> EntityFromCatalog(PgConnection& conn, std::string_view table) {
   const std::string name(table);
+  {
+    // Refused before the look-up too, so that a nomnom table not created yet
+    // is refused as such rather than "does not exist".
+    std::string last = name.substr(name.rfind('.') == std::string::npos ? 0 : name.rfind('.') + 1);
+    if (last.size() >= 2 && last.front() == '"' && last.back() == '"') last = last.substr(1, last.size() - 2);
+    if (IsNomnomOwnTable(last)) {
+      return Status::InvalidArgument("table '" + name + "' belongs to nomnom itself and cannot be loaded into");
+    }
+  }
   auto rel = conn.ExecParams(
       "SELECT c.oid::text, n.nspname, c.relname, c.relkind::text FROM pg_class c "
       "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",

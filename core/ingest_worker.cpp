@@ -492,7 +492,7 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
         std::string why;
         if (h.id.empty()) {
           why = "message has no Nats-Msg-Id header";
-        } else if (FindEntity(entities_, h.entity) == nullptr) {
+        } else if (FindEntity(entities_, h.entity) == nullptr && !IsTableEntityName(h.entity)) {
           why = "unknown entity '" + h.entity + "'";
         }
         if (!why.empty()) {
