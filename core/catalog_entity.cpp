@@ -26,6 +26,7 @@ std::optional<FieldType> MapType(std::string_view typname, int typmod, uint32_t*
   if (typname == "date") return FieldType::kDate;
   if (typname == "timestamptz" || typname == "timestamp") return FieldType::kDateTime;
   if (typname == "jsonb") return FieldType::kJson;
+  if (typname == "uuid") return FieldType::kUuid;
   return std::nullopt;
 }
 
@@ -165,7 +166,7 @@ Result<Entity> EntityFromCatalog(PgConnection& conn, std::string_view table) {
     if (!type) {
       return Status::InvalidArgument("table '" + where + "', column '" + col + "': type " + pretty +
                                      " is not supported (supported: text, varchar(n), char(n), integer, bigint, "
-                                     "double precision, numeric, boolean, date, timestamp, timestamptz, jsonb)");
+                                     "double precision, numeric, boolean, date, timestamp, timestamptz, jsonb, uuid)");
     }
     f.type = *type;
     e.fields.push_back(std::move(f));

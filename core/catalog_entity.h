@@ -22,7 +22,8 @@
 //                                      since 2000-01-01; for timestamp the value
 //                                      is stored as its UTC wall-clock time)
 //   jsonb                              Json
-// Any other type (including int2, float4, json, uuid and arrays such as text[],
+//   uuid                               Uuid
+// Any other type (including int2, float4, json and arrays such as text[],
 // whose encoders do not exist yet) is an InvalidArgument error naming the
 // table, the column and the type. Generated columns and identity columns are
 // skipped (the server fills them).

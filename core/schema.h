@@ -5,7 +5,7 @@
 //     name: Order
 //     fields:
 //       - name: order_key
-//         type: String          # String Integer BigInt Float Decimal Boolean Date DateTime Json
+//         type: String          # String Integer BigInt Float Decimal Boolean Date DateTime Json Uuid
 //         args: [255]           # String: VARCHAR(255); without it TEXT
 //         nullable: false       # default false, as in the seed
 //         doc: Unique order identifier
@@ -39,7 +39,7 @@
 
 namespace nomnom {
 
-enum class FieldType { kString, kInteger, kBigInt, kFloat, kDecimal, kBoolean, kDate, kDateTime, kJson };
+enum class FieldType { kString, kInteger, kBigInt, kFloat, kDecimal, kBoolean, kDate, kDateTime, kJson, kUuid };
 
 // The entity-file spelling of a type ("String", ...), and its parser (case-insensitive;
 // also accepts a few aliases such as "Int", "Double", "Timestamp").

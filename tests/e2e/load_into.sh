@@ -72,6 +72,19 @@ if out=$("$NOMNOM_BIN" load "$first" --into hand.things --table x --quiet 2>&1);
 fi
 assert_contains "$out" "cannot be combined" "--into with --table"
 
+# uuid columns, as the key too: the usual spellings, a bad one rejected naming it.
+sql "CREATE TABLE hand.ids (id uuid PRIMARY KEY, v int4)" >/dev/null
+printf '%s\n' '{"id": "123e4567-e89b-12d3-a456-426614174000", "v": 1}' \
+  '{"id": "{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}", "v": 2}' '{"id": "a0eebc999c0b4ef8bb6d6bb9bd380a12", "v": 3}' \
+  '{"id": "not-a-uuid", "v": 4}' >"$E2E_TMP/ids.ndjson"
+out=$("$NOMNOM_BIN" load "$E2E_TMP/ids.ndjson" --into hand.ids --on-conflict update 2>&1) && e2e_fail "a bad UUID was accepted"
+assert_contains "$out" "invalid UUID 'not-a-uuid'" "a bad UUID is rejected naming it"
+printf '%s\n' '{"id": "123E4567-E89B-12D3-A456-426614174000", "v": 9}' >"$E2E_TMP/ids2.ndjson"
+"$NOMNOM_BIN" load "$E2E_TMP/ids2.ndjson" --into hand.ids --on-conflict update --quiet || e2e_fail "uuid update failed"
+assert_eq "$(sql "SELECT string_agg(id || '=' || v, ';' ORDER BY id) FROM hand.ids")" \
+  "123e4567-e89b-12d3-a456-426614174000=9;a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11=2;a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12=3" \
+  "uuid rows after load and update"
+
 # schema --from-table prints an entity file; loading with it gives the same rows.
 mkdir -p "$E2E_TMP/ents"
 "$NOMNOM_BIN" schema --from-table hand.things >"$E2E_TMP/ents/things.yaml" || e2e_fail "schema --from-table failed"
