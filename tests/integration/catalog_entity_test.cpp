@@ -130,3 +130,19 @@ TEST_CASE("the YAML of a catalog entity parses back into the same entity", "[cat
   CHECK(e->fields[e->key_fields[1]].name == "we\"ird: name");
   Query(*conn, "DROP SCHEMA cat_s CASCADE");
 }
+
+TEST_CASE("uuid maps to Uuid; text[] is still refused naming the column", "[catalog]") {
+  auto conn = Connect();
+  const std::string t = UniqueName("cat_uuid");
+  Query(*conn, "CREATE TABLE " + QuoteIdent(t) + " (id uuid PRIMARY KEY, tags text[])");
+  auto e = EntityFromCatalog(*conn, t);
+  REQUIRE_FALSE(e.ok());
+  CHECK_THAT(e.status().message(), Catch::Contains("'tags'") && Catch::Contains("text[]"));
+  Query(*conn, "ALTER TABLE " + QuoteIdent(t) + " DROP COLUMN tags");
+  auto ok = EntityFromCatalog(*conn, t);
+  REQUIRE(ok.ok());
+  REQUIRE(ok->fields.size() == 1);
+  CHECK(ok->fields[0].type == FieldType::kUuid);
+  REQUIRE(ok->key_fields.size() == 1);
+  Query(*conn, "DROP TABLE " + QuoteIdent(t));
+}
