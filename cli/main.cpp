@@ -27,6 +27,7 @@
 #include <sys/ioctl.h>
 
 #include "cli/top.h"
+#include "core/catalog_entity.h"
 #include "core/ingest_worker.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -157,6 +158,7 @@ struct LoadArgs {
   std::string entity = "";
   std::string entities_dir;
   std::string table;
+  std::string into;  // --into: an existing table, its entity read from the catalog
   std::string on_conflict = "nothing";
   int jobs = 2;
   int parsers = 1;
@@ -213,8 +215,23 @@ void PrintWarnings(const std::vector<Entity>& entities) {
   }
 }
 
+// The entity of --into: read from the table's catalog entry.
+Result<std::vector<Entity>> EntityFromTable(const std::string& db, const std::string& table) {
+  auto conn = PgConnection::Connect(db, "nomnom-catalog");
+  if (!conn.ok()) return conn.status();
+  auto e = EntityFromCatalog(**conn, table);
+  if (!e.ok()) return e.status();
+  return std::vector<Entity>{std::move(e).value()};
+}
+
 int RunLoadCommand(LoadArgs& a) {
-  auto family = ResolveEntities(a.entities_dir, a.entity);
+  if (!a.into.empty() && (!a.entity.empty() || !a.table.empty() || a.via_nats)) {
+    PrintError(Status::InvalidArgument(
+        "--into loads into an existing table without an entity file; it cannot be combined with --entity, --table "
+        "or --via-nats"));
+    return kExitUsage;
+  }
+  auto family = a.into.empty() ? ResolveEntities(a.entities_dir, a.entity) : EntityFromTable(a.db, a.into);
   if (!family.ok()) {
     PrintError(family.status());
     return kExitFatal;
@@ -595,7 +612,17 @@ int RunWorkerCommand(WorkerArgs& a) {
   return kExitOk;
 }
 
-int RunSchemaCommand(const std::string& dir, const std::string& name, const std::string& table) {
+int RunSchemaCommand(const std::string& dir, const std::string& name, const std::string& table,
+                     const std::string& from_table, const std::string& db) {
+  if (!from_table.empty()) {
+    auto family = EntityFromTable(db, from_table);
+    if (!family.ok()) {
+      PrintError(family.status());
+      return kExitFatal;
+    }
+    std::fputs(EntityToYaml(family->front()).c_str(), stdout);
+    return kExitOk;
+  }
   // A name: that entity and the entities derived from it; none: every entity.
   auto entities = ResolveEntities(dir, name, /*all=*/table.empty());
   if (!entities.ok()) {
@@ -667,6 +694,9 @@ int Main(int argc, char** argv) {
   load_cmd->add_option("--entities", load.entities_dir, "Directory of entity YAML files (default: bundled TPC-H)")
       ->envname("NOMNOM_ENTITIES");
   load_cmd->add_option("--table", load.table, "Target table, overriding the entity's conformant_table ([schema.]name)");
+  load_cmd->add_option("--into", load.into,
+                       "Load into this existing table ([schema.]name) without an entity file: JSON keys map to "
+                       "its columns by name, the conflict key is its primary (or unique) key");
   CLI::Option* on_conflict_opt =
       load_cmd
           ->add_option(
@@ -764,11 +794,18 @@ int Main(int argc, char** argv) {
   AddNatsOptions(worker_cmd, &worker.nats);
   AddLogOptions(worker_cmd, &worker.log);
 
-  std::string schema_entity, schema_dir, schema_table;
+  std::string schema_entity, schema_dir, schema_table, schema_from_table, schema_db;
   CLI::App* schema_cmd = app.add_subcommand("schema", "Print the CREATE TABLE statement for an entity");
   schema_cmd->add_option("entity", schema_entity, "Entity name (default: the only one, else Order)");
   schema_cmd->add_option("--entities", schema_dir, "Directory of entity YAML files")->envname("NOMNOM_ENTITIES");
   schema_cmd->add_option("--table", schema_table, "Table name to print instead of conformant_table");
+  schema_cmd
+      ->add_option("--from-table", schema_from_table,
+                   "Print the entity YAML that matches this existing table ([schema.]name) instead")
+      ->excludes("entity")
+      ->excludes("--table");
+  schema_cmd->add_option("--db", schema_db, "PostgreSQL URL or conninfo, for --from-table (default: DATABASE_URL)")
+      ->envname("DATABASE_URL");
 
   TopArgs top;
   CLI::App* top_cmd =
@@ -799,7 +836,8 @@ int Main(int argc, char** argv) {
     gen.table = c->get_name();
     return RunGenTableCommand(gen);
   }
-  if (schema_cmd->parsed()) return RunSchemaCommand(schema_dir, schema_entity, schema_table);
+  if (schema_cmd->parsed())
+    return RunSchemaCommand(schema_dir, schema_entity, schema_table, schema_from_table, schema_db);
   if (top_cmd->parsed()) return RunTopCommand(top);
   if (worker_cmd->parsed()) {
     if (Status s = ApplyLogOptions(*worker_cmd, worker.log, "nomnom worker"); !s.ok()) {

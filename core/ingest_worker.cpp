@@ -1,4 +1,5 @@
 #include "core/ingest_worker.h"
+#include "core/catalog_entity.h"
 
 #include <algorithm>
 #include <chrono>
@@ -142,8 +143,21 @@ Result<IngestWorker::EntityState*> IngestWorker::StateFor(const std::string& nam
   auto it = states_.find(name);
   if (it != states_.end()) return it->second.get();
   const Entity* entity = FindEntity(entities_, name);
-  if (entity == nullptr) return Status::NotFound("unknown entity '" + name + "'");
   auto conn = PgConnection::Connect(options_.conninfo, "nomnom-worker", SessionOptions());
+  if (entity == nullptr) {
+    if (auto known = catalog_entities_.find(name); known != catalog_entities_.end()) entity = known->second.get();
+  }
+  if (entity == nullptr && IsTableEntityName(name)) {
+    // A table served by nomnomd --allow-table: its entity comes from the
+    // catalog, resolved once and kept.
+    if (!conn.ok()) return conn.status();
+    auto from_catalog = TableEntityFromCatalog(**conn, std::string_view(name).substr(kTableEntityPrefix.size()));
+    if (!from_catalog.ok()) return from_catalog.status();
+    auto& slot = catalog_entities_[name];
+    slot = std::make_unique<Entity>(std::move(from_catalog).value());
+    entity = slot.get();
+  }
+  if (entity == nullptr) return Status::NotFound("unknown entity '" + name + "'");
   if (!conn.ok()) return conn.status();
   if (Status s = EnsureTable(**conn, *entity, options_.mode); !s.ok()) return s;
   CopySinkOptions sopts;
@@ -478,7 +492,7 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
         std::string why;
         if (h.id.empty()) {
           why = "message has no Nats-Msg-Id header";
-        } else if (FindEntity(entities_, h.entity) == nullptr) {
+        } else if (FindEntity(entities_, h.entity) == nullptr && !IsTableEntityName(h.entity)) {
           why = "unknown entity '" + h.entity + "'";
         }
         if (!why.empty()) {

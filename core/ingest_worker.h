@@ -143,6 +143,10 @@ class IngestWorker {
   MetricsRegistry* metrics_;
   std::unique_ptr<PgConnection> meta_conn_;  // ledger lookups, dead letters outside a batch
   std::map<std::string, std::unique_ptr<EntityState>> states_;
+  // Entities of tables served by nomnomd --allow-table, read from the catalog
+  // on first use (core/catalog_entity.h); never removed, so states may point
+  // into them.
+  std::map<std::string, std::unique_ptr<Entity>> catalog_entities_;
   // CommitEntity's buffers, reused across fetches (Run()'s thread only).
   std::vector<std::unique_ptr<EncodedPart>> scratch_parts_;
   std::string scratch_line_;  // a padded copy of a row at the end of a body

@@ -20,6 +20,36 @@ namespace od = simdjson::ondemand;
 
 namespace {
 
+// A UUID's text (32 hex digits, optionally with the usual hyphens or in
+// braces, as PostgreSQL's uuid_in accepts) into its 16 bytes.
+bool DecodeUuid(std::string_view text, uint8_t out[16]) {
+  if (text.size() >= 2 && text.front() == '{' && text.back() == '}') text = text.substr(1, text.size() - 2);
+  size_t n = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    int v;
+    if (c >= '0' && c <= '9') {
+      v = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      v = c - 'a' + 10;
+    } else if (c >= 'A' && c <= 'F') {
+      v = c - 'A' + 10;
+    } else if (c == '-' && n % 4 == 0 && n > 0 && n < 32 && i + 1 < text.size() && text[i + 1] != '-') {
+      continue;
+    } else {
+      return false;
+    }
+    if (n >= 32) return false;
+    if (n % 2 == 0) {
+      out[n / 2] = static_cast<uint8_t>(v << 4);
+    } else {
+      out[n / 2] = static_cast<uint8_t>(out[n / 2] | v);
+    }
+    ++n;
+  }
+  return n == 32;
+}
+
 std::string_view JsonTypeName(od::json_type t) {
   switch (t) {
     case od::json_type::array:
@@ -433,6 +463,21 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
       }
       break;
     }
+    case FieldType::kUuid: {
+      if (type != od::json_type::string) return wrong_type("a UUID string");
+      std::string_view s;
+      if (auto err = value.get_string().get(s); err) {
+        *error = SyntaxError(err);
+        return false;
+      }
+      uint8_t bytes[16];
+      if (!DecodeUuid(s, bytes)) {
+        return fail("invalid UUID '" + Excerpt(s) +
+                    "' (expected 32 hex digits, e.g. 123e4567-e89b-12d3-a456-426614174000)");
+      }
+      slot.s = s;
+      break;
+    }
     case FieldType::kJson: {
       std::string_view raw;
       simdjson::error_code err = simdjson::SUCCESS;
@@ -505,6 +550,14 @@ bool RowEncoder::WriteTuple(size_t line_size, ByteBuffer* out, uint64_t* key_has
         w = PutBigEndian(w, uint32_t{1});
         *w++ = s.i != 0 ? 1 : 0;
         break;
+      case FieldType::kUuid: {
+        uint8_t bytes[16];
+        DecodeUuid(s.s, bytes);  // validated when parsed
+        w = PutBigEndian(w, uint32_t{16});
+        std::memcpy(w, bytes, 16);  // NOLINT
+        w += 16;
+        break;
+      }
       case FieldType::kJson:
         w = PutBigEndian(w, static_cast<uint32_t>(s.s.size() + 1));
         *w++ = 1;  // jsonb version
@@ -530,7 +583,7 @@ bool RowEncoder::WriteTuple(size_t line_size, ByteBuffer* out, uint64_t* key_has
     const Slot& s = slots_[k];
     uint64_t part;
     if (fields[k].type == FieldType::kString || fields[k].type == FieldType::kDecimal ||
-        fields[k].type == FieldType::kJson) {
+        fields[k].type == FieldType::kJson || fields[k].type == FieldType::kUuid) {
       part = std::hash<std::string_view>{}(s.s);
     } else if (fields[k].type == FieldType::kFloat) {
       part = std::hash<double>{}(s.d);

@@ -48,6 +48,8 @@ std::string_view FieldTypeName(FieldType t) {
       return "DateTime";
     case FieldType::kJson:
       return "Json";
+    case FieldType::kUuid:
+      return "Uuid";
   }
   return "?";
 }
@@ -63,17 +65,18 @@ Result<FieldType> ParseFieldType(std::string_view name) {
       {"Float", FieldType::kFloat},     {"Double", FieldType::kFloat},      {"Decimal", FieldType::kDecimal},
       {"Numeric", FieldType::kDecimal}, {"Boolean", FieldType::kBoolean},   {"Bool", FieldType::kBoolean},
       {"Date", FieldType::kDate},       {"DateTime", FieldType::kDateTime}, {"Timestamp", FieldType::kDateTime},
-      {"Json", FieldType::kJson},       {"Object", FieldType::kJson},
+      {"Json", FieldType::kJson},       {"Object", FieldType::kJson},       {"Uuid", FieldType::kUuid},
   };
   for (const auto& a : kAliases) {
     if (EqualsIgnoreCase(a.name, name)) return a.type;
   }
   return Status::InvalidArgument("unknown field type '" + std::string(name) +
                                  "' (expected String, Integer, BigInt, Float, Decimal, Boolean, Date, "
-                                 "DateTime, Json or Object; List[...] for lists)");
+                                 "DateTime, Json, Uuid or Object; List[...] for lists)");
 }
 
 std::string Field::PgTypeName() const {
+  if (!pg_type.empty()) return pg_type;
   switch (type) {
     case FieldType::kString:
       return max_length > 0 ? "character varying(" + std::to_string(max_length) + ")" : "text";
@@ -94,6 +97,8 @@ std::string Field::PgTypeName() const {
       return "timestamp with time zone";
     case FieldType::kJson:
       return "jsonb";
+    case FieldType::kUuid:
+      return "uuid";
   }
   return "text";
 }

@@ -5,7 +5,7 @@
 //     name: Order
 //     fields:
 //       - name: order_key
-//         type: String          # String Integer BigInt Float Decimal Boolean Date DateTime Json
+//         type: String          # String Integer BigInt Float Decimal Boolean Date DateTime Json Uuid
 //         args: [255]           # String: VARCHAR(255); without it TEXT
 //                               # Decimal: [15, 2] is NUMERIC(15,2); without it NUMERIC
 //         nullable: false       # default false, as in the seed
@@ -40,7 +40,7 @@
 
 namespace nomnom {
 
-enum class FieldType { kString, kInteger, kBigInt, kFloat, kDecimal, kBoolean, kDate, kDateTime, kJson };
+enum class FieldType { kString, kInteger, kBigInt, kFloat, kDecimal, kBoolean, kDate, kDateTime, kJson, kUuid };
 
 // The entity-file spelling of a type ("String", ...), and its parser (case-insensitive;
 // also accepts a few aliases such as "Int", "Double", "Timestamp").
@@ -76,6 +76,9 @@ struct Field {
   std::string declared_type;  // as written in the file, e.g. "List[Object]"
   bool is_list = false;       // List[...]
   Computed computed;
+  // The column's exact type as format_type() prints it, for entities read from
+  // the catalog (core/catalog_entity.h), e.g. "numeric(12,3)"; empty otherwise.
+  std::string pg_type;
 
   const std::string& InputName() const { return input_name.empty() ? name : input_name; }
   // The PostgreSQL type as format_type() prints it, e.g. "character varying(255)".

@@ -269,6 +269,19 @@ const Entity* IngestService::CheckIngest(const http::Request& req, const http::R
   }
   std::string name = config_.default_entity;
   if (auto it = req.query.find("entity"); it != req.query.end()) name = it->second;
+  if (auto t = req.query.find("table"); t != req.query.end()) {
+    if (req.query.count("entity") > 0) {
+      respond(Error(400, "give either ?entity= or ?table=, not both"));
+      return nullptr;
+    }
+    auto allowed = config_.allowed_tables.find(t->second);
+    if (allowed == config_.allowed_tables.end()) {
+      respond(Error(404, "table '" + Excerpt(t->second, 100) +
+                             "' is not served here (nomnomd loads only the tables listed with --allow-table)"));
+      return nullptr;
+    }
+    name = allowed->second;
+  }
   const Entity* e = FindEntity(config_.entities, name);
   if (e == nullptr) {
     respond(Error(404, "unknown entity '" + Excerpt(name, 100) + "'"));

@@ -56,7 +56,10 @@ namespace nomnom {
 struct DaemonConfig {
   std::string database_url;
   std::vector<Entity> entities;
-  std::string default_entity;                   // used when ?entity= is absent
+  std::string default_entity;  // used when ?entity= is absent
+  // ?table= values accepted (as given to --allow-table, and schema.table) ->
+  // the name of their entity in `entities` (core/catalog_entity.h).
+  std::map<std::string, std::string, std::less<>> allowed_tables;
   size_t chunk_max_rows = 1000;                 // rows per published chunk
   size_t chunk_max_bytes = 512 << 10;           // body bytes per chunk (also capped by NATS max_payload)
   int linger_ms = 2;                            // how long /ingest/message rows wait for company

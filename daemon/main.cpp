@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdio>
 
+#include "core/catalog_entity.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/nats_client.h"
@@ -34,6 +35,7 @@ int Main(int argc, char** argv) {
   WorkerFlags worker;
   LogFlags log;
   std::string entities_dir, token_file;
+  std::vector<std::string> allow_tables;
   int max_body_mb = 16, chunk_kb = 512, shutdown_timeout_s = 30;
   DashboardOptions dashboard;
 
@@ -45,6 +47,11 @@ int Main(int argc, char** argv) {
   AddEntitiesOption(&app, &entities_dir);
   app.add_option("--entity", cfg.default_entity,
                  "Entity for requests without ?entity= (default: the only one, else Order)");
+  app.add_option("--allow-table", allow_tables,
+                 "An existing table ([schema.]name) that /ingest/*?table= may load into, its entity read from the "
+                 "catalog at startup (repeatable; never nomnom's own tables)")
+      ->envname("NOMNOM_ALLOW_TABLES")
+      ->delimiter(',');
   app.add_option("--workers", cfg.workers, "Embedded workers (0: API only)")
       ->envname("NOMNOM_WORKERS")
       ->check(CLI::Range(0, 64))
@@ -120,6 +127,24 @@ int Main(int argc, char** argv) {
     return 1;
   }
   cfg.entities = std::move(entities).value();
+  if (!allow_tables.empty()) {
+    auto conn = PgConnection::Connect(cfg.database_url, "nomnomd-catalog");
+    if (!conn.ok()) {
+      LogError("--allow-table needs PostgreSQL at startup: {}", conn.status().message());
+      return 1;
+    }
+    for (const std::string& t : allow_tables) {
+      auto e = TableEntityFromCatalog(**conn, t);
+      if (!e.ok()) {
+        LogError("--allow-table {}: {}", t, e.status().message());
+        return 1;
+      }
+      cfg.allowed_tables[t] = e->name;
+      cfg.allowed_tables[e->table_schema + "." + e->table] = e->name;
+      LogInfo("serving table {}.{} as ?table={}", e->table_schema, e->table, t);
+      if (FindEntity(cfg.entities, e->name) == nullptr) cfg.entities.push_back(std::move(e).value());
+    }
+  }
   if (cfg.default_entity.empty()) {
     cfg.default_entity = cfg.entities.size() == 1 ? cfg.entities[0].name : "Order";
   }
