@@ -8,6 +8,7 @@
 
 #include "core/json_check.h"
 #include "core/pg_binary.h"
+#include "core/row_encoder.h"
 #include "core/utf8.h"
 
 namespace nomnom {
@@ -174,6 +175,12 @@ bool DelimitedEncoder::EncodeValue(const Field& f, const DelimitedField& v, Byte
       auto us = pg::ParseTimestamp(s);
       if (!us) return bad("an ISO 8601 timestamp");
       pg::AppendTimestampField(*out, *us);
+      return true;
+    }
+    case FieldType::kUuid: {
+      uint8_t bytes[16];
+      if (!DecodeUuid(s, bytes)) return bad("a UUID (32 hex digits, e.g. 123e4567-e89b-12d3-a456-426614174000)");
+      pg::AppendTextField(*out, std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
       return true;
     }
     case FieldType::kJson:

@@ -14,31 +14,6 @@ namespace od = simdjson::ondemand;
 // element (an element key of that form would be taken for a duplicate).
 constexpr std::string_view kCopyPrefix = "nomnom.parent.";
 
-std::string_view TypeName(od::json_type t) {
-  switch (t) {
-    case od::json_type::array:
-      return "array";
-    case od::json_type::object:
-      return "object";
-    case od::json_type::number:
-      return "number";
-    case od::json_type::string:
-      return "string";
-    case od::json_type::boolean:
-      return "boolean";
-    case od::json_type::null:
-      return "null";
-  }
-  return "value";
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 // RowEncoder's "field 'col': why" and "missing required field 'col'" about a
 // derived entity's column, said of the element key it came from.
 std::string ElementError(const std::string& prefix, const Entity& e, const std::string& error) {
@@ -149,7 +124,7 @@ bool NestedEncoder::Encode(std::string_view line, size_t readable, const Output&
         }
         list_seen_[d] = "array";
       } else {
-        list_seen_[d] = std::string(TypeName(type));
+        list_seen_[d] = std::string(JsonTypeName(type));
       }
       break;
     }
@@ -170,7 +145,7 @@ bool NestedEncoder::Encode(std::string_view line, size_t readable, const Output&
           return fail("malformed JSON in field '" + name + "'");
         }
       } else {
-        raw = Trim(value.raw_json_token());
+        raw = TrimJsonSpace(value.raw_json_token());
       }
       copy_values_[c] = raw;
       break;
@@ -246,7 +221,7 @@ bool NestedEncoder::EncodeChildren(size_t d, std::string_view list_raw, const Ou
     od::object elem;
     std::string_view elem_raw;
     if (type != od::json_type::object) {
-      *error = at + ": expected an object, got " + std::string(TypeName(type));
+      *error = at + ": expected an object, got " + std::string(JsonTypeName(type));
       return false;
     }
     if (item.get_object().get(elem) != simdjson::SUCCESS || elem.raw_json().get(elem_raw) != simdjson::SUCCESS ||

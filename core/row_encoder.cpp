@@ -20,61 +20,6 @@ namespace od = simdjson::ondemand;
 
 namespace {
 
-// A UUID's text (32 hex digits, optionally with the usual hyphens or in
-// braces, as PostgreSQL's uuid_in accepts) into its 16 bytes.
-bool DecodeUuid(std::string_view text, uint8_t out[16]) {
-  if (text.size() >= 2 && text.front() == '{' && text.back() == '}') text = text.substr(1, text.size() - 2);
-  size_t n = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    int v;
-    if (c >= '0' && c <= '9') {
-      v = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      v = c - 'a' + 10;
-    } else if (c >= 'A' && c <= 'F') {
-      v = c - 'A' + 10;
-    } else if (c == '-' && n % 4 == 0 && n > 0 && n < 32 && i + 1 < text.size() && text[i + 1] != '-') {
-      continue;
-    } else {
-      return false;
-    }
-    if (n >= 32) return false;
-    if (n % 2 == 0) {
-      out[n / 2] = static_cast<uint8_t>(v << 4);
-    } else {
-      out[n / 2] = static_cast<uint8_t>(out[n / 2] | v);
-    }
-    ++n;
-  }
-  return n == 32;
-}
-
-std::string_view JsonTypeName(od::json_type t) {
-  switch (t) {
-    case od::json_type::array:
-      return "array";
-    case od::json_type::object:
-      return "object";
-    case od::json_type::number:
-      return "number";
-    case od::json_type::string:
-      return "string";
-    case od::json_type::boolean:
-      return "boolean";
-    case od::json_type::null:
-      return "null";
-  }
-  return "value";
-}
-
-std::string_view TrimJsonSpace(std::string_view s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 std::string SyntaxError(simdjson::error_code code) {
   if (code == simdjson::UTF8_ERROR) return "invalid UTF-8";
   return std::string("malformed JSON: ") + simdjson::error_message(code);
@@ -250,6 +195,61 @@ inline char* CopyBytes(char* w, std::string_view s) {
 }
 
 }  // namespace
+
+// A UUID's text (32 hex digits, optionally with the usual hyphens or in
+// braces, as PostgreSQL's uuid_in accepts) into its 16 bytes.
+bool DecodeUuid(std::string_view text, uint8_t out[16]) {
+  if (text.size() >= 2 && text.front() == '{' && text.back() == '}') text = text.substr(1, text.size() - 2);
+  size_t n = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    int v;
+    if (c >= '0' && c <= '9') {
+      v = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      v = c - 'a' + 10;
+    } else if (c >= 'A' && c <= 'F') {
+      v = c - 'A' + 10;
+    } else if (c == '-' && n % 4 == 0 && n > 0 && n < 32 && i + 1 < text.size() && text[i + 1] != '-') {
+      continue;
+    } else {
+      return false;
+    }
+    if (n >= 32) return false;
+    if (n % 2 == 0) {
+      out[n / 2] = static_cast<uint8_t>(v << 4);
+    } else {
+      out[n / 2] = static_cast<uint8_t>(out[n / 2] | v);
+    }
+    ++n;
+  }
+  return n == 32;
+}
+
+std::string_view JsonTypeName(od::json_type t) {
+  switch (t) {
+    case od::json_type::array:
+      return "array";
+    case od::json_type::object:
+      return "object";
+    case od::json_type::number:
+      return "number";
+    case od::json_type::string:
+      return "string";
+    case od::json_type::boolean:
+      return "boolean";
+    case od::json_type::null:
+      return "null";
+  }
+  return "value";
+}
+
+std::string_view TrimJsonSpace(std::string_view s) {
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
 
 RowEncoder::RowEncoder(const Entity& entity, RowEncoderOptions options)
     : entity_(entity), options_(options), slots_(entity.fields.size()), key_patterns_(entity.fields.size()) {

@@ -24,6 +24,15 @@
 
 namespace nomnom {
 
+// "array", "object", "number", "string", "boolean" or "null": how error
+// messages name a JSON value's type.
+std::string_view JsonTypeName(simdjson::ondemand::json_type t);
+// s without the JSON whitespace at its end (raw_json_token() keeps it).
+std::string_view TrimJsonSpace(std::string_view s);
+// A UUID's text (32 hex digits, optionally with the usual hyphens or in
+// braces, as PostgreSQL's uuid_in accepts) into its 16 bytes; false if it is not one.
+bool DecodeUuid(std::string_view text, uint8_t out[16]);
+
 struct RowEncoderOptions {
   bool strict = false;  // reject objects with fields the entity does not define
 };

@@ -143,3 +143,31 @@ TEST_CASE("a header maps columns by name", "[delimited]") {
   auto missing = enc.SetColumns({"r_name", "r_comment"});
   CHECK_THAT(missing.message(), Contains("NOT NULL field 'r_regionkey'"));
 }
+
+TEST_CASE("a Uuid column in CSV encodes like the NDJSON encoder's, and a bad UUID names the column", "[delimited]") {
+  auto e = nomnom::ParseEntity(R"(entity:
+  name: Device
+  fields:
+    - { name: id, type: Uuid, nullable: false }
+    - { name: label, type: String, nullable: true }
+  persistence:
+    database: { conformant_table: devices, unicity_fields: [id] }
+)",
+                               "devices.yaml");
+  REQUIRE(e.ok());
+  DelimitedEncoder enc(*e);
+  nomnom::RowEncoder json(*e, {});
+  ByteBuffer a, b;
+  std::string error;
+  REQUIRE(enc.Encode({{"123E4567-e89b-12d3-a456-426614174000", false}, {"x", false}}, &a, nullptr, &error));
+  std::string line = R"({"id":"123e4567-e89b-12d3-a456-426614174000","label":"x"})";
+  const size_t size = line.size();
+  line.append(nomnom::kChunkPadding, ' ');
+  REQUIRE(json.Encode(std::string_view(line.data(), size), line.size(), &b, nullptr, &error));
+  CHECK(std::string_view(reinterpret_cast<const char*>(a.data()), a.size()) ==
+        std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+  const size_t good = a.size();
+  CHECK_FALSE(enc.Encode({{"not-a-uuid", false}, {"x", false}}, &a, nullptr, &error));
+  CHECK_THAT(error, Contains("column 1") && Contains("UUID"));
+  CHECK(a.size() == good);
+}
