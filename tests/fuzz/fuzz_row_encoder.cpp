@@ -201,6 +201,16 @@ void CheckField(const nomnom::Field& f, std::string_view payload, const nlohmann
                    "JSON text \"" + Show(payload.substr(1)) + "\" differs from nlohmann's value: " + what);
       }
       break;
+    case FieldType::kUuid: {
+      FUZZ_CHECK(payload.size() == 16, "UUID not 16 bytes: " + what);
+      if (expected) {
+        uint8_t bytes[16];
+        FUZZ_CHECK(expected->is_string() && nomnom::DecodeUuid(expected->get<std::string>(), bytes) &&
+                       std::memcmp(bytes, payload.data(), 16) == 0,
+                   "UUID differs from nlohmann's reading: " + what);
+      }
+      break;
+    }
     case FieldType::kDecimal: {
       FUZZ_CHECK(payload.size() >= 8, "NUMERIC too short: " + what);
       const uint64_t ndigits = be(0, 2), sign = be(4, 2);
