@@ -175,7 +175,16 @@ std::string RenderTop(std::string_view snapshot_json, std::string_view url, size
            PadLeft(Thousands(e.value("rejected", uint64_t{0})), 11) +
            PadLeft(Thousands(e.value("dead", uint64_t{0})), 9));
     };
-    for (const auto& e : s["entities"]) row(e.value("name", "?"), e);
+    for (const auto& e : s["entities"]) {
+      row(e.value("name", "?"), e);
+      // Nested entities: committed rows per table.
+      for (const auto& t : e.value("tables", json::array())) {
+        // The name may take the entity's and the accepted columns.
+        line(PadRight("  " + Cut(t.value("table", "?"), 35), 38) +
+             PadLeft(Thousands(t.value("committed", uint64_t{0})), 13) +
+             PadLeft(Fixed(t.value("committed_per_s", 0.0), 1), 9));
+      }
+    }
     row("TOTAL", s["totals"]);
     auto events = [&](const char* title, const json& list) {
       out += '\n';

@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <thread>
+#include <utility>
 
 #include "core/chunk_writer.h"
 #include "core/copy_sink.h"
@@ -349,7 +351,28 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
     }
     // A conflict means another worker committed a chunk meanwhile: roll back
     // rather than write it twice.
-    return InsertLedgerRows(conn, ledger, &ledger_conflict);
+    if (auto err = InsertLedgerRows(conn, ledger, &ledger_conflict)) return err;
+    if (es.derived.empty()) return std::nullopt;
+    // Nested entities: the derived tables' rows, for the dashboard's and
+    // /stats' per-table counts. A derived row carries its root row's origin;
+    // the rows of a root PostgreSQL rejected are not stored.
+    std::set<std::pair<uint32_t, uint64_t>> lost;
+    for (const RejectedRow& r : rejected) lost.emplace(r.origin->source, r.origin->line);
+    std::vector<std::pair<std::string, uint64_t>> table_rows;
+    for (size_t d = 0; d < es.derived.size(); ++d) {
+      uint64_t n = 0;
+      for (size_t i = 0; i < used_parts; ++i) {
+        if (d >= parts[i]->children.size()) continue;
+        const EncodedPart& c = *parts[i]->children[d];
+        if (lost.empty()) {
+          n += c.rows();
+          continue;
+        }
+        for (const RowOrigin& o : c.origins) n += lost.count({o.source, o.line}) == 0 ? 1 : 0;
+      }
+      table_rows.emplace_back(es.derived[d]->TableName(), n);
+    }
+    return AddDerivedTableRows(conn, held.front()->entity, table_rows);
   };
 
   const auto started = std::chrono::steady_clock::now();

@@ -76,6 +76,11 @@ Status EnsureBookkeepingTables(PgConnection& conn) {
       " CREATE OR REPLACE TRIGGER nomnom_ledger_count AFTER INSERT ON " +
       kLedger +
       " REFERENCING NEW TABLE AS nomnom_new_rows FOR EACH STATEMENT EXECUTE FUNCTION nomnom_count_ledger();"
+      // Derived tables' rows, in slots like the counters above.
+      " CREATE TABLE IF NOT EXISTS " +
+      std::string(kTableCountersTable) +
+      " (entity text NOT NULL, tbl text NOT NULL, slot int NOT NULL, rows_committed bigint NOT NULL DEFAULT 0,"
+      " PRIMARY KEY (entity, tbl, slot));"
       " COMMIT";
   for (int attempt = 0;; ++attempt) {
     auto err = conn.TryExec(sql);
@@ -107,7 +112,45 @@ Result<LedgerTotals> ReadLedgerTotals(PgConnection& conn) {
     t.chunks_dead += e.chunks_dead;
     t.rows_dead += e.rows_dead;
   }
+  auto derived = conn.Exec(std::string("SELECT to_regclass('") + std::string(kTableCountersTable) + "') IS NOT NULL");
+  if (!derived.ok()) return derived.status();
+  if (derived->rows.at(0).at(0).value_or("f") != "t") return t;  // made by an older nomnom, no worker since
+  auto tables = conn.Exec(std::string("SELECT entity, tbl, sum(rows_committed) FROM ") +
+                          std::string(kTableCountersTable) + " GROUP BY entity, tbl");
+  if (!tables.ok()) return tables.status();
+  for (const auto& row : tables->rows) {
+    t.by_entity[row.at(0).value_or("")].derived_rows[row.at(1).value_or("")] = std::stoull(row.at(2).value_or("0"));
+  }
   return t;
+}
+
+std::optional<PgError> AddDerivedTableRows(PgConnection& conn, std::string_view entity,
+                                           const std::vector<std::pair<std::string, uint64_t>>& table_rows) {
+  // One statement for every table: (entity, tables[], rows[]) unnested.
+  std::string tables = "{", rows = "{";
+  for (const auto& [table, n] : table_rows) {
+    if (n == 0) continue;
+    if (tables.size() > 1) {
+      tables += ",";
+      rows += ",";
+    }
+    tables += '"';
+    for (char c : table) {
+      if (c == '"' || c == '\\') tables += '\\';
+      tables += c;
+    }
+    tables += '"';
+    rows += std::to_string(n);
+  }
+  if (tables.size() == 1) return std::nullopt;
+  tables += "}";
+  rows += "}";
+  return conn.TryExecParams(std::string("INSERT INTO ") + std::string(kTableCountersTable) +
+                                " AS c (entity, tbl, slot, rows_committed)"
+                                " SELECT $1, t.tbl, pg_backend_pid() % 16, t.n FROM unnest($2::text[], $3::bigint[])"
+                                " AS t(tbl, n) ON CONFLICT (entity, tbl, slot) DO UPDATE SET"
+                                " rows_committed = c.rows_committed + EXCLUDED.rows_committed",
+                            {std::string(entity), tables, rows});
 }
 
 Result<std::vector<RecentDeadLetter>> ReadRecentDeadLetters(PgConnection& conn, size_t limit) {

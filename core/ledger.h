@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/pg_connection.h"
@@ -37,6 +38,10 @@ inline constexpr std::string_view kLedgerTable = "nomnom_ledger";
 inline constexpr std::string_view kDeadLetterTable = "nomnom_dead_letters";
 // Totals over all workers, kept by a trigger on the ledger (see below).
 inline constexpr std::string_view kCountersTable = "nomnom_counters";
+// Committed rows per table of nested entities (the derived entities'
+// tables; the root table's rows are the entity's rows_committed), added by
+// the worker in the transaction that commits them.
+inline constexpr std::string_view kTableCountersTable = "nomnom_table_counters";
 // One row per worker process (nomnomd's embedded workers, `nomnom worker`):
 // its heartbeat, so a dashboard sees every worker of the pipeline.
 inline constexpr std::string_view kWorkersTable = "nomnom_workers";
@@ -54,6 +59,9 @@ struct EntityTotals {
   uint64_t rows_committed = 0;
   uint64_t chunks_dead = 0;  // dead-lettered whole
   uint64_t rows_dead = 0;    // rows of committed chunks dead-lettered one by one
+  // Nested entities: rows committed into each derived entity's table, by
+  // table name ("schema.table" as the entity names it). Empty for flat ones.
+  std::map<std::string, uint64_t> derived_rows;
 };
 struct LedgerTotals : EntityTotals {
   std::map<std::string, EntityTotals> by_entity;
@@ -71,6 +79,13 @@ struct RecentDeadLetter {
   std::string error;
 };
 Result<std::vector<RecentDeadLetter>> ReadRecentDeadLetters(PgConnection& conn, size_t limit);
+
+// Adds rows committed into derived tables (table name -> rows) to
+// nomnom_table_counters, in the caller's open transaction (the one that
+// commits those rows and their chunks' ledger rows), so the counts commit
+// with the data or not at all. Tables with 0 rows are skipped.
+std::optional<PgError> AddDerivedTableRows(PgConnection& conn, std::string_view entity,
+                                           const std::vector<std::pair<std::string, uint64_t>>& table_rows);
 
 // A worker process's heartbeat (WorkerPool writes one every few seconds).
 struct WorkerHeartbeat {

@@ -1,5 +1,11 @@
 #include "core/pg_connection.h"
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <cstring>
 
 namespace nomnom {
@@ -157,7 +163,7 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& c
     PQfinish(conn);
     return s;
   }
-  return std::unique_ptr<PgConnection>(new PgConnection(conn, std::move(session_sql)));
+  return std::unique_ptr<PgConnection>(new PgConnection(conn, std::move(session_sql), session.client_timeout_ms));
 }
 
 Status PgConnection::ConfigureSession(PGconn* conn, const std::string& extra_sql) {
@@ -243,8 +249,62 @@ void FillRows(PGresult* r, PgRows* rows) {
 }
 }  // namespace
 
+PGresult* PgConnection::AwaitResult(bool* timed_out) {
+  *timed_out = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(client_timeout_ms_);
+  PGresult* keep = nullptr;
+  for (;;) {
+    while (!*timed_out && PQisBusy(conn_) != 0) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        // No answer in time: close the socket under libpq, which then fails
+        // the query as a lost connection instead of waiting on.
+        *timed_out = true;
+        shutdown(PQsocket(conn_), SHUT_RDWR);
+        PQconsumeInput(conn_);
+        break;
+      }
+      pollfd p{PQsocket(conn_), POLLIN, 0};
+      const int n = poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count() + 1, 60000)));
+      if (n < 0 && errno != EINTR) break;
+      if (n > 0 && PQconsumeInput(conn_) == 0) break;  // PQgetResult reports the failure
+    }
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr) break;
+    const auto st = PQresultStatus(r);
+    const bool keep_is_error =
+        keep != nullptr && PQresultStatus(keep) != PGRES_COMMAND_OK && PQresultStatus(keep) != PGRES_TUPLES_OK;
+    if (keep_is_error || (st == PGRES_COPY_IN || st == PGRES_COPY_OUT)) {
+      PQclear(r);
+      if (st == PGRES_COPY_IN) PQputCopyEnd(conn_, "not expected here");
+      continue;
+    }
+    PQclear(keep);
+    keep = r;
+  }
+  return keep;
+}
+
+std::optional<PgError> PgConnection::Finish(bool sent, PgRows* rows) {
+  bool timed_out = false;
+  PgResultPtr r(sent ? AwaitResult(&timed_out) : nullptr);
+  if (timed_out) {
+    PgError e;
+    e.connection_lost = true;
+    e.message = "PostgreSQL at " + Endpoint() + " did not answer within " + std::to_string(client_timeout_ms_) +
+                " ms (the server may be stopped); the connection was closed";
+    return e;
+  }
+  const auto st = PQresultStatus(r.get());
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return ErrorFrom(r.get());
+  FillRows(r.get(), rows);
+  return std::nullopt;
+}
+
 std::optional<PgError> PgConnection::TryExec(std::string_view sql, PgRows* rows) {
   std::string q(sql);
+  if (client_timeout_ms_ > 0) return Finish(PQsendQuery(conn_, q.c_str()) == 1, rows);
   PgResultPtr r(PQexec(conn_, q.c_str()));
   const auto st = PQresultStatus(r.get());
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return ErrorFrom(r.get());
@@ -265,6 +325,11 @@ std::optional<PgError> PgConnection::TryExecParams(std::string_view sql,
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  if (client_timeout_ms_ > 0) {
+    return Finish(PQsendQueryParams(conn_, q.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                                    nullptr, 0) == 1,
+                  rows);
+  }
   PgResultPtr r(
       PQexecParams(conn_, q.c_str(), static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0));
   const auto st = PQresultStatus(r.get());

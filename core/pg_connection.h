@@ -66,6 +66,13 @@ struct PgSessionOptions {
   int keepalives_interval_s = 5;     // ...every this many seconds...
   int keepalives_count = 3;          // ...this many unanswered ones close the connection
   int64_t tcp_user_timeout_ms = 0;   // unacknowledged data older than this closes the connection
+  // > 0: Exec/ExecParams/TryExec/TryExecParams wait at most this long for
+  // the answer; then the connection is closed (IsOk() turns false) and the
+  // call fails with connection_lost set. For a server that is stopped
+  // (SIGSTOP, a frozen VM): its kernel still acknowledges TCP, so neither
+  // keepalives, tcp_user_timeout nor statement_timeout end the wait. Not
+  // applied to COPY.
+  int64_t client_timeout_ms = 0;
 };
 
 // A simple result table: rows of nullable text values.
@@ -123,11 +130,18 @@ class PgConnection {
   PGconn* raw() { return conn_; }
 
  private:
-  PgConnection(PGconn* conn, std::string session_sql) : conn_(conn), session_sql_(std::move(session_sql)) {}
+  PgConnection(PGconn* conn, std::string session_sql, int64_t client_timeout_ms)
+      : conn_(conn), session_sql_(std::move(session_sql)), client_timeout_ms_(client_timeout_ms) {}
   static Status ConfigureSession(PGconn* conn, const std::string& extra_sql);
   PgError ErrorFrom(const PGresult* r) const;
+  // The answer to the query just sent (PQsendQuery*), as PQexec gives it:
+  // the first error, else the last result; within client_timeout_ms_, else
+  // the connection is closed and *timed_out set.
+  PGresult* AwaitResult(bool* timed_out);
+  std::optional<PgError> Finish(bool sent, PgRows* rows);
   PGconn* conn_;
   std::string session_sql_;  // SETs from PgSessionOptions, run after every (re)connect
+  int64_t client_timeout_ms_ = 0;
 };
 
 // Returns a Status describing err, prefixed by context.

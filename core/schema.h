@@ -135,6 +135,8 @@ struct Entity {
   int FieldIndex(std::string_view field_name) const;
   // "schema"."table" or "table", quoted.
   std::string QualifiedTable() const;
+  // schema.table or table, unquoted: for people (counters, pages).
+  std::string TableName() const { return table_schema.empty() ? table : table_schema + "." + table; }
   // CREATE TABLE IF NOT EXISTS ... with the key as PRIMARY KEY.
   std::string CreateTableSql() const;
 };

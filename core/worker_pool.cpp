@@ -69,6 +69,7 @@ void WorkerPool::HeartbeatMain() {
         bounds.keepalives_interval_s = 2;
         bounds.keepalives_count = 2;
         bounds.tcp_user_timeout_ms = 5000;
+        bounds.client_timeout_ms = 6000;  // a stopped server still acknowledges TCP
         auto c = PgConnection::Connect(conninfo_, "nomnom-heartbeat", bounds);
         if (c.ok()) conn = std::move(c).value();
       }
@@ -96,7 +97,12 @@ void WorkerPool::JanitorMain() {
       if (stop_cv_.wait_for(lock, std::chrono::seconds(60), [this] { return stop_.load(); })) return;
     }
     if (!conn || !conn->IsOk()) {
-      auto c = PgConnection::Connect(conninfo_, "nomnom-ledger-janitor");
+      // Bounded, so that a stopped server cannot hold up Stop().
+      PgSessionOptions bounds;
+      bounds.statement_timeout_ms = 20000;
+      bounds.keepalives_idle_s = 5;
+      bounds.client_timeout_ms = 25000;
+      auto c = PgConnection::Connect(conninfo_, "nomnom-ledger-janitor", bounds);
       if (!c.ok()) continue;  // the workers report an unreachable database
       conn = std::move(c).value();
     }

@@ -64,6 +64,7 @@ Dashboard::Dashboard(DashboardOptions options, std::function<DashboardInputs()> 
     : options_(std::move(options)),
       source_(std::move(source)),
       sessions_(options_.session_ttl_ms, 10000),
+      token_failures_(FailureLimiter::Limits{}),
       hub_(std::make_shared<Hub>(options_.max_viewers)) {}
 
 Dashboard::~Dashboard() { Stop(); }
@@ -270,7 +271,19 @@ void Dashboard::HandleSession(http::Request&& req, http::Responder respond) {
   } catch (const json::exception&) {
     return respond(http::JsonError(400, "the body is not JSON; send {\"token\": \"...\"}"));
   }
-  if (!ConstantTimeEqual(token, options_.bearer_token)) return respond(Unauthorized());
+  // Guessing is bounded: a few wrong tokens per address, and some in all, a
+  // minute; beyond that 429 until the minute ends (right or wrong token).
+  const std::string peer = PeerAddress(req.remote);
+  if (const int64_t wait_ms = token_failures_.RetryAfterMs(peer, NowMs()); wait_ms > 0) {
+    http::Response busy = http::JsonError(429, "too many wrong tokens; try again later");
+    busy.headers.emplace_back("Retry-After", std::to_string((wait_ms + 999) / 1000));
+    return respond(std::move(busy));
+  }
+  if (!ConstantTimeEqual(token, options_.bearer_token)) {
+    token_failures_.Failed(peer, NowMs());
+    return respond(Unauthorized());
+  }
+  token_failures_.Succeeded(peer);
   const std::string id = sessions_.Create(NowMs());
   r.headers.emplace_back("Set-Cookie", std::string(kCookie) + "=" + id + "; Path=/dashboard; Max-Age=" +
                                            std::to_string(options_.session_ttl_ms / 1000) +

@@ -84,6 +84,7 @@ class Dashboard {
   std::function<DashboardInputs()> source_;
   SnapshotBuilder builder_;  // the thread's (and Start's, before it)
   DashboardSessions sessions_;
+  FailureLimiter token_failures_;  // wrong tokens at POST /dashboard/session, per client address
   std::shared_ptr<Hub> hub_;
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;

@@ -1,6 +1,7 @@
 #include "daemon/dashboard_sessions.h"
 
 #include <algorithm>
+#include <climits>
 #include <random>
 
 namespace nomnom {
@@ -50,6 +51,65 @@ void DashboardSessions::DropExpired(int64_t now_ms) {
   for (auto it = expires_.begin(); it != expires_.end();) {
     it = it->second <= now_ms ? expires_.erase(it) : std::next(it);
   }
+}
+
+int64_t FailureLimiter::RetryAfterMs(std::string_view key, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DropEnded(now_ms);
+  int64_t wait = 0;
+  if (total_.failures >= limits_.max_total) wait = total_.start_ms + limits_.window_ms - now_ms;
+  if (auto it = by_key_.find(key); it != by_key_.end()) {
+    if (it->second.failures >= limits_.max_per_key) {
+      wait = std::max(wait, it->second.start_ms + limits_.window_ms - now_ms);
+    }
+  } else if (by_key_.size() >= limits_.max_keys) {
+    // Full: no room to count this key's failures, so it waits for the
+    // oldest window to end.
+    int64_t first_end = INT64_MAX;
+    for (const auto& [k, w] : by_key_) first_end = std::min(first_end, w.start_ms + limits_.window_ms);
+    wait = std::max(wait, first_end - now_ms);
+  }
+  return std::max<int64_t>(wait, 0);
+}
+
+void FailureLimiter::Failed(std::string_view key, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DropEnded(now_ms);
+  if (total_.failures == 0) total_.start_ms = now_ms;
+  ++total_.failures;
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) {
+    if (by_key_.size() >= limits_.max_keys) return;  // counted in the total only
+    it = by_key_.emplace(std::string(key), Window{now_ms, 0}).first;
+  }
+  ++it->second.failures;
+}
+
+void FailureLimiter::Succeeded(std::string_view key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = by_key_.find(key); it != by_key_.end()) by_key_.erase(it);
+}
+
+size_t FailureLimiter::keys() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return by_key_.size();
+}
+
+void FailureLimiter::DropEnded(int64_t now_ms) {
+  if (total_.failures > 0 && total_.start_ms + limits_.window_ms <= now_ms) total_ = Window{};
+  for (auto it = by_key_.begin(); it != by_key_.end();) {
+    it = it->second.start_ms + limits_.window_ms <= now_ms ? by_key_.erase(it) : std::next(it);
+  }
+}
+
+std::string PeerAddress(std::string_view remote) {
+  if (remote.starts_with('[')) {
+    const size_t close = remote.find(']');
+    if (close != std::string_view::npos) return std::string(remote.substr(1, close - 1));
+  }
+  const size_t colon = remote.rfind(':');
+  if (colon != std::string_view::npos && remote.find(':') == colon) return std::string(remote.substr(0, colon));
+  return std::string(remote);
 }
 
 std::string CookieValue(std::string_view header, std::string_view name) {

@@ -38,6 +38,45 @@ class DashboardSessions {
   std::map<std::string, int64_t, std::less<>> expires_;  // guarded by mu_: id -> expiry
 };
 
+// FailureLimiter: bounds guessing at a secret (the token at POST
+// /dashboard/session). Each key (a client address) may fail max_per_key times
+// and all keys together max_total times in a window of window_ms that starts
+// at the first failure; beyond that, attempts are refused until the window
+// ends. At most max_keys keys are tracked: when that many are, a new key is
+// refused (fail closed) until some window ends. A success clears its key.
+// Times are the caller's (steady clock, ms). Thread-safe.
+class FailureLimiter {
+ public:
+  struct Limits {
+    int max_per_key = 5;
+    int max_total = 50;
+    int64_t window_ms = 60000;
+    size_t max_keys = 4096;
+  };
+  explicit FailureLimiter(Limits limits) : limits_(limits) {}
+
+  // 0 when `key` may try now, else the milliseconds until it may.
+  int64_t RetryAfterMs(std::string_view key, int64_t now_ms);
+  void Failed(std::string_view key, int64_t now_ms);
+  void Succeeded(std::string_view key);
+  size_t keys() const;
+
+ private:
+  struct Window {
+    int64_t start_ms = 0;
+    int failures = 0;
+  };
+  void DropEnded(int64_t now_ms);  // mu_ held
+
+  const Limits limits_;
+  mutable std::mutex mu_;
+  std::map<std::string, Window, std::less<>> by_key_;  // guarded by mu_
+  Window total_;                                       // guarded by mu_
+};
+
+// The address part of "ip:port" or "[v6]:port" (the whole text otherwise).
+std::string PeerAddress(std::string_view remote);
+
 // The value of cookie `name` in a Cookie header ("a=1; b=2"), "" if absent.
 std::string CookieValue(std::string_view cookie_header, std::string_view name);
 

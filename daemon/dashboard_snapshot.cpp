@@ -146,6 +146,37 @@ std::string SnapshotBuilder::Build(const DashboardInputs& in) {
     x["rejected_per_s"] = erate(&DashboardEntityInput::rejected);
     x["committed_per_s"] = db.committed;
     x["dead_per_s"] = db.dead;
+    if (!e.derived.empty()) {
+      // Nested: every table's committed rows, the root's first.
+      json tables = json::array();
+      json root;
+      root["table"] = e.table;
+      root["committed"] = e.committed;
+      root["committed_per_s"] = db.committed;
+      tables.push_back(std::move(root));
+      for (const auto& [table, rows] : e.derived) {
+        double& r = table_db_rates_[{e.name, table}];
+        if (new_db_reading) {
+          uint64_t was = 0;
+          bool known = false;
+          if (p != nullptr) {
+            for (const auto& [t, n] : p->derived) {
+              if (t == table) {
+                was = n;
+                known = true;
+              }
+            }
+          }
+          r = known ? Round2(RatePerSecond(was, rows, db_dt)) : 0.0;
+        }
+        json x2;
+        x2["table"] = table;
+        x2["committed"] = rows;
+        x2["committed_per_s"] = r;
+        tables.push_back(std::move(x2));
+      }
+      x["tables"] = std::move(tables);
+    }
     entities.push_back(std::move(x));
   }
   j["entities"] = std::move(entities);

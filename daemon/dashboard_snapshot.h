@@ -55,6 +55,12 @@ struct DashboardEntityInput {
   uint64_t rejected = 0;   // rows this process's API refused as invalid
   uint64_t committed = 0;  // rows every worker committed (counters table)
   uint64_t dead = 0;       // dead letters: rows, plus chunks dead-lettered whole
+  // Nested entities: the root's table (its rows are `committed`) and each
+  // derived entity's table with the rows committed there (counters table).
+  // Accepted, rejected and dead count root rows: a root row and its derived
+  // rows are accepted, rejected or dead-lettered as one.
+  std::string table;
+  std::vector<std::pair<std::string, uint64_t>> derived;
 };
 
 struct DashboardWorker {
@@ -154,6 +160,7 @@ class SnapshotBuilder {
   };
   DbRates total_db_rates_;
   std::map<std::string, DbRates> entity_db_rates_;
+  std::map<std::pair<std::string, std::string>, double> table_db_rates_;  // (entity, table) -> committed/s
   std::deque<Point> history_;
   std::deque<LatencySample> latency_;
   uint64_t seq_ = 0;

@@ -534,6 +534,8 @@ PgSessionOptions IngestService::LookupSession() const {
   s.keepalives_interval_s = 2;
   s.keepalives_count = 2;
   s.tcp_user_timeout_ms = config_.lookup_timeout_ms;
+  // A stopped server (SIGSTOP) still acknowledges TCP: bounded in the client.
+  s.client_timeout_ms = config_.lookup_timeout_ms + 1000;
   return s;
 }
 
@@ -826,6 +828,24 @@ void IngestService::RespondStats(const http::Responder& respond, const std::opti
     db["rows_dead"] = totals->rows_dead;
     db["chunks_dead"] = totals->chunks_dead;
     db["dead_letters"] = totals->rows_dead + totals->chunks_dead;
+    json by_entity = json::object();
+    for (const auto& [name, e] : totals->by_entity) {
+      json x;
+      x["rows_committed"] = e.rows_committed;
+      x["chunks_committed"] = e.chunks_committed;
+      x["dead_letters"] = e.rows_dead + e.chunks_dead;
+      if (!e.derived_rows.empty()) {
+        // Nested: rows per table (the root's are the entity's rows).
+        json tables = json::object();
+        const auto root = std::find_if(config_.entities.begin(), config_.entities.end(),
+                                       [&n = name](const Entity& c) { return c.name == n; });
+        if (root != config_.entities.end()) tables[root->TableName()] = e.rows_committed;
+        for (const auto& [table, rows] : e.derived_rows) tables[table] = rows;
+        x["tables"] = std::move(tables);
+      }
+      by_entity[name] = std::move(x);
+    }
+    db["entities"] = std::move(by_entity);
     j["total_messages_processed"] = db["chunks_committed"];  // the seed's field
     j["database"] = db;
   }
@@ -889,6 +909,8 @@ DashboardInputs IngestService::CollectDashboardInputs() const {
     const EntityCounts& c = *entity_counts_.at(e.name);
     x.accepted = c.accepted.load(std::memory_order_relaxed);
     x.rejected = c.rejected.load(std::memory_order_relaxed);
+    x.table = e.TableName();
+    for (const Entity* d : DerivedEntities(config_.entities, e)) x.derived.emplace_back(d->TableName(), 0);
     in.entities.push_back(std::move(x));
   }
   if (totals) {
@@ -899,11 +921,22 @@ DashboardInputs IngestService::CollectDashboardInputs() const {
       const std::string& name = entity_name;  // (a structured binding cannot be captured before C++20 in clang 14)
       auto it = std::find_if(in.entities.begin(), in.entities.end(), [&](const auto& x) { return x.name == name; });
       if (it == in.entities.end()) {
-        in.entities.push_back(DashboardEntityInput{name, 0, 0, 0, 0});
+        DashboardEntityInput x;
+        x.name = name;
+        in.entities.push_back(std::move(x));
         it = std::prev(in.entities.end());
       }
       it->committed = t.rows_committed;
       it->dead = t.rows_dead + t.chunks_dead;
+      for (const auto& [table, rows] : t.derived_rows) {
+        auto d =
+            std::find_if(it->derived.begin(), it->derived.end(), [&n = table](const auto& x) { return x.first == n; });
+        if (d == it->derived.end()) {
+          it->derived.emplace_back(table, rows);
+        } else {
+          d->second = rows;
+        }
+      }
     }
   }
   for (const auto& [st, n] : workers_.StateCounts()) in.worker_states.emplace_back(WorkerStateName(st), n);

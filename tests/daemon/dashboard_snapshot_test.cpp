@@ -18,7 +18,7 @@ DashboardInputs Inputs(double t, uint64_t accepted, uint64_t committed) {
   in.time = "2026-01-01T00:00:00Z";
   in.accepted = accepted;
   in.committed = committed;
-  in.entities.push_back(DashboardEntityInput{"Order", accepted, 0, committed, 0});
+  in.entities.push_back(DashboardEntityInput{"Order", accepted, 0, committed, 0, "", {}});
   in.api_latency.bounds = {0.001, 0.01, 0.1};
   in.api_latency.cumulative = {0, 0, 0, 0};
   return in;
@@ -82,7 +82,7 @@ TEST_CASE("dashboard: snapshot rates from the last two inputs", "[dashboard]") {
   CHECK(s2["interval_s"].get<double>() == Approx(2.0));
   // An entity that appears later has no rate yet.
   DashboardInputs in3 = Inputs(13.0, 600, 300);
-  in3.entities.push_back(DashboardEntityInput{"Customer", 7, 1, 0, 0});
+  in3.entities.push_back(DashboardEntityInput{"Customer", 7, 1, 0, 0, "", {}});
   json s3 = json::parse(b.Build(in3));
   CHECK(s3["entities"][1]["accepted"] == 7);
   CHECK(s3["entities"][1]["accepted_per_s"] == 0.0);
@@ -215,4 +215,76 @@ TEST_CASE("dashboard sessions: cookies and constant-time compare", "[dashboard]"
   CHECK_FALSE(ConstantTimeEqual("secreT", "secret"));
   CHECK_FALSE(ConstantTimeEqual("secret1", "secret"));
   CHECK_FALSE(ConstantTimeEqual("", "secret"));
+}
+
+TEST_CASE("dashboard: nested entities show committed rows per table", "[dashboard]") {
+  SnapshotBuilder b;
+  DashboardInputs in = Inputs(10.0, 100, 100);
+  in.db_read_s = 10.0;
+  in.entities[0].table = "orders";
+  in.entities[0].derived = {{"order_line_items", 400}};
+  in.entities.push_back(DashboardEntityInput{"Customer", 5, 0, 5, 0, "customers", {}});  // flat: no tables
+  json s = json::parse(b.Build(in));
+  const json& order = s["entities"][0];
+  REQUIRE(order["tables"].size() == 2);
+  CHECK(order["tables"][0]["table"] == "orders");  // the root first, with the entity's rows
+  CHECK(order["tables"][0]["committed"] == 100);
+  CHECK(order["tables"][1]["table"] == "order_line_items");
+  CHECK(order["tables"][1]["committed"] == 400);
+  CHECK(order["tables"][1]["committed_per_s"] == 0.0);  // no earlier reading
+  CHECK_FALSE(s["entities"][1].contains("tables"));
+
+  // Two seconds later: 100 more orders with 400 more line items.
+  in = Inputs(12.0, 200, 200);
+  in.db_read_s = 12.0;
+  in.entities[0].table = "orders";
+  in.entities[0].derived = {{"order_line_items", 800}};
+  s = json::parse(b.Build(in));
+  CHECK(s["entities"][0]["tables"][0]["committed_per_s"] == Approx(50.0));
+  CHECK(s["entities"][0]["tables"][1]["committed"] == 800);
+  CHECK(s["entities"][0]["tables"][1]["committed_per_s"] == Approx(200.0));
+
+  // A snapshot without a new database reading keeps the last rates.
+  in.monotonic_s = 13.0;
+  s = json::parse(b.Build(in));
+  CHECK(s["entities"][0]["tables"][1]["committed_per_s"] == Approx(200.0));
+}
+
+TEST_CASE("dashboard sessions: wrong tokens are limited per address and in all", "[dashboard]") {
+  FailureLimiter::Limits l;
+  l.max_per_key = 3;
+  l.max_total = 5;
+  l.window_ms = 1000;
+  l.max_keys = 3;
+  FailureLimiter f(l);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(f.RetryAfterMs("a", 100) == 0);
+    f.Failed("a", 100);
+  }
+  CHECK(f.RetryAfterMs("a", 100) == 1000);  // the window started at 100
+  CHECK(f.RetryAfterMs("a", 600) == 500);
+  CHECK(f.RetryAfterMs("b", 600) == 0);  // another address may still try
+  f.Failed("b", 600);
+  f.Failed("b", 600);  // 5 failures in all
+  CHECK(f.RetryAfterMs("b", 700) == 400);
+  CHECK(f.RetryAfterMs("c", 700) == 400);  // everyone waits for the total window
+  CHECK(f.RetryAfterMs("a", 1100) == 0);   // both windows ended
+  f.Failed("a", 1100);
+  f.Succeeded("a");
+  CHECK(f.keys() == 1);  // b's window (from 600) still runs
+  // Tracking is bounded: a fourth address waits while three are tracked.
+  f.Failed("x", 2000);
+  f.Failed("y", 2100);
+  f.Failed("z", 2200);
+  CHECK(f.keys() == 3);
+  CHECK(f.RetryAfterMs("w", 2300) == 700);  // until x's window ends
+  CHECK(f.RetryAfterMs("x", 2300) == 0);    // known addresses are still judged by their own count
+  CHECK(f.RetryAfterMs("w", 3000) == 0);
+}
+
+TEST_CASE("dashboard sessions: peer address without the port", "[dashboard]") {
+  CHECK(PeerAddress("127.0.0.1:5555") == "127.0.0.1");
+  CHECK(PeerAddress("[::1]:80") == "::1");
+  CHECK(PeerAddress("::1") == "::1");
+  CHECK(PeerAddress("") == "");
 }

@@ -36,7 +36,7 @@ TEST_CASE("top: renders a snapshot within the width", "[top]") {
   in.stream = "MESSAGES";
   in.stream_messages = 10;
   in.stream_bytes = 2048;
-  in.entities = {{"Order", 1234567, 2, 1234000, 3}};
+  in.entities = {{"Order", 1234567, 2, 1234000, 3, "orders", {}}};
   in.workers = {{"worker-0", "fetching", ""}};
   in.processes = {DashboardProcess{"pod-1:7", 4, "fetching 3, committing 1", "", 99, 0.5}};
   in.dead_letters = {DashboardEvent{"t1", "b-1", "Order", 7, std::string(500, 'x')}};
@@ -55,6 +55,26 @@ TEST_CASE("top: renders a snapshot within the width", "[top]") {
     CHECK(end - start <= 80);
     start = end + 1;
   }
+  CHECK(text.find("order_line_items") == std::string::npos);  // flat entity: no table lines
   CHECK(RenderTop("{\"x\":1}", "u", 80).starts_with("not a dashboard snapshot"));
   CHECK(RenderTop("nonsense", "u", 80).starts_with("not a dashboard snapshot"));
+}
+
+TEST_CASE("top: nested entities list committed rows per table", "[top]") {
+  DashboardInputs in;
+  in.time = "2026-01-01T00:00:00Z";
+  DashboardEntityInput order;
+  order.name = "Order";
+  order.accepted = 10;
+  order.committed = 10;
+  order.table = "orders";
+  order.derived = {{"order_line_items", 41}};
+  in.entities = {order};
+  SnapshotBuilder b;
+  const std::string text = RenderTop(b.Build(in), "http://h:1", 80);
+  const size_t items = text.find("  order_line_items ");
+  REQUIRE(items != std::string::npos);
+  const std::string line = text.substr(items, text.find('\n', items) - items);
+  CHECK(line.find(" 41 ") != std::string::npos);
+  CHECK(text.find("  orders") != std::string::npos);
 }

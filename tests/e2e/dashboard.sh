@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # e2e: the live dashboard. Headless Chromium (Debian's chromium, driven over
 # the DevTools protocol by dashboard_browser.py) watches /dashboard while rows
-# of two entities are posted, some rejected by the API and some dead-lettered
+# of three entities (one nested) are posted, some rejected by the API and some dead-lettered
 # by a CHECK on orders: once ingest stopped, the page's numbers equal /stats
-# and the tables' row counts within two refreshes, a dead letter shows with its
+# and the tables' row counts (per table for the nested one) within two refreshes, a dead letter shows with its
 # id, the entity filter works, the page fits 390 px, has a dark mode and its
 # script logs no console errors; screenshots are taken (DASHBOARD_SCREENSHOTS=
 # DIR copies them there, e.g. docs/). Then, with curl: the event stream's
@@ -35,6 +35,39 @@ entity:
       conformant_table: notes
       conformant_id_column: note_id
       unicity_fields: [note_id]
+YAML
+# A nested entity: each Invoice's `lines` become InvoiceLine rows (the page
+# shows committed rows per table).
+cat >"$E2E_TMP/entities/invoice.yaml" <<'YAML'
+entity:
+  name: Invoice
+  source_type: root
+  fields:
+    - {name: invoice_id, type: String, args: [64], nullable: false}
+    - {name: lines, type: "List[Object]", nullable: false}
+  persistence:
+    database: {conformant_table: invoices, unicity_fields: [invoice_id]}
+YAML
+cat >"$E2E_TMP/entities/invoice_line.yaml" <<'YAML'
+entity:
+  name: InvoiceLine
+  source_type: derived
+  repeated_for: {entity: Invoice, field: lines, each_known_as: line}
+  fields:
+    - name: invoice_id
+      type: String
+      nullable: false
+      computed_from: {transform: copy_field, sources: [{source: Invoice, field: invoice_id}]}
+    - name: n
+      type: Integer
+      nullable: false
+      computed_from: {transform: json_get_int, sources: [line], args: {field: n}}
+    - name: amount
+      type: Float
+      nullable: false
+      computed_from: {transform: json_get_float, sources: [line], args: {field: amount}}
+  persistence:
+    database: {conformant_table: invoice_lines, unicity_fields: [invoice_id, n]}
 YAML
 sql "CREATE TABLE orders (
     order_key VARCHAR(255) NOT NULL PRIMARY KEY, customer_key VARCHAR(255) NOT NULL,
@@ -102,7 +135,12 @@ curl -sS -N -m 2 -o "$E2E_TMP/again.txt" -w '%{http_code}' "$DAEMON_URL/dashboar
 assert_eq "$(cat "$E2E_TMP/again.code")" 200 "a viewer once the others left"
 http GET /dashboard/snapshot
 assert_status 200 "GET /dashboard/snapshot"
-assert_eq "$(json_get entities.0.name),$(json_get entities.1.name)" Note,Order "entities in the snapshot"
+assert_eq "$(json_get entities.0.name),$(json_get entities.1.name),$(json_get entities.2.name),$(json_get entities.3.name)" \
+  Invoice,InvoiceLine,Note,Order "entities in the snapshot"
+assert_eq "$(json_get entities.0.tables.0.table),$(json_get entities.0.tables.1.table)" invoices,invoice_lines \
+  "a nested entity's tables in the snapshot"
+assert_eq "$(json_get entities.0.tables.1.committed)" \
+  "$(sql "SELECT count(*) FROM invoice_lines")" "the snapshot's invoice_lines rows = count(*)"
 # --- worker heartbeats: the embedded workers and a separate `nomnom worker` ---------------
 e2e_start_worker worker --threads 2 --entities "$E2E_TMP/entities"
 worker=$WORKER_PID
@@ -176,6 +214,20 @@ if "$NOMNOM_BIN" top --once "$DAEMON_URL" >/dev/null 2>"$E2E_TMP/top.err"; then 
 assert_contains "$(cat "$E2E_TMP/top.err")" "HTTP 401" "nomnom top without the token"
 assert_contains "$(NOMNOM_API_TOKEN=$NOMNOM_TOKEN "$NOMNOM_BIN" top --once "$DAEMON_URL")" "TOTAL" "nomnom top with NOMNOM_API_TOKEN"
 browser token
+# Guessing the token is bounded: after 5 wrong tokens in a minute from one
+# address, 429 with Retry-After, even for the right token, until it passes.
+for i in 1 2 3 4 5; do
+  post_json /dashboard/session "{\"token\":\"guess-$i\"}"
+  assert_status 401 "wrong token $i of 5"
+done
+post_json /dashboard/session '{"token":"guess-6"}'
+assert_status 429 "a sixth wrong token within the minute"
+curl -sS -D "$E2E_TMP/limited.head" -o /dev/null -H 'Content-Type: application/json' \
+  --data-binary "{\"token\":\"$NOMNOM_TOKEN\"}" "$DAEMON_URL/dashboard/session"
+assert_contains "$(head -n 1 "$E2E_TMP/limited.head")" " 429" "the right token while limited"
+retry=$(sed -n 's/^Retry-After: \([0-9]*\).*/\1/Ip' "$E2E_TMP/limited.head" | tr -d '\r')
+assert_cmp "${retry:-0}" -ge 1 "Retry-After while limited"
+assert_cmp "${retry:-99}" -le 60 "Retry-After within the minute"
 e2e_stop_daemon
 assert_eq "$DAEMON_RC" 0 "nomnomd exit code"
 if grep -q "$NOMNOM_TOKEN" "$DAEMON_LOG"; then e2e_fail "the token is in nomnomd's log"; fi

@@ -156,8 +156,8 @@ def page_state(page):
     return page.eval("""(() => {
       const v = (id) => Number(document.getElementById(id).dataset.value);
       const rows = Array.from(document.querySelectorAll('#entities tbody tr')).map((tr) => {
-        const o = {name: tr.dataset.entity};
-        tr.querySelectorAll('td[data-key]').forEach((td) => { o[td.dataset.key] = Number(td.querySelector('[data-value]').dataset.value); });
+        const o = {name: tr.dataset.entity, table: tr.dataset.table || null};
+        tr.querySelectorAll('td[data-key]').forEach((td) => { const v = td.querySelector('[data-value]'); if (v) o[td.dataset.key] = Number(v.dataset.value); });
         return o;
       });
       return {seq: Number(document.body.dataset.seq || 0),
@@ -202,6 +202,15 @@ def run_data(page):
             statuses.append(st)
             if st == 202:
                 batches.append(j["batch_id"])
+            # Invoices with 1 to 4 lines each; one with a bad line (an API
+            # reject of the whole invoice).
+            inv = [json.dumps({"invoice_id": f"i{b}-{i}", "lines": [{"n": n, "amount": n * 1.5} for n in range(1 + i % 4)]})
+                   for i in range(20)]
+            inv.append(json.dumps({"invoice_id": f"i{b}-bad", "lines": [{"n": 1, "amount": "lots"}]}))
+            st, j = http_json("POST", "/ingest/batch?entity=Invoice", ("\n".join(inv) + "\n").encode(), "application/x-ndjson")
+            statuses.append(st)
+            if st == 202:
+                batches.append(j["batch_id"])
             time.sleep(0.5)
 
     t = threading.Thread(target=load)
@@ -227,12 +236,18 @@ def run_data(page):
     st, stats = http_json("GET", "/stats")
     seq0 = page_state(page)["seq"]
     orders, notes = int(sql("SELECT count(*) FROM orders")), int(sql("SELECT count(*) FROM notes"))
+    invoices, lines = int(sql("SELECT count(*) FROM invoices")), int(sql("SELECT count(*) FROM invoice_lines"))
     dead_count = int(sql("SELECT count(*) FROM nomnom_dead_letters"))
     want = {"accepted": stats["api"]["rows_accepted"], "rejected": stats["api"]["rows_rejected"],
             "committed": stats["database"]["rows_committed"], "dead": stats["database"]["dead_letters"]}
-    check(want["committed"] == orders + notes, f"/stats rows_committed {want['committed']} = rows in orders + notes ({orders} + {notes})")
+    check(want["committed"] == orders + notes + invoices,
+          f"/stats rows_committed {want['committed']} = rows in orders + notes + invoices ({orders} + {notes} + {invoices})")
+    check(invoices == 12 * 20 and lines == 12 * 50, f"invoices and their lines stored ({invoices}, {lines})")
+    inv_stats = stats["database"].get("entities", {}).get("Invoice", {})
+    check(inv_stats.get("tables") == {"invoices": invoices, "invoice_lines": lines},
+          f"/stats rows per table of Invoice {inv_stats.get('tables')} = count(*) ({invoices}, {lines})")
     check(want["dead"] == dead_count, f"/stats dead_letters {want['dead']} = rows in nomnom_dead_letters ({dead_count})")
-    check(want["accepted"] == 12 * 150 + 4 + 12 * 40, f"/stats rows_accepted {want['accepted']} = rows posted valid")
+    check(want["accepted"] == 12 * 150 + 4 + 12 * 40 + 12 * 20, f"/stats rows_accepted {want['accepted']} = rows posted valid")
     # Within two refreshes after that reading, the page shows the same.
     state = page_state(page)
     seen = [(state["seq"], state["totals"])]
@@ -243,7 +258,17 @@ def run_data(page):
             seen.append((state["seq"], state["totals"]))
     print("page totals by snapshot after /stats was read:", seen, flush=True)
     check(state["totals"] == want, f"page totals {state['totals']} = /stats {want} (page seq {seq0} -> {state['seq']})")
-    by_name = {e["name"]: e for e in state["entities"]}
+    by_name = {e["name"]: e for e in state["entities"] if not e["table"]}
+    # Nested: committed rows per table, within two refreshes as well.
+    tables = {e["table"]: e.get("committed") for e in state["entities"] if e["table"]}
+    while state["seq"] < seq0 + 3 and tables != {"invoices": invoices, "invoice_lines": lines}:
+        page.pump(0.1)
+        state = page_state(page)
+        tables = {e["table"]: e.get("committed") for e in state["entities"] if e["table"]}
+    check(tables == {"invoices": invoices, "invoice_lines": lines},
+          f"page's Invoice rows per table {tables} = count(*) (invoices {invoices}, invoice_lines {lines})")
+    check(by_name.get("Invoice", {}).get("committed") == invoices, f"page's Invoice committed = rows in invoices ({invoices})")
+    check(by_name.get("Invoice", {}).get("rejected") == 12, "page's Invoice rejected = the 12 invoices with a bad line")
     check(by_name.get("Order", {}).get("committed") == orders, f"page's Order committed = rows in orders ({orders})")
     check(by_name.get("Note", {}).get("committed") == notes, f"page's Note committed = rows in notes ({notes})")
     check(by_name.get("Order", {}).get("rejected") == 12, "page's Order rejected = the 12 broken lines")

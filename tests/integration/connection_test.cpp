@@ -1,4 +1,8 @@
+#include <signal.h>
+#include <sys/types.h>
+
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <map>
 #include <string>
 
@@ -132,4 +136,41 @@ TEST_CASE("errors of the database are infrastructure, errors of a statement are 
   e.connection_lost = true;
   CHECK(e.IsInfrastructure());
   CHECK(ToStatus(e, "").code() == StatusCode::kConnection);
+}
+
+TEST_CASE("a client timeout ends a query to a stopped server", "[pg][session-bounds]") {
+  // A stopped backend (SIGSTOP: a frozen server or VM) still has its kernel
+  // acknowledge TCP, so only a bound in the client ends the wait. The test
+  // stops just this connection's backend (it runs as the server's user).
+  PgSessionOptions o;
+  o.statement_timeout_ms = 500;
+  o.client_timeout_ms = 800;
+  auto conn = PgConnection::Connect(DatabaseUrl(), "nomnom-test", o);
+  REQUIRE(conn.ok());
+  PgConnection& c = **conn;
+  // Multi-statement text: the last result, as without the bound.
+  CHECK(QueryValue(c, "SELECT 1; SELECT 2") == "2");
+  auto bad = c.TryExec("SELECT 1; SELECT 1/0; SELECT 3");
+  REQUIRE(bad);
+  CHECK(bad->sqlstate == "22012");
+  CHECK(c.IsOk());
+  const pid_t backend = static_cast<pid_t>(std::stol(QueryValue(c, "SELECT pg_backend_pid()")));
+  if (kill(backend, SIGSTOP) != 0) {
+    WARN("cannot stop the backend (the server runs as another user): skipped");
+    return;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  auto err = c.TryExecParams("SELECT $1::int", {std::string("1")});
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  kill(backend, SIGCONT);
+  REQUIRE(err);
+  CHECK(err->connection_lost);
+  CHECK(err->IsInfrastructure());
+  CHECK_THAT(err->message, Catch::Contains("did not answer within 800 ms"));
+  CHECK(waited >= 0.7);
+  CHECK(waited < 5.0);
+  CHECK_FALSE(c.IsOk());
+  // The connection comes back once the server answers again.
+  REQUIRE(c.Reconnect().ok());
+  CHECK(QueryValue(c, "SELECT 41 + 1") == "42");
 }

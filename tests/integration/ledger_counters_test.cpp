@@ -70,3 +70,31 @@ TEST_CASE("ledger totals follow committed inserts only, and survive pruning", "[
   REQUIRE(t.ok());
   CHECK(t->by_entity[entity].rows_committed == 15);
 }
+
+TEST_CASE("derived tables' rows are counted with the transaction that commits them", "[ledger][counters]") {
+  auto db = Connect();
+  REQUIRE(EnsureBookkeepingTables(*db).ok());
+  const std::string entity = UniqueName("Nested");
+  // Rolled back: nothing.
+  Query(*db, "BEGIN");
+  REQUIRE_FALSE(AddDerivedTableRows(*db, entity, {{"public.lines", 7}}));
+  Query(*db, "ROLLBACK");
+  auto t = ReadLedgerTotals(*db);
+  REQUIRE(t.ok());
+  CHECK(t->by_entity.count(entity) == 0);
+  // Committed twice, from two connections (two slots): summed per table; a
+  // table with 0 rows and a name that needs quoting in an array literal.
+  Query(*db, "BEGIN");
+  REQUIRE_FALSE(AddDerivedTableRows(*db, entity, {{"public.lines", 7}, {"empty", 0}, {"we\"ird,{t}", 2}}));
+  Query(*db, "COMMIT");
+  auto other = Connect();
+  REQUIRE_FALSE(AddDerivedTableRows(*other, entity, {{"public.lines", 5}}));
+  REQUIRE_FALSE(AddDerivedTableRows(*other, entity, {}));  // nothing to add
+  t = ReadLedgerTotals(*db);
+  REQUIRE(t.ok());
+  const EntityTotals& e = t->by_entity[entity];
+  CHECK(e.derived_rows.size() == 2);
+  CHECK(e.derived_rows.at("public.lines") == 12);
+  CHECK(e.derived_rows.at("we\"ird,{t}") == 2);
+  CHECK(e.rows_committed == 0);  // the root's rows come from the ledger only
+}

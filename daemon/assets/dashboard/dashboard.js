@@ -136,6 +136,23 @@
         tr.appendChild(td);
       }
       rows.push(tr);
+      // Nested entities: committed rows per table (root first). Accepted,
+      // rejected and dead count root rows, each with its derived rows.
+      for (const t of e.tables || []) {
+        const sub = el("tr", { class: "table-row", "data-entity": e.name, "data-table": t.table });
+        sub.appendChild(el("td", null, "\u21b3 " + t.table));
+        for (const k of ["accepted", "committed", "rejected", "dead"]) {
+          const td = el("td", { "data-key": k });
+          if (k === "committed") {
+            td.appendChild(el("span", { "data-value": String(t.committed) }, fmt.format(t.committed)));
+            td.appendChild(el("span", { class: "sub" }, rateText(t.committed_per_s)));
+          } else {
+            td.appendChild(el("span", { class: "muted" }, "\u2013"));
+          }
+          sub.appendChild(td);
+        }
+        rows.push(sub);
+      }
     }
     body.replaceChildren(...rows);
   }
@@ -311,7 +328,8 @@
       return;
     }
     if (!r.ok) {
-      askToken(r.status === 401 ? "wrong token" : "HTTP " + r.status);
+      const wait = r.headers.get("Retry-After");
+      askToken(r.status === 401 ? "wrong token" : r.status === 429 ? "too many wrong tokens; try again in " + (wait || "60") + " s" : "HTTP " + r.status);
       return;
     }
     start();
