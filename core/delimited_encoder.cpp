@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/byte_writer.h"
 #include "core/json_check.h"
 #include "core/pg_binary.h"
 #include "core/row_encoder.h"
@@ -28,6 +29,52 @@ uint64_t Fnv1a(uint64_t h, std::string_view s) {
     h *= 0x100000001B3ULL;
   }
   return (h ^ 0xFF) * 0x100000001B3ULL;  // a separator, so ("ab","c") != ("a","bc")
+}
+
+// True when every byte of s is 0x01..0x7F: ASCII without NUL, so valid
+// UTF-8 with one character per byte. Eight bytes at a time; false says
+// nothing (the caller checks such text fully).
+inline bool IsAsciiWithoutNul(std::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = 0x8080808080808080ULL;
+  const char* p = s.data();
+  const size_t n = s.size();
+  if (n < 8) {
+    unsigned bad = 0;
+    // c - 1 wraps to 0xFF for NUL and is >= 0x7F for bytes >= 0x80.
+    for (size_t i = 0; i < n; ++i)
+      bad |= static_cast<unsigned>(static_cast<uint8_t>(static_cast<uint8_t>(p[i]) - 1) >= 0x7F);
+    return bad == 0;
+  }
+  uint64_t bad = 0;
+  auto check = [&](const char* at) {
+    uint64_t w;
+    std::memcpy(&w, at, 8);
+    // A high bit set, or a zero byte (w - kOnes borrows into its high bit
+    // when the byte is 0 and w has no high bits, the case that matters).
+    bad |= (w | (w - kOnes)) & kHighs;
+  };
+  for (size_t i = 0; i + 8 <= n; i += 8) check(p + i);
+  check(p + n - 8);  // the last (overlapping) eight bytes
+  return bad == 0;
+}
+
+// Whole numbers of at most 18 digits with an optional sign, the common case;
+// false for anything else (including valid numbers the caller then parses
+// with std::from_chars).
+inline bool ParseSmallInt(std::string_view s, int64_t* out) {
+  size_t i = 0;
+  const bool negative = !s.empty() && s[0] == '-';
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) i = 1;
+  if (s.size() == i || s.size() - i > 18) return false;
+  uint64_t v = 0;
+  for (; i < s.size(); ++i) {
+    const unsigned d = static_cast<unsigned>(static_cast<uint8_t>(s[i])) - '0';
+    if (d > 9) return false;
+    v = v * 10 + d;
+  }
+  *out = negative ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
+  return true;
 }
 
 }  // namespace
@@ -75,19 +122,88 @@ bool DelimitedEncoder::Encode(const std::vector<DelimitedField>& fields, ByteBuf
     *error = "expected " + std::to_string(input_columns_) + " columns, found " + std::to_string(fields.size());
     return false;
   }
+  const auto& entity_fields = entity_.fields;
   const size_t mark = out->size();
-  pg::AppendTupleStart(*out, static_cast<int16_t>(entity_.fields.size()));
-  static const DelimitedField kNull{{}, true};
-  for (size_t i = 0; i < entity_.fields.size(); ++i) {
+  // Room for the whole tuple, reserved once and written through a cursor:
+  // no field the fast paths below write takes more than 20 bytes besides
+  // its text (a plain numeric: 12 + 2 bytes per 4 digits).
+  size_t bound = 2 + 20 * entity_fields.size();
+  for (const DelimitedField& v : fields) bound += v.value.size();
+  char* begin = out->Grow(bound);
+  char* w = PutBigEndian(begin, static_cast<uint16_t>(entity_fields.size()));
+  static constexpr DelimitedField kNull{{}, true};
+  for (size_t i = 0; i < entity_fields.size(); ++i) {
+    const Field& f = entity_fields[i];
     const int c = input_of_field_[i];
     const DelimitedField& v = c < 0 ? kNull : fields[static_cast<size_t>(c)];
-    if (!EncodeValue(entity_.fields[i], v, out, error)) {
-      *error = (c < 0 ? std::string("no column") : "column " + std::to_string(c + 1)) + " (field '" +
-               entity_.fields[i].name + "'): " + *error;
+    // Fast paths for the common, valid values; anything else (and every
+    // rejection) goes to EncodeValue below, which decides it fully.
+    if (v.null) {
+      if (f.nullable) {
+        w = PutBigEndian(w, uint32_t{0xFFFFFFFF});  // NULL: length -1
+        continue;
+      }
+    } else {
+      const std::string_view s = v.value;
+      switch (f.type) {
+        case FieldType::kString:
+          if (IsAsciiWithoutNul(s) && (f.max_length == 0 || s.size() <= f.max_length)) {
+            w = PutBigEndian(w, static_cast<uint32_t>(s.size()));
+            w = CopyBytes(w, s);
+            continue;
+          }
+          break;
+        case FieldType::kInteger: {
+          int64_t x;
+          if (ParseSmallInt(s, &x) && x >= std::numeric_limits<int32_t>::min() &&
+              x <= std::numeric_limits<int32_t>::max()) {
+            w = PutBigEndian(w, uint32_t{4});
+            w = PutBigEndian(w, static_cast<uint32_t>(static_cast<int32_t>(x)));
+            continue;
+          }
+          break;
+        }
+        case FieldType::kBigInt: {
+          int64_t x;
+          if (ParseSmallInt(s, &x)) {
+            w = PutBigEndian(w, uint32_t{8});
+            w = PutBigEndian(w, static_cast<uint64_t>(x));
+            continue;
+          }
+          break;
+        }
+        case FieldType::kDecimal:
+          if (char* end = pg::WritePlainNumericField(w, s); end != nullptr) {
+            w = end;
+            continue;
+          }
+          break;
+        case FieldType::kDate:
+          if (auto days = pg::ParseDate(s)) {
+            w = PutBigEndian(w, uint32_t{4});
+            w = PutBigEndian(w, static_cast<uint32_t>(*days));
+            continue;
+          }
+          break;
+        case FieldType::kFloat:
+        case FieldType::kBoolean:
+        case FieldType::kDateTime:
+        case FieldType::kUuid:
+        case FieldType::kJson:
+          break;
+      }
+    }
+    out->Commit(static_cast<size_t>(w - begin));
+    if (!EncodeValue(f, v, out, error)) {
+      *error = (c < 0 ? std::string("no column") : "column " + std::to_string(c + 1)) + " (field '" + f.name +
+               "'): " + *error;
       out->Truncate(mark);
       return false;
     }
+    begin = out->Grow(bound);  // still room for every field left
+    w = begin;
   }
+  out->Commit(static_cast<size_t>(w - begin));
   if (key_hash != nullptr) {
     uint64_t h = 0xCBF29CE484222325ULL;
     for (size_t k : entity_.key_fields) {

@@ -1,6 +1,7 @@
 #include "core/pg_binary.h"
 
 #include <cstddef>
+#include <cstring>
 
 #include "core/utf8.h"
 
@@ -47,6 +48,12 @@ int64_t FloorMod4(int64_t v) { return v - 4 * FloorDiv4(v); }
 void StoreBe16(char* p, uint16_t v) {
   p[0] = static_cast<char>(v >> 8);
   p[1] = static_cast<char>(v & 0xFF);
+}
+
+char* PutBigEndian32(char* p, uint32_t v) {
+  StoreBe16(p, static_cast<uint16_t>(v >> 16));
+  StoreBe16(p + 2, static_cast<uint16_t>(v & 0xFFFF));
+  return p + 4;
 }
 
 // Appends a numeric field with no digits (zero, NaN, infinities).
@@ -115,7 +122,60 @@ void AppendCopyHeader(ByteBuffer& out) {
 
 void AppendCopyTrailer(ByteBuffer& out) { out.PutI16(-1); }
 
+char* WritePlainNumericField(char* w, std::string_view s) {
+  const char* p = s.data();
+  const size_t n = s.size();
+  size_t i = 0;
+  const bool negative = n > 0 && p[0] == '-';
+  if (negative) i = 1;
+  // All digits, before and after the point, as one integer.
+  uint64_t v = 0;
+  const size_t int_begin = i;
+  for (; i < n && IsDigit(p[i]); ++i) v = v * 10 + static_cast<uint64_t>(p[i] - '0');
+  size_t digits = i - int_begin;
+  size_t n_frac = 0;
+  if (i < n && p[i] == '.') {
+    const size_t frac_begin = ++i;
+    for (; i < n && IsDigit(p[i]); ++i) v = v * 10 + static_cast<uint64_t>(p[i] - '0');
+    n_frac = i - frac_begin;
+    digits += n_frac;
+  }
+  // Pad the fraction to whole base-10000 digits; 19 decimal digits fit.
+  const size_t pad = (4 - n_frac % 4) % 4;
+  if (i != n || digits == 0 || digits + pad > 19) return nullptr;
+  for (size_t k = 0; k < pad; ++k) v *= 10;
+  const int frac_groups = static_cast<int>((n_frac + pad) / 4);
+  if (v == 0) {  // zero: no digits, sign always +
+    w = PutBigEndian32(w, 8);
+    std::memset(w, 0, 6);
+    StoreBe16(w + 6, static_cast<uint16_t>(n_frac));
+    return w + 8;
+  }
+  uint16_t groups[5];  // least significant first; 10^19 < 10000^5
+  int count = 0;
+  for (; v != 0; v /= 10000) groups[count++] = static_cast<uint16_t>(v % 10000);
+  int low = 0;  // trailing zero base-10000 digits are not stored
+  while (groups[low] == 0) ++low;
+  const int ndigits = count - low;
+  w = PutBigEndian32(w, static_cast<uint32_t>(8 + 2 * ndigits));
+  StoreBe16(w, static_cast<uint16_t>(ndigits));
+  StoreBe16(w + 2, static_cast<uint16_t>(static_cast<int16_t>(count - 1 - frac_groups)));  // weight
+  StoreBe16(w + 4, negative ? kNumericNeg : kNumericPos);
+  StoreBe16(w + 6, static_cast<uint16_t>(n_frac));  // dscale
+  w += 8;
+  for (int k = count; k-- > low;) {
+    StoreBe16(w, groups[k]);
+    w += 2;
+  }
+  return w;
+}
+
 bool AppendNumericField(ByteBuffer& out, std::string_view text, std::string* error) {
+  char* w = out.Grow(kMaxPlainNumericField);
+  if (char* end = WritePlainNumericField(w, text); end != nullptr) {
+    out.Commit(static_cast<size_t>(end - w));
+    return true;
+  }
   // numeric_in ignores surrounding whitespace.
   std::string_view s = text;
   while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);

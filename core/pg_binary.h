@@ -81,6 +81,15 @@ inline void AppendJsonbField(ByteBuffer& out, std::string_view json_text) {
 // nothing is appended then.
 bool AppendNumericField(ByteBuffer& out, std::string_view text, std::string* error);
 
+// The common case of AppendNumericField, for writers with a cursor: when
+// `text` is exactly "[-]digits[.digits]" with at most 19 digits in all (the
+// fraction counted padded to a multiple of 4), writes the same field
+// AppendNumericField would (at most kMaxPlainNumericField bytes at w) and
+// returns its end; otherwise writes nothing and returns nullptr (call
+// AppendNumericField then).
+inline constexpr size_t kMaxPlainNumericField = 4 + 8 + 2 * 5;
+char* WritePlainNumericField(char* w, std::string_view text);
+
 // Parses "YYYY-MM-DD" (years 0001..9999, a real calendar day) into days since
 // 2000-01-01 (negative before). Returns nullopt for anything else.
 std::optional<int32_t> ParseDate(std::string_view text);
