@@ -82,6 +82,15 @@ inline bool ParseSmallInt(std::string_view s, int64_t* out) {
 DelimitedEncoder::DelimitedEncoder(const Entity& entity)
     : entity_(entity), input_of_field_(entity.fields.size(), 0), input_columns_(entity.fields.size()) {
   for (size_t i = 0; i < input_of_field_.size(); ++i) input_of_field_[i] = static_cast<int>(i);
+  BuildColumns();
+}
+
+void DelimitedEncoder::BuildColumns() {
+  columns_.clear();
+  for (size_t i = 0; i < entity_.fields.size(); ++i) {
+    const Field& f = entity_.fields[i];
+    columns_.push_back(Column{f.type, f.nullable, f.max_length, input_of_field_[i]});
+  }
 }
 
 Status DelimitedEncoder::SetColumns(const std::vector<std::string>& names) {
@@ -105,6 +114,7 @@ Status DelimitedEncoder::SetColumns(const std::vector<std::string>& names) {
   }
   input_of_field_ = std::move(map);
   input_columns_ = names.size();
+  BuildColumns();
   return Status::Ok();
 }
 
@@ -122,19 +132,18 @@ bool DelimitedEncoder::Encode(const std::vector<DelimitedField>& fields, ByteBuf
     *error = "expected " + std::to_string(input_columns_) + " columns, found " + std::to_string(fields.size());
     return false;
   }
-  const auto& entity_fields = entity_.fields;
   const size_t mark = out->size();
   // Room for the whole tuple, reserved once and written through a cursor:
   // no field the fast paths below write takes more than 20 bytes besides
   // its text (a plain numeric: 12 + 2 bytes per 4 digits).
-  size_t bound = 2 + 20 * entity_fields.size();
+  size_t bound = 2 + 20 * columns_.size();
   for (const DelimitedField& v : fields) bound += v.value.size();
   char* begin = out->Grow(bound);
-  char* w = PutBigEndian(begin, static_cast<uint16_t>(entity_fields.size()));
+  char* w = PutBigEndian(begin, static_cast<uint16_t>(columns_.size()));
   static constexpr DelimitedField kNull{{}, true};
-  for (size_t i = 0; i < entity_fields.size(); ++i) {
-    const Field& f = entity_fields[i];
-    const int c = input_of_field_[i];
+  for (size_t i = 0; i < columns_.size(); ++i) {
+    const Column& f = columns_[i];
+    const int c = f.input;
     const DelimitedField& v = c < 0 ? kNull : fields[static_cast<size_t>(c)];
     // Fast paths for the common, valid values; anything else (and every
     // rejection) goes to EncodeValue below, which decides it fully.
@@ -179,9 +188,9 @@ bool DelimitedEncoder::Encode(const std::vector<DelimitedField>& fields, ByteBuf
           }
           break;
         case FieldType::kDate:
-          if (auto days = pg::ParseDate(s)) {
+          if (int32_t days; pg::ParseDate(s, &days)) {
             w = PutBigEndian(w, uint32_t{4});
-            w = PutBigEndian(w, static_cast<uint32_t>(*days));
+            w = PutBigEndian(w, static_cast<uint32_t>(days));
             continue;
           }
           break;
@@ -194,9 +203,9 @@ bool DelimitedEncoder::Encode(const std::vector<DelimitedField>& fields, ByteBuf
       }
     }
     out->Commit(static_cast<size_t>(w - begin));
-    if (!EncodeValue(f, v, out, error)) {
-      *error = (c < 0 ? std::string("no column") : "column " + std::to_string(c + 1)) + " (field '" + f.name +
-               "'): " + *error;
+    if (!EncodeValue(entity_.fields[i], v, out, error)) {
+      *error = (c < 0 ? std::string("no column") : "column " + std::to_string(c + 1)) + " (field '" +
+               entity_.fields[i].name + "'): " + *error;
       out->Truncate(mark);
       return false;
     }

@@ -44,9 +44,19 @@ class DelimitedEncoder {
  private:
   bool EncodeValue(const Field& f, const DelimitedField& v, ByteBuffer* out, std::string* error);
 
+  // What Encode's fast paths need of field i, kept small and together.
+  struct Column {
+    FieldType type;
+    bool nullable;
+    uint32_t max_length;
+    int input;  // input_of_field_[i]
+  };
+  void BuildColumns();
+
   const Entity& entity_;
   std::vector<int> input_of_field_;  // field index -> input column (-1: none, NULL)
   size_t input_columns_ = 0;
+  std::vector<Column> columns_;  // per field, in entity order
 };
 
 }  // namespace nomnom

@@ -136,13 +136,17 @@ DelimitedParser::Result DelimitedParser::Next(std::string_view text, bool at_end
     if (i < n && p[i] == '"') {
       // Quoted. Usually no "" inside: the value is the input between the
       // quotes, used in place. Otherwise it is unescaped into scratch_.
+      // The special bytes found from here on are the opening quote, then
+      // separators and LFs inside the field, up to the next quote.
       size_t j;
-      const void* q = std::memchr(p + i + 1, '"', n - i - 1);
-      if (q == nullptr) {
+      special.Next();  // the opening quote, i
+      uint64_t lfs = 0;
+      size_t close = special.Next();
+      for (; close < n && p[close] != '"'; close = special.Next()) lfs += p[close] == '\n' ? 1 : 0;
+      if (close >= n) {
         if (!at_end) return Result::kNeedMore;
         return fail(line, column, "unterminated quoted field (opened on line " + std::to_string(line) + ")", n);
       }
-      const size_t close = static_cast<size_t>(static_cast<const char*>(q) - p);
       if (close + 1 < n && p[close + 1] == '"') {
         if (used_scratch == scratch_.size()) scratch_.emplace_back();
         std::string& s = scratch_[used_scratch++];
@@ -169,9 +173,10 @@ DelimitedParser::Result DelimitedParser::Next(std::string_view text, bool at_end
           ++j;
         }
         fields->push_back(DelimitedField{std::string_view(s), false});
+        special.Restart(j);
       } else {
         if (close + 1 >= n && !at_end) return Result::kNeedMore;  // "" may straddle the end
-        cur_line += static_cast<uint64_t>(std::count(p + i + 1, p + close, '\n'));
+        cur_line += lfs;
         fields->push_back(DelimitedField{std::string_view(p + i + 1, close - i - 1), false});
         j = close + 1;
       }
@@ -181,8 +186,8 @@ DelimitedParser::Result DelimitedParser::Next(std::string_view text, bool at_end
         break;
       }
       if (p[i] == sep) {
+        special.Next();  // this separator
         ++i;
-        special.Restart(i);
         continue;
       }
       if (p[i] == '\n' || (p[i] == '\r' && i + 1 < n && p[i + 1] == '\n')) break;

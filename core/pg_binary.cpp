@@ -308,8 +308,23 @@ bool AppendNumericField(ByteBuffer& out, std::string_view text, std::string* err
 }
 
 std::optional<int32_t> ParseDate(std::string_view text) {
-  if (text.size() != 10) return std::nullopt;
-  return ParseDatePrefix(text);
+  int32_t days;
+  if (!ParseDate(text, &days)) return std::nullopt;
+  return days;
+}
+
+bool ParseDate(std::string_view text, int32_t* days) {
+  if (text.size() != 10) return false;
+  const char* p = text.data();
+  int y_hi, y_lo, month, day;
+  if (!TwoDigits(p, &y_hi) || !TwoDigits(p + 2, &y_lo) || p[4] != '-' || !TwoDigits(p + 5, &month) || p[7] != '-' ||
+      !TwoDigits(p + 8, &day)) {
+    return false;
+  }
+  const int year = y_hi * 100 + y_lo;
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month)) return false;
+  *days = static_cast<int32_t>(DaysFromCivil(year, month, day) - kUnixEpochDaysBefore2000);
+  return true;
 }
 
 std::optional<int64_t> ParseTimestamp(std::string_view text) {

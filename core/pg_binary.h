@@ -93,6 +93,9 @@ char* WritePlainNumericField(char* w, std::string_view text);
 // Parses "YYYY-MM-DD" (years 0001..9999, a real calendar day) into days since
 // 2000-01-01 (negative before). Returns nullopt for anything else.
 std::optional<int32_t> ParseDate(std::string_view text);
+// The same, into *days; false (and *days unspecified) for anything else. For
+// hot loops: no std::optional in registers through memory.
+bool ParseDate(std::string_view text, int32_t* days);
 
 // Parses an ISO-8601 / RFC 3339 timestamp into microseconds since
 // 2000-01-01T00:00:00Z: "YYYY-MM-DD", "YYYY-MM-DD[T| ]HH:MM[:SS[.fraction]]"
