@@ -316,12 +316,29 @@ std::optional<int32_t> ParseDate(std::string_view text) {
 bool ParseDate(std::string_view text, int32_t* days) {
   if (text.size() != 10) return false;
   const char* p = text.data();
-  int y_hi, y_lo, month, day;
+  int year, month, day;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  // "YYYY-MM-" checked as one word: digit bytes are 0x30 + 0..9 (high
+  // nibble 3, low nibble + 6 without a carry into bit 4), dash bytes '-'.
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  constexpr uint64_t kDigitLow = 0x000F0F000F0F0F0FULL;  // bytes 0-3, 5-6
+  const uint64_t low = w & kDigitLow;
+  if ((w & 0xFFF0F0FFF0F0F0F0ULL) != 0x2D30302D30303030ULL ||
+      ((low + 0x0006060006060606ULL) & 0x0010100010101010ULL) != 0 || !TwoDigits(p + 8, &day)) {
+    return false;
+  }
+  const auto digit = [&](int k) { return static_cast<int>((low >> (8 * k)) & 0xFF); };
+  year = digit(0) * 1000 + digit(1) * 100 + digit(2) * 10 + digit(3);
+  month = digit(5) * 10 + digit(6);
+#else
+  int y_hi, y_lo;
   if (!TwoDigits(p, &y_hi) || !TwoDigits(p + 2, &y_lo) || p[4] != '-' || !TwoDigits(p + 5, &month) || p[7] != '-' ||
       !TwoDigits(p + 8, &day)) {
     return false;
   }
-  const int year = y_hi * 100 + y_lo;
+  year = y_hi * 100 + y_lo;
+#endif
   if (year < 1 || month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month)) return false;
   *days = static_cast<int32_t>(DaysFromCivil(year, month, day) - kUnixEpochDaysBefore2000);
   return true;
