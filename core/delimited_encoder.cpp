@@ -31,61 +31,31 @@ uint64_t Fnv1a(uint64_t h, std::string_view s) {
   return (h ^ 0xFF) * 0x100000001B3ULL;  // a separator, so ("ab","c") != ("a","bc")
 }
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-constexpr bool kLittleEndian = true;
-#else
-constexpr bool kLittleEndian = false;
-#endif
-
-constexpr uint64_t kOnes = 0x0101010101010101ULL;
-constexpr uint64_t kHighs = 0x8080808080808080ULL;
-constexpr uint64_t kZeroDigits = 0x3030303030303030ULL;  // "00000000"
-
-// The n bytes at p (1 <= n <= 8) as a little-endian word (p[k] in bits
-// 8k..8k+7, zero above): two overlapping 4-byte loads, or three single
-// bytes. Reads only p[0, n).
-inline uint64_t LoadUpTo8(const char* p, size_t n) {
-  if (n >= 4) {
-    uint32_t head, tail;
-    std::memcpy(&head, p, 4);
-    std::memcpy(&tail, p + n - 4, 4);
-    return uint64_t{head} | (uint64_t{tail} << (8 * (n - 4)));
-  }
-  const auto byte = [&](size_t k) { return uint64_t{static_cast<uint8_t>(p[k])} << (8 * k); };
-  return byte(0) | byte(n / 2) | byte(n - 1);
-}
-
-// A high bit set in every byte of w that is NUL or >= 0x80 (exact when no
-// byte below it is NUL; callers only ask whether any is).
-inline uint64_t NonAsciiOrNul(uint64_t w) { return (w | (w - kOnes)) & kHighs; }
-
 // True when every byte of s is 0x01..0x7F: ASCII without NUL, so valid
 // UTF-8 with one character per byte. Eight bytes at a time; false says
 // nothing (the caller checks such text fully).
 inline bool IsAsciiWithoutNul(std::string_view s) {
   const char* p = s.data();
   const size_t n = s.size();
-  if constexpr (kLittleEndian) {
-    if (n == 0) return true;
-    if (n <= 8) {
-      // The bytes past n are zero in the word: leave them out.
-      const uint64_t valid = n == 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * n)) - 1;
-      return (NonAsciiOrNul(LoadUpTo8(p, n)) & valid) == 0;
-    }
-  } else if (n < 8) {
+  if (n < 8) {
     unsigned bad = 0;
     // c - 1 wraps to 0xFF for NUL and is >= 0x7F for bytes >= 0x80.
     for (size_t i = 0; i < n; ++i) bad |= static_cast<unsigned>(static_cast<uint8_t>(p[i] - 1) >= 0x7F);
     return bad == 0;
   }
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHighs = 0x8080808080808080ULL;
+  // A high bit set, or a zero byte (w - kOnes borrows into its high bit;
+  // exact for the lowest such byte, and only "is there one" matters).
+  const auto non_ascii_or_nul = [](uint64_t w) { return (w | (w - kOnes)) & kHighs; };
   uint64_t bad = 0;
   uint64_t w;
   for (size_t i = 0; i + 8 <= n; i += 8) {
     std::memcpy(&w, p + i, 8);
-    bad |= NonAsciiOrNul(w);
+    bad |= non_ascii_or_nul(w);
   }
   std::memcpy(&w, p + n - 8, 8);  // the last (overlapping) eight bytes
-  return (bad | NonAsciiOrNul(w)) == 0;
+  return (bad | non_ascii_or_nul(w)) == 0;
 }
 
 // Whole numbers of at most 18 digits with an optional sign, the common case;
@@ -95,32 +65,12 @@ inline bool ParseSmallInt(std::string_view s, int64_t* out) {
   size_t i = 0;
   const bool negative = !s.empty() && s[0] == '-';
   if (!s.empty() && (s[0] == '-' || s[0] == '+')) i = 1;
-  const size_t n = s.size() - i;
-  if (n == 0 || n > 18) return false;
-  const char* p = s.data() + i;
+  if (s.size() == i || s.size() - i > 18) return false;
   uint64_t v = 0;
-  if (kLittleEndian && n <= 8) {
-    // Up to eight digits at once: "123" becomes "00000123" (the first digit
-    // in the lowest byte), checked and converted as one word (Lemire's
-    // parse_eight_digits).
-    const unsigned shift = static_cast<unsigned>(8 * (8 - n));  // 0..56
-    const uint64_t x = (LoadUpTo8(p, n) << shift) | (kZeroDigits & ((uint64_t{1} << shift) - 1));
-    const uint64_t low = x & 0x0F0F0F0F0F0F0F0FULL;
-    if ((x & 0xF0F0F0F0F0F0F0F0ULL) != kZeroDigits || ((low + 0x0606060606060606ULL) & 0x1010101010101010ULL) != 0) {
-      return false;
-    }
-    uint64_t d = low;       // eight digits 0..9, the first lowest
-    d = d * 10 + (d >> 8);  // pairs in bytes 0, 2, 4, 6
-    d = (((d & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32))) +
-         (((d >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32)))) >>
-        32;
-    v = d & 0xFFFFFFFFULL;
-  } else {
-    for (size_t k = 0; k < n; ++k) {
-      const unsigned d = static_cast<unsigned>(static_cast<uint8_t>(p[k])) - '0';
-      if (d > 9) return false;
-      v = v * 10 + d;
-    }
+  for (; i < s.size(); ++i) {
+    const unsigned d = static_cast<unsigned>(static_cast<uint8_t>(s[i])) - '0';
+    if (d > 9) return false;
+    v = v * 10 + d;
   }
   *out = negative ? -static_cast<int64_t>(v) : static_cast<int64_t>(v);
   return true;
