@@ -196,6 +196,11 @@ DelimitedParser::Result DelimitedParser::Next(std::string_view text, bool at_end
     }
     // Unquoted field: up to the next separator or LF; a quote in it is an error.
     const size_t j = special.Next();  // >= i: the bytes before i were consumed
+    if (j + 1 < n && p[j] == sep) {   // the common case: a separator, more input after it
+      fields->push_back(DelimitedField{std::string_view(p + i, j - i), j == i});
+      i = j + 1;
+      continue;
+    }
     if (j < n && p[j] == '"') {
       return fail(cur_line, column, "a quote inside an unquoted field (quote the whole field)", j);
     }

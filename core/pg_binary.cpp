@@ -89,13 +89,16 @@ int DaysInMonth(int y, int m) {
 
 // Days from 1970-01-01 to the proleptic Gregorian date y-m-d (Howard Hinnant's
 // days_from_civil; y >= 1 here so the era arithmetic never sees negatives).
-int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2 ? 1 : 0;
-  const int64_t era = y / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
+// Unsigned 32-bit arithmetic: divisions by constants are cheaper so (years
+// 1..9999 keep every term far below 2^32).
+int64_t DaysFromCivil(int64_t year, int64_t month, int64_t day) {
+  const uint32_t m = static_cast<uint32_t>(month);
+  const uint32_t y = static_cast<uint32_t>(year) - (m <= 2 ? 1 : 0);
+  const uint32_t era = y / 400;
+  const uint32_t yoe = y - era * 400;
+  const uint32_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + static_cast<uint32_t>(day) - 1;
+  const uint32_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return int64_t{era} * 146097 + int64_t{doe} - 719468;
 }
 
 // Parses the "YYYY-MM-DD" at the start of text (which must be >= 10 bytes).
