@@ -7,11 +7,11 @@
 
 namespace nomnom::pg {
 
+using namespace detail;  // NOLINT: the helpers shared with the inline hot paths
+
 namespace {
 
-// NUMERIC sign words (PostgreSQL's NUMERIC_POS, _NEG, _NAN, _PINF, _NINF).
-constexpr uint16_t kNumericPos = 0x0000;
-constexpr uint16_t kNumericNeg = 0x4000;
+// NUMERIC sign words (PostgreSQL's NUMERIC_NAN, _PINF, _NINF; _POS and _NEG are in the header).
 constexpr uint16_t kNumericNan = 0xC000;
 constexpr uint16_t kNumericPinf = 0xD000;
 constexpr uint16_t kNumericNinf = 0xF000;
@@ -24,10 +24,6 @@ constexpr int64_t kNumericMaxWeight = 32767;  // int16 weight: 131072 digits bef
 constexpr int64_t kNumericMaxDscale = 16383;  // NUMERIC_DSCALE_MASK
 // numeric_in rejects |exponent| >= INT_MAX / 2.
 constexpr int64_t kNumericMaxExponent = 1073741823;
-
-constexpr int64_t kUnixEpochDaysBefore2000 = 10957;  // 1970-01-01 .. 2000-01-01
-
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 // The whitespace numeric_in skips around a value (C isspace in the C locale).
 bool IsSpace(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
@@ -45,17 +41,6 @@ bool EqualsIgnoreCase(std::string_view s, std::string_view lower_word) {
 int64_t FloorDiv4(int64_t v) { return v >= 0 ? v / 4 : -((-v + 3) / 4); }
 int64_t FloorMod4(int64_t v) { return v - 4 * FloorDiv4(v); }
 
-void StoreBe16(char* p, uint16_t v) {
-  p[0] = static_cast<char>(v >> 8);
-  p[1] = static_cast<char>(v & 0xFF);
-}
-
-char* PutBigEndian32(char* p, uint32_t v) {
-  StoreBe16(p, static_cast<uint16_t>(v >> 16));
-  StoreBe16(p + 2, static_cast<uint16_t>(v & 0xFFFF));
-  return p + 4;
-}
-
 // Appends a numeric field with no digits (zero, NaN, infinities).
 void AppendDigitlessNumeric(ByteBuffer& out, uint16_t sign, uint16_t dscale) {
   out.PutI32(8);
@@ -71,34 +56,6 @@ bool NumericError(std::string* error, std::string_view what, std::string_view te
     *error = std::string(what) + ": \"" + Excerpt(text, 64) + "\"";
   }
   return false;
-}
-
-// Parses exactly two ASCII digits at p.
-bool TwoDigits(const char* p, int* value) {
-  if (!IsDigit(p[0]) || !IsDigit(p[1])) return false;
-  *value = (p[0] - '0') * 10 + (p[1] - '0');
-  return true;
-}
-
-bool IsLeapYear(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-int DaysInMonth(int y, int m) {
-  static constexpr int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && IsLeapYear(y) ? 29 : kDays[m - 1];
-}
-
-// Days from 1970-01-01 to the proleptic Gregorian date y-m-d (Howard Hinnant's
-// days_from_civil; y >= 1 here so the era arithmetic never sees negatives).
-// Unsigned 32-bit arithmetic: divisions by constants are cheaper so (years
-// 1..9999 keep every term far below 2^32).
-int64_t DaysFromCivil(int64_t year, int64_t month, int64_t day) {
-  const uint32_t m = static_cast<uint32_t>(month);
-  const uint32_t y = static_cast<uint32_t>(year) - (m <= 2 ? 1 : 0);
-  const uint32_t era = y / 400;
-  const uint32_t yoe = y - era * 400;
-  const uint32_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + static_cast<uint32_t>(day) - 1;
-  const uint32_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return int64_t{era} * 146097 + int64_t{doe} - 719468;
 }
 
 // Parses the "YYYY-MM-DD" at the start of text (which must be >= 10 bytes).
@@ -124,53 +81,6 @@ void AppendCopyHeader(ByteBuffer& out) {
 }
 
 void AppendCopyTrailer(ByteBuffer& out) { out.PutI16(-1); }
-
-char* WritePlainNumericField(char* w, std::string_view s) {
-  const char* p = s.data();
-  const size_t n = s.size();
-  size_t i = 0;
-  const bool negative = n > 0 && p[0] == '-';
-  // All digits, before and after the point, as one integer.
-  uint64_t v = 0;
-  const size_t int_begin = i;
-  for (; i < n && IsDigit(p[i]); ++i) v = v * 10 + static_cast<uint64_t>(p[i] - '0');
-  size_t digits = i - int_begin;
-  size_t n_frac = 0;
-  if (i < n && p[i] == '.') {
-    const size_t frac_begin = ++i;
-    for (; i < n && IsDigit(p[i]); ++i) v = v * 10 + static_cast<uint64_t>(p[i] - '0');
-    n_frac = i - frac_begin;
-    digits += n_frac;
-  }
-  // Pad the fraction to whole base-10000 digits; 19 decimal digits fit.
-  const size_t pad = (4 - n_frac % 4) % 4;
-  if (i != n || digits == 0 || digits + pad > 19) return nullptr;
-  for (size_t k = 0; k < pad; ++k) v *= 10;
-  const int frac_groups = static_cast<int>((n_frac + pad) / 4);
-  if (v == 0) {  // zero: no digits, sign always +
-    w = PutBigEndian32(w, 8);
-    std::memset(w, 0, 6);
-    StoreBe16(w + 6, static_cast<uint16_t>(n_frac));
-    return w + 8;
-  }
-  uint16_t groups[5];  // least significant first; 10^19 < 10000^5
-  int count = 0;
-  for (; v != 0; v /= 10000) groups[count++] = static_cast<uint16_t>(v % 10000);
-  int low = 0;  // trailing zero base-10000 digits are not stored
-  while (groups[low] == 0) ++low;
-  const int ndigits = count - low;
-  w = PutBigEndian32(w, static_cast<uint32_t>(8 + 2 * ndigits));
-  StoreBe16(w, static_cast<uint16_t>(ndigits));
-  StoreBe16(w + 2, static_cast<uint16_t>(static_cast<int16_t>(count - 1 - frac_groups)));  // weight
-  StoreBe16(w + 4, negative ? kNumericNeg : kNumericPos);
-  StoreBe16(w + 6, static_cast<uint16_t>(n_frac));  // dscale
-  w += 8;
-  for (int k = count; k-- > low;) {
-    StoreBe16(w, groups[k]);
-    w += 2;
-  }
-  return w;
-}
 
 bool AppendNumericField(ByteBuffer& out, std::string_view text, std::string* error) {
   char* w = out.Grow(kMaxPlainNumericField);
@@ -313,37 +223,6 @@ std::optional<int32_t> ParseDate(std::string_view text) {
   int32_t days;
   if (!ParseDate(text, &days)) return std::nullopt;
   return days;
-}
-
-bool ParseDate(std::string_view text, int32_t* days) {
-  if (text.size() != 10) return false;
-  const char* p = text.data();
-  int year, month, day;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  // "YYYY-MM-" checked as one word: digit bytes are 0x30 + 0..9 (high
-  // nibble 3, low nibble + 6 without a carry into bit 4), dash bytes '-'.
-  uint64_t w;
-  std::memcpy(&w, p, 8);
-  constexpr uint64_t kDigitLow = 0x000F0F000F0F0F0FULL;  // bytes 0-3, 5-6
-  const uint64_t low = w & kDigitLow;
-  if ((w & 0xFFF0F0FFF0F0F0F0ULL) != 0x2D30302D30303030ULL ||
-      ((low + 0x0006060006060606ULL) & 0x0010100010101010ULL) != 0 || !TwoDigits(p + 8, &day)) {
-    return false;
-  }
-  const auto digit = [&](int k) { return static_cast<int>((low >> (8 * k)) & 0xFF); };
-  year = digit(0) * 1000 + digit(1) * 100 + digit(2) * 10 + digit(3);
-  month = digit(5) * 10 + digit(6);
-#else
-  int y_hi, y_lo;
-  if (!TwoDigits(p, &y_hi) || !TwoDigits(p + 2, &y_lo) || p[4] != '-' || !TwoDigits(p + 5, &month) || p[7] != '-' ||
-      !TwoDigits(p + 8, &day)) {
-    return false;
-  }
-  year = y_hi * 100 + y_lo;
-#endif
-  if (year < 1 || month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month)) return false;
-  *days = static_cast<int32_t>(DaysFromCivil(year, month, day) - kUnixEpochDaysBefore2000);
-  return true;
 }
 
 std::optional<int64_t> ParseTimestamp(std::string_view text) {
