@@ -205,6 +205,7 @@ inline char* WritePlainNumericField(char* w, std::string_view s) {
   const size_t n = s.size();
   size_t i = 0;
   const bool negative = n > 0 && p[0] == '-';
+  if (negative) i = 1;
   // All digits, before and after the point, as one integer.
   uint64_t v = 0;
   const size_t int_begin = i;

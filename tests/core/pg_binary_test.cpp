@@ -1,6 +1,8 @@
 #include "core/pg_binary.h"
 
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 
@@ -213,6 +215,46 @@ TEST_CASE("pg_binary: dates: invalid text is rejected", "[pg_binary][date]") {
     INFO("text: '" << t << "'");
     CHECK_FALSE(pg::ParseDate(t).has_value());
   }
+  // ParseDate checks "YYYY-MM-" as one 8-byte word: every byte of it, and of
+  // the day, replaced by the neighbours of '0'..'9' and '-' and by bytes with
+  // the high bit set, must fail.
+  for (size_t k = 0; k < 10; ++k) {
+    for (char c : {'/', ':', '-', ',', '.', static_cast<char>(0xB0), static_cast<char>(0xAD), '\0', ' '}) {
+      std::string t = "2024-07-15";
+      if (t[k] == c) continue;
+      t[k] = c;
+      INFO("text: '" << t << "'");
+      int32_t days = 0;
+      CHECK_FALSE(pg::ParseDate(t, &days));
+    }
+  }
+}
+
+TEST_CASE("pg_binary: dates: every day 1600-2400 follows the one before", "[pg_binary][date]") {
+  static constexpr int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  int32_t expected = 0;
+  REQUIRE(pg::ParseDate("1600-01-01", &expected));
+  CHECK(expected == -146097);  // 400 Gregorian years
+  char buf[40];
+  for (int y = 1600; y <= 2400; ++y) {
+    const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    for (int m = 1; m <= 12; ++m) {
+      for (int d = 1; d <= kDays[m - 1] + (m == 2 && leap ? 1 : 0); ++d) {
+        const std::string_view text(buf,
+                                    static_cast<size_t>(std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", y, m, d)));
+        int32_t days = 0;
+        if (!pg::ParseDate(text, &days) || days != expected) {
+          FAIL("date " << text << " gave " << days << ", expected " << expected);
+        }
+        ++expected;
+      }
+      // The day after the last of the month is not a date.
+      const std::string_view text(buf, static_cast<size_t>(std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", y, m,
+                                                                         kDays[m - 1] + (m == 2 && leap ? 2 : 1))));
+      int32_t days = 0;
+      if (pg::ParseDate(text, &days)) FAIL("date " << text << " accepted");
+    }
+  }
 }
 
 TEST_CASE("pg_binary: timestamps: forms and zones", "[pg_binary][timestamp]") {
@@ -294,4 +336,79 @@ TEST_CASE("pg_binary: Utf8Length counts code points", "[pg_binary]") {
   CHECK(pg::Utf8Length("\xe2\x82\xac") == 1);              // €: 3 bytes
   CHECK(pg::Utf8Length("\xf0\x9f\x98\x80x") == 2);         // emoji: 4 bytes
   CHECK(pg::Utf8Length("\xe6\x97\xa5\xe6\x9c\xac") == 2);  // 日本
+}
+
+TEST_CASE("pg_binary: numeric: the plain-number fast path writes what the general path writes",
+          "[pg_binary][numeric]") {
+  // AppendNumericField tries WritePlainNumericField first; a leading space
+  // (which numeric_in skips) sends the same number down the general path.
+  auto check = [](const std::string& text) {
+    INFO("text: " << text);
+    char buf[pg::kMaxPlainNumericField + 8];
+    std::memset(buf, 0x5A, sizeof buf);
+    char* end = pg::WritePlainNumericField(buf, text);
+    ByteBuffer general;
+    std::string error;
+    const bool ok = pg::AppendNumericField(general, " " + text, &error);
+    if (end == nullptr) return false;
+    REQUIRE(ok);
+    CHECK(static_cast<size_t>(end - buf) <= pg::kMaxPlainNumericField);
+    CHECK(std::string(buf, static_cast<size_t>(end - buf)) == std::string(general.view()));
+    return true;
+  };
+  // At and around the limits: 19 digits in all with the fraction padded to
+  // a multiple of 4, fractions of 1..16 digits, zeros in every position.
+  for (const char* t : {"0",
+                        "-0",
+                        "0.00",
+                        "-0.00",
+                        "5",
+                        "5.",
+                        ".5",
+                        "-.5",
+                        "0.0001",
+                        "0.00001",
+                        "10000",
+                        "100000000",
+                        "9999",
+                        "99999999",
+                        "12345678.12345678",
+                        "1234567890123456789",
+                        "-1234567890123456789",
+                        "123456789012345.6789",
+                        "0.1234567890123456",
+                        "10000.0001",
+                        "100000000.00000001",
+                        "46274.88",
+                        "0.05",
+                        "17.00",
+                        "000123.4500",
+                        "9223372036854775807",
+                        "9999999999999999999"}) {
+    CHECK(check(t));
+  }
+  // Too many digits, or not plain: the general path decides (nothing written).
+  for (const char* t : {"12345678901234567890", "1234567890123456.7", "1234567890123456.78", "0.12345678901234567",
+                        "+5", "1e5", " 5", "5 ", "", "-", ".", "-.", "1.2.3", "1,5", "NaN", "0x10", "--5", "5-"}) {
+    INFO("text: " << t);
+    char buf[pg::kMaxPlainNumericField + 8];
+    CHECK(pg::WritePlainNumericField(buf, t) == nullptr);
+  }
+  // Random plain numbers of every shape the fast path takes.
+  uint64_t seed = 42;
+  auto next = [&seed](uint64_t n) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (seed >> 33) % n;
+  };
+  int fast = 0;
+  for (int k = 0; k < 20000; ++k) {
+    std::string t = next(4) == 0 ? "-" : "";
+    const size_t int_digits = next(12), frac_digits = next(3) == 0 ? 0 : next(10);
+    for (size_t i = 0; i < int_digits; ++i) t.push_back(static_cast<char>('0' + (next(3) == 0 ? 0 : next(10))));
+    if (frac_digits > 0 || next(5) == 0) t.push_back('.');
+    for (size_t i = 0; i < frac_digits; ++i) t.push_back(static_cast<char>('0' + (next(3) == 0 ? 0 : next(10))));
+    if (int_digits + frac_digits == 0) continue;
+    fast += check(t) ? 1 : 0;
+  }
+  CHECK(fast > 15000);
 }
