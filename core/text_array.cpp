@@ -58,8 +58,8 @@ bool EncodeTextArray(od::array& array, const Field& f, std::string* payload, std
       continue;
     }
     if (type != od::json_type::string) {
-      *error = "element " + std::to_string(count) + ": expected a string or null, got " +
-               std::string(JsonTypeName(type));
+      *error =
+          "element " + std::to_string(count) + ": expected a string or null, got " + std::string(JsonTypeName(type));
       return false;
     }
     std::string_view s;
