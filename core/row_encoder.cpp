@@ -530,6 +530,9 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
         *error = SyntaxError(err);
         return false;
       }
+      // raw_json() of an object or array keeps the whitespace after it: json
+      // (kJsonText) would store it.
+      raw = TrimJsonSpace(raw);
       // On-Demand matched the brackets but did not check the text between.
       if (!IsJsonValue(raw)) return fail("malformed JSON in the value");
       slot.s = raw;
