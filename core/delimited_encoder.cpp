@@ -8,6 +8,7 @@
 
 #include "core/json_check.h"
 #include "core/pg_binary.h"
+#include "core/pg_float4.h"
 #include "core/row_encoder.h"
 #include "core/text_array.h"
 #include "core/utf8.h"

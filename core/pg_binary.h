@@ -92,13 +92,6 @@ inline void AppendJsonbField(ByteBuffer& out, std::string_view json_text) {
 // nothing is appended then.
 bool AppendNumericField(ByteBuffer& out, std::string_view text, std::string* error);
 
-// Parses decimal number text ("-1.5", "3e38", "+2", ".5") into the nearest
-// float (correctly rounded, as PostgreSQL's float4in does with strtof).
-// Returns nullopt for anything else (hex, "inf", "nan", spaces), for a value
-// whose magnitude exceeds FLT_MAX (overflow) and for a non-zero value that
-// rounds to zero (underflow): PostgreSQL's "out of range for type real".
-std::optional<float> ParseFloat4(std::string_view text);
-
 // Parses "YYYY-MM-DD" (years 0001..9999, a real calendar day) into days since
 // 2000-01-01 (negative before). Returns nullopt for anything else.
 std::optional<int32_t> ParseDate(std::string_view text);
