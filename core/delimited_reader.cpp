@@ -86,7 +86,7 @@ bool ScanCsvRecords(std::string_view text, bool inside, size_t* first_end, size_
       *first_end = static_cast<size_t>(static_cast<const char*>(f) - b) + 1;
     }
     const void* l = memrchr(b + from, '\n', to - from);
-    *last_end = static_cast<size_t>(static_cast<const char*>(l) - b) + 1;
+    if (l != nullptr) *last_end = static_cast<size_t>(static_cast<const char*>(l) - b) + 1;
   };
   // The record ends at the next line break at or after `from` (its LF or
   // CRLF, or where DelimitedParser resumes after a malformed record).
@@ -201,8 +201,9 @@ Result<bool> DelimitedReader::Next(Chunk* chunk) {
       carry_.Append(text);
       carry_lines_ += in_.line_count;
       if (carry_.size() > max_record_bytes_) {
-        skip_ = OversizeLine{carry_line_, carry_.size(), std::string(carry_.data(), std::min(carry_.size(), kPrefixBytes)),
-                             carry_line_ + carry_lines_ - 1};
+        skip_ =
+            OversizeLine{carry_line_, carry_.size(), std::string(carry_.data(), std::min(carry_.size(), kPrefixBytes)),
+                         carry_line_ + carry_lines_ - 1};
         carry_.clear();
         carry_lines_ = 0;
         skipping_ = true;

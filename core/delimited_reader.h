@@ -18,8 +18,10 @@
 //   - a physical line longer than max_line_bytes (NdjsonReader's rule); when
 //     it falls inside a multi-line CSV record, that whole record is reported
 //     once, and reading resumes at the next line as at a record start;
-//   - a multi-line CSV record longer than max_line_bytes: reported and
-//     streamed past (its bytes are not kept).
+//   - a multi-line CSV record longer than max_line_bytes that does not fit
+//     in one line chunk: reported and streamed past (its bytes are not
+//     kept). One within a chunk is left in it: memory stays bounded either
+//     way, and the caller rejects records by their size.
 //
 // Thread-safety: a DelimitedReader is used by one thread.
 #pragma once
@@ -77,12 +79,12 @@ class DelimitedReader {
   std::unique_ptr<NdjsonReader> lines_;
   const DelimitedDialect dialect_;
   const size_t max_record_bytes_;
-  Chunk in_;                    // the line chunk being regrouped
-  ByteBuffer carry_;            // the start of a record that continues in the next line chunk
-  uint64_t carry_line_ = 0;     // the line carry_ starts on
-  uint64_t carry_lines_ = 0;    // line breaks in carry_
-  bool skipping_ = false;       // streaming past a too-long record (inside a quoted field)
-  OversizeLine skip_;           // that record, reported when it ends
+  Chunk in_;                           // the line chunk being regrouped
+  ByteBuffer carry_;                   // the start of a record that continues in the next line chunk
+  uint64_t carry_line_ = 0;            // the line carry_ starts on
+  uint64_t carry_lines_ = 0;           // line breaks in carry_
+  bool skipping_ = false;              // streaming past a too-long record (inside a quoted field)
+  OversizeLine skip_;                  // that record, reported when it ends
   std::vector<OversizeLine> pending_;  // reports for the next chunk
 };
 

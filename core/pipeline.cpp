@@ -476,6 +476,15 @@ void Load::ParseDelimited(const ParseTask& task, DelimitedParser* parser, Delimi
   ForEachRecordIn(chunk.data.view().substr(task.skip_bytes), chunk.first_line + task.skip_lines, parser, &fields,
                   &error, [&](uint64_t line, std::string_view raw, bool parsed) {
                     ++rows;
+                    if (raw.size() > options_.max_line_bytes) {
+                      Reject(
+                          task.source, line, raw.substr(0, 256),
+                          "record of " + std::to_string(raw.size()) + " bytes is longer than the limit of " +
+                              std::to_string(options_.max_line_bytes) + " bytes" +
+                              (options_.max_line_name.empty() ? std::string() : " (" + options_.max_line_name + ")") +
+                              "; raw holds its start");
+                      return true;
+                    }
                     if (!parsed) {
                       Reject(task.source, line, raw, std::move(error));
                       return true;
