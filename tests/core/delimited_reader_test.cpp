@@ -60,8 +60,8 @@ std::vector<Record> ParseRecords(DelimitedDialect dialect, std::string_view text
 }
 
 struct ReadResult {
-  std::vector<Record> records;          // parsed chunk by chunk
-  std::string joined;                   // the chunks' bytes, concatenated
+  std::vector<Record> records;  // parsed chunk by chunk
+  std::string joined;           // the chunks' bytes, concatenated
   std::vector<nomnom::OversizeLine> oversize;
   size_t chunks = 0;
 };
@@ -177,9 +177,9 @@ TEST_CASE("DelimitedReader: a chunk boundary at every byte never cuts a record",
 TEST_CASE("DelimitedReader: malformed quoting costs only its own records", "[delimited_reader]") {
   TempDir dir;
   const std::string text =
-      "1,ab\"c,x\n"          // a quote inside an unquoted field
-      "2,\"q\"junk,\"y\n"    // text after a closing quote; the quote after it is on the same line
-      "3,\"ok\nok\",z\n"     // a good multi-line record after them
+      "1,ab\"c,x\n"              // a quote inside an unquoted field
+      "2,\"q\"junk,\"y\n"        // text after a closing quote; the quote after it is on the same line
+      "3,\"ok\nok\",z\n"         // a good multi-line record after them
       "4,\"open\nto the end\n";  // unterminated at the end of the input
   const std::string path = dir.Write("bad.csv", text);
   const std::vector<Record> whole = ParseRecords(DelimitedDialect::kCsv, text, 1);
