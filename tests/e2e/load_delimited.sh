@@ -6,7 +6,8 @@
 #     different conflict modes, jobs and parser threads): identical contents
 #     (count + sum(hashtextextended(t::text, 0))) in the three databases.
 #  2. CSV headers: in another column order (--header and auto-detected),
-#     --no-header, an unknown header column (exit 1, nothing loaded).
+#     --no-header, an unknown header column (exit 1, nothing loaded); --into
+#     a hand-made table with a CSV header.
 #  3. A 6 MB CSV whose quoted fields hold commas, quotes, CR, LF and CRLF, so
 #     records with line breaks straddle the reader's 2 MB chunk boundaries
 #     (one 3 MB field of short lines surely does): the same table contents as
@@ -109,6 +110,14 @@ assert_eq "$RC" 1 "a header naming an unknown column: exit"
 assert_contains "$(cat "$T/h5.log")" "region-badheader.csv:1: header column 2 'r_colour' is not a field of entity Region" \
   "an unknown header column: message"
 assert_eq "$(sql "SELECT count(*) FROM region_h5")" 0 "an unknown header column: nothing loaded"
+
+# --into an existing table without YAML: a CSV with a header, columns by name.
+sql "CREATE TABLE hand (id int PRIMARY KEY, label text, amount numeric(10,2), at timestamptz)"
+printf 'amount,id,label\n1.50,1,"a, b"\n,2,\n' >"$T/hand.csv"
+load "$T/into.log" --into hand "$T/hand.csv"
+assert_eq "$RC" 0 "--into with a CSV header: exit"
+assert_eq "$(sql "SELECT string_agg(id || '|' || coalesce(label, 'NULL') || '|' || coalesce(amount::text, 'NULL'), ';' ORDER BY id) FROM hand")" \
+  '1|a, b|1.50;2|NULL|NULL' "--into with a CSV header: rows"
 
 # --- 3. Quoted fields with commas, quotes and line breaks across chunks ------
 mkdir -p "$T/entities"
