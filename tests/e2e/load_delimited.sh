@@ -97,6 +97,10 @@ assert_eq "$(fingerprint "$DB" region_h2)" "$want" "auto-detected reordered head
 load "$T/h3.log" --entities "$ENTITIES" --entity region --table region_h3 "$T/region-header.csv"
 assert_eq "$RC" 0 "a header in entity order, auto-detected: exit"
 assert_eq "$(fingerprint "$DB" region_h3)" "$want" "auto-detected header: contents"
+{ printf '\xEF\xBB\xBF'; sed 's/$/\r/' "$T/region-header.csv"; } >"$T/region-bom-crlf.csv"
+load "$T/h3b.log" --entities "$ENTITIES" --entity region --table region_h3b "$T/region-bom-crlf.csv"
+assert_eq "$RC" 0 "a header after a BOM, CRLF line ends, auto-detected: exit"
+assert_eq "$(fingerprint "$DB" region_h3b)" "$want" "BOM + CRLF + header: contents"
 load "$T/h4.log" --entities "$ENTITIES" --entity region --table region_h4 --no-header --rejects "$T/h4.rej" \
   "$T/region-header.csv"
 assert_eq "$RC" 3 "--no-header on a file with a header: the header is a rejected row"
