@@ -148,6 +148,13 @@ void DelimitedReader::DropCarry(Chunk* out, uint64_t last_line, uint64_t extra_b
   carry_lines_ = 0;
 }
 
+void DelimitedReader::PushSkipped(Chunk* out) {
+  if (skip_.last_line <= skip_.line) skip_.last_line = 0;  // one line after all (cut by the end of the input)
+  out->oversize.push_back(std::move(skip_));
+  skip_ = OversizeLine{};
+  skipping_ = false;
+}
+
 Result<bool> DelimitedReader::Next(Chunk* chunk) {
   if (dialect_ == DelimitedDialect::kTbl) return lines_->Next(chunk);  // one record per line
   chunk->oversize.clear();
@@ -161,8 +168,7 @@ Result<bool> DelimitedReader::Next(Chunk* chunk) {
       if (skipping_) {
         skip_.last_line = o.line;
         skip_.bytes += o.bytes;
-        chunk->oversize.push_back(std::move(skip_));
-        skipping_ = false;
+        PushSkipped(chunk);
       } else if (!carry_.empty()) {
         DropCarry(chunk, o.line, o.bytes);
       } else {
@@ -171,8 +177,7 @@ Result<bool> DelimitedReader::Next(Chunk* chunk) {
     }
     if (!*more) {
       if (skipping_) {  // unterminated: the input ends inside its quoted field
-        chunk->oversize.push_back(std::move(skip_));
-        skipping_ = false;
+        PushSkipped(chunk);
       }
       if (carry_.empty()) return false;
       // The input ends inside a quoted field: the parser reports the record.
@@ -216,8 +221,7 @@ Result<bool> DelimitedReader::Next(Chunk* chunk) {
       if (skipping_) {
         skip_.bytes += first - 1;
         skip_.last_line = last_line;
-        chunk->oversize.push_back(std::move(skip_));
-        skipping_ = false;
+        PushSkipped(chunk);
         start = first;
       } else if (carry_.size() + first - 1 > max_record_bytes_) {
         DropCarry(chunk, last_line, first - 1);

@@ -75,6 +75,8 @@ class DelimitedReader {
       : lines_(std::move(lines)), dialect_(dialect), max_record_bytes_(max_record_bytes) {}
   // Reports the carried (partial) record as too long, ending on last_line.
   void DropCarry(Chunk* out, uint64_t last_line, uint64_t extra_bytes);
+  // Reports the record skipped past (skip_) and ends skipping.
+  void PushSkipped(Chunk* out);
 
   std::unique_ptr<NdjsonReader> lines_;
   const DelimitedDialect dialect_;
