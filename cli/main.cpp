@@ -746,7 +746,7 @@ int Main(int argc, char** argv) {
   load_cmd->add_option("-j,--jobs", load.jobs, "PostgreSQL connections loading in parallel")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  load_cmd->add_option("--parsers", load.parsers, "JSON parser threads")
+  load_cmd->add_option("--parsers", load.parsers, "Parser threads (NDJSON, CSV, .tbl)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   load_cmd->add_option("--batch-rows", load.batch_rows, "Rows per COPY transaction")
