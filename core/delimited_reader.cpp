@@ -266,8 +266,8 @@ Result<bool> DelimitedReader::Next(Chunk* chunk) {
   }
 }
 
-Result<HeaderDecision> DecideHeader(const Entity& entity, HeaderMode mode, const std::string& input, uint64_t line,
-                                    bool parsed, const std::string& parse_error,
+Result<HeaderDecision> DecideHeader(const Entity& entity, HeaderMode mode, bool strict, const std::string& input,
+                                    uint64_t line, bool parsed, const std::string& parse_error,
                                     const std::vector<DelimitedField>& fields) {
   HeaderDecision d;
   if (mode == HeaderMode::kNo) return d;
@@ -282,7 +282,14 @@ Result<HeaderDecision> DecideHeader(const Entity& entity, HeaderMode mode, const
       if (f.null || entity.FieldIndex(f.value) < 0 || !seen.insert(f.value).second) return d;
     }
   }
-  for (const DelimitedField& f : fields) d.columns.emplace_back(f.value);
+  d.width = fields.size();
+  for (size_t c = 0; c < fields.size(); ++c) {
+    if (!strict && entity.FieldIndex(fields[c].value) < 0) continue;  // not loaded
+    d.columns.emplace_back(fields[c].value);
+    d.kept.push_back(c);
+  }
+  if (d.columns.empty()) return Status::InvalidArgument(where + "the header names no field of entity " + entity.name);
+  if (d.kept.size() == fields.size()) d.kept.clear();
   DelimitedEncoder check(entity);
   if (Status s = check.SetColumns(d.columns); !s.ok()) return Status::InvalidArgument(where + s.message());
   d.is_header = true;

@@ -96,17 +96,24 @@ class DelimitedReader {
 enum class HeaderMode { kAuto, kYes, kNo };
 
 // The decision for one input's first record: whether it is a header and, if
-// so, the columns it names (in input order). `parsed` is false when the
-// record could not be parsed (`parse_error` says why): with kYes that is an
-// error; otherwise it is not a header. An error names the input and line;
-// header columns that are not fields of the entity are an error too
-// (DelimitedEncoder::SetColumns).
+// so, the columns it names. `parsed` is false when the record could not be
+// parsed (`parse_error` says why): with kYes that is an error; otherwise it is
+// not a header. Header columns that are not fields of the entity are ignored
+// (their values are not loaded), as NDJSON ignores unknown keys, unless
+// `strict`: then they are an error. An error names the input and line, and
+// what DelimitedEncoder::SetColumns refuses (a repeated column, a NOT NULL
+// field without one).
 struct HeaderDecision {
   bool is_header = false;
-  std::vector<std::string> columns;
+  std::vector<std::string> columns;  // the names of the columns loaded, for DelimitedEncoder::SetColumns
+  // When the header has columns the entity does not have: the (0-based)
+  // input columns of `columns`, and the header's number of columns. Empty:
+  // every input column is loaded.
+  std::vector<size_t> kept;
+  size_t width = 0;
 };
-Result<HeaderDecision> DecideHeader(const Entity& entity, HeaderMode mode, const std::string& input, uint64_t line,
-                                    bool parsed, const std::string& parse_error,
+Result<HeaderDecision> DecideHeader(const Entity& entity, HeaderMode mode, bool strict, const std::string& input,
+                                    uint64_t line, bool parsed, const std::string& parse_error,
                                     const std::vector<DelimitedField>& fields);
 
 }  // namespace nomnom

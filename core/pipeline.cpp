@@ -38,7 +38,7 @@ struct ParseTask {
   // header (null: the entity's fields in order).
   size_t skip_bytes = 0;
   uint64_t skip_lines = 0;
-  std::shared_ptr<const std::vector<std::string>> columns;
+  std::shared_ptr<const HeaderDecision> columns;
 };
 
 struct SinkItem {
@@ -99,7 +99,7 @@ struct HeaderSkip {
   uint64_t lines = 0;  // line breaks up to there
 };
 Result<HeaderSkip> FindHeader(const Chunk& chunk, DelimitedDialect dialect, const Entity& entity, HeaderMode mode,
-                              const std::string& path) {
+                              bool strict, const std::string& path) {
   HeaderSkip h;
   if (mode == HeaderMode::kNo) return h;
   DelimitedParser parser(dialect);
@@ -120,7 +120,7 @@ Result<HeaderSkip> FindHeader(const Chunk& chunk, DelimitedDialect dialect, cons
       line += lines;
       continue;
     }
-    auto d = DecideHeader(entity, mode, path, line, r == DelimitedParser::Result::kRecord, error, fields);
+    auto d = DecideHeader(entity, mode, strict, path, line, r == DelimitedParser::Result::kRecord, error, fields);
     if (!d.ok()) return d.status();
     h.decision = std::move(d).value();
     if (h.decision.is_header) {
@@ -132,12 +132,27 @@ Result<HeaderSkip> FindHeader(const Chunk& chunk, DelimitedDialect dialect, cons
   return h;
 }
 
+// The values of a record to encode: `fields` itself, or, under a header with
+// columns the entity does not have, the others (in *kept). Null with *error
+// set when the record has not as many values as the header.
+const std::vector<DelimitedField>* KeptFields(const HeaderDecision* header, const std::vector<DelimitedField>& fields,
+                                              std::vector<DelimitedField>* kept, std::string* error) {
+  if (header == nullptr || header->kept.empty()) return &fields;
+  if (fields.size() != header->width) {
+    *error = "expected " + std::to_string(header->width) + " columns, found " + std::to_string(fields.size());
+    return nullptr;
+  }
+  kept->clear();
+  for (size_t c : header->kept) kept->push_back(fields[c]);
+  return kept;
+}
+
 // Calls fn(line_no, raw, parsed, fields, columns) for every non-blank record
 // after the header of one delimited input (columns: the header's, or null).
 // Stops when fn returns false.
 template <typename Fn>
 Status ForEachRecord(const std::string& path, const NdjsonReaderOptions& ropts, DelimitedDialect dialect,
-                     const Entity& entity, HeaderMode mode, Fn&& fn) {
+                     const Entity& entity, HeaderMode mode, bool strict, Fn&& fn) {
   auto reader = DelimitedReader::Open(path, dialect, ropts);
   if (!reader.ok()) return reader.status();
   DelimitedParser parser(dialect);
@@ -145,7 +160,7 @@ Status ForEachRecord(const std::string& path, const NdjsonReaderOptions& ropts, 
   std::string error;
   Chunk chunk;
   bool first = true;
-  std::shared_ptr<const std::vector<std::string>> columns;
+  std::shared_ptr<const HeaderDecision> columns;
   for (;;) {
     auto more = (*reader)->Next(&chunk);
     if (!more.ok()) return more.status();
@@ -154,11 +169,11 @@ Status ForEachRecord(const std::string& path, const NdjsonReaderOptions& ropts, 
     uint64_t skip_lines = 0;
     if (first) {
       first = false;
-      auto h = FindHeader(chunk, dialect, entity, mode, path);
+      auto h = FindHeader(chunk, dialect, entity, mode, strict, path);
       if (!h.ok()) return h.status();
       skip = h->bytes;
       skip_lines = h->lines;
-      if (h->decision.is_header) columns = std::make_shared<std::vector<std::string>>(h->decision.columns);
+      if (h->decision.is_header) columns = std::make_shared<HeaderDecision>(std::move(h->decision));
     }
     const bool go_on = ForEachRecordIn(
         chunk.data.view().substr(skip), chunk.first_line + skip_lines, &parser, &fields, &error,
@@ -219,7 +234,7 @@ class Load {
   void ParseDelimited(const ParseTask& task, DelimitedParser* parser, DelimitedEncoder* encoder);
   void ParserDelimitedMain();
   // Sets the encoder's columns to an input's (null: the entity's fields).
-  Status UseColumns(DelimitedEncoder* encoder, const std::vector<std::string>* columns) const;
+  Status UseColumns(DelimitedEncoder* encoder, const HeaderDecision* columns) const;
   void SinkMain(RowSink* sink, BoundedQueue<SinkItem>* queue);
   void Flush(RowSink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch);
   void Recycle(std::unique_ptr<EncodedPart> part);
@@ -321,7 +336,7 @@ void Load::ReaderMain() {
     }
     auto raw_bytes_read = [&] { return delimited_ ? records->raw_bytes_read() : lines->raw_bytes_read(); };
     bool first_chunk = true;
-    std::shared_ptr<const std::vector<std::string>> columns;  // the input's header, if it has one
+    std::shared_ptr<const HeaderDecision> columns;  // the input's header, if it has one
     for (;;) {
       // A recycled chunk keeps its buffer; Next() reuses it.
       std::shared_ptr<Chunk> chunk = chunk_pool_->AcquireShared();
@@ -348,14 +363,14 @@ void Load::ReaderMain() {
       task.source = source;
       task.seq = seq++;
       if (delimited_ && first_chunk) {
-        auto h = FindHeader(*task.chunk, dialect_, entity_, options_.header, options_.inputs[source]);
+        auto h = FindHeader(*task.chunk, dialect_, entity_, options_.header, options_.strict, options_.inputs[source]);
         if (!h.ok()) {
           Fail(h.status());
           break;
         }
         task.skip_bytes = h->bytes;
         task.skip_lines = h->lines;
-        if (h->decision.is_header) columns = std::make_shared<std::vector<std::string>>(h->decision.columns);
+        if (h->decision.is_header) columns = std::make_shared<HeaderDecision>(std::move(h->decision));
       }
       first_chunk = false;
       task.columns = columns;
@@ -448,8 +463,8 @@ void Load::ParseNested(const ParseTask& task, NestedEncoder* encoder) {
   }
 }
 
-Status Load::UseColumns(DelimitedEncoder* encoder, const std::vector<std::string>* columns) const {
-  if (columns != nullptr) return encoder->SetColumns(*columns);
+Status Load::UseColumns(DelimitedEncoder* encoder, const HeaderDecision* columns) const {
+  if (columns != nullptr) return encoder->SetColumns(columns->columns);
   std::vector<std::string> names;
   for (const Field& f : entity_.fields) names.push_back(f.name);
   return encoder->SetColumns(names);
@@ -470,44 +485,45 @@ void Load::ParseDelimited(const ParseTask& task, DelimitedParser* parser, Delimi
     }
   }
   ByteBuffer scratch;
-  std::vector<DelimitedField> fields;
+  std::vector<DelimitedField> fields, kept;
   std::string error;
   uint64_t rows = 0;
-  ForEachRecordIn(chunk.data.view().substr(task.skip_bytes), chunk.first_line + task.skip_lines, parser, &fields,
-                  &error, [&](uint64_t line, std::string_view raw, bool parsed) {
-                    ++rows;
-                    if (raw.size() > options_.max_line_bytes) {
-                      Reject(
-                          task.source, line, raw.substr(0, 256),
-                          "record of " + std::to_string(raw.size()) + " bytes is longer than the limit of " +
-                              std::to_string(options_.max_line_bytes) + " bytes" +
-                              (options_.max_line_name.empty() ? std::string() : " (" + options_.max_line_name + ")") +
-                              "; raw holds its start");
-                      return true;
-                    }
-                    if (!parsed) {
-                      Reject(task.source, line, raw, std::move(error));
-                      return true;
-                    }
-                    uint64_t key_hash = 0;
-                    EncodedPart* target = parts[0].get();
-                    ByteBuffer* out = hash_routing_ ? &scratch : &target->tuples;
-                    if (hash_routing_) scratch.clear();
-                    const size_t start = out->size();
-                    if (!encoder->Encode(fields, out, hash_routing_ ? &key_hash : nullptr, &error)) {
-                      Reject(task.source, line, raw, std::move(error));
-                      return true;
-                    }
-                    if (hash_routing_) {
-                      target = parts[(key_hash >> 7) % nsinks].get();
-                      target->offsets.push_back(static_cast<uint32_t>(target->tuples.size()));
-                      target->tuples.Append(scratch.data(), scratch.size());
-                    } else {
-                      target->offsets.push_back(static_cast<uint32_t>(start));
-                    }
-                    target->origins.push_back(RowOrigin{task.source, line, raw});
-                    return true;
-                  });
+  ForEachRecordIn(
+      chunk.data.view().substr(task.skip_bytes), chunk.first_line + task.skip_lines, parser, &fields, &error,
+      [&](uint64_t line, std::string_view raw, bool parsed) {
+        ++rows;
+        if (raw.size() > options_.max_line_bytes) {
+          Reject(task.source, line, raw.substr(0, 256),
+                 "record of " + std::to_string(raw.size()) + " bytes is longer than the limit of " +
+                     std::to_string(options_.max_line_bytes) + " bytes" +
+                     (options_.max_line_name.empty() ? std::string() : " (" + options_.max_line_name + ")") +
+                     "; raw holds its start");
+          return true;
+        }
+        if (!parsed) {
+          Reject(task.source, line, raw, std::move(error));
+          return true;
+        }
+        uint64_t key_hash = 0;
+        EncodedPart* target = parts[0].get();
+        ByteBuffer* out = hash_routing_ ? &scratch : &target->tuples;
+        if (hash_routing_) scratch.clear();
+        const size_t start = out->size();
+        const std::vector<DelimitedField>* values = KeptFields(task.columns.get(), fields, &kept, &error);
+        if (values == nullptr || !encoder->Encode(*values, out, hash_routing_ ? &key_hash : nullptr, &error)) {
+          Reject(task.source, line, raw, std::move(error));
+          return true;
+        }
+        if (hash_routing_) {
+          target = parts[(key_hash >> 7) % nsinks].get();
+          target->offsets.push_back(static_cast<uint32_t>(target->tuples.size()));
+          target->tuples.Append(scratch.data(), scratch.size());
+        } else {
+          target->offsets.push_back(static_cast<uint32_t>(start));
+        }
+        target->origins.push_back(RowOrigin{task.source, line, raw});
+        return true;
+      });
   progress_->rows_read.fetch_add(rows, std::memory_order_relaxed);
   progress_->bytes_read.fetch_add(chunk.data.size(), std::memory_order_relaxed);
   if (hash_routing_) {
@@ -958,23 +974,25 @@ Status Load::Restage(PgConnection& conn, const std::string& copy_sql) {
       };
       if (delimited_) {
         bool columns_set = false;
-        read_status =
-            ForEachRecord(options_.inputs[source], ropts, dialect_, entity_, options_.header,
-                          [&](uint64_t line_no, std::string_view, bool parsed,
-                              const std::vector<DelimitedField>& fields, const std::vector<std::string>* columns) {
-                            if (!columns_set) {
-                              if (Status s = UseColumns(&delimited, columns); !s.ok()) {
-                                read_status = s;
-                                return false;
-                              }
-                              columns_set = true;
-                            }
-                            if (!parsed || skip.count({source, line_no}) != 0) return true;
-                            const size_t start = out.size();
-                            if (!delimited.Encode(fields, &out, nullptr, &error))
-                              return true;  // rejected during the load already
-                            return add_position(start, line_no);
-                          });
+        Status columns_status;
+        std::vector<DelimitedField> kept;
+        read_status = ForEachRecord(options_.inputs[source], ropts, dialect_, entity_, options_.header, options_.strict,
+                                    [&](uint64_t line_no, std::string_view, bool parsed,
+                                        const std::vector<DelimitedField>& fields, const HeaderDecision* columns) {
+                                      if (!columns_set) {
+                                        columns_status = UseColumns(&delimited, columns);
+                                        if (!columns_status.ok()) return false;
+                                        columns_set = true;
+                                      }
+                                      if (!parsed || skip.count({source, line_no}) != 0) return true;
+                                      const size_t start = out.size();
+                                      const std::vector<DelimitedField>* values =
+                                          KeptFields(columns, fields, &kept, &error);
+                                      if (values == nullptr || !delimited.Encode(*values, &out, nullptr, &error))
+                                        return true;  // rejected during the load already
+                                      return add_position(start, line_no);
+                                    });
+        if (read_status.ok()) read_status = columns_status;
       } else {
         read_status =
             ForEachLine(options_.inputs[source], ropts, [&](uint64_t line_no, std::string_view line, size_t readable) {
@@ -1014,9 +1032,9 @@ Status Load::RejectDuplicates(const std::vector<DuplicateRow>& duplicates, const
       return line_no < *want.rbegin();
     };
     Status s = delimited_
-                   ? ForEachRecord(options_.inputs[source], ropts, dialect_, entity_, options_.header,
+                   ? ForEachRecord(options_.inputs[source], ropts, dialect_, entity_, options_.header, options_.strict,
                                    [&](uint64_t line_no, std::string_view raw, bool, const std::vector<DelimitedField>&,
-                                       const std::vector<std::string>*) { return keep(line_no, raw); })
+                                       const HeaderDecision*) { return keep(line_no, raw); })
                    : ForEachLine(options_.inputs[source], ropts, [&](uint64_t line_no, std::string_view line, size_t) {
                        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
                        return keep(line_no, line);

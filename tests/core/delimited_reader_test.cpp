@@ -326,30 +326,46 @@ entity:
   };
   using nomnom::HeaderMode;
   SECTION("auto: field names in any order are a header; data is not") {
-    auto d = nomnom::DecideHeader(*entity, HeaderMode::kAuto, "a.csv", 1, true, "", fields({"price", "id"}));
+    auto d = nomnom::DecideHeader(*entity, HeaderMode::kAuto, false, "a.csv", 1, true, "", fields({"price", "id"}));
     REQUIRE(d.ok());
     CHECK(d->is_header);
     CHECK(d->columns == Values{"price", "id"});
-    d = nomnom::DecideHeader(*entity, HeaderMode::kAuto, "a.csv", 1, true, "", fields({"1", "label", "2.5"}));
+    d = nomnom::DecideHeader(*entity, HeaderMode::kAuto, false, "a.csv", 1, true, "", fields({"1", "label", "2.5"}));
     REQUIRE(d.ok());
     CHECK_FALSE(d->is_header);
-    d = nomnom::DecideHeader(*entity, HeaderMode::kAuto, "a.csv", 1, true, "", fields({"id", "id", "label"}));
+    d = nomnom::DecideHeader(*entity, HeaderMode::kAuto, false, "a.csv", 1, true, "", fields({"id", "id", "label"}));
     REQUIRE(d.ok());
     CHECK_FALSE(d->is_header);
   }
   SECTION("kYes: any record is the header, and a bad one is an error naming the input and line") {
-    auto d = nomnom::DecideHeader(*entity, HeaderMode::kYes, "a.csv", 3, true, "", fields({"id", "colour"}));
+    auto d = nomnom::DecideHeader(*entity, HeaderMode::kYes, true, "a.csv", 3, true, "", fields({"id", "colour"}));
     REQUIRE_FALSE(d.ok());
     CHECK_THAT(d.status().message(), Contains("a.csv:3:") && Contains("'colour'"));
-    d = nomnom::DecideHeader(*entity, HeaderMode::kYes, "a.csv", 1, true, "", fields({"label"}));
+    d = nomnom::DecideHeader(*entity, HeaderMode::kYes, true, "a.csv", 1, true, "", fields({"label"}));
     REQUIRE_FALSE(d.ok());
     CHECK_THAT(d.status().message(), Contains("NOT NULL field 'id'"));
-    d = nomnom::DecideHeader(*entity, HeaderMode::kYes, "a.csv", 1, false, "column 2: unterminated", {});
+    d = nomnom::DecideHeader(*entity, HeaderMode::kYes, true, "a.csv", 1, false, "column 2: unterminated", {});
     REQUIRE_FALSE(d.ok());
     CHECK_THAT(d.status().message(), Contains("cannot read the header: column 2: unterminated"));
   }
+  SECTION("kYes without strict: columns the entity does not have are left out") {
+    auto d = nomnom::DecideHeader(*entity, HeaderMode::kYes, false, "a.csv", 1, true, "",
+                                  fields({"colour", "id", "size", "label"}));
+    REQUIRE(d.ok());
+    CHECK(d->is_header);
+    CHECK(d->columns == Values{"id", "label"});
+    CHECK(d->kept == std::vector<size_t>{1, 3});
+    CHECK(d->width == 4);
+    d = nomnom::DecideHeader(*entity, HeaderMode::kYes, false, "a.csv", 1, true, "", fields({"id", "label"}));
+    REQUIRE(d.ok());
+    CHECK(d->kept.empty());  // every column loaded
+    d = nomnom::DecideHeader(*entity, HeaderMode::kYes, false, "a.csv", 1, true, "", fields({"colour", "size"}));
+    REQUIRE_FALSE(d.ok());
+    CHECK_THAT(d.status().message(), Contains("names no field of entity Item"));
+  }
   SECTION("kNo: never a header") {
-    auto d = nomnom::DecideHeader(*entity, HeaderMode::kNo, "a.csv", 1, true, "", fields({"id", "label", "price"}));
+    auto d =
+        nomnom::DecideHeader(*entity, HeaderMode::kNo, false, "a.csv", 1, true, "", fields({"id", "label", "price"}));
     REQUIRE(d.ok());
     CHECK_FALSE(d->is_header);
   }

@@ -46,6 +46,17 @@ load() {
   set -e
 }
 
+# The line numbers in a rejects file; one reject's file, error and raw record.
+rej_lines() { python3 -c 'import json,sys; print(" ".join(str(json.loads(l)["line"]) for l in open(sys.argv[1])))' "$1"; }
+rej() {  # rej FILE LINE: "error | raw" of the reject at LINE
+  python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["line"] == int(sys.argv[2]):
+        print(r["file"].rsplit("/", 1)[-1], "|", r["error"], "|", r["raw"])' "$1" "$2"
+}
+
 # --- 1. Eight TPC-H tables, three formats, three databases ------------------
 for f in ndjson csv tbl; do sql "CREATE DATABASE load_$f"; done
 declare -A fmt_args=(
@@ -108,12 +119,26 @@ assert_eq "$(wc -l <"$T/h4.rej")" 1 "--no-header: one reject"
 assert_eq "$(python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); print(r["line"], r["raw"])' "$T/h4.rej")" \
   "1 r_regionkey,r_name,r_comment" "--no-header: the header line rejected"
 assert_contains "$(cat "$T/h4.rej")" "expected an integer" "--no-header: why"
-{ echo "r_regionkey,r_colour,r_comment"; cat "$T/region.csv"; } >"$T/region-badheader.csv"
-load "$T/h5.log" --entities "$ENTITIES" --entity region --table region_h5 --header "$T/region-badheader.csv"
-assert_eq "$RC" 1 "a header naming an unknown column: exit"
-assert_contains "$(cat "$T/h5.log")" "region-badheader.csv:1: header column 2 'r_colour' is not a field of entity Region" \
-  "an unknown header column: message"
-assert_eq "$(sql "SELECT count(*) FROM region_h5")" 0 "an unknown header column: nothing loaded"
+# A column the entity does not have: ignored (as NDJSON ignores unknown keys),
+# an error with --strict.
+python3 -c '
+import csv, sys
+w = csv.writer(sys.stdout, lineterminator="\n")
+w.writerow(["r_colour", "r_regionkey", "r_name", "r_comment"])
+for row in csv.reader(open(sys.argv[1])):
+    w.writerow(["blue, " + row[0]] + row)
+print("9,too,few")' "$T/region.csv" >"$T/region-extra.csv"
+load "$T/h5.log" --entities "$ENTITIES" --entity region --table region_h5 --header --rejects "$T/h5.rej" \
+  "$T/region-extra.csv"
+assert_eq "$RC" 3 "an extra header column: exit (the short record rejected)"
+assert_eq "$(fingerprint "$DB" region_h5)" "$want" "an extra header column: ignored, the rest loaded"
+assert_eq "$(rej "$T/h5.rej" 7)" "region-extra.csv | expected 4 columns, found 3 | 9,too,few" \
+  "an extra header column: a record not as wide as the header"
+load "$T/h6.log" --entities "$ENTITIES" --entity region --table region_h6 --header --strict "$T/region-extra.csv"
+assert_eq "$RC" 1 "--strict, a header naming an unknown column: exit"
+assert_contains "$(cat "$T/h6.log")" "region-extra.csv:1: header column 1 'r_colour' is not a field of entity Region" \
+  "--strict, an unknown header column: message"
+assert_eq "$(sql "SELECT count(*) FROM region_h6")" 0 "--strict, an unknown header column: nothing loaded"
 
 # --into an existing table without YAML: a CSV with a header, columns by name.
 sql "CREATE TABLE hand (id int PRIMARY KEY, label text, amount numeric(10,2), at timestamptz)"
@@ -190,16 +215,7 @@ printf '%s\n' \
   '9,nine,,,' >"$T/bad.csv"
 load "$T/b1.log" --entities "$T/entities" --entity Note --table notes_bad --rejects "$T/bad.rej" "$T/bad.csv"
 assert_eq "$RC" 3 "bad.csv: exit 3 (rows rejected)"
-rej_lines() { python3 -c 'import json,sys; print(" ".join(str(json.loads(l)["line"]) for l in open(sys.argv[1])))' "$1"; }
 assert_eq "$(rej_lines "$T/bad.rej" | tr ' ' '\n' | sort -n | tr '\n' ' ')" "4 7 8 9 10 11 " "bad.csv: rejected physical lines"
-rej() {  # rej FILE LINE: "error | raw" of the reject at LINE
-  python3 -c '
-import json, sys
-for l in open(sys.argv[1]):
-    r = json.loads(l)
-    if r["line"] == int(sys.argv[2]):
-        print(r["file"].rsplit("/", 1)[-1], "|", r["error"], "|", r["raw"])' "$1" "$2"
-}
 assert_contains "$(rej "$T/bad.rej" 4)" "bad.csv | expected 5 columns, found 4 | 2,two,\"wrong count\",1.00" "line 4: field count"
 assert_contains "$(rej "$T/bad.rej" 7)" "column 5 (field 'day')" "line 7: bad date, column"
 assert_contains "$(rej "$T/bad.rej" 7)" "2024-02-30" "line 7: bad date, value"

@@ -131,8 +131,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = 0; i < kChunkPadding; ++i) sink = static_cast<char>(sink ^ chunk.data.data()[text.size() + i]);
     uint64_t lf = 0;
     for (char c : text) lf += c == '\n' ? 1 : 0;
-    FUZZ_CHECK(chunk.line_count == lf, "line_count " + std::to_string(chunk.line_count) + ", line breaks " +
-                                           std::to_string(lf));
+    FUZZ_CHECK(chunk.line_count == lf,
+               "line_count " + std::to_string(chunk.line_count) + ", line breaks " + std::to_string(lf));
     if (dropped) {
       FUZZ_CHECK(chunk.first_line >= next_line, "lines go backwards after a dropped record");
     } else {
@@ -152,8 +152,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     joined.append(text);
   }
   if (!ever_dropped) {
-    FUZZ_CHECK(got.size() == reference.size(), "records: " + std::to_string(got.size()) + ", the whole file has " +
-                                                   std::to_string(reference.size()));
+    FUZZ_CHECK(got.size() == reference.size(),
+               "records: " + std::to_string(got.size()) + ", the whole file has " + std::to_string(reference.size()));
     FUZZ_CHECK(joined == whole, "the chunks' bytes differ from the file's");
   }
   return 0;
