@@ -156,7 +156,7 @@ std::optional<PgError> NestedSink::LoadRoots(size_t lo, size_t hi, bool whole_ba
     if (auto err = conn_->TryExec("TRUNCATE pg_temp." + QuoteIdent(kRootsTable))) return err;
   }
   roots_tuples_.clear();
-  AppendCopyHeader(roots_tuples_);
+  pg::AppendCopyHeader(roots_tuples_);
   const Entity& root = *entities_[0];
   for (size_t row = lo; row < hi; ++row) {
     const auto it = std::upper_bound(part_start_.begin(), part_start_.end(), row) - 1;
@@ -175,7 +175,7 @@ std::optional<PgError> NestedSink::LoadRoots(size_t lo, size_t hi, bool whole_ba
       roots_tuples_.PutI32(-1);
     }
   }
-  AppendCopyTrailer(roots_tuples_);
+  pg::AppendCopyTrailer(roots_tuples_);
   uint64_t copied = 0;
   if (auto err = conn_->CopyIn(roots_copy_sql_, {roots_tuples_.view()}, &copied)) return err;
   if (mode_ == ConflictMode::kNothing) return conn_->TryExec(roots_existed_sql_);
