@@ -175,8 +175,8 @@ Status CopySink::Prepare() {
   std::string root_match;
   if (!options_.roots_table.empty()) {
     for (size_t i = 0; i < options_.parent_columns.size() && i < options_.parent_key_columns.size(); ++i) {
-      root_match += " AND r." + QuoteIdent(options_.parent_key_columns[i]) + " = t." +
-                    QuoteIdent(options_.parent_columns[i]);
+      root_match +=
+          " AND r." + QuoteIdent(options_.parent_key_columns[i]) + " = t." + QuoteIdent(options_.parent_columns[i]);
     }
   }
   before_merge_sql_.clear();

@@ -175,14 +175,14 @@ class CopySink {
   ConflictMode mode_;
   std::string copy_sql_;
   std::string merge_sql_;
-  std::string direct_copy_sql_;   // kNothing/kUpdate: the optimistic COPY into the target
-  bool optimistic_ = true;        // no key conflict seen yet on this connection
-  bool allow_direct_ = true;      // this load may try the optimistic COPY
-  bool last_direct_ = false;      // the last TryLoad committed its rows by the optimistic COPY
-  std::string before_merge_sql_;  // kUpdate with parent_columns: deletes the children staged parents lost
+  std::string direct_copy_sql_;       // kNothing/kUpdate: the optimistic COPY into the target
+  bool optimistic_ = true;            // no key conflict seen yet on this connection
+  bool allow_direct_ = true;          // this load may try the optimistic COPY
+  bool last_direct_ = false;          // the last TryLoad committed its rows by the optimistic COPY
+  std::string before_merge_sql_;      // kUpdate with parent_columns: deletes the children staged parents lost
   std::string before_merge_seq_sql_;  // the same for a batch with stream sequences (roots_table)
-  std::string max_dup_sql_;       // kUpdate: most occurrences of one key in the staging table
-  std::string merge_pass_sql_;    // kUpdate: merge the $1-th occurrence of every key
+  std::string max_dup_sql_;           // kUpdate: most occurrences of one key in the staging table
+  std::string merge_pass_sql_;        // kUpdate: merge the $1-th occurrence of every key
   // kUpdate with stream sequences (the batch's rows carry RowOrigin::stream_seq):
   std::string seq_copy_sql_;       // COPY into staging with nomnom_stream_seq
   std::string version_table_;      // quoted, qualified

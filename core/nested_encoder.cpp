@@ -302,8 +302,8 @@ bool NestedEncoder::EncodeList(size_t level, size_t slot, const std::string& pat
   return EncodeElements(d, lv.lists[slot], list_path, out, error);
 }
 
-bool NestedEncoder::EncodeElements(size_t d, std::string_view list_raw, const std::string& list_path,
-                                   const Output& out, std::string* error) {
+bool NestedEncoder::EncodeElements(size_t d, std::string_view list_raw, const std::string& list_path, const Output& out,
+                                   std::string* error) {
   Derived& der = derived_[d];
   const Entity& e = *der.entity;
   const bool top = der.parent == 0;

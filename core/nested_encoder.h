@@ -71,14 +71,14 @@ class NestedEncoder {
     std::vector<size_t> children;         // derived entities whose list is in this entity's objects
     std::vector<std::string> value_keys;  // keys whose raw values descendants copy
     // Of the object being read:
-    std::vector<std::string_view> lists;  // per child: the raw array
-    std::vector<std::string> list_seen;   // per child: "" absent, else the JSON type
-    std::vector<std::string_view> values;  // per value key: raw JSON, empty when absent
+    std::vector<std::string_view> lists;                 // per child: the raw array
+    std::vector<std::string> list_seen;                  // per child: "" absent, else the JSON type
+    std::vector<std::string_view> values;                // per value key: raw JSON, empty when absent
     std::unique_ptr<simdjson::ondemand::parser> parser;  // reads the object for lists and values
   };
   struct Derived {
     const Entity* entity;
-    size_t parent = 0;  // level of the parent
+    size_t parent = 0;             // level of the parent
     std::unique_ptr<Entity> view;  // the entity as the element is read
     std::unique_ptr<RowEncoder> encoder;
     const Field* list = nullptr;  // the parent's field it repeats for

@@ -33,7 +33,6 @@ std::string RootFieldOf(const std::vector<const Entity*>& entities, const Field&
   return "";
 }
 
-
 // The values of the key fields of a binary COPY tuple, as bytes (each with
 // its length word), or "" when the tuple is malformed.
 std::string TupleKey(const char* t, size_t size, const std::vector<size_t>& key_fields) {
@@ -249,7 +248,6 @@ std::optional<PgError> NestedSink::LoadLines(size_t lo, size_t hi, bool whole_ba
   if (auto e = LoadLines(lo, mid, false, counts)) return e;
   return LoadLines(mid, hi, false, counts);
 }
-
 
 void NestedSink::DropShadowedChildren(size_t total) {
   filtered_.clear();

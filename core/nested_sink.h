@@ -88,7 +88,7 @@ class NestedSink : public RowSink {
   CopySinkOptions options_;
   std::vector<std::unique_ptr<EncodedPart>> filtered_;
   static constexpr const char* kRootsTable = "nomnom_stage_roots";
-  bool roots_ = false;           // some derived table follows rules by the root's key
+  bool roots_ = false;             // some derived table follows rules by the root's key
   std::vector<size_t> root_keys_;  // the root's key fields, in table order
   std::string roots_copy_sql_;
   std::string roots_existed_sql_;  // kNothing: marks the roots that are in their table already

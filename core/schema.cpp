@@ -672,8 +672,8 @@ Status ValidateEntitySet(const std::vector<Entity>& entities) {
     }
     // No cycles: following parents ends at an entity that is not derived.
     std::vector<const Entity*> chain = {&e};
-    for (const Entity* at = parent; at != nullptr; at = at->IsDerived() ? FindEntity(entities, at->repeated_for.entity)
-                                                                        : nullptr) {
+    for (const Entity* at = parent; at != nullptr;
+         at = at->IsDerived() ? FindEntity(entities, at->repeated_for.entity) : nullptr) {
       if (std::find(chain.begin(), chain.end(), at) != chain.end()) {
         std::string names;
         const size_t from = static_cast<size_t>(std::find(chain.begin(), chain.end(), at) - chain.begin());

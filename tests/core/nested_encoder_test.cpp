@@ -323,14 +323,13 @@ struct DeepFixture {
 
 }  // namespace
 
-TEST_CASE("depth 2: each element's elements become rows with values copied from every ancestor",
-          "[nested_encoder]") {
+TEST_CASE("depth 2: each element's elements become rows with values copied from every ancestor", "[nested_encoder]") {
   DeepFixture f({kItemWithAdjs, kAdj});
   INFO(f.check.message());
   REQUIRE(f.check.ok());
-  DeepResult r = f.Encode(
-      R"({"order_key":"k1","items":[{"line":1,"adjs":[{"seq":1,"amount":2.5,"notes":[]},)"
-      R"({"amount":-1,"seq":2,"notes":[]}]},{"line":2},{"line":3,"adjs":[]},{"adjs":null,"line":4}]})");
+  DeepResult r =
+      f.Encode(R"({"order_key":"k1","items":[{"line":1,"adjs":[{"seq":1,"amount":2.5,"notes":[]},)"
+               R"({"amount":-1,"seq":2,"notes":[]}]},{"line":2},{"line":3,"adjs":[]},{"adjs":null,"line":4}]})");
   INFO(r.error);
   REQUIRE(r.ok);
   CHECK(r.root == std::vector<std::string>{"k1", "NULL"});
@@ -359,10 +358,9 @@ TEST_CASE("depth 3: grandchildren's elements, copies through copies", "[nested_e
   DeepFixture f({kItemWithAdjs, kAdj, kNote});
   INFO(f.check.message());
   REQUIRE(f.check.ok());
-  DeepResult r = f.Encode(
-      R"({"items":[{"line":1,"adjs":[{"seq":7,"amount":1,"notes":[{"text":"a"}]},)"
-      R"({"seq":8,"amount":1,"notes":[{"text":"b"},{"text":"c"}]}]},)"
-      R"({"line":2,"adjs":[{"seq":9,"amount":1,"notes":[{"text":"d"}]}]}],"order_key":"o-1"})");
+  DeepResult r = f.Encode(R"({"items":[{"line":1,"adjs":[{"seq":7,"amount":1,"notes":[{"text":"a"}]},)"
+                          R"({"seq":8,"amount":1,"notes":[{"text":"b"},{"text":"c"}]}]},)"
+                          R"({"line":2,"adjs":[{"seq":9,"amount":1,"notes":[{"text":"d"}]}]}],"order_key":"o-1"})");
   INFO(r.error);
   REQUIRE(r.ok);
   CHECK(r.tables[0] == std::vector<std::vector<std::string>>{{"o-1", "1"}, {"o-1", "2"}});
@@ -370,15 +368,15 @@ TEST_CASE("depth 3: grandchildren's elements, copies through copies", "[nested_e
   CHECK(r.tables[1][2][1] == "2");
   CHECK(r.tables[1][2][2] == "9");
   // Note: order_key copied from Adj (itself a copy of Order's), seq from Adj.
-  CHECK(r.tables[2] ==
-        std::vector<std::vector<std::string>>{{"o-1", "7", "a"}, {"o-1", "8", "b"}, {"o-1", "8", "c"}, {"o-1", "9", "d"}});
+  CHECK(r.tables[2] == std::vector<std::vector<std::string>>{
+                           {"o-1", "7", "a"}, {"o-1", "8", "b"}, {"o-1", "8", "c"}, {"o-1", "9", "d"}});
 }
 
 TEST_CASE("a bad element at any depth rejects the whole line, naming its full path", "[nested_encoder]") {
   DeepFixture f({kItemWithAdjs, kAdj, kNote});
   REQUIRE(f.check.ok());
-  REQUIRE(f.Encode(R"({"order_key":"good","items":[{"line":1,"adjs":[{"seq":1,"amount":1,"notes":[{"text":"t"}]}]}]})")
-              .ok);
+  REQUIRE(
+      f.Encode(R"({"order_key":"good","items":[{"line":1,"adjs":[{"seq":1,"amount":1,"notes":[{"text":"t"}]}]}]})").ok);
   struct Case {
     const char* json;
     const char* error;
@@ -408,9 +406,9 @@ TEST_CASE("a bad element at any depth rejects the whole line, naming its full pa
     CHECK_THAT(r.error, Catch::Matchers::StartsWith(c.error));
   }
   // Unicity is per parent: the same seq under two items is fine.
-  DeepResult r = f.Encode(
-      R"({"order_key":"z","items":[{"line":1,"adjs":[{"seq":1,"amount":1,"notes":[{"text":"p"}]}]},)"
-      R"({"line":2,"adjs":[{"seq":1,"amount":1,"notes":[{"text":"q"}]}]}]})");
+  DeepResult r =
+      f.Encode(R"({"order_key":"z","items":[{"line":1,"adjs":[{"seq":1,"amount":1,"notes":[{"text":"p"}]}]},)"
+               R"({"line":2,"adjs":[{"seq":1,"amount":1,"notes":[{"text":"q"}]}]}]})");
   INFO(r.error);
   REQUIRE(r.ok);
   CHECK(r.tables[2] == std::vector<std::vector<std::string>>{{"z", "1", "p"}, {"z", "1", "q"}});
@@ -429,8 +427,7 @@ TEST_CASE("copy_field from an entity that is not an ancestor is refused", "[nest
   CHECK_THAT(f.check.message(), Catch::Matchers::Contains("'Sibling'"));
 }
 
-TEST_CASE("a derived entity loaded as the root reads its ancestors' values from its own copies",
-          "[nested_encoder]") {
+TEST_CASE("a derived entity loaded as the root reads its ancestors' values from its own copies", "[nested_encoder]") {
   // Item as the root of Adj: Adj's copy of Order.order_key comes from Item's
   // own order_key (a key of the input line).
   DeepFixture f({kAdj}, kItemWithAdjs);

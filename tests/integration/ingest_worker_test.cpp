@@ -774,3 +774,58 @@ TEST_CASE("a worker fills three tables from one depth-2 message; a bad grandchil
     f.db->TryExec("DROP SCHEMA " + QuoteIdent(schema) + " CASCADE");
   }
 }
+
+TEST_CASE("update through workers, depth 2: an older message committed after a newer one changes no table",
+          "[worker][nested][deep][update-order]") {
+  Fixture f(2 * 60 * 1000, 120 * 1000);
+  auto entities = LoadEntityDir(SourcePath("tests/fixtures/entities-deep"));
+  REQUIRE(entities.ok());
+  const std::string schema = UniqueName("nnw_deep_order");
+  REQUIRE_FALSE(f.db->TryExec("CREATE SCHEMA " + QuoteIdent(schema)));
+  // The older message: two items with adjustments; the newer: item 2 alone, with none.
+  f.PublishChunk(
+      R"({"order_key":"7","customer_key":"old","line_items":[{"line_number":1,"part_key":"a","adjustments":[)"
+      R"({"no":1,"amount":1},{"no":2,"amount":2}]},{"line_number":2,"part_key":"b","adjustments":[{"no":1,"amount":3}]}]})"
+      "\n",
+      "", "Order");
+  f.PublishChunk(
+      R"({"order_key":"7","customer_key":"new","line_items":[{"line_number":2,"part_key":"b2","adjustments":[]}]})"
+      "\n",
+      "", "Order");
+  auto held = f.js->Fetch(1, 0, 5000);  // the older message, held back
+  REQUIRE(held.ok());
+  REQUIRE(held->size() == 1);
+  WorkerOptions o = f.Options(1500, 3);
+  o.mode = ConflictMode::kUpdate;
+  o.conninfo = WithSearchPath(DatabaseUrl(), schema);
+  auto run = [&] {
+    IngestWorker w(*f.js, *entities, o);
+    std::atomic<bool> finished{false};
+    std::thread stopper([&] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!finished.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      w.Stop();
+    });
+    REQUIRE(w.Run().ok());
+    finished.store(true);
+    stopper.join();
+    return w.counters().messages_committed.load();
+  };
+  const std::string q = QuoteIdent(schema) + ".";
+  auto state = [&] {
+    return QueryValue(*f.db,
+                      "SELECT customer_key || ' ' || (SELECT coalesce(string_agg(line_number || ':' || part_key, "
+                      "',' ORDER BY line_number), '-') FROM " +
+                          q + "order_line_items) || ' ' || (SELECT coalesce(string_agg(line_number || '.' || " +
+                          "adjustment_no, ',' ORDER BY line_number, adjustment_no), '-') FROM " + q +
+                          "order_line_item_adjustments) FROM " + q + "orders");
+  };
+  CHECK(run() == 1);
+  CHECK(state() == "new 2:b2 -");
+  REQUIRE((*held)[0]->Nak().ok());
+  CHECK(run() == 1);
+  CHECK(state() == "new 2:b2 -");
+  f.db->TryExec("DROP SCHEMA " + QuoteIdent(schema) + " CASCADE");
+}

@@ -535,8 +535,8 @@ TEST_CASE("depth 2: one line fills three tables; the summary counts every table"
   INFO(Show(got));
   CHECK(got == kDeepFirst);
   // The text summary names every table too.
-  CommandResult text = RunNomnom({"load", DeepFirstFile(dir), "--entities", DeepDir(), "--db", schema.Url(),
-                                  "--on-conflict", "nothing"});
+  CommandResult text = RunNomnom(
+      {"load", DeepFirstFile(dir), "--entities", DeepDir(), "--db", schema.Url(), "--on-conflict", "nothing"});
   INFO(text.err << text.out);
   REQUIRE(text.exit_code == 0);
   CHECK_THAT(text.out + text.err, Catch::Matchers::Contains("order_line_item_adjustments"));
@@ -558,9 +558,9 @@ TEST_CASE("depth 2: a bad grandchild rejects its whole order, named by its full 
   bad_amount["amount"] = "lots";
   std::string content =
       Line(DeepOrder("g1", "c", {DeepItem(1, "a", std::vector<ordered_json>{Adj(1, 1)})})) +
-      Line(DeepOrder("bad", "c",
-                     {DeepItem(1, "a", std::nullopt),
-                      DeepItem(2, "b", std::vector<ordered_json>{Adj(1, 1), bad_amount})})) +
+      Line(DeepOrder(
+          "bad", "c",
+          {DeepItem(1, "a", std::nullopt), DeepItem(2, "b", std::vector<ordered_json>{Adj(1, 1), bad_amount})})) +
       Line(DeepOrder("dup", "c", {DeepItem(1, "a", std::vector<ordered_json>{Adj(1, 1), Adj(1, 2)})})) +
       Line(DeepOrder("g2", "c", {DeepItem(1, "a", std::vector<ordered_json>{})}));
   const std::string path = dir.Write("o.ndjson", content);
@@ -596,12 +596,11 @@ TEST_CASE("depth 2, conflict modes: update replaces a re-sent order's whole subt
   // o1: item 1 (and its two adjustments) gone, item 2 gains one, item 3 new
   // with an empty list; o2: its item keeps no adjustments; o3: new.
   const std::string second = dir.Write(
-      "second.ndjson",
-      Line(DeepOrder("o1", "c1-new",
-                     {DeepItem(2, "p2-new", std::vector<ordered_json>{Adj(1, 9, "late")}),
-                      DeepItem(3, "p3", std::vector<ordered_json>{})})) +
-          Line(DeepOrder("o2", "c2", {DeepItem(1, "q1", std::nullopt)})) +
-          Line(DeepOrder("o3", "c3", {DeepItem(1, "r1", std::vector<ordered_json>{Adj(1, 1)})})));
+      "second.ndjson", Line(DeepOrder("o1", "c1-new",
+                                      {DeepItem(2, "p2-new", std::vector<ordered_json>{Adj(1, 9, "late")}),
+                                       DeepItem(3, "p3", std::vector<ordered_json>{})})) +
+                           Line(DeepOrder("o2", "c2", {DeepItem(1, "q1", std::nullopt)})) +
+                           Line(DeepOrder("o3", "c3", {DeepItem(1, "r1", std::vector<ordered_json>{Adj(1, 1)})})));
 
   SECTION("nothing: existing orders keep their whole subtree; the new order loads") {
     CommandResult r = LoadDeep(schema, second, {"--on-conflict", "nothing"});
