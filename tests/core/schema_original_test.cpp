@@ -306,8 +306,9 @@ TEST_CASE("an entity set at depth 2: copy_field from any ancestor, not from othe
     }
     auto s = nomnom::ValidateEntitySet(set);
     REQUIRE_FALSE(s.ok());
-    CHECK_THAT(s.message(), Contains("cycle (OrderLineItem -> OrderLineItemAdjustment -> OrderLineItem)") ||
-                                Contains("cycle (OrderLineItemAdjustment -> OrderLineItem -> OrderLineItemAdjustment)"));
+    CHECK_THAT(s.message(),
+               Contains("cycle (OrderLineItem -> OrderLineItemAdjustment -> OrderLineItem)") ||
+                   Contains("cycle (OrderLineItemAdjustment -> OrderLineItem -> OrderLineItemAdjustment)"));
   }
 }
 
