@@ -18,9 +18,9 @@ bool SameName(std::string_view a, std::string_view b) {
          });
 }
 
-// The root field that field `f` of entities[t] holds a copy of (following
-// copy_field chains through the load's entities; entities[0] is the root),
-// or "" when it holds none.
+// The root field that field `f` of a derived entity holds a copy of
+// (following copy_field chains through the load's entities; entities[0] is
+// the root), or "" when it holds none.
 std::string RootFieldOf(const std::vector<const Entity*>& entities, const Field& f, size_t depth = 0) {
   if (f.computed.transform != Transform::kCopyField || depth > entities.size()) return "";
   for (size_t s = 0; s < entities.size(); ++s) {
@@ -29,6 +29,14 @@ std::string RootFieldOf(const std::vector<const Entity*>& entities, const Field&
     const int idx = entities[s]->FieldIndex(f.computed.source_field);
     if (idx < 0) return "";
     return RootFieldOf(entities, entities[s]->fields[static_cast<size_t>(idx)], depth + 1);
+  }
+  // An entity above the loaded root (a derived entity loaded as the root):
+  // the root's own copy of the same field.
+  for (const Field& r : entities[0]->fields) {
+    if (r.computed.transform == Transform::kCopyField && SameName(r.computed.source_entity, f.computed.source_entity) &&
+        r.computed.source_field == f.computed.source_field) {
+      return r.name;
+    }
   }
   return "";
 }
