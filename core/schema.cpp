@@ -719,6 +719,19 @@ Status ValidateEntitySet(const std::vector<Entity>& entities) {
       return Status::InvalidArgument(ctx + ", key 'repeated_for.entity': no entity '" + e.repeated_for.entity +
                                      "' in this set");
     }
+    // No cycles: following parents ends at an entity that is not derived.
+    std::vector<const Entity*> chain = {&e};
+    for (const Entity* at = parent; at != nullptr;
+         at = at->IsDerived() ? FindEntity(entities, at->repeated_for.entity) : nullptr) {
+      if (std::find(chain.begin(), chain.end(), at) != chain.end()) {
+        std::string names;
+        const size_t from = static_cast<size_t>(std::find(chain.begin(), chain.end(), at) - chain.begin());
+        for (size_t i = from; i < chain.size(); ++i) names += chain[i]->name + " -> ";
+        return Status::InvalidArgument(ctx + ", key 'repeated_for': entities repeat for each other in a cycle (" +
+                                       names + at->name + ")");
+      }
+      chain.push_back(at);
+    }
     const Field* list = parent->FindInput(e.repeated_for.field);
     if (list == nullptr || !list->is_list) {
       return Status::InvalidArgument(ctx + ", key 'repeated_for.field': entity '" + parent->name +
@@ -726,24 +739,23 @@ Status ValidateEntitySet(const std::vector<Entity>& entities) {
     }
     for (const Field& f : e.fields) {
       if (f.computed.transform != Transform::kCopyField) continue;
-      if (!EqualsIgnoreCase(f.computed.source_entity, parent->name)) {
-        return Status::InvalidArgument(ctx + ", field '" + f.name +
-                                       "', key 'computed_from.sources': copy_field copies from the parent '" +
-                                       parent->name + "', not '" + f.computed.source_entity + "'");
+      // The parent or any ancestor (chain[1] is the parent).
+      const Entity* source = nullptr;
+      for (size_t i = 1; i < chain.size() && source == nullptr; ++i) {
+        if (EqualsIgnoreCase(chain[i]->name, f.computed.source_entity)) source = chain[i];
       }
-      const int idx = parent->FieldIndex(f.computed.source_field);
+      if (source == nullptr) {
+        std::string ancestors;
+        for (size_t i = 1; i < chain.size(); ++i) ancestors += (i > 1 ? ", " : "") + ("'" + chain[i]->name + "'");
+        return Status::InvalidArgument(ctx + ", field '" + f.name +
+                                       "', key 'computed_from.sources': copy_field copies from the parent or an "
+                                       "ancestor (" +
+                                       ancestors + "), not '" + f.computed.source_entity + "'");
+      }
+      const int idx = source->FieldIndex(f.computed.source_field);
       if (idx < 0) {
         return Status::InvalidArgument(ctx + ", field '" + f.name + "', key 'computed_from.sources': entity '" +
-                                       parent->name + "' has no column '" + f.computed.source_field + "'");
-      }
-    }
-    // No cycles: following parents ends at a root.
-    const Entity* at = &e;
-    for (size_t steps = 0; at->IsDerived(); ++steps) {
-      at = FindEntity(entities, at->repeated_for.entity);
-      if (at == nullptr) break;
-      if (steps > entities.size()) {
-        return Status::InvalidArgument(ctx + ", key 'repeated_for': entities repeat for each other in a cycle");
+                                       source->name + "' has no column '" + f.computed.source_field + "'");
       }
     }
   }

@@ -20,7 +20,8 @@
 // The original system's format is accepted as it is (see core/README.md,
 // "Entity files"): `source_type: root | derived` (and `type: reference`),
 // `repeated_for` (a derived entity gets one row per element of a parent's
-// List[Object] field), `computed_from` (`copy_field` from the parent,
+// List[Object] field; the parent may be derived too, any depth),
+// `computed_from` (`copy_field` from the parent or an ancestor,
 // `json_get_{int,float,string,bool}` and `json_get_optional_*` from the
 // element), the types List[Object], List[String] and Object (jsonb),
 // `persistence.primary_key` (with `autogenerate`: an identity column, and the
@@ -186,8 +187,9 @@ Result<Entity> LoadEntityFile(const std::string& path);
 Result<std::vector<Entity>> LoadEntityDir(const std::string& dir);
 
 // Checks the references between entities: repeated_for names an entity of the
-// set and one of its List[Object] fields; copy_field sources name the parent
-// and one of its columns; no cycles.
+// set (root or derived: any depth) and one of its List fields; copy_field
+// sources name the parent or an ancestor and one of its columns; no cycles
+// (the error names the entities of the cycle: "A -> B -> A").
 Status ValidateEntitySet(const std::vector<Entity>& entities);
 
 // The entities derived from `root` (repeated_for naming it), in the order of
