@@ -1,6 +1,6 @@
 // nomnom: the command-line loader.
 //
-//   nomnom load FILE... [options]     NDJSON -> PostgreSQL (binary COPY)
+//   nomnom load FILE... [options]     NDJSON, CSV or .tbl -> PostgreSQL (binary COPY)
 //   nomnom gen tpch orders --sf X     deterministic TPC-H ORDERS rows
 //   nomnom schema [ENTITY]            the CREATE TABLE nomnom uses
 //   nomnom top URL                    nomnomd's dashboard in the terminal
@@ -173,6 +173,9 @@ struct LoadArgs {
   bool via_nats = false;
   bool fresh = false;
   bool on_conflict_given = false;  // --on-conflict was on the command line
+  std::string format = "auto";     // --format: ndjson, csv, tbl (auto: by the inputs' names)
+  bool header = false;             // --header: the first record of each CSV / .tbl input is a header
+  bool no_header = false;          // --no-header: it is data
   size_t chunk_rows = 1000;
   size_t chunk_kb = 512;
   NatsFlags nats;
@@ -248,6 +251,28 @@ int RunLoadCommand(LoadArgs& a) {
     PrintError(mode.status());
     return kExitUsage;
   }
+  auto requested_format = ParseInputFormat(a.format);
+  auto format = requested_format.ok() ? ResolveInputFormat(a.inputs, *requested_format) : requested_format;
+  if (!format.ok()) {
+    PrintError(format.status());
+    return kExitUsage;
+  }
+  if (*format != InputFormat::kNdjson) {
+    const std::string name = InputFormatName(*format);
+    std::string refused;
+    if (a.via_nats) refused = "--via-nats publishes JSON rows for the workers; convert " + name + " input to NDJSON";
+    if (family->size() > 1) {
+      refused = entity->name + " fills its derived entities' tables too, which only NDJSON input can carry (" + name +
+                " input is flat rows of one table)";
+    }
+    if (!refused.empty()) {
+      PrintError(Status::InvalidArgument(refused));
+      return kExitUsage;
+    }
+  } else if (a.header || a.no_header) {
+    PrintError(Status::InvalidArgument("--header and --no-header are for CSV and .tbl input"));
+    return kExitUsage;
+  }
   if (a.fresh) {
     if (a.on_conflict_given && *mode != ConflictMode::kError) {
       PrintError(
@@ -280,6 +305,8 @@ int RunLoadCommand(LoadArgs& a) {
 
   LoadOptions opts;
   opts.inputs = a.inputs;
+  opts.format = *format;
+  opts.header = a.header ? HeaderMode::kYes : a.no_header ? HeaderMode::kNo : HeaderMode::kAuto;
   opts.conninfo = a.db;
   opts.mode = *mode;
   opts.jobs = a.jobs;
@@ -686,8 +713,20 @@ int Main(int argc, char** argv) {
 
   LoadArgs load;
   CLI::App* load_cmd =
-      app.add_subcommand("load", "Load NDJSON files (or - for stdin; .gz and .zst too) into PostgreSQL");
-  load_cmd->add_option("inputs", load.inputs, "NDJSON inputs: files, .gz, .zst, or - for stdin")->required();
+      app.add_subcommand("load", "Load NDJSON, CSV or .tbl files (or - for stdin; .gz and .zst too) into PostgreSQL");
+  load_cmd->add_option("inputs", load.inputs, "NDJSON, CSV or .tbl inputs: files, .gz, .zst, or - for stdin")
+      ->required();
+  load_cmd
+      ->add_option("--format", load.format,
+                   "ndjson, csv (RFC 4180) or tbl (dbgen's |-separated layout); default: by the inputs' "
+                   "extensions (.csv, .tbl, also with .gz/.zst; anything else and stdin: ndjson)")
+      ->check(CLI::IsMember({"auto", "ndjson", "csv", "tbl"}));
+  CLI::Option* header_opt = load_cmd->add_flag(
+      "--header", load.header, "CSV/.tbl: the first record of each input is a header; columns are mapped by name");
+  load_cmd
+      ->add_flag("--no-header", load.no_header,
+                 "CSV/.tbl: the first record is data (default: it is a header when its values are field names)")
+      ->excludes(header_opt);
   load_cmd->add_option("--db", load.db, "PostgreSQL URL or conninfo (default: DATABASE_URL, else the PG* variables)")
       ->envname("DATABASE_URL");
   load_cmd->add_option("--entity", load.entity, "Entity to load (default: the only one defined, else Order)");
@@ -707,7 +746,7 @@ int Main(int argc, char** argv) {
   load_cmd->add_option("-j,--jobs", load.jobs, "PostgreSQL connections loading in parallel")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  load_cmd->add_option("--parsers", load.parsers, "JSON parser threads")
+  load_cmd->add_option("--parsers", load.parsers, "Parser threads (NDJSON, CSV, .tbl)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   load_cmd->add_option("--batch-rows", load.batch_rows, "Rows per COPY transaction")

@@ -9,25 +9,59 @@ namespace nomnom {
 
 namespace {
 
-// The field type for a column of PostgreSQL type `typname` (pg_type.typname)
-// with type modifier `typmod`, or nullopt when nomnom cannot encode it.
-std::optional<FieldType> MapType(std::string_view typname, int typmod, uint32_t* max_length) {
-  *max_length = 0;
-  if (typname == "text") return FieldType::kString;
-  if (typname == "varchar" || typname == "bpchar") {
-    if (typmod > 4) *max_length = static_cast<uint32_t>(typmod - 4);
-    return FieldType::kString;
+// Sets f's type (and length, precision, scale, array element type) for a
+// column of PostgreSQL type `typname` (pg_type.typname; "_text" for text[])
+// with type modifier `typmod`. False when nomnom cannot encode the type.
+bool MapType(std::string_view typname, int typmod, Field* f) {
+  f->max_length = 0;
+  if (typname == "text") {
+    f->type = FieldType::kString;
+  } else if (typname == "varchar" || typname == "bpchar" || typname == "_varchar") {
+    // varchar(n) and varchar(n)[]: the array column's typmod is its elements'.
+    f->type = typname == "_varchar" ? FieldType::kTextArray : FieldType::kString;
+    if (f->type == FieldType::kTextArray) f->array_element_oid = kVarcharOid;
+    if (typmod > 4) f->max_length = static_cast<uint32_t>(typmod - 4);
+  } else if (typname == "_text") {
+    f->type = FieldType::kTextArray;
+    f->array_element_oid = kTextOid;
+  } else if (typname == "int2") {
+    f->type = FieldType::kSmallInt;
+  } else if (typname == "int4") {
+    f->type = FieldType::kInteger;
+  } else if (typname == "int8") {
+    f->type = FieldType::kBigInt;
+  } else if (typname == "float4") {
+    f->type = FieldType::kReal;
+  } else if (typname == "float8") {
+    f->type = FieldType::kFloat;
+  } else if (typname == "numeric") {
+    f->type = FieldType::kDecimal;
+    // typmod = ((precision << 16) | scale) + 4; PostgreSQL 15 allows a
+    // negative scale (kept in pg_type only: the entity format has no spelling for it).
+    if (typmod >= 4) {
+      const int precision = ((typmod - 4) >> 16) & 0xFFFF;
+      const int scale = (typmod - 4) & 0xFFFF;
+      if (precision >= 1 && precision <= 1000 && scale <= precision) {
+        f->precision = static_cast<uint16_t>(precision);
+        f->scale = static_cast<uint16_t>(scale);
+      }
+    }
+  } else if (typname == "bool") {
+    f->type = FieldType::kBoolean;
+  } else if (typname == "date") {
+    f->type = FieldType::kDate;
+  } else if (typname == "timestamptz" || typname == "timestamp") {
+    f->type = FieldType::kDateTime;
+  } else if (typname == "jsonb") {
+    f->type = FieldType::kJson;
+  } else if (typname == "json") {
+    f->type = FieldType::kJsonText;
+  } else if (typname == "uuid") {
+    f->type = FieldType::kUuid;
+  } else {
+    return false;
   }
-  if (typname == "int4") return FieldType::kInteger;
-  if (typname == "int8") return FieldType::kBigInt;
-  if (typname == "float8") return FieldType::kFloat;
-  if (typname == "numeric") return FieldType::kDecimal;
-  if (typname == "bool") return FieldType::kBoolean;
-  if (typname == "date") return FieldType::kDate;
-  if (typname == "timestamptz" || typname == "timestamp") return FieldType::kDateTime;
-  if (typname == "jsonb") return FieldType::kJson;
-  if (typname == "uuid") return FieldType::kUuid;
-  return std::nullopt;
+  return true;
 }
 
 // A YAML double-quoted scalar (JSON string syntax, which YAML accepts).
@@ -78,8 +112,13 @@ Result<Entity> TableEntityFromCatalog(PgConnection& conn, std::string_view table
 std::string EntityToYaml(const Entity& entity) {
   std::string y = "entity:\n  name: " + Quoted(entity.name) + "\n  fields:\n";
   for (const Field& f : entity.fields) {
-    y += "    - name: " + Quoted(f.name) + "\n      type: " + std::string(FieldTypeName(f.type)) + "\n";
-    if (f.type == FieldType::kString && f.max_length > 0) y += "      args: [" + std::to_string(f.max_length) + "]\n";
+    y += "    - name: " + Quoted(f.name) + "\n      type: " + std::string(f.TypeSpelling()) + "\n";
+    if ((f.type == FieldType::kString || f.type == FieldType::kTextArray) && f.max_length > 0) {
+      y += "      args: [" + std::to_string(f.max_length) + "]\n";
+    }
+    if (f.type == FieldType::kDecimal && f.precision > 0) {
+      y += "      args: [" + std::to_string(f.precision) + ", " + std::to_string(f.scale) + "]\n";
+    }
     y += std::string("      nullable: ") + (f.nullable ? "true" : "false") + "\n";
     if (!f.pg_type.empty()) y += "      doc: " + Quoted("column type " + f.pg_type) + "\n";
   }
@@ -162,13 +201,12 @@ Result<Entity> EntityFromCatalog(PgConnection& conn, std::string_view table) {
     f.nullable = !not_null;
     f.declared_type = pretty;
     f.pg_type = pretty;
-    auto type = MapType(typname, typmod, &f.max_length);
-    if (!type) {
+    if (!MapType(typname, typmod, &f)) {
       return Status::InvalidArgument("table '" + where + "', column '" + col + "': type " + pretty +
-                                     " is not supported (supported: text, varchar(n), char(n), integer, bigint, "
-                                     "double precision, numeric, boolean, date, timestamp, timestamptz, jsonb, uuid)");
+                                     " is not supported (supported: text, varchar(n), char(n), smallint, integer, "
+                                     "bigint, real, double precision, numeric, boolean, date, timestamp, timestamptz, "
+                                     "json, jsonb, uuid, text[], varchar[])");
     }
-    f.type = *type;
     e.fields.push_back(std::move(f));
   }
   if (e.fields.empty()) return Status::InvalidArgument("table '" + where + "' has no column nomnom can fill");

@@ -12,19 +12,22 @@
 //
 // Column types and the FieldType each maps to:
 //   text, varchar(n), char(n)          String (max_length n)
+//   int2                               SmallInt
 //   int4                               Integer
 //   int8                               BigInt
+//   float4                             Real
 //   float8                             Float
-//   numeric, numeric(p,s)              Decimal (the server applies the typmod)
+//   numeric, numeric(p,s)              Decimal (precision p, scale s)
 //   bool                               Boolean
 //   date                               Date
 //   timestamptz, timestamp             DateTime (same binary format: microseconds
 //                                      since 2000-01-01; for timestamp the value
 //                                      is stored as its UTC wall-clock time)
 //   jsonb                              Json
+//   json                               JsonText (the JSON text as sent)
 //   uuid                               Uuid
-// Any other type (including int2, float4, json and arrays such as text[],
-// whose encoders do not exist yet) is an InvalidArgument error naming the
+//   text[], varchar[], varchar(n)[]    TextArray (element oid 25 or 1043, max_length n)
+// Any other type (point, int4[], ...) is an InvalidArgument error naming the
 // table, the column and the type. Generated columns and identity columns are
 // skipped (the server fills them).
 //
@@ -60,11 +63,13 @@ bool IsTableEntityName(std::string_view entity_name);
 Result<Entity> TableEntityFromCatalog(PgConnection& conn, std::string_view table);
 
 // The entity file (the original YAML format, core/schema.h) that describes
-// `entity`: name, fields (type, args for a sized String, nullable),
-// conformant_table and unicity_fields. ParseEntity() of the text gives back
-// the same fields, types, lengths, nullability, table and key; the exact
-// column types (pg_type, e.g. numeric(12,3) or timestamp without time zone)
-// are not part of the format.
+// `entity`: name, fields (type; args for a sized String or TextArray and for
+// a Decimal's precision and scale; nullable), conformant_table and
+// unicity_fields. ParseEntity() of the text gives back the same fields,
+// types, lengths, precision and scale, nullability, table and key, and the
+// same PgTypeName() for every column type except those the format cannot
+// spell: timestamp without time zone (read back as timestamptz), char(n) (as
+// varchar(n)) and numeric with a negative scale (as numeric).
 std::string EntityToYaml(const Entity& entity);
 
 }  // namespace nomnom

@@ -171,14 +171,50 @@ Status CopySink::Prepare() {
   for (const std::string& c : options_.parent_columns) {
     parent_match += (parent_match.empty() ? "" : " AND ") + ("t." + QuoteIdent(c) + " = s." + QuoteIdent(c));
   }
+  // With a roots table: t.<root column> = r.<root key column> ...
+  std::string root_match;
+  if (!options_.roots_table.empty()) {
+    for (size_t i = 0; i < options_.parent_columns.size() && i < options_.parent_key_columns.size(); ++i) {
+      root_match +=
+          " AND r." + QuoteIdent(options_.parent_key_columns[i]) + " = t." + QuoteIdent(options_.parent_columns[i]);
+    }
+  }
+  before_merge_sql_.clear();
+  before_merge_seq_sql_.clear();
   if (mode_ == ConflictMode::kNothing) {
-    // With a parent: no rows for a parent that has rows already.
-    const std::string only_new_parents =
+    // With a parent: no rows for a parent that has rows already; with a
+    // roots table: none for a root that existed before the batch.
+    std::string only_new_parents =
         parent_match.empty() ? "" : " s WHERE NOT EXISTS (SELECT 1 FROM " + target + " t WHERE " + parent_match + ")";
+    if (!root_match.empty()) {
+      std::string m = root_match;
+      for (size_t at = m.find(" = t."); at != std::string::npos; at = m.find(" = t.", at)) m.replace(at, 5, " = s.");
+      only_new_parents =
+          " s WHERE NOT EXISTS (SELECT 1 FROM " + options_.roots_table + " r WHERE r.nomnom_existed" + m + ")";
+    }
     merge_sql_ = "INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + only_new_parents +
                  " ON CONFLICT (" + keys + ") DO NOTHING";
   } else {
-    if (!parent_match.empty()) {
+    if (!root_match.empty()) {
+      // The rows of the batch's roots that the batch no longer has; with
+      // stream sequences only for roots whose applied version is the line's.
+      std::string key_match, version_match;
+      for (size_t k : entity_.key_fields) {
+        const std::string col = QuoteIdent(entity_.fields[k].name);
+        key_match += " AND s." + col + " = t." + col;
+      }
+      for (const std::string& c : options_.parent_key_columns) {
+        version_match += " AND v." + QuoteIdent(c) + " = r." + QuoteIdent(c);
+      }
+      const std::string head = "DELETE FROM " + target + " t WHERE EXISTS (SELECT 1 FROM " + options_.roots_table +
+                               " r WHERE true" + root_match;
+      const std::string tail = ") AND NOT EXISTS (SELECT 1 FROM " + stage + " s WHERE true" + key_match + ")";
+      before_merge_sql_ = head + tail;
+      if (!options_.parent_version_table.empty()) {
+        before_merge_seq_sql_ = head + " AND NOT EXISTS (SELECT 1 FROM " + options_.parent_version_table +
+                                " v WHERE v.nomnom_stream_seq > r.nomnom_stream_seq" + version_match + ")" + tail;
+      }
+    } else if (!parent_match.empty()) {
       std::string key_match;
       for (size_t k : entity_.key_fields) {
         const std::string col = QuoteIdent(entity_.fields[k].name);
@@ -376,9 +412,11 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
     superseded = std::strtoull(dropped.command_tuples.c_str(), nullptr, 10);
   }
   PgRows merged;
-  if (!before_merge_sql_.empty()) {
+  const std::string& before_merge =
+      roots_sequenced_ && !before_merge_seq_sql_.empty() ? before_merge_seq_sql_ : before_merge_sql_;
+  if (!before_merge.empty()) {
     PgRows deleted;
-    if (auto err = conn_->TryExec(before_merge_sql_, &deleted)) return err;
+    if (auto err = conn_->TryExec(before_merge, &deleted)) return err;
     result->deleted += std::strtoull(deleted.command_tuples.c_str(), nullptr, 10);
   }
   if (mode_ == ConflictMode::kUpdate) {

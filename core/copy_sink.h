@@ -88,6 +88,18 @@ struct CopySinkOptions {
   // the derived table keeps no version table of its own.
   std::string parent_version_table;
   std::vector<std::string> parent_key_columns;
+  // Nested loads, for a derived entity (at any depth) whose rows carry their
+  // root's key: a session table, filled by NestedSink with the root keys of
+  // the lines being loaded (root key columns, nomnom_stream_seq,
+  // nomnom_existed: the root was in its table before the batch). It replaces
+  // parent_columns' rules, with parent_columns this table's columns holding
+  // the root's key and parent_key_columns the root's key columns (one to
+  // one): kNothing inserts no row for a root that existed (an existing root
+  // keeps its whole subtree); kUpdate first deletes the rows of the batch's
+  // roots that the batch does not have (a re-sent root replaces its whole
+  // subtree, also when its list is now empty or absent), except for a root
+  // whose applied version is newer than the line's message.
+  std::string roots_table;
 };
 
 // The quoted, qualified name of the version table of an entity's table.
@@ -129,6 +141,10 @@ class CopySink {
   // again (staging table).
   Status PrepareSession() { return Prepare(); }
   void EndBatch() { parts_ = nullptr; }
+  // With a roots table: whether the batch's root lines carry stream
+  // sequences (then a root's subtree is replaced only by its latest message),
+  // set by the caller before LoadRows since this table may have no rows.
+  void SetRootsSequenced(bool sequenced) { roots_sequenced_ = sequenced; }
 
  private:
   CopySink(std::unique_ptr<PgConnection> owned, PgConnection* conn, const Entity& entity, ConflictMode mode,
@@ -159,13 +175,14 @@ class CopySink {
   ConflictMode mode_;
   std::string copy_sql_;
   std::string merge_sql_;
-  std::string direct_copy_sql_;   // kNothing/kUpdate: the optimistic COPY into the target
-  bool optimistic_ = true;        // no key conflict seen yet on this connection
-  bool allow_direct_ = true;      // this load may try the optimistic COPY
-  bool last_direct_ = false;      // the last TryLoad committed its rows by the optimistic COPY
-  std::string before_merge_sql_;  // kUpdate with parent_columns: deletes the children staged parents lost
-  std::string max_dup_sql_;       // kUpdate: most occurrences of one key in the staging table
-  std::string merge_pass_sql_;    // kUpdate: merge the $1-th occurrence of every key
+  std::string direct_copy_sql_;       // kNothing/kUpdate: the optimistic COPY into the target
+  bool optimistic_ = true;            // no key conflict seen yet on this connection
+  bool allow_direct_ = true;          // this load may try the optimistic COPY
+  bool last_direct_ = false;          // the last TryLoad committed its rows by the optimistic COPY
+  std::string before_merge_sql_;      // kUpdate with parent_columns: deletes the children staged parents lost
+  std::string before_merge_seq_sql_;  // the same for a batch with stream sequences (roots_table)
+  std::string max_dup_sql_;           // kUpdate: most occurrences of one key in the staging table
+  std::string merge_pass_sql_;        // kUpdate: merge the $1-th occurrence of every key
   // kUpdate with stream sequences (the batch's rows carry RowOrigin::stream_seq):
   std::string seq_copy_sql_;       // COPY into staging with nomnom_stream_seq
   std::string version_table_;      // quoted, qualified
@@ -173,6 +190,7 @@ class CopySink {
   std::string parent_guard_sql_;   // derived entities: drops staged rows older than their parent's version
   bool version_table_ready_ = false;
   bool sequenced_ = false;           // the current batch carries stream sequences
+  bool roots_sequenced_ = false;     // the batch's roots do (roots_table)
   ByteBuffer seq_tuples_;            // the batch's tuples with the sequence field
   std::vector<size_t> seq_offsets_;  // start of row i in seq_tuples_; [total] = end
   // The batch being written: parts and the first global row index of each.

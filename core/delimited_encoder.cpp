@@ -9,7 +9,9 @@
 #include "core/byte_writer.h"
 #include "core/json_check.h"
 #include "core/pg_binary.h"
+#include "core/pg_float4.h"
 #include "core/row_encoder.h"
+#include "core/text_array.h"
 #include "core/utf8.h"
 
 namespace nomnom {
@@ -253,13 +255,17 @@ bool DelimitedEncoder::EncodeValue(const Field& f, const DelimitedField& v, Byte
       return true;
     }
     case FieldType::kInteger:
-    case FieldType::kBigInt: {
+    case FieldType::kBigInt:
+    case FieldType::kSmallInt: {
       int64_t x = 0;
       const char* end = s.data() + s.size();
       const char* begin = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
       auto [p, ec] = std::from_chars(begin, end, x);
       if (ec != std::errc() || p != end) return bad(f.type == FieldType::kInteger ? "an integer" : "a big integer");
-      if (f.type == FieldType::kInteger) {
+      if (f.type == FieldType::kSmallInt) {
+        if (x < INT16_MIN || x > INT16_MAX) return bad("an integer in SMALLINT's range (-32768 to 32767)");
+        pg::AppendInt16Field(*out, static_cast<int16_t>(x));
+      } else if (f.type == FieldType::kInteger) {
         if (x < std::numeric_limits<int32_t>::min() || x > std::numeric_limits<int32_t>::max()) {
           return bad("an integer in INTEGER's range");
         }
@@ -275,6 +281,12 @@ bool DelimitedEncoder::EncodeValue(const Field& f, const DelimitedField& v, Byte
       auto [p, ec] = std::from_chars(s.data(), end, d);
       if (ec != std::errc() || p != end || !std::isfinite(d)) return bad("a finite number");
       pg::AppendFloat8Field(*out, d);
+      return true;
+    }
+    case FieldType::kReal: {
+      const auto real = pg::ParseFloat4(s);
+      if (!real) return bad("a number in REAL's range");
+      pg::AppendFloat4Field(*out, *real);
       return true;
     }
     case FieldType::kDecimal:
@@ -311,6 +323,16 @@ bool DelimitedEncoder::EncodeValue(const Field& f, const DelimitedField& v, Byte
       if (!IsValidUtf8(s) || !IsJsonValue(s)) return bad("a JSON value");
       pg::AppendJsonbField(*out, s);
       return true;
+    case FieldType::kJsonText:
+      if (!IsValidUtf8(s) || !IsJsonValue(s)) return bad("a JSON value");
+      pg::AppendTextField(*out, s);
+      return true;
+    case FieldType::kTextArray: {
+      std::string payload;
+      if (!EncodeTextArrayJson(s, f, &payload, error)) return false;
+      pg::AppendTextField(*out, payload);
+      return true;
+    }
   }
   return bad("a value");
 }

@@ -36,6 +36,9 @@ struct OversizeLine {
   uint64_t line = 0;   // 1-based line number
   uint64_t bytes = 0;  // its full length, without the newline
   std::string prefix;  // its first bytes (at most 256), for the reject record
+  // A CSV record spanning lines (core/delimited_reader.h): the line it ends
+  // on; 0 for a single line.
+  uint64_t last_line = 0;
 };
 
 struct Chunk {

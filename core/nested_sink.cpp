@@ -1,11 +1,71 @@
 #include "core/nested_sink.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <thread>
 #include <unordered_map>
 
+#include "core/pg_binary.h"
+
 namespace nomnom {
+
+namespace {
+
+bool SameName(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+// The root field that field `f` of a derived entity holds a copy of
+// (following copy_field chains through the load's entities; entities[0] is
+// the root), or "" when it holds none.
+std::string RootFieldOf(const std::vector<const Entity*>& entities, const Field& f, size_t depth = 0) {
+  if (f.computed.transform != Transform::kCopyField || depth > entities.size()) return "";
+  for (size_t s = 0; s < entities.size(); ++s) {
+    if (!SameName(entities[s]->name, f.computed.source_entity)) continue;
+    if (s == 0) return f.computed.source_field;
+    const int idx = entities[s]->FieldIndex(f.computed.source_field);
+    if (idx < 0) return "";
+    return RootFieldOf(entities, entities[s]->fields[static_cast<size_t>(idx)], depth + 1);
+  }
+  // An entity above the loaded root (a derived entity loaded as the root):
+  // the root's own copy of the same field.
+  for (const Field& r : entities[0]->fields) {
+    if (r.computed.transform == Transform::kCopyField && SameName(r.computed.source_entity, f.computed.source_entity) &&
+        r.computed.source_field == f.computed.source_field) {
+      return r.name;
+    }
+  }
+  return "";
+}
+
+// The values of the key fields of a binary COPY tuple, as bytes (each with
+// its length word), or "" when the tuple is malformed.
+std::string TupleKey(const char* t, size_t size, const std::vector<size_t>& key_fields) {
+  std::string key;
+  size_t at = 2;
+  size_t field = 0;
+  size_t next = 0;  // index into key_fields (sorted copy)
+  std::vector<size_t> want(key_fields);
+  std::sort(want.begin(), want.end());
+  while (next < want.size() && at + 4 <= size) {
+    const auto* u = reinterpret_cast<const unsigned char*>(t + at);
+    const int32_t len =
+        static_cast<int32_t>((uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | u[3]);
+    const size_t bytes = len < 0 ? 0 : static_cast<size_t>(len);
+    if (field == want[next]) {
+      key.append(t + at, 4 + bytes);
+      ++next;
+    }
+    at += 4 + bytes;
+    ++field;
+  }
+  return key;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<NestedSink>> NestedSink::Create(std::unique_ptr<PgConnection> conn, const Entity& root,
                                                        const std::vector<const Entity*>& derived, ConflictMode mode,
@@ -16,35 +76,71 @@ Result<std::unique_ptr<NestedSink>> NestedSink::Create(std::unique_ptr<PgConnect
   sink->options_ = options;
   sink->entities_.push_back(&root);
   for (const Entity* d : derived) sink->entities_.push_back(d);
+  // The root's key columns, in table order (as TupleKey reads them).
+  sink->root_keys_ = root.key_fields;
+  std::sort(sink->root_keys_.begin(), sink->root_keys_.end());
+  std::vector<std::string> root_key_names;
+  for (size_t k : sink->root_keys_) root_key_names.push_back(root.fields[k].name);
   for (size_t t = 0; t < sink->entities_.size(); ++t) {
     const Entity& e = *sink->entities_[t];
     CopySinkOptions o = options;
     o.parent_columns.clear();
     o.staging_table = t == 0 ? "nomnom_stage" : "nomnom_stage_" + std::to_string(t);
     if (t > 0) {
-      std::vector<std::string> sources;
-      for (const Field& f : e.fields) {
-        if (f.computed.transform != Transform::kCopyField) continue;
-        o.parent_columns.push_back(f.name);
-        sources.push_back(f.computed.source_field);
+      // This table's columns holding the root's key, when it has them all.
+      std::vector<std::string> root_columns;
+      for (const std::string& k : root_key_names) {
+        for (const Field& f : e.fields) {
+          if (RootFieldOf(sink->entities_, f) == k) {
+            root_columns.push_back(f.name);
+            break;
+          }
+        }
       }
-      // The parent's later message owns its children when the link is the
-      // parent's key (kUpdate through workers).
-      std::vector<std::string> keys;
-      for (size_t k : root.key_fields) keys.push_back(root.fields[k].name);
-      std::vector<std::string> a = sources, b = keys;
-      std::sort(a.begin(), a.end());
-      std::sort(b.begin(), b.end());
-      if (!keys.empty() && a == b) {
+      if (!root_key_names.empty() && root_columns.size() == root_key_names.size() && mode != ConflictMode::kError) {
+        // Rules by the root (any depth); the root's later message owns its
+        // subtree (kUpdate through workers).
+        o.roots_table = "pg_temp." + QuoteIdent(kRootsTable);
+        o.parent_columns = root_columns;
+        o.parent_key_columns = root_key_names;
         o.parent_version_table = VersionTableFor(root);
-        o.parent_key_columns = sources;
+        sink->roots_ = true;
+      } else {
+        // Rules by the columns copied from the parent.
+        for (const Field& f : e.fields) {
+          if (f.computed.transform == Transform::kCopyField) o.parent_columns.push_back(f.name);
+        }
       }
     }
     auto s = CopySink::CreateShared(sink->conn_.get(), e, mode, o);
     if (!s.ok()) return s.status();
     sink->sinks_.push_back(std::move(s).value());
   }
+  if (Status s = sink->PrepareRoots(); !s.ok()) return s;
   return sink;
+}
+
+Status NestedSink::PrepareRoots() {
+  if (!roots_) return Status::Ok();
+  const Entity& root = *entities_[0];
+  std::string keys;
+  for (size_t k : root_keys_) keys += (keys.empty() ? "" : ", ") + QuoteIdent(root.fields[k].name);
+  const std::string table = "pg_temp." + QuoteIdent(kRootsTable);
+  if (auto err = conn_->TryExec("CREATE TEMP TABLE " + QuoteIdent(kRootsTable) + " ON COMMIT DELETE ROWS AS SELECT " +
+                                keys + " FROM " + root.QualifiedTable() + " WITH NO DATA; ALTER TABLE " + table +
+                                " ADD COLUMN nomnom_stream_seq bigint,"
+                                " ADD COLUMN nomnom_existed boolean NOT NULL DEFAULT false")) {
+    return ToStatus(*err, "cannot create the staging table of root keys");
+  }
+  roots_copy_sql_ = "COPY " + table + " (" + keys + ", nomnom_stream_seq) FROM STDIN (FORMAT binary)";
+  std::string match;
+  for (size_t k : root_keys_) {
+    const std::string c = QuoteIdent(root.fields[k].name);
+    match += " AND t." + c + " = r." + c;
+  }
+  roots_existed_sql_ = "UPDATE " + table + " r SET nomnom_existed = EXISTS (SELECT 1 FROM " + root.QualifiedTable() +
+                       " t WHERE true" + match + ")";
+  return Status::Ok();
 }
 
 size_t NestedSink::ChildRow(size_t t, size_t row) const {
@@ -61,10 +157,45 @@ const RowOrigin& NestedSink::Origin(size_t row) const {
   return (*parts_)[p]->origins[row - *it];
 }
 
+std::optional<PgError> NestedSink::LoadRoots(size_t lo, size_t hi, bool whole_batch) {
+  // At the start of the transaction the table is empty (ON COMMIT DELETE ROWS).
+  if (!whole_batch) {
+    if (auto err = conn_->TryExec("TRUNCATE pg_temp." + QuoteIdent(kRootsTable))) return err;
+  }
+  roots_tuples_.clear();
+  pg::AppendCopyHeader(roots_tuples_);
+  const Entity& root = *entities_[0];
+  for (size_t row = lo; row < hi; ++row) {
+    const auto it = std::upper_bound(part_start_.begin(), part_start_.end(), row) - 1;
+    const size_t p = static_cast<size_t>(it - part_start_.begin());
+    const EncodedPart& part = *(*parts_)[p];
+    const size_t r = row - *it;
+    const size_t from = part.offsets[r];
+    const size_t to = r + 1 < part.rows() ? part.offsets[r + 1] : part.tuples.size();
+    roots_tuples_.PutI16(static_cast<int16_t>(root_keys_.size() + 1));
+    const std::string key = TupleKey(part.tuples.data() + from, to - from, root.key_fields);
+    roots_tuples_.Append(key.data(), key.size());
+    if (sequenced_) {
+      roots_tuples_.PutI32(8);
+      roots_tuples_.PutU64(part.origins[r].stream_seq);
+    } else {
+      roots_tuples_.PutI32(-1);
+    }
+  }
+  pg::AppendCopyTrailer(roots_tuples_);
+  uint64_t copied = 0;
+  if (auto err = conn_->CopyIn(roots_copy_sql_, {roots_tuples_.view()}, &copied)) return err;
+  if (mode_ == ConflictMode::kNothing) return conn_->TryExec(roots_existed_sql_);
+  return std::nullopt;
+}
+
 std::optional<PgError> NestedSink::LoadLines(size_t lo, size_t hi, bool whole_batch,
                                              std::vector<BatchResult::Table>* counts) {
   if (lo >= hi) return std::nullopt;
   if (auto err = conn_->TryExec("SAVEPOINT nomnom_lines")) return err;
+  if (roots_) {
+    if (auto err = LoadRoots(lo, hi, whole_batch)) return err;
+  }
   std::vector<BatchResult> attempt(sinks_.size());
   std::optional<PgError> err;
   size_t bad_line = SIZE_MAX;
@@ -125,34 +256,6 @@ std::optional<PgError> NestedSink::LoadLines(size_t lo, size_t hi, bool whole_ba
   if (auto e = LoadLines(lo, mid, false, counts)) return e;
   return LoadLines(mid, hi, false, counts);
 }
-
-namespace {
-
-// The values of the key fields of a binary COPY tuple, as bytes (each with
-// its length word), or "" when the tuple is malformed.
-std::string TupleKey(const char* t, size_t size, const std::vector<size_t>& key_fields) {
-  std::string key;
-  size_t at = 2;
-  size_t field = 0;
-  size_t next = 0;  // index into key_fields (sorted copy)
-  std::vector<size_t> want(key_fields);
-  std::sort(want.begin(), want.end());
-  while (next < want.size() && at + 4 <= size) {
-    const auto* u = reinterpret_cast<const unsigned char*>(t + at);
-    const int32_t len =
-        static_cast<int32_t>((uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | u[3]);
-    const size_t bytes = len < 0 ? 0 : static_cast<size_t>(len);
-    if (field == want[next]) {
-      key.append(t + at, 4 + bytes);
-      ++next;
-    }
-    at += 4 + bytes;
-    ++field;
-  }
-  return key;
-}
-
-}  // namespace
 
 void NestedSink::DropShadowedChildren(size_t total) {
   filtered_.clear();
@@ -224,6 +327,13 @@ Result<BatchResult> NestedSink::Write(const std::vector<const EncodedPart*>& par
   }
   part_start_.push_back(total);
   for (size_t d = 0; d + 1 < sinks_.size(); ++d) table_part_start_[d].push_back(child_total[d]);
+  sequenced_ = false;
+  if (mode_ == ConflictMode::kUpdate) {
+    for (const EncodedPart* p : parts) {
+      for (const RowOrigin& o : p->origins) sequenced_ = sequenced_ || o.stream_seq != 0;
+    }
+  }
+  for (size_t t = 1; t < sinks_.size(); ++t) sinks_[t]->SetRootsSequenced(sequenced_);
   if (mode_ != ConflictMode::kError) DropShadowedChildren(total);
   Status begun = sinks_[0]->BeginBatch(parts);
   for (size_t d = 0; begun.ok() && d + 1 < sinks_.size(); ++d) begun = sinks_[d + 1]->BeginBatch(tables_[d]);
@@ -275,6 +385,7 @@ Result<BatchResult> NestedSink::Write(const std::vector<const EncodedPart*>& par
     if (err->connection_lost) {
       Status s = conn_->Reconnect();
       for (size_t t = 0; s.ok() && t < sinks_.size(); ++t) s = sinks_[t]->PrepareSession();
+      if (s.ok()) s = PrepareRoots();
       if (!s.ok()) {
         end_batch();
         return s;

@@ -4,14 +4,23 @@
 // Parallelism is across batches (one NestedSink per connection).
 //
 // One CopySink per table shares the connection (each with its own staging
-// table); the root's rows load first, then each derived table's. Conflict
-// modes apply per table as in CopySink; for a derived table:
-//  - kNothing: no rows for a parent that already has rows there (an existing
-//    parent keeps its children as they are);
-//  - kUpdate: rows of a staged parent that the batch does not have are
-//    deleted first (a re-sent parent replaces its children).
+// table); the root's rows load first, then each derived table's, parents
+// before children at any depth. Conflict modes apply per table as in
+// CopySink. A derived table whose rows carry the root's key (its copy_field
+// columns, followed through copies of copies, include every root key field)
+// follows rules by the root, so the root's whole subtree moves together:
+//  - kNothing: no rows for a root that was in its table before the batch (an
+//    existing root keeps its children and grandchildren as they are);
+//  - kUpdate: rows of the batch's roots that the batch does not have are
+//    deleted first (a re-sent root replaces its whole subtree: children and
+//    grandchildren its line no longer has go, also when a list is now empty).
+// For that the root keys of the lines being loaded are copied into a session
+// table (pg_temp.nomnom_stage_roots) first. A derived table without the
+// root's key follows the rules by its copy_field columns (the parent's
+// values): kNothing inserts no row for a parent that has rows there already,
+// kUpdate deletes the rows of staged parents that the batch does not have.
 // The optimistic COPY into a derived table is tried only when the root's
-// rows of the same range went in by the optimistic COPY (all parents new).
+// rows of the same range went in by the optimistic COPY (all roots new).
 //
 // A root key that occurs more than once in a batch: only the children of the
 // occurrence that wins the root table (kUpdate: the last, kNothing: the
@@ -58,6 +67,10 @@ class NestedSink : public RowSink {
   size_t ChildRow(size_t t, size_t row) const;
   const RowOrigin& Origin(size_t row) const;
   std::optional<PgError> LoadLines(size_t lo, size_t hi, bool whole_batch, std::vector<BatchResult::Table>* counts);
+  // The roots table (CopySinkOptions::roots_table): created per session, and
+  // filled with the root keys of lines [lo, hi) before their rows load.
+  Status PrepareRoots();
+  std::optional<PgError> LoadRoots(size_t lo, size_t hi, bool whole_batch);
 
   std::unique_ptr<PgConnection> conn_;
   std::vector<const Entity*> entities_;           // root, then derived
@@ -74,6 +87,13 @@ class NestedSink : public RowSink {
   ConflictMode mode_ = ConflictMode::kNothing;
   CopySinkOptions options_;
   std::vector<std::unique_ptr<EncodedPart>> filtered_;
+  static constexpr const char* kRootsTable = "nomnom_stage_roots";
+  bool roots_ = false;             // some derived table follows rules by the root's key
+  std::vector<size_t> root_keys_;  // the root's key fields, in table order
+  std::string roots_copy_sql_;
+  std::string roots_existed_sql_;  // kNothing: marks the roots that are in their table already
+  ByteBuffer roots_tuples_;
+  bool sequenced_ = false;  // the batch's rows carry stream sequences (kUpdate)
 };
 
 }  // namespace nomnom

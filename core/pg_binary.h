@@ -42,6 +42,10 @@ inline void AppendBoolField(ByteBuffer& out, bool v) {
   out.PutI32(1);
   out.PutU8(v ? 1 : 0);
 }
+inline void AppendInt16Field(ByteBuffer& out, int16_t v) {
+  out.PutI32(2);
+  out.PutI16(v);
+}
 inline void AppendInt32Field(ByteBuffer& out, int32_t v) {
   out.PutI32(4);
   out.PutI32(v);
@@ -55,6 +59,13 @@ inline void AppendFloat8Field(ByteBuffer& out, double v) {
   std::memcpy(&bits, &v, 8);
   out.PutI32(8);
   out.PutU64(bits);
+}
+// real (float4): the IEEE 754 single's bits.
+inline void AppendFloat4Field(ByteBuffer& out, float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, 4);
+  out.PutI32(4);
+  out.PutU32(bits);
 }
 // date: int32 days since 2000-01-01.
 inline void AppendDateField(ByteBuffer& out, int32_t days_since_2000) { AppendInt32Field(out, days_since_2000); }

@@ -346,43 +346,15 @@ Result<PgRows> PgConnection::ExecParams(std::string_view sql, const std::vector<
 
 std::optional<PgError> PgConnection::CopyIn(std::string_view copy_sql, const std::vector<std::string_view>& parts,
                                             uint64_t* rows_copied) {
-  std::string q(copy_sql);
-  {
-    PgResultPtr r(PQexec(conn_, q.c_str()));
-    if (PQresultStatus(r.get()) != PGRES_COPY_IN) return ErrorFrom(r.get());
-  }
-  constexpr size_t kSlice = 1 << 20;
-  bool send_failed = false;
-  for (std::string_view part : parts) {
-    while (!part.empty() && !send_failed) {
-      const size_t n = std::min(kSlice, part.size());
-      if (PQputCopyData(conn_, part.data(), static_cast<int>(n)) != 1) send_failed = true;
-      part.remove_prefix(n);
-    }
-  }
-  if (send_failed) {
-    PgError e;
-    e.connection_lost = PQstatus(conn_) != CONNECTION_OK;
-    e.message = TrimTrailingNewlines(PQerrorMessage(conn_));
-    return e;
-  }
-  if (PQputCopyEnd(conn_, nullptr) != 1) {
-    PgError e;
-    e.connection_lost = PQstatus(conn_) != CONNECTION_OK;
-    e.message = TrimTrailingNewlines(PQerrorMessage(conn_));
-    return e;
-  }
-  std::optional<PgError> err;
-  while (PGresult* raw = PQgetResult(conn_)) {
-    PgResultPtr r(raw);
-    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
-      if (!err) err = ErrorFrom(r.get());
-    } else if (rows_copied != nullptr) {
-      *rows_copied = std::strtoull(PQcmdTuples(r.get()), nullptr, 10);
-    }
-  }
-  if (!err && PQstatus(conn_) != CONNECTION_OK) err = ErrorFrom(nullptr);
-  return err;
+  return CopyInWith(
+      copy_sql,
+      [&parts](const CopySendFn& send) {
+        for (std::string_view part : parts) {
+          if (!send(part)) return true;  // CopyInWith reports the failed send
+        }
+        return true;
+      },
+      rows_copied);
 }
 
 std::optional<PgError> PgConnection::CopyInWith(std::string_view copy_sql,
@@ -404,13 +376,7 @@ std::optional<PgError> PgConnection::CopyInWith(std::string_view copy_sql,
     return !send_failed;
   };
   const bool produced = produce(send);
-  if (send_failed) {
-    PgError e;
-    e.connection_lost = PQstatus(conn_) != CONNECTION_OK;
-    e.message = TrimTrailingNewlines(PQerrorMessage(conn_));
-    return e;
-  }
-  if (PQputCopyEnd(conn_, produced ? nullptr : "the client stopped producing COPY data") != 1) {
+  if (send_failed || PQputCopyEnd(conn_, produced ? nullptr : "the client stopped producing COPY data") != 1) {
     PgError e;
     e.connection_lost = PQstatus(conn_) != CONNECTION_OK;
     e.message = TrimTrailingNewlines(PQerrorMessage(conn_));

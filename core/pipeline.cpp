@@ -15,6 +15,8 @@
 
 #include "core/bounded_queue.h"
 #include "core/copy_sink.h"
+#include "core/delimited_encoder.h"
+#include "core/delimited_parser.h"
 #include "core/fresh_table.h"
 #include "core/ndjson_reader.h"
 #include "core/nested_encoder.h"
@@ -31,6 +33,12 @@ struct ParseTask {
   std::shared_ptr<const Chunk> chunk;
   uint32_t source = 0;
   uint64_t seq = 0;
+  // CSV and .tbl: the header record at the chunk's start, not to be loaded
+  // (its bytes and line breaks), and the input's columns when it has a
+  // header (null: the entity's fields in order).
+  size_t skip_bytes = 0;
+  uint64_t skip_lines = 0;
+  std::shared_ptr<const HeaderDecision> columns;
 };
 
 struct SinkItem {
@@ -42,6 +50,136 @@ bool IsBlank(std::string_view line) {
     if (c != ' ' && c != '\t' && c != '\r') return false;
   }
   return true;
+}
+
+// A delimited record's raw text: its bytes without the line break ending it.
+std::string_view RecordRaw(std::string_view record) {
+  if (!record.empty() && record.back() == '\n') record.remove_suffix(1);
+  if (!record.empty() && record.back() == '\r') record.remove_suffix(1);
+  return record;
+}
+
+// Calls fn(line_no, raw, parsed) for every non-blank record of a chunk of
+// whole delimited records (core/delimited_reader.h) from byte skip_bytes on,
+// which is line first_line; *fields holds the record when `parsed`, else
+// *error says what is wrong with it (naming the column, and the line when it
+// is not the record's first). Stops when fn returns false (then returns false).
+template <typename Fn>
+bool ForEachRecordIn(std::string_view text, uint64_t first_line, DelimitedParser* parser,
+                     std::vector<DelimitedField>* fields, std::string* error, Fn&& fn) {
+  size_t off = 0;
+  uint64_t line = first_line;
+  while (off < text.size()) {
+    size_t consumed = 0;
+    uint64_t lines = 0;
+    error->clear();
+    const auto r = parser->Next(text.substr(off), /*at_end=*/true, line, fields, &consumed, &lines, error);
+    if (consumed == 0) consumed = text.size() - off;  // cannot happen with at_end; never loop
+    const std::string_view raw = RecordRaw(text.substr(off, consumed));
+    const uint64_t this_line = line;
+    off += consumed;
+    line += lines;
+    if (raw.empty() || IsBlank(raw)) continue;
+    const bool parsed = r == DelimitedParser::Result::kRecord;
+    if (!parsed) {
+      // The reject names the line already: "line N, " only when it differs.
+      const std::string own = "line " + std::to_string(this_line) + ", ";
+      if (error->compare(0, own.size(), own) == 0) error->erase(0, own.size());
+    }
+    if (!fn(this_line, raw, parsed)) return false;
+  }
+  return true;
+}
+
+// Where the records of one delimited input start: after its header, if its
+// first non-blank record is one (DecideHeader). `chunk` is the input's first.
+struct HeaderSkip {
+  HeaderDecision decision;
+  size_t bytes = 0;    // the header's end in the chunk
+  uint64_t lines = 0;  // line breaks up to there
+};
+Result<HeaderSkip> FindHeader(const Chunk& chunk, DelimitedDialect dialect, const Entity& entity, HeaderMode mode,
+                              bool strict, const std::string& path) {
+  HeaderSkip h;
+  if (mode == HeaderMode::kNo) return h;
+  DelimitedParser parser(dialect);
+  std::vector<DelimitedField> fields;
+  std::string error;
+  const std::string_view text = chunk.data.view();
+  size_t off = 0;
+  uint64_t line = chunk.first_line;
+  while (off < text.size()) {
+    size_t consumed = 0;
+    uint64_t lines = 0;
+    error.clear();
+    const auto r = parser.Next(text.substr(off), true, line, &fields, &consumed, &lines, &error);
+    if (consumed == 0) break;
+    const std::string_view raw = RecordRaw(text.substr(off, consumed));
+    if (raw.empty() || IsBlank(raw)) {
+      off += consumed;
+      line += lines;
+      continue;
+    }
+    auto d = DecideHeader(entity, mode, strict, path, line, r == DelimitedParser::Result::kRecord, error, fields);
+    if (!d.ok()) return d.status();
+    h.decision = std::move(d).value();
+    if (h.decision.is_header) {
+      h.bytes = off + consumed;
+      h.lines = line + lines - chunk.first_line;
+    }
+    return h;
+  }
+  return h;
+}
+
+// The values of a record to encode: `fields` itself, or, under a header with
+// columns the entity does not have, the others (in *kept). Null with *error
+// set when the record has not as many values as the header.
+const std::vector<DelimitedField>* KeptFields(const HeaderDecision* header, const std::vector<DelimitedField>& fields,
+                                              std::vector<DelimitedField>* kept, std::string* error) {
+  if (header == nullptr || header->kept.empty()) return &fields;
+  if (fields.size() != header->width) {
+    *error = "expected " + std::to_string(header->width) + " columns, found " + std::to_string(fields.size());
+    return nullptr;
+  }
+  kept->clear();
+  for (size_t c : header->kept) kept->push_back(fields[c]);
+  return kept;
+}
+
+// Calls fn(line_no, raw, parsed, fields, columns) for every non-blank record
+// after the header of one delimited input (columns: the header's, or null).
+// Stops when fn returns false.
+template <typename Fn>
+Status ForEachRecord(const std::string& path, const NdjsonReaderOptions& ropts, DelimitedDialect dialect,
+                     const Entity& entity, HeaderMode mode, bool strict, Fn&& fn) {
+  auto reader = DelimitedReader::Open(path, dialect, ropts);
+  if (!reader.ok()) return reader.status();
+  DelimitedParser parser(dialect);
+  std::vector<DelimitedField> fields;
+  std::string error;
+  Chunk chunk;
+  bool first = true;
+  std::shared_ptr<const HeaderDecision> columns;
+  for (;;) {
+    auto more = (*reader)->Next(&chunk);
+    if (!more.ok()) return more.status();
+    if (!*more) return Status::Ok();
+    size_t skip = 0;
+    uint64_t skip_lines = 0;
+    if (first) {
+      first = false;
+      auto h = FindHeader(chunk, dialect, entity, mode, strict, path);
+      if (!h.ok()) return h.status();
+      skip = h->bytes;
+      skip_lines = h->lines;
+      if (h->decision.is_header) columns = std::make_shared<HeaderDecision>(std::move(h->decision));
+    }
+    const bool go_on = ForEachRecordIn(
+        chunk.data.view().substr(skip), chunk.first_line + skip_lines, &parser, &fields, &error,
+        [&](uint64_t line, std::string_view raw, bool parsed) { return fn(line, raw, parsed, fields, columns.get()); });
+    if (!go_on) return Status::Ok();
+  }
 }
 
 // Calls fn(line_no, line, readable) for every non-blank line of one input
@@ -93,6 +231,10 @@ class Load {
   void ReaderMain();
   void ParserMain();
   void ParseNested(const ParseTask& task, NestedEncoder* encoder);
+  void ParseDelimited(const ParseTask& task, DelimitedParser* parser, DelimitedEncoder* encoder);
+  void ParserDelimitedMain();
+  // Sets the encoder's columns to an input's (null: the entity's fields).
+  Status UseColumns(DelimitedEncoder* encoder, const HeaderDecision* columns) const;
   void SinkMain(RowSink* sink, BoundedQueue<SinkItem>* queue);
   void Flush(RowSink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch);
   void Recycle(std::unique_ptr<EncodedPart> part);
@@ -142,6 +284,10 @@ class Load {
 
   std::atomic<uint64_t> inserted_{0}, updated_{0}, skipped_{0}, rejected_{0}, retries_{0};
   const bool nested_ = !options_.derived.empty();
+  // The inputs' format (set by Run before any thread starts).
+  InputFormat format_ = InputFormat::kNdjson;
+  bool delimited_ = false;
+  DelimitedDialect dialect_ = DelimitedDialect::kCsv;
   std::mutex tables_mu_;
   std::vector<BatchResult::Table> tables_;  // nested loads: per table; guarded by tables_mu_
 };
@@ -170,32 +316,67 @@ void Load::ReaderMain() {
   uint64_t seq = 0;
   uint64_t raw_done = 0;  // raw bytes of inputs already finished
   for (uint32_t source = 0; source < options_.inputs.size() && !cancelled(); ++source) {
-    auto reader = NdjsonReader::Open(options_.inputs[source], ropts);
-    if (!reader.ok()) {
-      Fail(reader.status());
-      break;
+    // One of the two readers: NDJSON lines, or delimited records.
+    std::unique_ptr<NdjsonReader> lines;
+    std::unique_ptr<DelimitedReader> records;
+    if (delimited_) {
+      auto r = DelimitedReader::Open(options_.inputs[source], dialect_, ropts);
+      if (!r.ok()) {
+        Fail(r.status());
+        break;
+      }
+      records = std::move(r).value();
+    } else {
+      auto r = NdjsonReader::Open(options_.inputs[source], ropts);
+      if (!r.ok()) {
+        Fail(r.status());
+        break;
+      }
+      lines = std::move(r).value();
     }
+    auto raw_bytes_read = [&] { return delimited_ ? records->raw_bytes_read() : lines->raw_bytes_read(); };
+    bool first_chunk = true;
+    std::shared_ptr<const HeaderDecision> columns;  // the input's header, if it has one
     for (;;) {
       // A recycled chunk keeps its buffer; Next() reuses it.
       std::shared_ptr<Chunk> chunk = chunk_pool_->AcquireShared();
-      auto more = (*reader)->Next(chunk.get());
+      auto more = delimited_ ? records->Next(chunk.get()) : lines->Next(chunk.get());
       if (!more.ok()) {
         Fail(more.status());
         break;
       }
       for (const OversizeLine& o : chunk->oversize) {
         progress_->rows_read.fetch_add(1, std::memory_order_relaxed);
+        const std::string what = o.last_line > o.line ? "record on lines " + std::to_string(o.line) + "-" +
+                                                            std::to_string(o.last_line) + " of at least "
+                                                      : std::string(delimited_ ? "record" : "line") + " of ";
         Reject(source, o.line, o.prefix,
-               "line of " + std::to_string(o.bytes) + " bytes is longer than the limit of " +
+               what + std::to_string(o.bytes) + " bytes is longer than the limit of " +
                    std::to_string(options_.max_line_bytes) + " bytes" +
                    (options_.max_line_name.empty() ? std::string() : " (" + options_.max_line_name + ")") +
                    "; raw holds its start");
       }
-      progress_->raw_bytes_read.store(raw_done + (*reader)->raw_bytes_read(), std::memory_order_relaxed);
+      progress_->raw_bytes_read.store(raw_done + raw_bytes_read(), std::memory_order_relaxed);
       if (!*more || cancelled()) break;
-      parse_queue_.Push(ParseTask{std::move(chunk), source, seq++});
+      ParseTask task;
+      task.chunk = std::move(chunk);
+      task.source = source;
+      task.seq = seq++;
+      if (delimited_ && first_chunk) {
+        auto h = FindHeader(*task.chunk, dialect_, entity_, options_.header, options_.strict, options_.inputs[source]);
+        if (!h.ok()) {
+          Fail(h.status());
+          break;
+        }
+        task.skip_bytes = h->bytes;
+        task.skip_lines = h->lines;
+        if (h->decision.is_header) columns = std::make_shared<HeaderDecision>(std::move(h->decision));
+      }
+      first_chunk = false;
+      task.columns = columns;
+      parse_queue_.Push(std::move(task));
     }
-    raw_done += (*reader)->raw_bytes_read();
+    raw_done += raw_bytes_read();
   }
   parse_queue_.Close();
 }
@@ -282,7 +463,103 @@ void Load::ParseNested(const ParseTask& task, NestedEncoder* encoder) {
   }
 }
 
+Status Load::UseColumns(DelimitedEncoder* encoder, const HeaderDecision* columns) const {
+  if (columns != nullptr) return encoder->SetColumns(columns->columns);
+  std::vector<std::string> names;
+  for (const Field& f : entity_.fields) names.push_back(f.name);
+  return encoder->SetColumns(names);
+}
+
+void Load::ParseDelimited(const ParseTask& task, DelimitedParser* parser, DelimitedEncoder* encoder) {
+  const size_t nsinks = sink_queues_.size();
+  const Chunk& chunk = *task.chunk;
+  std::vector<std::unique_ptr<EncodedPart>> parts(hash_routing_ ? nsinks : 1);
+  for (auto& p : parts) {
+    p = part_pool_->Acquire();  // recycled: its buffers are empty but keep their capacity
+    p->seq = task.seq;
+    p->chunk = task.chunk;
+    if (!hash_routing_) {
+      p->tuples.Reserve(chunk.data.size() + chunk.data.size() / 4);
+      p->offsets.reserve(chunk.line_count);
+      p->origins.reserve(chunk.line_count);
+    }
+  }
+  ByteBuffer scratch;
+  std::vector<DelimitedField> fields, kept;
+  std::string error;
+  uint64_t rows = 0;
+  ForEachRecordIn(
+      chunk.data.view().substr(task.skip_bytes), chunk.first_line + task.skip_lines, parser, &fields, &error,
+      [&](uint64_t line, std::string_view raw, bool parsed) {
+        ++rows;
+        if (raw.size() > options_.max_line_bytes) {
+          Reject(task.source, line, raw.substr(0, 256),
+                 "record of " + std::to_string(raw.size()) + " bytes is longer than the limit of " +
+                     std::to_string(options_.max_line_bytes) + " bytes" +
+                     (options_.max_line_name.empty() ? std::string() : " (" + options_.max_line_name + ")") +
+                     "; raw holds its start");
+          return true;
+        }
+        if (!parsed) {
+          Reject(task.source, line, raw, std::move(error));
+          return true;
+        }
+        uint64_t key_hash = 0;
+        EncodedPart* target = parts[0].get();
+        ByteBuffer* out = hash_routing_ ? &scratch : &target->tuples;
+        if (hash_routing_) scratch.clear();
+        const size_t start = out->size();
+        const std::vector<DelimitedField>* values = KeptFields(task.columns.get(), fields, &kept, &error);
+        if (values == nullptr || !encoder->Encode(*values, out, hash_routing_ ? &key_hash : nullptr, &error)) {
+          Reject(task.source, line, raw, std::move(error));
+          return true;
+        }
+        if (hash_routing_) {
+          target = parts[(key_hash >> 7) % nsinks].get();
+          target->offsets.push_back(static_cast<uint32_t>(target->tuples.size()));
+          target->tuples.Append(scratch.data(), scratch.size());
+        } else {
+          target->offsets.push_back(static_cast<uint32_t>(start));
+        }
+        target->origins.push_back(RowOrigin{task.source, line, raw});
+        return true;
+      });
+  progress_->rows_read.fetch_add(rows, std::memory_order_relaxed);
+  progress_->bytes_read.fetch_add(chunk.data.size(), std::memory_order_relaxed);
+  if (hash_routing_) {
+    for (size_t i = 0; i < nsinks; ++i) sink_queues_[i]->Push(SinkItem{std::move(parts[i])});
+  } else {
+    const size_t q = block_routing_ ? (task.seq / block_chunks_) % nsinks : 0;
+    sink_queues_[q]->Push(SinkItem{std::move(parts[0])});
+  }
+}
+
+void Load::ParserDelimitedMain() {
+  DelimitedParser parser(dialect_);
+  DelimitedEncoder encoder(entity_);
+  int64_t source = -1;  // whose columns the encoder has
+  ParseTask task;
+  while (parse_queue_.Pop(&task)) {
+    if (cancelled()) continue;
+    if (static_cast<int64_t>(task.source) != source) {
+      if (Status s = UseColumns(&encoder, task.columns.get()); !s.ok()) {
+        Fail(s);
+        continue;
+      }
+      source = task.source;
+    }
+    ParseDelimited(task, &parser, &encoder);
+  }
+  if (parsers_running_.fetch_sub(1) == 1) {
+    for (auto& q : sink_queues_) q->Close();
+  }
+}
+
 void Load::ParserMain() {
+  if (delimited_) {
+    ParserDelimitedMain();
+    return;
+  }
   if (nested_) {
     NestedEncoder encoder(entity_, options_.derived, RowEncoderOptions{options_.strict});
     ParseTask task;
@@ -485,6 +762,25 @@ LoadSummary Load::Run() {
   if (options_.inputs.empty()) return finish(Status::InvalidArgument("no input files"));
   if (options_.jobs < 1 || options_.parsers < 1)
     return finish(Status::InvalidArgument("the numbers of loading connections and parser threads must be at least 1"));
+  {
+    auto format = ResolveInputFormat(options_.inputs, options_.format);
+    if (!format.ok()) return finish(format.status());
+    format_ = *format;
+    delimited_ = format_ == InputFormat::kCsv || format_ == InputFormat::kTbl;
+    dialect_ = format_ == InputFormat::kTbl ? DelimitedDialect::kTbl : DelimitedDialect::kCsv;
+    const std::string name = InputFormatName(format_);
+    if (delimited_ && nested_) {
+      std::string derived;
+      for (const Entity* d : options_.derived) derived += (derived.empty() ? "" : ", ") + d->name;
+      return finish(Status::InvalidArgument(name + " input is flat rows of one table; entity " + entity_.name +
+                                            " also fills its derived entities' tables (" + derived +
+                                            "), which only NDJSON input can carry"));
+    }
+    if (delimited_ && options_.sink_factory) {
+      return finish(Status::InvalidArgument(name + " input loads into PostgreSQL only (rows published for the " +
+                                            "workers are JSON: convert it to NDJSON)"));
+    }
+  }
 
   if (options_.fresh) {
     const std::string& what = options_.fresh_name;
@@ -647,6 +943,7 @@ Status Load::Restage(PgConnection& conn, const std::string& copy_sql) {
   ropts.chunk_bytes = options_.chunk_bytes;
   ropts.max_line_bytes = options_.max_line_bytes;
   RowEncoder encoder(entity_, RowEncoderOptions{options_.strict});
+  DelimitedEncoder delimited(entity_);
   std::set<std::pair<uint32_t, uint64_t>> skip;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -659,29 +956,55 @@ Status Load::Restage(PgConnection& conn, const std::string& copy_sql) {
     pg::AppendCopyHeader(out);
     for (uint32_t source = 0; source < options_.inputs.size(); ++source) {
       bool sent = true;
-      read_status =
-          ForEachLine(options_.inputs[source], ropts, [&](uint64_t line_no, std::string_view line, size_t readable) {
-            if (skip.count({source, line_no}) != 0) return true;
-            const size_t start = out.size();
-            if (!encoder.Encode(line, readable, &out, nullptr, &error)) {
-              error.clear();
-              return true;  // rejected during the load already
-            }
-            // Two more fields: the row's input position.
-            auto* count = reinterpret_cast<unsigned char*>(out.data() + start);
-            const uint16_t fields = static_cast<uint16_t>(((count[0] << 8) | count[1]) + 2);
-            count[0] = static_cast<unsigned char>(fields >> 8);
-            count[1] = static_cast<unsigned char>(fields & 0xff);
-            out.PutI32(4);
-            out.PutU32(source);
-            out.PutI32(8);
-            out.PutU64(line_no);
-            if (out.size() >= (4u << 20)) {
-              sent = send(out.view());
-              out.clear();
-            }
-            return sent;
-          });
+      // Adds the row's input position to the tuple encoded at `start`: two more fields.
+      auto add_position = [&](size_t start, uint64_t line_no) {
+        auto* count = reinterpret_cast<unsigned char*>(out.data() + start);
+        const uint16_t fields = static_cast<uint16_t>(((count[0] << 8) | count[1]) + 2);
+        count[0] = static_cast<unsigned char>(fields >> 8);
+        count[1] = static_cast<unsigned char>(fields & 0xff);
+        out.PutI32(4);
+        out.PutU32(source);
+        out.PutI32(8);
+        out.PutU64(line_no);
+        if (out.size() >= (4u << 20)) {
+          sent = send(out.view());
+          out.clear();
+        }
+        return sent;
+      };
+      if (delimited_) {
+        bool columns_set = false;
+        Status columns_status;
+        std::vector<DelimitedField> kept;
+        read_status = ForEachRecord(options_.inputs[source], ropts, dialect_, entity_, options_.header, options_.strict,
+                                    [&](uint64_t line_no, std::string_view, bool parsed,
+                                        const std::vector<DelimitedField>& fields, const HeaderDecision* columns) {
+                                      if (!columns_set) {
+                                        columns_status = UseColumns(&delimited, columns);
+                                        if (!columns_status.ok()) return false;
+                                        columns_set = true;
+                                      }
+                                      if (!parsed || skip.count({source, line_no}) != 0) return true;
+                                      const size_t start = out.size();
+                                      const std::vector<DelimitedField>* values =
+                                          KeptFields(columns, fields, &kept, &error);
+                                      if (values == nullptr || !delimited.Encode(*values, &out, nullptr, &error))
+                                        return true;  // rejected during the load already
+                                      return add_position(start, line_no);
+                                    });
+        if (read_status.ok()) read_status = columns_status;
+      } else {
+        read_status =
+            ForEachLine(options_.inputs[source], ropts, [&](uint64_t line_no, std::string_view line, size_t readable) {
+              if (skip.count({source, line_no}) != 0) return true;
+              const size_t start = out.size();
+              if (!encoder.Encode(line, readable, &out, nullptr, &error)) {
+                error.clear();
+                return true;  // rejected during the load already
+              }
+              return add_position(start, line_no);
+            });
+      }
       if (!read_status.ok() || !sent) return false;
     }
     pg::AppendCopyTrailer(out);
@@ -704,13 +1027,18 @@ Status Load::RejectDuplicates(const std::vector<DuplicateRow>& duplicates, const
     // Not a structured binding: clang 14 cannot capture those in a lambda.
     const uint32_t source = entry.first;
     const std::set<uint64_t>& want = entry.second;
-    Status s = ForEachLine(options_.inputs[source], ropts, [&](uint64_t line_no, std::string_view line, size_t) {
-      if (want.count(line_no) != 0) {
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        lines[{source, line_no}] = std::string(line);
-      }
+    auto keep = [&](uint64_t line_no, std::string_view raw) {
+      if (want.count(line_no) != 0) lines[{source, line_no}] = std::string(raw);
       return line_no < *want.rbegin();
-    });
+    };
+    Status s = delimited_
+                   ? ForEachRecord(options_.inputs[source], ropts, dialect_, entity_, options_.header, options_.strict,
+                                   [&](uint64_t line_no, std::string_view raw, bool, const std::vector<DelimitedField>&,
+                                       const HeaderDecision*) { return keep(line_no, raw); })
+                   : ForEachLine(options_.inputs[source], ropts, [&](uint64_t line_no, std::string_view line, size_t) {
+                       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+                       return keep(line_no, line);
+                     });
     if (!s.ok()) return s;
   }
   std::string columns;

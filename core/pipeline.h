@@ -1,9 +1,13 @@
-// The load pipeline: NDJSON inputs -> PostgreSQL.
+// The load pipeline: NDJSON, CSV or .tbl inputs -> PostgreSQL.
 //
 //   reader thread --chunks--> parser threads --encoded parts--> COPY sink threads
 //
-// The reader cuts each input into chunks of whole lines; parser threads encode
-// every line into binary COPY tuples (or a reject record); each sink thread owns
+// The reader cuts each input into chunks of whole lines (NDJSON) or whole
+// records (CSV and .tbl, core/delimited_reader.h: never inside a quoted
+// field), and decides whether a delimited input starts with a header; parser
+// threads encode every line or record into binary COPY tuples (RowEncoder,
+// DelimitedEncoder) or a reject record naming the physical line the record
+// starts on; each sink thread owns
 // one PostgreSQL connection and commits batches. Stages are joined by bounded
 // lock-free queues, so a slow stage holds the others back and memory stays
 // bounded whatever the input size. In kNothing/kUpdate modes rows are routed to
@@ -21,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "core/delimited_reader.h"
 #include "core/rejects.h"
 #include "core/row_sink.h"
 #include "core/schema.h"
@@ -31,14 +36,19 @@ namespace nomnom {
 
 struct LoadOptions {
   std::vector<std::string> inputs;  // file paths; "-" is stdin
-  std::string conninfo;             // libpq URL or key=value string ("" = PG* variables)
+  // The inputs' format; kAuto: by their names (ResolveInputFormat: all must
+  // agree). CSV and .tbl loads are flat: no derived entities, no sink_factory
+  // (those carry JSON rows).
+  InputFormat format = InputFormat::kAuto;
+  HeaderMode header = HeaderMode::kAuto;  // CSV and .tbl: is each input's first record a header?
+  std::string conninfo;                   // libpq URL or key=value string ("" = PG* variables)
   ConflictMode mode = ConflictMode::kNothing;
   int jobs = 2;                      // COPY connections
   int parsers = 1;                   // parser threads
   size_t chunk_bytes = 2 << 20;      // input chunk size
   size_t batch_rows = 100000;        // rows per COPY transaction (per connection)
   size_t batch_bytes = 4 << 20;      // encoded bytes per COPY transaction (per connection)
-  size_t max_line_bytes = 16 << 20;  // longer lines are rejected
+  size_t max_line_bytes = 16 << 20;  // longer lines (CSV: records) are rejected
   int64_t max_errors = -1;           // stop when more rows than this are rejected (-1: never)
   // What the caller calls these two limits (e.g. a flag), added to the
   // messages about them; empty: nothing added.
@@ -68,7 +78,7 @@ struct LoadOptions {
 
 // Live counters, updated with relaxed atomics while the load runs.
 struct LoadProgress {
-  std::atomic<uint64_t> rows_read{0};        // non-blank lines seen
+  std::atomic<uint64_t> rows_read{0};        // non-blank lines (CSV, .tbl: records) seen
   std::atomic<uint64_t> rows_committed{0};   // inserted + updated + skipped
   std::atomic<uint64_t> bytes_read{0};       // uncompressed input bytes parsed
   std::atomic<uint64_t> raw_bytes_read{0};   // file bytes read (compressed size for compressed input)

@@ -13,6 +13,8 @@
 #include "core/json_check.h"
 #include "core/ndjson_reader.h"
 #include "core/pg_binary.h"
+#include "core/pg_float4.h"
+#include "core/text_array.h"
 #include "core/utf8.h"
 
 namespace nomnom {
@@ -209,7 +211,11 @@ std::string_view TrimJsonSpace(std::string_view s) {
 }
 
 RowEncoder::RowEncoder(const Entity& entity, RowEncoderOptions options)
-    : entity_(entity), options_(options), slots_(entity.fields.size()), key_patterns_(entity.fields.size()) {
+    : entity_(entity),
+      options_(options),
+      slots_(entity.fields.size()),
+      key_patterns_(entity.fields.size()),
+      arrays_(entity.fields.size()) {
   for (size_t i = 0; i < entity.fields.size(); ++i) {
     const std::string& name = entity.fields[i].InputName();
     KeyPattern& k = key_patterns_[i];
@@ -334,7 +340,8 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
       break;
     }
     case FieldType::kInteger:
-    case FieldType::kBigInt: {
+    case FieldType::kBigInt:
+    case FieldType::kSmallInt: {
       if (type != od::json_type::number) return wrong_type("an integer");
       // Integers take simdjson's fast path; anything else (1.0, 1e3, huge
       // values) is decided exactly from the number's text, never via a double.
@@ -357,6 +364,9 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
       if (f.type == FieldType::kInteger && (v < INT32_MIN || v > INT32_MAX)) {
         return fail(Excerpt(text) + " is out of range for Integer");
       }
+      if (f.type == FieldType::kSmallInt && (v < INT16_MIN || v > INT16_MAX)) {
+        return fail(Excerpt(text) + " is out of range for SmallInt (smallint: -32768 to 32767)");
+      }
       slot.i = v;
       break;
     }
@@ -368,6 +378,30 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
       if (ok && MayHitSimdjsonFractionBug(text)) ok = ParseDoubleSlow(text, &d);
       if (!ok || !std::isfinite(d)) return fail("number " + Excerpt(text) + " is out of double range");
       slot.d = d;
+      break;
+    }
+    case FieldType::kReal: {
+      if (type != od::json_type::number) return wrong_type("a number");
+      double d;  // through simdjson first: it checks the number's syntax
+      const std::string_view text = TrimJsonSpace(value.raw_json_token());
+      if (value.get_double().get(d) != simdjson::SUCCESS && !IsJsonValue(text)) {
+        return fail("invalid number " + Excerpt(text));
+      }
+      const auto v = pg::ParseFloat4(text);
+      if (!v) return fail("number " + Excerpt(text) + " is out of range for Real (float4)");
+      slot.d = *v;
+      break;
+    }
+    case FieldType::kTextArray: {
+      if (type != od::json_type::array) return wrong_type("an array of strings");
+      od::array a;
+      if (auto err = value.get_array().get(a); err) {
+        *error = SyntaxError(err);
+        return false;
+      }
+      std::string why;
+      if (!EncodeTextArray(a, f, &arrays_[index], &why)) return fail(std::move(why));
+      slot.s = arrays_[index];
       break;
     }
     case FieldType::kDecimal: {
@@ -435,7 +469,8 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
       slot.s = s;
       break;
     }
-    case FieldType::kJson: {
+    case FieldType::kJson:
+    case FieldType::kJsonText: {
       std::string_view raw;
       simdjson::error_code err = simdjson::SUCCESS;
       if (type == od::json_type::object) {
@@ -453,6 +488,9 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
         *error = SyntaxError(err);
         return false;
       }
+      // raw_json() of an object or array keeps the whitespace after it: json
+      // (kJsonText) would store it.
+      raw = TrimJsonSpace(raw);
       // On-Demand matched the brackets but did not check the text between.
       if (!IsJsonValue(raw)) return fail("malformed JSON in the value");
       slot.s = raw;
@@ -490,6 +528,30 @@ bool RowEncoder::WriteTuple(size_t line_size, ByteBuffer* out, uint64_t* key_has
       case FieldType::kDate:
         w = PutBigEndian(w, uint32_t{4});
         w = PutBigEndian(w, static_cast<uint32_t>(static_cast<int32_t>(s.i)));
+        break;
+      case FieldType::kSmallInt:
+        w = PutBigEndian(w, uint32_t{2});
+        w = PutBigEndian(w, static_cast<uint16_t>(static_cast<int16_t>(s.i)));
+        break;
+      case FieldType::kReal: {
+        const auto f4 = static_cast<float>(s.d);  // exactly a float: ParseFloat4 made it
+        uint32_t bits;
+        std::memcpy(&bits, &f4, 4);
+        w = PutBigEndian(w, uint32_t{4});
+        w = PutBigEndian(w, bits);
+        break;
+      }
+      case FieldType::kJsonText:
+        w = PutBigEndian(w, static_cast<uint32_t>(s.s.size()));
+        w = CopyBytes(w, s.s);
+        break;
+      case FieldType::kTextArray:
+        // Not bounded by the line's size (an empty string element takes 4
+        // bytes for its 3 of JSON), so appended like a numeric.
+        out->Commit(static_cast<size_t>(w - begin));
+        pg::AppendTextField(*out, s.s);
+        begin = out->Grow(bound);
+        w = begin;
         break;
       case FieldType::kBigInt:
       case FieldType::kDateTime:
@@ -539,10 +601,11 @@ bool RowEncoder::WriteTuple(size_t line_size, ByteBuffer* out, uint64_t* key_has
   for (size_t k : entity_.key_fields) {
     const Slot& s = slots_[k];
     uint64_t part;
-    if (fields[k].type == FieldType::kString || fields[k].type == FieldType::kDecimal ||
-        fields[k].type == FieldType::kJson || fields[k].type == FieldType::kUuid) {
+    const FieldType t = fields[k].type;
+    if (t == FieldType::kString || t == FieldType::kDecimal || t == FieldType::kJson || t == FieldType::kUuid ||
+        t == FieldType::kJsonText || t == FieldType::kTextArray) {
       part = std::hash<std::string_view>{}(s.s);
-    } else if (fields[k].type == FieldType::kFloat) {
+    } else if (t == FieldType::kFloat || t == FieldType::kReal) {
       part = std::hash<double>{}(s.d);
     } else {
       part = std::hash<int64_t>{}(s.i);

@@ -56,8 +56,8 @@ class RowEncoder {
     enum class State : uint8_t { kMissing, kNull, kSet };
     State state = State::kMissing;
     int64_t i = 0;       // Integer, BigInt, Date (days), DateTime (usecs), Boolean
-    double d = 0;        // Float
-    std::string_view s;  // String, Decimal (number text), Json (raw text)
+    double d = 0;        // Float, Real
+    std::string_view s;  // String, Decimal (number text), Json (raw text), TextArray (arrays_[i])
   };
 
   // A field name and its closing quote, for one 16-byte comparison.
@@ -78,6 +78,9 @@ class RowEncoder {
   std::vector<KeyPattern> key_patterns_;
   int next_guess_ = 0;  // fields usually arrive in the same order line after line
   std::string scratch_;
+  // TextArray fields: the array's binary payload (core/text_array.h), one
+  // per field, capacity reused line after line.
+  std::vector<std::string> arrays_;
 };
 
 }  // namespace nomnom

@@ -50,8 +50,21 @@ std::string_view FieldTypeName(FieldType t) {
       return "Json";
     case FieldType::kUuid:
       return "Uuid";
+    case FieldType::kSmallInt:
+      return "SmallInt";
+    case FieldType::kReal:
+      return "Real";
+    case FieldType::kJsonText:
+      return "JsonText";
+    case FieldType::kTextArray:
+      return "TextArray";
   }
   return "?";
+}
+
+std::string_view Field::TypeSpelling() const {
+  if (type == FieldType::kTextArray && array_element_oid == kVarcharOid) return "VarcharArray";
+  return FieldTypeName(type);
 }
 
 Result<FieldType> ParseFieldType(std::string_view name) {
@@ -60,19 +73,23 @@ Result<FieldType> ParseFieldType(std::string_view name) {
     FieldType type;
   };
   static constexpr Alias kAliases[] = {
-      {"String", FieldType::kString},   {"Text", FieldType::kString},       {"Integer", FieldType::kInteger},
-      {"Int", FieldType::kInteger},     {"BigInt", FieldType::kBigInt},     {"Long", FieldType::kBigInt},
-      {"Float", FieldType::kFloat},     {"Double", FieldType::kFloat},      {"Decimal", FieldType::kDecimal},
-      {"Numeric", FieldType::kDecimal}, {"Boolean", FieldType::kBoolean},   {"Bool", FieldType::kBoolean},
-      {"Date", FieldType::kDate},       {"DateTime", FieldType::kDateTime}, {"Timestamp", FieldType::kDateTime},
-      {"Json", FieldType::kJson},       {"Object", FieldType::kJson},       {"Uuid", FieldType::kUuid},
+      {"String", FieldType::kString},       {"Text", FieldType::kString},       {"Integer", FieldType::kInteger},
+      {"Int", FieldType::kInteger},         {"BigInt", FieldType::kBigInt},     {"Long", FieldType::kBigInt},
+      {"Float", FieldType::kFloat},         {"Double", FieldType::kFloat},      {"Decimal", FieldType::kDecimal},
+      {"Numeric", FieldType::kDecimal},     {"Boolean", FieldType::kBoolean},   {"Bool", FieldType::kBoolean},
+      {"Date", FieldType::kDate},           {"DateTime", FieldType::kDateTime}, {"Timestamp", FieldType::kDateTime},
+      {"Json", FieldType::kJson},           {"Object", FieldType::kJson},       {"Uuid", FieldType::kUuid},
+      {"SmallInt", FieldType::kSmallInt},   {"Int2", FieldType::kSmallInt},     {"Short", FieldType::kSmallInt},
+      {"Real", FieldType::kReal},           {"Float4", FieldType::kReal},       {"JsonText", FieldType::kJsonText},
+      {"TextArray", FieldType::kTextArray}, {"Text[]", FieldType::kTextArray},  {"VarcharArray", FieldType::kTextArray},
   };
   for (const auto& a : kAliases) {
     if (EqualsIgnoreCase(a.name, name)) return a.type;
   }
-  return Status::InvalidArgument("unknown field type '" + std::string(name) +
-                                 "' (expected String, Integer, BigInt, Float, Decimal, Boolean, Date, "
-                                 "DateTime, Json, Uuid or Object; List[...] for lists)");
+  return Status::InvalidArgument(
+      "unknown field type '" + std::string(name) +
+      "' (expected String, Integer, BigInt, SmallInt, Float, Real, Decimal, Boolean, Date, "
+      "DateTime, Json, JsonText, Uuid, TextArray, VarcharArray or Object; List[...] for lists)");
 }
 
 std::string Field::PgTypeName() const {
@@ -99,6 +116,15 @@ std::string Field::PgTypeName() const {
       return "jsonb";
     case FieldType::kUuid:
       return "uuid";
+    case FieldType::kSmallInt:
+      return "smallint";
+    case FieldType::kReal:
+      return "real";
+    case FieldType::kJsonText:
+      return "json";
+    case FieldType::kTextArray:
+      if (array_element_oid != kVarcharOid) return "text[]";
+      return max_length > 0 ? "character varying(" + std::to_string(max_length) + ")[]" : "character varying[]";
   }
   return "text";
 }
@@ -216,15 +242,17 @@ bool ParseJsonGet(const std::string& transform, FieldType* type, bool* optional)
 bool GetTypeFits(FieldType get, FieldType col) {
   switch (get) {
     case FieldType::kInteger:
-      return col == FieldType::kInteger || col == FieldType::kBigInt || col == FieldType::kFloat ||
-             col == FieldType::kDecimal || col == FieldType::kJson;
+      return col == FieldType::kInteger || col == FieldType::kBigInt || col == FieldType::kSmallInt ||
+             col == FieldType::kFloat || col == FieldType::kReal || col == FieldType::kDecimal ||
+             col == FieldType::kJson || col == FieldType::kJsonText;
     case FieldType::kFloat:
-      return col == FieldType::kFloat || col == FieldType::kDecimal || col == FieldType::kJson;
+      return col == FieldType::kFloat || col == FieldType::kReal || col == FieldType::kDecimal ||
+             col == FieldType::kJson || col == FieldType::kJsonText;
     case FieldType::kString:
       return col == FieldType::kString || col == FieldType::kDate || col == FieldType::kDateTime ||
-             col == FieldType::kDecimal || col == FieldType::kJson;
+             col == FieldType::kDecimal || col == FieldType::kJson || col == FieldType::kJsonText;
     case FieldType::kBoolean:
-      return col == FieldType::kBoolean || col == FieldType::kJson;
+      return col == FieldType::kBoolean || col == FieldType::kJson || col == FieldType::kJsonText;
     default:
       return true;
   }
@@ -244,6 +272,25 @@ Result<std::pair<uint16_t, uint16_t>> ParsePrecisionScale(const YAML::Node& args
   if (p < 1 || p > 1000) return Status::InvalidArgument(where + " precision must be between 1 and 1000");
   if (s < 0 || s > p) return Status::InvalidArgument(where + " scale must be between 0 and the precision");
   return std::make_pair(static_cast<uint16_t>(p), static_cast<uint16_t>(s));
+}
+
+// Sets f's type from its entity-file spelling `name` (not a List[...]): the
+// element type of "VarcharArray" too.
+Status SetFieldType(Field* f, const std::string& name) {
+  auto type = ParseFieldType(name);
+  if (!type.ok()) return type.status();
+  f->type = *type;
+  const bool varchar =
+      EqualsIgnoreCase(name, "VarcharArray") || (f->type == FieldType::kTextArray && f->max_length > 0);
+  f->array_element_oid = varchar ? kVarcharOid : kTextOid;
+  return Status::Ok();
+}
+
+// A length in args applies to String and to the elements of a TextArray
+// (which are then varchar(n)).
+void SetMaxLength(Field* f, uint32_t n) {
+  f->max_length = n;
+  if (f->type == FieldType::kTextArray) f->array_element_oid = kVarcharOid;
 }
 
 }  // namespace
@@ -382,11 +429,8 @@ Result<Entity> ParseEntity(std::string_view yaml_text, std::string_view origin) 
         if (!EqualsIgnoreCase(inner, "Object") && !ParseFieldType(inner).ok()) {
           return fail(fn["type"], f.name, "type", "unknown list element type '" + inner + "'");
         }
-      } else {
-        auto type = ParseFieldType(f.declared_type);
-        if (!type.ok())
-          return Status::InvalidArgument(Where(origin, fn) + ": field '" + f.name + "': " + type.status().message());
-        f.type = *type;
+      } else if (Status st = SetFieldType(&f, f.declared_type); !st.ok()) {
+        return Status::InvalidArgument(Where(origin, fn) + ": field '" + f.name + "': " + st.message());
       }
       key = "nullable";
       if (fn["nullable"]) f.nullable = fn["nullable"].as<bool>();
@@ -403,10 +447,10 @@ Result<Entity> ParseEntity(std::string_view yaml_text, std::string_view origin) 
       } else if (fn["args"] && fn["args"].IsSequence() && fn["args"].size() > 0) {
         len.reset(fn["args"][0]);
       }
-      if (len && f.type == FieldType::kString) {
+      if (len && (f.type == FieldType::kString || f.type == FieldType::kTextArray)) {
         auto n = ParseLength(len, Where(origin, fn) + ": field '" + f.name + "':");
         if (!n.ok()) return n.status();
-        f.max_length = *n;
+        SetMaxLength(&f, *n);
       }
       if (f.type == FieldType::kDecimal && fn["args"] && fn["args"].IsSequence() && fn["args"].size() > 0) {
         auto ps = ParsePrecisionScale(fn["args"], Where(origin, fn) + ": field '" + f.name + "':");
@@ -502,21 +546,26 @@ Result<Entity> ParseEntity(std::string_view yaml_text, std::string_view origin) 
           if (SplitListType(t, &inner)) {
             it->type = FieldType::kJson;
           } else {
-            auto type = ParseFieldType(t);
-            if (!type.ok()) return fail(o["type"], name, key + ".type", type.status().message());
-            it->type = *type;
+            if (Status st = SetFieldType(&*it, t); !st.ok()) return fail(o["type"], name, key + ".type", st.message());
             if (it->computed.transform == Transform::kJsonGet && !GetTypeFits(it->computed.get_type, it->type)) {
               return fail(o["type"], name, key + ".type",
                           "the field's transform cannot fill a " + std::string(FieldTypeName(it->type)) + " column");
             }
           }
-          if (it->type != FieldType::kString) it->max_length = 0;
+          if (it->type != FieldType::kString && it->type != FieldType::kTextArray) it->max_length = 0;
         }
         if (o["nullable"]) it->nullable = o["nullable"].as<bool>();
-        if (o["args"] && o["args"].IsSequence() && o["args"].size() > 0 && it->type == FieldType::kString) {
+        if (o["args"] && o["args"].IsSequence() && o["args"].size() > 0 &&
+            (it->type == FieldType::kString || it->type == FieldType::kTextArray)) {
           auto n = ParseLength(o["args"][0], Where(origin, o) + ": field '" + name + "':");
           if (!n.ok()) return n.status();
-          it->max_length = *n;
+          SetMaxLength(&*it, *n);
+        }
+        if (o["args"] && o["args"].IsSequence() && o["args"].size() > 0 && it->type == FieldType::kDecimal) {
+          auto ps = ParsePrecisionScale(o["args"], Where(origin, o) + ": field '" + name + "':");
+          if (!ps.ok()) return ps.status();
+          it->precision = ps->first;
+          it->scale = ps->second;
         }
         if (it->computed.optional && !it->nullable) {
           return fail(o, name, key + ".nullable",
@@ -670,6 +719,19 @@ Status ValidateEntitySet(const std::vector<Entity>& entities) {
       return Status::InvalidArgument(ctx + ", key 'repeated_for.entity': no entity '" + e.repeated_for.entity +
                                      "' in this set");
     }
+    // No cycles: following parents ends at an entity that is not derived.
+    std::vector<const Entity*> chain = {&e};
+    for (const Entity* at = parent; at != nullptr;
+         at = at->IsDerived() ? FindEntity(entities, at->repeated_for.entity) : nullptr) {
+      if (std::find(chain.begin(), chain.end(), at) != chain.end()) {
+        std::string names;
+        const size_t from = static_cast<size_t>(std::find(chain.begin(), chain.end(), at) - chain.begin());
+        for (size_t i = from; i < chain.size(); ++i) names += chain[i]->name + " -> ";
+        return Status::InvalidArgument(ctx + ", key 'repeated_for': entities repeat for each other in a cycle (" +
+                                       names + at->name + ")");
+      }
+      chain.push_back(at);
+    }
     const Field* list = parent->FindInput(e.repeated_for.field);
     if (list == nullptr || !list->is_list) {
       return Status::InvalidArgument(ctx + ", key 'repeated_for.field': entity '" + parent->name +
@@ -677,24 +739,23 @@ Status ValidateEntitySet(const std::vector<Entity>& entities) {
     }
     for (const Field& f : e.fields) {
       if (f.computed.transform != Transform::kCopyField) continue;
-      if (!EqualsIgnoreCase(f.computed.source_entity, parent->name)) {
-        return Status::InvalidArgument(ctx + ", field '" + f.name +
-                                       "', key 'computed_from.sources': copy_field copies from the parent '" +
-                                       parent->name + "', not '" + f.computed.source_entity + "'");
+      // The parent or any ancestor (chain[1] is the parent).
+      const Entity* source = nullptr;
+      for (size_t i = 1; i < chain.size() && source == nullptr; ++i) {
+        if (EqualsIgnoreCase(chain[i]->name, f.computed.source_entity)) source = chain[i];
       }
-      const int idx = parent->FieldIndex(f.computed.source_field);
+      if (source == nullptr) {
+        std::string ancestors;
+        for (size_t i = 1; i < chain.size(); ++i) ancestors += (i > 1 ? ", " : "") + ("'" + chain[i]->name + "'");
+        return Status::InvalidArgument(ctx + ", field '" + f.name +
+                                       "', key 'computed_from.sources': copy_field copies from the parent or an "
+                                       "ancestor (" +
+                                       ancestors + "), not '" + f.computed.source_entity + "'");
+      }
+      const int idx = source->FieldIndex(f.computed.source_field);
       if (idx < 0) {
         return Status::InvalidArgument(ctx + ", field '" + f.name + "', key 'computed_from.sources': entity '" +
-                                       parent->name + "' has no column '" + f.computed.source_field + "'");
-      }
-    }
-    // No cycles: following parents ends at a root.
-    const Entity* at = &e;
-    for (size_t steps = 0; at->IsDerived(); ++steps) {
-      at = FindEntity(entities, at->repeated_for.entity);
-      if (at == nullptr) break;
-      if (steps > entities.size()) {
-        return Status::InvalidArgument(ctx + ", key 'repeated_for': entities repeat for each other in a cycle");
+                                       source->name + "' has no column '" + f.computed.source_field + "'");
       }
     }
   }

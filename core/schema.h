@@ -6,8 +6,10 @@
 //     fields:
 //       - name: order_key
 //         type: String          # String Integer BigInt Float Decimal Boolean Date DateTime Json Uuid
+//                               # SmallInt Real JsonText TextArray VarcharArray
 //         args: [255]           # String: VARCHAR(255); without it TEXT
 //                               # Decimal: [15, 2] is NUMERIC(15,2); without it NUMERIC
+//                               # TextArray/VarcharArray: [20] is VARCHAR(20)[]
 //         nullable: false       # default false, as in the seed
 //         doc: Unique order identifier
 //     persistence:
@@ -18,7 +20,8 @@
 // The original system's format is accepted as it is (see core/README.md,
 // "Entity files"): `source_type: root | derived` (and `type: reference`),
 // `repeated_for` (a derived entity gets one row per element of a parent's
-// List[Object] field), `computed_from` (`copy_field` from the parent,
+// List[Object] field; the parent may be derived too, any depth),
+// `computed_from` (`copy_field` from the parent or an ancestor,
 // `json_get_{int,float,string,bool}` and `json_get_optional_*` from the
 // element), the types List[Object], List[String] and Object (jsonb),
 // `persistence.primary_key` (with `autogenerate`: an identity column, and the
@@ -40,10 +43,36 @@
 
 namespace nomnom {
 
-enum class FieldType { kString, kInteger, kBigInt, kFloat, kDecimal, kBoolean, kDate, kDateTime, kJson, kUuid };
+// Column types and their PostgreSQL types: kString text/varchar(n),
+// kInteger integer, kBigInt bigint, kSmallInt smallint (int2), kFloat double
+// precision, kReal real (float4), kDecimal numeric, kBoolean boolean, kDate
+// date, kDateTime timestamptz, kJson jsonb, kJsonText json (the text kept as
+// written), kUuid uuid, kTextArray text[] or varchar(n)[] (a JSON array of
+// strings and nulls; see Field::array_element_oid).
+enum class FieldType {
+  kString,
+  kInteger,
+  kBigInt,
+  kFloat,
+  kDecimal,
+  kBoolean,
+  kDate,
+  kDateTime,
+  kJson,
+  kUuid,
+  kSmallInt,
+  kReal,
+  kJsonText,
+  kTextArray,
+};
+
+// PostgreSQL type oids of the array elements nomnom writes (pg_type.oid).
+inline constexpr uint32_t kTextOid = 25;
+inline constexpr uint32_t kVarcharOid = 1043;
 
 // The entity-file spelling of a type ("String", ...), and its parser (case-insensitive;
-// also accepts a few aliases such as "Int", "Double", "Timestamp").
+// also accepts a few aliases such as "Int", "Double", "Timestamp"; "VarcharArray"
+// and "Text[]" are kTextArray too: ParseEntity sets the element type).
 std::string_view FieldTypeName(FieldType t);
 Result<FieldType> ParseFieldType(std::string_view name);
 
@@ -65,7 +94,11 @@ struct Field {
   std::string name;
   FieldType type = FieldType::kString;
   bool nullable = false;
-  uint32_t max_length = 0;  // String only: VARCHAR(max_length); 0 means TEXT
+  // String: VARCHAR(max_length); TextArray: each element VARCHAR(max_length). 0 means no limit.
+  uint32_t max_length = 0;
+  // TextArray only: the element type, kTextOid (text[]) or kVarcharOid
+  // (varchar[] and varchar(n)[]); PostgreSQL's array_recv refuses any other.
+  uint32_t array_element_oid = kTextOid;
   // Decimal only (`args: [precision, scale]`): NUMERIC(precision, scale); 0 means NUMERIC.
   uint16_t precision = 0;
   uint16_t scale = 0;
@@ -83,6 +116,9 @@ struct Field {
   const std::string& InputName() const { return input_name.empty() ? name : input_name; }
   // The PostgreSQL type as format_type() prints it, e.g. "character varying(255)".
   std::string PgTypeName() const;
+  // The entity-file spelling of the type: FieldTypeName(type), except
+  // "VarcharArray" for a TextArray of varchar elements.
+  std::string_view TypeSpelling() const;
 };
 
 enum class SourceType { kRoot, kDerived, kReference };
@@ -151,8 +187,9 @@ Result<Entity> LoadEntityFile(const std::string& path);
 Result<std::vector<Entity>> LoadEntityDir(const std::string& dir);
 
 // Checks the references between entities: repeated_for names an entity of the
-// set and one of its List[Object] fields; copy_field sources name the parent
-// and one of its columns; no cycles.
+// set (root or derived: any depth) and one of its List fields; copy_field
+// sources name the parent or an ancestor and one of its columns; no cycles
+// (the error names the entities of the cycle: "A -> B -> A").
 Status ValidateEntitySet(const std::vector<Entity>& entities);
 
 // The entities derived from `root` (repeated_for naming it), in the order of

@@ -25,30 +25,10 @@ FILES=(
 )
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/npm_vendor.sh source-path=SCRIPTDIR
+source "$root/scripts/lib/npm_vendor.sh"
 dest="$root/daemon/assets/swagger-ui"
-command -v npm >/dev/null || { echo "fetch-swagger-ui: npm is required (apt-get install npm)" >&2; exit 1; }
-
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-
-(cd "$tmp" && npm pack --silent "swagger-ui-dist@$VERSION" >/dev/null)
-tarball="$tmp/swagger-ui-dist-$VERSION.tgz"
-[[ -f "$tarball" ]] || { echo "fetch-swagger-ui: npm pack produced no $tarball" >&2; exit 1; }
-
-# Check the tarball against the pinned registry integrity (sha512, base64).
-actual="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
-if [[ "$actual" != "$INTEGRITY" ]]; then
-  echo "fetch-swagger-ui: integrity mismatch for swagger-ui-dist@$VERSION" >&2
-  echo "  expected $INTEGRITY" >&2
-  echo "  got      $actual" >&2
-  exit 1
-fi
-
-tar -xzf "$tarball" -C "$tmp"
-mkdir -p "$dest"
-for f in "${FILES[@]}"; do
-  install -m 0644 "$tmp/package/$f" "$dest/$f"
-done
+nn_npm_vendor fetch-swagger-ui swagger-ui-dist "$VERSION" "$INTEGRITY" "$dest" "${FILES[@]}"
 echo "$VERSION" >"$dest/VERSION"
 echo "fetch-swagger-ui: swagger-ui-dist@$VERSION -> ${dest#"$root/"}"
 du -ch "${FILES[@]/#/$dest/}" | tail -1

@@ -19,29 +19,9 @@ FILES=(
 )
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/npm_vendor.sh source-path=SCRIPTDIR
+source "$root/scripts/lib/npm_vendor.sh"
 dest="$root/daemon/assets/dashboard"
-command -v npm >/dev/null || { echo "fetch-uplot: npm is required (apt-get install npm)" >&2; exit 1; }
-
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-
-(cd "$tmp" && npm pack --silent "uplot@$VERSION" >/dev/null)
-tarball="$tmp/uplot-$VERSION.tgz"
-[[ -f "$tarball" ]] || { echo "fetch-uplot: npm pack produced no $tarball" >&2; exit 1; }
-
-# Check the tarball against the pinned registry integrity (sha512, base64).
-actual="sha512-$(openssl dgst -sha512 -binary "$tarball" | base64 -w0)"
-if [[ "$actual" != "$INTEGRITY" ]]; then
-  echo "fetch-uplot: integrity mismatch for uplot@$VERSION" >&2
-  echo "  expected $INTEGRITY" >&2
-  echo "  got      $actual" >&2
-  exit 1
-fi
-
-tar -xzf "$tarball" -C "$tmp"
-mkdir -p "$dest"
-for entry in "${FILES[@]}"; do
-  install -m 0644 "$tmp/package/${entry%%:*}" "$dest/${entry#*:}"
-done
+nn_npm_vendor fetch-uplot uplot "$VERSION" "$INTEGRITY" "$dest" "${FILES[@]}"
 echo "$VERSION" >"$dest/uPlot.VERSION"
 echo "fetch-uplot: uplot@$VERSION -> ${dest#"$root/"}"

@@ -331,6 +331,84 @@ TEST_CASE("each type's payload", "[row_encoder]") {
   }
 }
 
+TEST_CASE("SmallInt, Real, JsonText and TextArray payloads and rejects", "[row_encoder]") {
+  SECTION("SmallInt: int2, range-checked") {
+    const Entity enc_entity = OneField("SmallInt", false);
+    RowEncoder enc(enc_entity, {});
+    CHECK(Only(enc, R"({"v":-32768})") == Be(0x8000, 2));
+    CHECK(Only(enc, R"({"v":32767})") == Be(0x7FFF, 2));
+    CHECK(Only(enc, R"({"v":-1})") == Be(0xFFFF, 2));
+    CHECK(Only(enc, R"({"v":1.0e2})") == Be(100, 2));
+    CHECK_THAT(Reject(enc, R"({"v":32768})"),
+               Contains("field 'v': 32768 is out of range for SmallInt (smallint: -32768 to 32767)"));
+    CHECK_THAT(Reject(enc, R"({"v":-32769})"), Contains("field 'v': -32769 is out of range for SmallInt"));
+    CHECK_THAT(Reject(enc, R"({"v":99999999999999999999})"), Contains("out of range for SmallInt"));
+    CHECK_THAT(Reject(enc, R"({"v":1.5})"), Contains("field 'v': 1.5 is not an integer"));
+    CHECK_THAT(Reject(enc, R"({"v":"1"})"), Contains("field 'v': expected an integer, got string"));
+  }
+  SECTION("Real: float4, correctly rounded; overflow and underflow rejected") {
+    const Entity enc_entity = OneField("Real", false);
+    RowEncoder enc(enc_entity, {});
+    CHECK(Only(enc, R"({"v":1.5})") == Be(0x3FC00000, 4));
+    CHECK(Only(enc, R"({"v":-2})") == Be(0xC0000000, 4));
+    CHECK(Only(enc, R"({"v":0.1})") == Be(0x3DCCCCCD, 4));
+    CHECK(Only(enc, R"({"v":3.4028235e38})") == Be(0x7F7FFFFF, 4));  // FLT_MAX
+    CHECK(Only(enc, R"({"v":1.4e-45})") == Be(0x00000001, 4));       // the smallest denormal
+    CHECK(Only(enc, R"({"v":0})") == Be(0, 4));
+    CHECK(Only(enc, R"({"v":-0.0})") == Be(0x80000000, 4));
+    // Rounded from the text, not through a double: 1.00000005960464477539062500001
+    // is just above the midpoint between 1 and the next float.
+    CHECK(Only(enc, R"({"v":1.00000005960464477539062500001})") == Be(0x3F800001, 4));
+    CHECK_THAT(Reject(enc, R"({"v":3.5e38})"), Contains("field 'v': number 3.5e38 is out of range for Real (float4)"));
+    CHECK_THAT(Reject(enc, R"({"v":-1e39})"), Contains("out of range for Real"));
+    CHECK_THAT(Reject(enc, R"({"v":1e-50})"), Contains("field 'v': number 1e-50 is out of range for Real"));
+    CHECK_THAT(Reject(enc, R"({"v":1e999})"), Contains("out of range for Real"));
+    CHECK_THAT(Reject(enc, R"({"v":"1.5"})"), Contains("field 'v': expected a number, got string"));
+  }
+  SECTION("JsonText: the JSON text as written, without jsonb's version byte") {
+    const Entity enc_entity = OneField("JsonText", false);
+    RowEncoder enc(enc_entity, {});
+    CHECK(Only(enc, R"({"v":{"b" : 1,  "a":[2 ]}})") == std::string(R"({"b" : 1,  "a":[2 ]})"));
+    CHECK(Only(enc, R"({"v":{"a":1}  , "w":2})") == std::string(R"({"a":1})"));
+    CHECK(Only(enc, R"({"v":"s\"q"})") == std::string(R"("s\"q")"));
+    CHECK(Only(enc, R"({"v":12.5e1})") == std::string("12.5e1"));
+    CHECK_THAT(Reject(enc, R"({"v":{"a": tru}})"), Contains("JSON"));
+  }
+  SECTION("TextArray: ndim 1, has-null flag, element oid 25, lower bound 1, elements") {
+    const Entity enc_entity = OneField("TextArray", true);
+    RowEncoder enc(enc_entity, {});
+    const std::string header_one = I32(1) + I32(0) + I32(25);
+    CHECK(Only(enc, R"({"v":["ab","\u00e9"]})") == header_one + I32(2) + I32(1) + I32(2) + "ab" + I32(2) + "\xc3\xa9");
+    CHECK(Only(enc, R"({"v":[null,"NULL",""]})") ==
+          I32(1) + I32(1) + I32(25) + I32(3) + I32(1) + I32(-1) + I32(4) + "NULL" + I32(0));
+    CHECK(Only(enc, R"({"v":[]})") == I32(0) + I32(0) + I32(25));  // array_send of '{}'
+    CHECK(Only(enc, R"({"v":null})") == std::nullopt);
+    // Many empty strings: 4 bytes each for 3 bytes of JSON, more than the line.
+    std::string many = R"({"v":[)";
+    for (int i = 0; i < 1000; ++i) many += i > 0 ? R"(,"")" : R"("")";
+    many += "]}";
+    const Field big = Only(enc, many);
+    REQUIRE(big.has_value());
+    CHECK(big->size() == 20 + 4 * 1000);
+    CHECK_THAT(Reject(enc, R"({"v":["a",1]})"),
+               Contains("field 'v': element 2: expected a string or null, got number"));
+    CHECK_THAT(Reject(enc, R"({"v":[["a"]]})"), Contains("field 'v': element 1: expected a string or null, got array"));
+    CHECK_THAT(Reject(enc, R"({"v":"a"})"), Contains("field 'v': expected an array of strings, got string"));
+    CHECK_THAT(Reject(enc, R"({"v":["a\u0000"]})"), Contains("field 'v': element 1 contains a NUL"));
+    CHECK_THAT(Reject(enc, R"({"v":["a",]})"), Contains("JSON"));
+  }
+  SECTION("VarcharArray with a length: element oid 1043, each element checked") {
+    const Entity enc_entity = OneField("VarcharArray", false, "args: [2]");
+    REQUIRE(enc_entity.fields[0].array_element_oid == nomnom::kVarcharOid);
+    REQUIRE(enc_entity.fields[0].PgTypeName() == "character varying(2)[]");
+    RowEncoder enc(enc_entity, {});
+    CHECK(Only(enc, R"({"v":["\u00e9\u00e9"]})") ==
+          I32(1) + I32(0) + I32(1043) + I32(1) + I32(1) + I32(4) + "\xc3\xa9\xc3\xa9");
+    CHECK_THAT(Reject(enc, R"({"v":["ab","abc"]})"),
+               Contains("field 'v': element 2: string of 3 characters is longer than VARCHAR(2)"));
+  }
+}
+
 TEST_CASE("strings of every length are copied exactly, next to their neighbours", "[row_encoder]") {
   // The encoder copies short strings with fixed-size overlapping moves (one
   // path per length class: 0, 1-3, 4-7, 8-16, 17-32, 33-64, longer); every

@@ -269,6 +269,49 @@ TEST_CASE("an entity set: parents, list fields and copied fields must exist", "[
   }
 }
 
+TEST_CASE("an entity set at depth 2: copy_field from any ancestor, not from others; cycles are named",
+          "[schema][original][deep]") {
+  auto deep = nomnom::LoadEntityDir(nomnom::testing::SourcePath("tests/fixtures/entities-deep"));
+  INFO((deep.ok() ? std::string() : deep.status().message()));
+  REQUIRE(deep.ok());
+  const Entity* root = nomnom::FindEntity(*deep, "Order");
+  REQUIRE(root != nullptr);
+  auto derived = nomnom::DerivedEntities(*deep, *root);
+  REQUIRE(derived.size() == 2);
+  CHECK(derived[0]->name == "OrderLineItem");  // parents before children
+  CHECK(derived[1]->name == "OrderLineItemAdjustment");
+  // The adjustment copies order_key from its grandparent.
+  const Entity& adj = *derived[1];
+  CHECK(adj.fields[0].computed.source_entity == "Order");
+  CHECK(adj.fields[1].computed.source_entity == "OrderLineItem");
+  std::vector<Entity> set = *deep;
+  SECTION("a copy from an entity that is no ancestor") {
+    Entity other = set[0];
+    other.name = "Other";
+    set.push_back(other);
+    for (Entity& e : set) {
+      if (e.name == "OrderLineItemAdjustment") e.fields[0].computed.source_entity = "Other";
+    }
+    auto s = nomnom::ValidateEntitySet(set);
+    REQUIRE_FALSE(s.ok());
+    CHECK_THAT(s.message(), Contains("entity 'OrderLineItemAdjustment'") && Contains("field 'order_key'") &&
+                                Contains("the parent or an ancestor ('OrderLineItem', 'Order'), not 'Other'"));
+  }
+  SECTION("a cycle names its entities") {
+    for (Entity& e : set) {
+      if (e.name == "OrderLineItem") {
+        e.repeated_for.entity = "OrderLineItemAdjustment";
+        e.repeated_for.field = "adjustments";
+      }
+    }
+    auto s = nomnom::ValidateEntitySet(set);
+    REQUIRE_FALSE(s.ok());
+    CHECK_THAT(s.message(),
+               Contains("cycle (OrderLineItem -> OrderLineItemAdjustment -> OrderLineItem)") ||
+                   Contains("cycle (OrderLineItemAdjustment -> OrderLineItem -> OrderLineItemAdjustment)"));
+  }
+}
+
 TEST_CASE("the nested Order targets exactly the bundled Order's table", "[schema][original]") {
   auto flat = nomnom::LoadEntityFile(SourcePath("data/tpch/entities/order.yaml"));
   auto nested = nomnom::LoadEntityDir(SourcePath("data/tpch/entities-nested"));

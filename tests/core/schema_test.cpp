@@ -188,6 +188,63 @@ entity:
   CHECK(f.PgTypeName() == "character varying(10485760)");
 }
 
+TEST_CASE("SmallInt, Real, JsonText, TextArray, VarcharArray and Decimal args", "[schema]") {
+  const Entity e = MustParse(R"(
+entity:
+  name: More
+  fields:
+    - {name: s, type: SmallInt}
+    - {name: r, type: Real}
+    - {name: j, type: JsonText}
+    - {name: t, type: TextArray, nullable: true}
+    - {name: v, type: VarcharArray}
+    - {name: v3, type: VarcharArray, args: [3]}
+    - {name: t5, type: TextArray, args: [5]}
+    - {name: n, type: Decimal, args: [12, 3]}
+    - {name: tags, type: "List[String]", nullable: true}
+    - {name: labels, type: "List[String]"}
+  persistence:
+    field_overrides:
+      - {name: tags, type: TextArray}
+      - {name: labels, type: VarcharArray, args: [8]}
+      - {name: s, type: Decimal, args: [4, 1]}
+)");
+  REQUIRE(e.fields.size() == 10);
+  const std::pair<const char*, const char*> want[] = {
+      {"s", "numeric(4,1)"},
+      {"r", "real"},
+      {"j", "json"},
+      {"t", "text[]"},
+      {"v", "character varying[]"},
+      {"v3", "character varying(3)[]"},
+      {"t5", "character varying(5)[]"},
+      {"n", "numeric(12,3)"},
+      {"tags", "text[]"},
+      {"labels", "character varying(8)[]"},
+  };
+  for (size_t i = 0; i < e.fields.size(); ++i) {
+    INFO("field " << e.fields[i].name);
+    CHECK(e.fields[i].name == want[i].first);
+    CHECK(e.fields[i].PgTypeName() == want[i].second);
+  }
+  CHECK(e.fields[1].type == FieldType::kReal);
+  CHECK(e.fields[2].type == FieldType::kJsonText);
+  CHECK(e.fields[3].array_element_oid == nomnom::kTextOid);
+  CHECK(e.fields[4].array_element_oid == nomnom::kVarcharOid);
+  CHECK(e.fields[4].TypeSpelling() == "VarcharArray");
+  CHECK(e.fields[3].TypeSpelling() == "TextArray");
+  CHECK(e.fields[8].type == FieldType::kTextArray);
+  CHECK(e.fields[8].nullable);
+  const auto small = MustParse("entity:\n  name: S\n  fields:\n    - {name: a, type: SmallInt}\n");
+  CHECK(small.fields[0].PgTypeName() == "smallint");
+  CHECK(small.fields[0].type == FieldType::kSmallInt);
+  for (const char* name :
+       {"SmallInt", "int2", "Short", "Real", "float4", "JsonText", "TextArray", "text[]", "VarcharArray"}) {
+    INFO(name);
+    CHECK(nomnom::ParseFieldType(name).ok());
+  }
+}
+
 TEST_CASE("field type names and aliases", "[schema]") {
   const std::pair<const char*, FieldType> cases[] = {
       {"String", FieldType::kString},     {"string", FieldType::kString},      {"TEXT", FieldType::kString},
@@ -206,7 +263,8 @@ TEST_CASE("field type names and aliases", "[schema]") {
   }
   for (FieldType t :
        {FieldType::kString, FieldType::kInteger, FieldType::kBigInt, FieldType::kFloat, FieldType::kDecimal,
-        FieldType::kBoolean, FieldType::kDate, FieldType::kDateTime, FieldType::kJson}) {
+        FieldType::kBoolean, FieldType::kDate, FieldType::kDateTime, FieldType::kJson, FieldType::kUuid,
+        FieldType::kSmallInt, FieldType::kReal, FieldType::kJsonText, FieldType::kTextArray}) {
     auto back = nomnom::ParseFieldType(nomnom::FieldTypeName(t));
     REQUIRE(back.ok());
     CHECK(*back == t);

@@ -79,3 +79,46 @@ assert_eq "$(json_get published_rows "$(cat "$E2E_TMP/via.json")")" 2 "published
 assert_contains "$(cat "$E2E_TMP/via.err")" "quantity" "the reject names the element's field"
 wait_until "SELECT count(*) FROM orders WHERE order_key LIKE 'v-%'" 2 30 "orders from --via-nats"
 wait_until "SELECT count(*) FROM order_line_items WHERE order_key LIKE 'v-%'" 3 30 "line items from --via-nats"
+
+# --- depth 2 (tests/fixtures/entities-deep): Order -> OrderLineItem -> OrderLineItemAdjustment -----
+# Its Order also targets `orders` (with other columns): a daemon of its own on
+# emptied tables.
+e2e_stop_daemon
+sql "DROP TABLE orders, order_line_items, nomnom_versions_orders"
+e2e_start_daemon --workers 1 --chunk-rows 100 --linger-ms 50 --on-conflict update \
+  --entities "$E2E_ROOT/tests/fixtures/entities-deep"
+deep_rows() {
+  printf '%s\n--\n%s\n--\n%s' \
+    "$(sql "SELECT order_key, customer_key FROM orders ORDER BY 1")" \
+    "$(sql "SELECT order_key, line_number, part_key FROM order_line_items ORDER BY 1, 2")" \
+    "$(sql "SELECT order_key, line_number, adjustment_no, amount, reason FROM order_line_item_adjustments ORDER BY 1, 2, 3")"
+}
+post_json '/ingest/message?entity=Order' \
+  '{"order_key":"d1","customer_key":"c1","line_items":[{"line_number":1,"part_key":"p1","adjustments":[{"no":1,"amount":5,"reason":"promo"},{"no":2,"amount":-1.5}]},{"line_number":2,"part_key":"p2"}]}'
+assert_status 202 "POST a depth-2 order"
+wait_status "$(json_get message_id)" processed 30
+assert_eq "$(deep_rows)" "d1|c1
+--
+d1|1|p1
+d1|2|p2
+--
+d1|1|1|5|promo
+d1|1|2|-1.5|" "depth 2: the rows of all three tables"
+
+post_json '/ingest/message?entity=Order' \
+  '{"order_key":"d2","customer_key":"c","line_items":[{"line_number":1,"part_key":"p","adjustments":[{"no":1,"amount":"x"}]}]}'
+assert_status 400 "POST a depth-2 order with a bad adjustment"
+assert_contains "$(json_get error)" "line_items[0].adjustments[0].amount: expected a number, got string" \
+  "the error names the full path"
+
+# update: the re-sent order replaces its whole subtree.
+post_json '/ingest/message?entity=Order' \
+  '{"order_key":"d1","customer_key":"c1-new","line_items":[{"line_number":2,"part_key":"p2","adjustments":[{"no":1,"amount":9}]}]}'
+assert_status 202 "POST the depth-2 order again"
+wait_status "$(json_get message_id)" processed 30
+assert_eq "$(deep_rows)" "d1|c1-new
+--
+d1|2|p2
+--
+d1|2|1|9|" "depth 2: the re-sent order's subtree replaced"
+assert_eq "$(sql "SELECT count(*) FROM nomnom_dead_letters")" 0 "no dead letters"

@@ -1,7 +1,9 @@
 // libFuzzer harness: NestedEncoder::Encode (core/nested_encoder.h), which
 // encodes one NDJSON line of a root entity into its row and one row per
 // element of the root's List[Object] field (a derived entity with copy_field,
-// json_get_int and json_get_optional_* fields, key (order_key, line)).
+// json_get_int and json_get_optional_* fields, key (order_key, line)), and one
+// row per element of each element's own `adjs` list (depth 2: copies from the
+// grandparent and the parent, key (order_key, line, n)).
 //
 // Input: the first byte picks whether the list is nullable and what follows
 // the line in its buffer (zeros, or the line's own bytes); the rest is the
@@ -10,8 +12,8 @@
 //
 // Invariants: the root tuple is byte for byte the flat RowEncoder's for the
 // same line (and the root is rejected whenever the flat encoder rejects it);
-// every child tuple has the derived entity's field count and starts with the
-// root's order_key field; when nlohmann parses the line as an object with one
+// every child and grandchild tuple has its entity's field count and starts
+// with the root's order_key field; when nlohmann parses the line as an object with one
 // "items" key holding an array of objects, there is one child row per
 // element. On rejection the error is non-empty valid UTF-8 and every output is
 // as it was.
@@ -65,7 +67,26 @@ constexpr std::string_view kItemYaml = R"(entity:
       type: Float
       nullable: true
       computed_from: {transform: json_get_optional_float, sources: [it], args: {field: price}}
+    - {name: adjs, type: "List[Object]", nullable: true}
   persistence: {database: {unicity_fields: [order_key, line]}}
+)";
+
+constexpr std::string_view kSubYaml = R"(entity:
+  name: Sub
+  source_type: derived
+  repeated_for: {entity: Item, field: adjs, each_known_as: s}
+  fields:
+    - name: order_key
+      type: String
+      args: [8]
+      computed_from: {transform: copy_field, sources: [{source: Order, field: order_key}]}
+    - name: line
+      type: Integer
+      computed_from: {transform: copy_field, sources: [{source: Item, field: line}]}
+    - name: n
+      type: Integer
+      computed_from: {transform: json_get_int, sources: [s], args: {field: n}}
+  persistence: {database: {unicity_fields: [order_key, line, n]}}
 )";
 
 Entity Parse(std::string yaml, bool nullable) {
@@ -80,9 +101,10 @@ struct Encoders {
   explicit Encoders(bool nullable)
       : root(Parse(std::string(kRootYaml), nullable)),
         item(Parse(std::string(kItemYaml), nullable)),
+        sub(Parse(std::string(kSubYaml), nullable)),
         flat(root, {}),
-        nested(root, {&item}, {}) {}
-  Entity root, item;
+        nested(root, {&item, &sub}, {}) {}
+  Entity root, item, sub;
   nomnom::RowEncoder flat;
   nomnom::NestedEncoder nested;
 };
@@ -129,21 +151,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string flat_error;
   const bool flat_ok = e.flat.Encode(line, block, &flat_out, nullptr, &flat_error);
 
-  nomnom::ByteBuffer root_out, child_out;
-  std::vector<uint32_t> offsets;
+  nomnom::ByteBuffer root_out, child_out, sub_out;
+  std::vector<uint32_t> offsets, sub_offsets;
   root_out.Append("prefix", 6);  // outputs already hold rows
   child_out.Append("prefix", 6);
+  sub_out.Append("prefix", 6);
   offsets.push_back(0);
+  sub_offsets.push_back(0);
   nomnom::NestedEncoder::Output out;
   out.root = &root_out;
-  out.children = {&child_out};
-  out.child_offsets = {&offsets};
+  out.children = {&child_out, &sub_out};
+  out.child_offsets = {&offsets, &sub_offsets};
   std::string error;
   const bool ok = e.nested.Encode(line, block, out, nullptr, &error);
   if (!ok) {
     FUZZ_CHECK(!error.empty(), "a reject without a reason");
     FUZZ_CHECK(nomnom::fuzz::Utf8Valid(error), "error is not valid UTF-8: " + error);
-    FUZZ_CHECK(root_out.size() == 6 && child_out.size() == 6 && offsets.size() == 1, "a reject left output behind");
+    FUZZ_CHECK(root_out.size() == 6 && child_out.size() == 6 && offsets.size() == 1 && sub_out.size() == 6 &&
+                   sub_offsets.size() == 1,
+               "a reject left output behind");
     return 0;
   }
   FUZZ_CHECK(flat_ok, "nested accepted a line the flat encoder rejects: " + flat_error);
@@ -160,6 +186,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                "child tuple field count");
     FUZZ_CHECK(FirstField(t) == key, "child's order_key is not the root's");
   }
+  for (size_t r = 1; r < sub_offsets.size(); ++r) {
+    const size_t from = sub_offsets[r];
+    const size_t to = r + 1 < sub_offsets.size() ? sub_offsets[r + 1] : sub_out.size();
+    FUZZ_CHECK(from >= 6 && from < to && to <= sub_out.size(), "grandchild offsets out of order");
+    const std::string_view t(sub_out.data() + from, to - from);
+    FUZZ_CHECK(((static_cast<unsigned char>(t[0]) << 8) | static_cast<unsigned char>(t[1])) == 3,
+               "grandchild tuple field count");
+    FUZZ_CHECK(FirstField(t) == key, "grandchild's order_key is not the root's");
+  }
+  FUZZ_CHECK(sub_offsets.size() == 1 || rows > 0, "grandchildren without children");
   // One "items" key (nlohmann keeps the last duplicate, the encoder the first).
   if (Count(line, "\"items\"") == 1 && Count(line, "\\") == 0) {
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);

@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/byte_buffer.h"
 #include "core/ndjson_reader.h"
@@ -57,6 +58,10 @@ entity:
     - {name: day, type: Date}
     - {name: at, type: DateTime}
     - {name: meta, type: Json}
+    - {name: small, type: SmallInt}
+    - {name: ratio, type: Real}
+    - {name: raw, type: JsonText}
+    - {name: tags, type: TextArray}
   persistence:
     database:
       conformant_table: fuzz_strict
@@ -78,6 +83,10 @@ entity:
     - {name: at, type: DateTime, nullable: true}
     - {name: meta, type: Json, nullable: true}
     - {name: a_field_name_longer_than_sixteen_bytes, type: String, args: [1], nullable: true}
+    - {name: small, type: SmallInt, nullable: true}
+    - {name: ratio, type: Real, nullable: true}
+    - {name: raw, type: JsonText, nullable: true}
+    - {name: codes, type: VarcharArray, args: [2], nullable: true}
   persistence:
     database:
       conformant_table: fuzz_nullable
@@ -201,6 +210,83 @@ void CheckField(const nomnom::Field& f, std::string_view payload, const nlohmann
                    "JSON text \"" + Show(payload.substr(1)) + "\" differs from nlohmann's value: " + what);
       }
       break;
+    case FieldType::kSmallInt: {
+      FUZZ_CHECK(payload.size() == 2, "wrong length: " + what);
+      const auto v = static_cast<int16_t>(be(0, 2));
+      if (expected) {
+        FUZZ_CHECK(expected->is_number_integer() && expected->get<int64_t>() == v,
+                   std::to_string(v) + " differs from nlohmann's " + expected->dump() + ": " + what);
+      }
+      break;
+    }
+    case FieldType::kReal: {
+      FUZZ_CHECK(payload.size() == 4, "wrong length: " + what);
+      const auto bits = static_cast<uint32_t>(be(0, 4));
+      float v;
+      std::memcpy(&v, &bits, 4);
+      FUZZ_CHECK(std::isfinite(v), "real is not finite: " + what);
+      if (expected) {
+        // nlohmann reads a double; its float is v or, after double rounding, a neighbour.
+        FUZZ_CHECK(expected->is_number(), "a real from a non-number: " + what);
+        const auto d = static_cast<float>(expected->get<double>());
+        FUZZ_CHECK(d == v || std::nextafter(d, v) == v,
+                   "real " + std::to_string(v) + " differs from nlohmann's " + expected->dump() + ": " + what);
+      }
+      break;
+    }
+    case FieldType::kJsonText:
+      FUZZ_CHECK(!payload.empty(), "empty JSON text: " + what);
+      if (expected) {
+        const auto j = nlohmann::json::parse(payload, nullptr, false);
+        FUZZ_CHECK(!j.is_discarded() && j == *expected,
+                   "JSON text \"" + Show(payload) + "\" differs from nlohmann's value: " + what);
+      }
+      break;
+    case FieldType::kTextArray: {
+      FUZZ_CHECK(payload.size() >= 12, "array too short: " + what);
+      const uint64_t ndim = be(0, 4), flags = be(4, 4), oid = be(8, 4);
+      FUZZ_CHECK(oid == f.array_element_oid, "wrong element type oid: " + what);
+      FUZZ_CHECK(ndim <= 1 && flags <= 1, "bad array header: " + what);
+      std::vector<std::optional<std::string_view>> elements;
+      if (ndim == 1) {
+        FUZZ_CHECK(payload.size() >= 20 && be(16, 4) == 1, "bad array dimension: " + what);
+        const uint64_t count = be(12, 4);
+        FUZZ_CHECK(count > 0, "an empty array with a dimension: " + what);
+        size_t at = 20;
+        for (uint64_t k = 0; k < count; ++k) {
+          FUZZ_CHECK(at + 4 <= payload.size(), "array ends early: " + what);
+          const uint64_t len = be(at, 4);
+          at += 4;
+          if (len == 0xFFFFFFFFU) {
+            elements.emplace_back(std::nullopt);
+            continue;
+          }
+          FUZZ_CHECK(at + len <= payload.size(), "array element ends early: " + what);
+          const std::string_view el = payload.substr(at, len);
+          at += len;
+          FUZZ_CHECK(nomnom::fuzz::Utf8Valid(el) && el.find('\0') == std::string_view::npos,
+                     "bad array element text: " + what);
+          FUZZ_CHECK(f.max_length == 0 || nomnom::pg::Utf8Length(el) <= f.max_length, "element too long: " + what);
+          elements.emplace_back(el);
+        }
+        FUZZ_CHECK(at == payload.size(), "bytes after the array's elements: " + what);
+        bool any_null = false;
+        for (const auto& el : elements) any_null = any_null || !el;
+        FUZZ_CHECK(flags == (any_null ? 1u : 0u), "has-null flag wrong: " + what);
+      } else {
+        FUZZ_CHECK(payload.size() == 12 && flags == 0, "bad empty array: " + what);
+      }
+      if (expected) {
+        FUZZ_CHECK(expected->is_array() && expected->size() == elements.size(), "array size differs: " + what);
+        for (size_t k = 0; k < elements.size(); ++k) {
+          const auto& want = (*expected)[k];
+          FUZZ_CHECK(
+              elements[k] ? want.is_string() && want.get_ref<const std::string&>() == *elements[k] : want.is_null(),
+              "array element " + std::to_string(k + 1) + " differs from nlohmann's: " + what);
+        }
+      }
+      break;
+    }
     case FieldType::kUuid: {
       FUZZ_CHECK(payload.size() == 16, "UUID not 16 bytes: " + what);
       if (expected) {

@@ -107,6 +107,8 @@ TEST_CASE("the YAML of a catalog entity parses back into the same entity", "[cat
   Query(*conn, "CREATE TABLE cat_s." + QuoteIdent(t) +
                    " (\"we\"\"ird: name\" text NOT NULL, code varchar(7) NOT NULL, amount numeric(12,3),"
                    " seen timestamptz, doc jsonb, flag bool NOT NULL, d date, n int4, r float8,"
+                   " small int2, ratio float4, raw json, id uuid, tags text[], codes varchar(3)[] NOT NULL,"
+                   " anycodes varchar[], exact numeric(5,0), plain numeric, big int8,"
                    " PRIMARY KEY (code, \"we\"\"ird: name\"))");
   auto e = EntityFromCatalog(*conn, "cat_s." + t);
   REQUIRE(e.ok());
@@ -123,26 +125,67 @@ TEST_CASE("the YAML of a catalog entity parses back into the same entity", "[cat
     CHECK(back->fields[i].type == e->fields[i].type);
     CHECK(back->fields[i].nullable == e->fields[i].nullable);
     CHECK(back->fields[i].max_length == e->fields[i].max_length);
+    CHECK(back->fields[i].precision == e->fields[i].precision);
+    CHECK(back->fields[i].scale == e->fields[i].scale);
+    CHECK(back->fields[i].array_element_oid == e->fields[i].array_element_oid);
+    // The YAML entity has no pg_type: its own type name must be the column's.
+    CHECK(back->fields[i].pg_type.empty());
+    CHECK(back->fields[i].PgTypeName() == e->fields[i].pg_type);
   }
+  CHECK(e->fields[e->FieldIndex("amount")].precision == 12);
+  CHECK(e->fields[e->FieldIndex("amount")].scale == 3);
+  CHECK(e->fields[e->FieldIndex("exact")].precision == 5);
+  CHECK(e->fields[e->FieldIndex("plain")].precision == 0);
+  CHECK(e->fields[e->FieldIndex("codes")].max_length == 3);
+  CHECK(e->fields[e->FieldIndex("codes")].array_element_oid == kVarcharOid);
+  CHECK(e->fields[e->FieldIndex("tags")].array_element_oid == kTextOid);
+  CHECK(e->fields[e->FieldIndex("anycodes")].array_element_oid == kVarcharOid);
   CHECK(back->key_fields == e->key_fields);
+  // The DDL of the parsed YAML makes a table with the same column types.
+  Entity copy = *back;
+  copy.table = t + "_copy";
+  Query(*conn, copy.CreateTableSql());
+  const std::string types_sql =
+      "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod) || CASE WHEN attnotnull THEN ' NN' "
+      "ELSE '' END, ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT "
+      "attisdropped";
+  auto original = conn->ExecParams(types_sql, {"cat_s." + t});
+  auto made = conn->ExecParams(types_sql, {"cat_s." + t + "_copy"});
+  REQUIRE(original.ok());
+  REQUIRE(made.ok());
+  CHECK(made->rows.at(0).at(0).value_or("") == original->rows.at(0).at(0).value_or("-"));
+  CHECK_THAT(original->rows.at(0).at(0).value_or(""),
+             Catch::Contains("tags text[]") && Catch::Contains("codes character varying(3)[] NN") &&
+                 Catch::Contains("amount numeric(12,3)") && Catch::Contains("small smallint") &&
+                 Catch::Contains("ratio real") && Catch::Contains("raw json"));
   REQUIRE(e->key_fields.size() == 2);
   CHECK(e->fields[e->key_fields[0]].name == "code");
   CHECK(e->fields[e->key_fields[1]].name == "we\"ird: name");
   Query(*conn, "DROP SCHEMA cat_s CASCADE");
 }
 
-TEST_CASE("uuid maps to Uuid; text[] is still refused naming the column", "[catalog]") {
+TEST_CASE("uuid, int2, float4, json and text arrays map to their types; int4[] is refused naming it", "[catalog]") {
   auto conn = Connect();
   const std::string t = UniqueName("cat_uuid");
-  Query(*conn, "CREATE TABLE " + QuoteIdent(t) + " (id uuid PRIMARY KEY, tags text[])");
+  Query(*conn, "CREATE TABLE " + QuoteIdent(t) +
+                   " (id uuid PRIMARY KEY, tags text[], codes varchar(4)[], s int2, r float4, j json, nums int4[])");
   auto e = EntityFromCatalog(*conn, t);
   REQUIRE_FALSE(e.ok());
-  CHECK_THAT(e.status().message(), Catch::Contains("'tags'") && Catch::Contains("text[]"));
-  Query(*conn, "ALTER TABLE " + QuoteIdent(t) + " DROP COLUMN tags");
+  CHECK_THAT(e.status().message(), Catch::Contains("'nums'") && Catch::Contains("integer[]"));
+  Query(*conn, "ALTER TABLE " + QuoteIdent(t) + " DROP COLUMN nums");
   auto ok = EntityFromCatalog(*conn, t);
   REQUIRE(ok.ok());
-  REQUIRE(ok->fields.size() == 1);
+  REQUIRE(ok->fields.size() == 6);
   CHECK(ok->fields[0].type == FieldType::kUuid);
+  CHECK(ok->fields[1].type == FieldType::kTextArray);
+  CHECK(ok->fields[1].array_element_oid == kTextOid);
+  CHECK(ok->fields[1].max_length == 0);
+  CHECK(ok->fields[2].type == FieldType::kTextArray);
+  CHECK(ok->fields[2].array_element_oid == kVarcharOid);
+  CHECK(ok->fields[2].max_length == 4);
+  CHECK(ok->fields[3].type == FieldType::kSmallInt);
+  CHECK(ok->fields[4].type == FieldType::kReal);
+  CHECK(ok->fields[5].type == FieldType::kJsonText);
   REQUIRE(ok->key_fields.size() == 1);
   Query(*conn, "DROP TABLE " + QuoteIdent(t));
 }

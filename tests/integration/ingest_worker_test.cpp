@@ -707,3 +707,125 @@ TEST_CASE("update through workers, nested: an older message committed after a ne
   CHECK(state() == "F 2:new2,4:new4");
   f.db->TryExec("DROP SCHEMA " + QuoteIdent(schema) + " CASCADE");
 }
+
+TEST_CASE("a worker fills three tables from one depth-2 message; a bad grandchild dead-letters its order only",
+          "[worker][nested][deep]") {
+  const ConflictMode mode = GENERATE(ConflictMode::kError, ConflictMode::kNothing, ConflictMode::kUpdate);
+  DYNAMIC_SECTION(ConflictModeName(mode)) {
+    Fixture f;
+    auto entities = LoadEntityDir(SourcePath("tests/fixtures/entities-deep"));
+    REQUIRE(entities.ok());
+    const std::string schema = UniqueName("nnw_deep");
+    REQUIRE_FALSE(f.db->TryExec("CREATE SCHEMA " + QuoteIdent(schema)));
+    const std::string o1 =
+        R"({"order_key":"o1","customer_key":"c1","line_items":[{"line_number":1,"part_key":"p1","adjustments":[)"
+        R"({"no":1,"amount":5,"reason":"promo"},{"no":2,"amount":-1.5}]},{"line_number":2,"part_key":"p2"}]})";
+    const std::string bad =
+        R"({"order_key":"bad","customer_key":"c","line_items":[{"line_number":1,"part_key":"p","adjustments":[)"
+        R"({"no":1,"amount":"x"}]}]})";
+    const std::string o2 =
+        R"({"order_key":"o2","customer_key":"c2","line_items":[{"line_number":1,"part_key":"q1","adjustments":[)"
+        R"({"no":1,"amount":2}]}]})";
+    // o1 again: item 1 and its adjustments gone, item 2 with one.
+    const std::string resent =
+        R"({"order_key":"o1","customer_key":"c1-new","line_items":[{"line_number":2,"part_key":"p2","adjustments":[)"
+        R"({"no":1,"amount":9}]}]})";
+    f.PublishChunk(o1 + "\n" + bad + "\n" + o2 + "\n", "", "Order");
+    f.PublishChunk(resent + "\n", "", "Order");
+    WorkerOptions o = f.Options(1500, 2);
+    o.mode = mode;
+    o.conninfo = WithSearchPath(DatabaseUrl(), schema);
+    IngestWorker w(*f.js, *entities, o);
+    std::atomic<bool> finished{false};
+    std::thread stopper([&] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!finished.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      w.Stop();
+    });
+    REQUIRE(w.Run().ok());
+    finished.store(true);
+    stopper.join();
+    CHECK(w.counters().messages_committed.load() == 2);
+    const std::string q = QuoteIdent(schema) + ".";
+    auto rows = [&](const std::string& sql) {
+      std::vector<std::string> out;
+      for (auto& r : Query(*f.db, sql).rows) out.push_back(r.at(0).value_or("NULL"));
+      return out;
+    };
+    const auto orders = rows("SELECT order_key || ':' || customer_key FROM " + q + "orders ORDER BY 1");
+    const auto items = rows("SELECT order_key || ':' || line_number FROM " + q + "order_line_items ORDER BY 1");
+    const auto adjs = rows("SELECT order_key || ':' || line_number || ':' || adjustment_no || ':' || amount FROM " + q +
+                           "order_line_item_adjustments ORDER BY 1");
+    CHECK_THAT(QueryValue(*f.db, "SELECT string_agg(error, ';') FROM " + q + "nomnom_dead_letters"),
+               Catch::Contains("line_items[0].adjustments[0].amount: expected a number, got string"));
+    if (mode == ConflictMode::kUpdate) {
+      CHECK(w.counters().rows_dead.load() == 1);
+      CHECK(orders == std::vector<std::string>{"o1:c1-new", "o2:c2"});
+      CHECK(items == std::vector<std::string>{"o1:2", "o2:1"});
+      CHECK(adjs == std::vector<std::string>{"o1:2:1:9", "o2:1:1:2"});
+    } else {
+      CHECK(w.counters().rows_dead.load() == (mode == ConflictMode::kError ? 2u : 1u));
+      CHECK(orders == std::vector<std::string>{"o1:c1", "o2:c2"});
+      CHECK(items == std::vector<std::string>{"o1:1", "o1:2", "o2:1"});
+      CHECK(adjs == std::vector<std::string>{"o1:1:1:5", "o1:1:2:-1.5", "o2:1:1:2"});
+    }
+    f.db->TryExec("DROP SCHEMA " + QuoteIdent(schema) + " CASCADE");
+  }
+}
+
+TEST_CASE("update through workers, depth 2: an older message committed after a newer one changes no table",
+          "[worker][nested][deep][update-order]") {
+  Fixture f(2 * 60 * 1000, 120 * 1000);
+  auto entities = LoadEntityDir(SourcePath("tests/fixtures/entities-deep"));
+  REQUIRE(entities.ok());
+  const std::string schema = UniqueName("nnw_deep_order");
+  REQUIRE_FALSE(f.db->TryExec("CREATE SCHEMA " + QuoteIdent(schema)));
+  // The older message: two items with adjustments; the newer: item 2 alone, with none.
+  f.PublishChunk(
+      R"({"order_key":"7","customer_key":"old","line_items":[{"line_number":1,"part_key":"a","adjustments":[)"
+      R"({"no":1,"amount":1},{"no":2,"amount":2}]},{"line_number":2,"part_key":"b","adjustments":[{"no":1,"amount":3}]}]})"
+      "\n",
+      "", "Order");
+  f.PublishChunk(
+      R"({"order_key":"7","customer_key":"new","line_items":[{"line_number":2,"part_key":"b2","adjustments":[]}]})"
+      "\n",
+      "", "Order");
+  auto held = f.js->Fetch(1, 0, 5000);  // the older message, held back
+  REQUIRE(held.ok());
+  REQUIRE(held->size() == 1);
+  WorkerOptions o = f.Options(1500, 3);
+  o.mode = ConflictMode::kUpdate;
+  o.conninfo = WithSearchPath(DatabaseUrl(), schema);
+  auto run = [&] {
+    IngestWorker w(*f.js, *entities, o);
+    std::atomic<bool> finished{false};
+    std::thread stopper([&] {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (!finished.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      w.Stop();
+    });
+    REQUIRE(w.Run().ok());
+    finished.store(true);
+    stopper.join();
+    return w.counters().messages_committed.load();
+  };
+  const std::string q = QuoteIdent(schema) + ".";
+  auto state = [&] {
+    return QueryValue(*f.db,
+                      "SELECT customer_key || ' ' || (SELECT coalesce(string_agg(line_number || ':' || part_key, "
+                      "',' ORDER BY line_number), '-') FROM " +
+                          q + "order_line_items) || ' ' || (SELECT coalesce(string_agg(line_number || '.' || " +
+                          "adjustment_no, ',' ORDER BY line_number, adjustment_no), '-') FROM " + q +
+                          "order_line_item_adjustments) FROM " + q + "orders");
+  };
+  CHECK(run() == 1);
+  CHECK(state() == "new 2:b2 -");
+  REQUIRE((*held)[0]->Nak().ok());
+  CHECK(run() == 1);
+  CHECK(state() == "new 2:b2 -");
+  f.db->TryExec("DROP SCHEMA " + QuoteIdent(schema) + " CASCADE");
+}
