@@ -195,11 +195,15 @@ bool DelimitedEncoder::Encode(const std::vector<DelimitedField>& fields, ByteBuf
             continue;
           }
           break;
+        case FieldType::kSmallInt:
         case FieldType::kFloat:
+        case FieldType::kReal:
         case FieldType::kBoolean:
         case FieldType::kDateTime:
         case FieldType::kUuid:
         case FieldType::kJson:
+        case FieldType::kJsonText:
+        case FieldType::kTextArray:
           break;
       }
     }
