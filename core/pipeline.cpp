@@ -232,6 +232,16 @@ class Load {
   void ParserMain();
   void ParseNested(const ParseTask& task, NestedEncoder* encoder);
   void ParseDelimited(const ParseTask& task, DelimitedParser* parser, DelimitedEncoder* encoder);
+  // A parser's parts for one chunk: one per sink with hash routing, else one
+  // (reserved for the whole chunk).
+  std::vector<std::unique_ptr<EncodedPart>> AcquireParts(const ParseTask& task);
+  // Records a row encoded at `start` of parts[0]'s tuples (no hash routing)
+  // or into `scratch` (hash routing: copied to the part of its key); returns
+  // the part it went to, for its origin.
+  EncodedPart* PlaceRow(const std::vector<std::unique_ptr<EncodedPart>>& parts, const ByteBuffer& scratch, size_t start,
+                        uint64_t key_hash) const;
+  // Counts the chunk's progress and hands its parts to the sinks.
+  void SendParts(const ParseTask& task, uint64_t rows, std::vector<std::unique_ptr<EncodedPart>>* parts);
   void ParserDelimitedMain();
   // Sets the encoder's columns to an input's (null: the entity's fields).
   Status UseColumns(DelimitedEncoder* encoder, const HeaderDecision* columns) const;
@@ -381,6 +391,47 @@ void Load::ReaderMain() {
   parse_queue_.Close();
 }
 
+std::vector<std::unique_ptr<EncodedPart>> Load::AcquireParts(const ParseTask& task) {
+  std::vector<std::unique_ptr<EncodedPart>> parts(hash_routing_ ? sink_queues_.size() : 1);
+  const Chunk& chunk = *task.chunk;
+  for (auto& p : parts) {
+    p = part_pool_->Acquire();  // recycled: its buffers are empty but keep their capacity
+    p->seq = task.seq;
+    p->chunk = task.chunk;
+    if (!hash_routing_) {
+      p->tuples.Reserve(chunk.data.size() + chunk.data.size() / 4);
+      p->offsets.reserve(chunk.line_count);
+      p->origins.reserve(chunk.line_count);
+    }
+  }
+  return parts;
+}
+
+EncodedPart* Load::PlaceRow(const std::vector<std::unique_ptr<EncodedPart>>& parts, const ByteBuffer& scratch,
+                            size_t start, uint64_t key_hash) const {
+  if (!hash_routing_) {
+    // Encoded straight into the one part, at `start`.
+    parts[0]->offsets.push_back(static_cast<uint32_t>(start));
+    return parts[0].get();
+  }
+  EncodedPart* target = parts[(key_hash >> 7) % parts.size()].get();
+  target->offsets.push_back(static_cast<uint32_t>(target->tuples.size()));
+  target->tuples.Append(scratch.data(), scratch.size());
+  return target;
+}
+
+void Load::SendParts(const ParseTask& task, uint64_t rows, std::vector<std::unique_ptr<EncodedPart>>* parts) {
+  const size_t nsinks = sink_queues_.size();
+  progress_->rows_read.fetch_add(rows, std::memory_order_relaxed);
+  progress_->bytes_read.fetch_add(task.chunk->data.size(), std::memory_order_relaxed);
+  if (hash_routing_) {
+    for (size_t i = 0; i < nsinks; ++i) sink_queues_[i]->Push(SinkItem{std::move((*parts)[i])});
+  } else {
+    const size_t q = block_routing_ ? (task.seq / block_chunks_) % nsinks : 0;
+    sink_queues_[q]->Push(SinkItem{std::move((*parts)[0])});
+  }
+}
+
 void Load::ParseNested(const ParseTask& task, NestedEncoder* encoder) {
   const size_t nsinks = sink_queues_.size();
   const size_t nchild = options_.derived.size();
@@ -453,14 +504,7 @@ void Load::ParseNested(const ParseTask& task, NestedEncoder* encoder) {
   for (auto& part : parts) {
     for (auto& c : part->children) c->by_parent.push_back(static_cast<uint32_t>(c->rows()));
   }
-  progress_->rows_read.fetch_add(rows, std::memory_order_relaxed);
-  progress_->bytes_read.fetch_add(chunk.data.size(), std::memory_order_relaxed);
-  if (hash_routing_) {
-    for (size_t i = 0; i < nsinks; ++i) sink_queues_[i]->Push(SinkItem{std::move(parts[i])});
-  } else {
-    const size_t q = block_routing_ ? (task.seq / block_chunks_) % nsinks : 0;
-    sink_queues_[q]->Push(SinkItem{std::move(parts[0])});
-  }
+  SendParts(task, rows, &parts);
 }
 
 Status Load::UseColumns(DelimitedEncoder* encoder, const HeaderDecision* columns) const {
@@ -471,19 +515,8 @@ Status Load::UseColumns(DelimitedEncoder* encoder, const HeaderDecision* columns
 }
 
 void Load::ParseDelimited(const ParseTask& task, DelimitedParser* parser, DelimitedEncoder* encoder) {
-  const size_t nsinks = sink_queues_.size();
   const Chunk& chunk = *task.chunk;
-  std::vector<std::unique_ptr<EncodedPart>> parts(hash_routing_ ? nsinks : 1);
-  for (auto& p : parts) {
-    p = part_pool_->Acquire();  // recycled: its buffers are empty but keep their capacity
-    p->seq = task.seq;
-    p->chunk = task.chunk;
-    if (!hash_routing_) {
-      p->tuples.Reserve(chunk.data.size() + chunk.data.size() / 4);
-      p->offsets.reserve(chunk.line_count);
-      p->origins.reserve(chunk.line_count);
-    }
-  }
+  std::vector<std::unique_ptr<EncodedPart>> parts = AcquireParts(task);
   ByteBuffer scratch;
   std::vector<DelimitedField> fields, kept;
   std::string error;
@@ -505,8 +538,7 @@ void Load::ParseDelimited(const ParseTask& task, DelimitedParser* parser, Delimi
           return true;
         }
         uint64_t key_hash = 0;
-        EncodedPart* target = parts[0].get();
-        ByteBuffer* out = hash_routing_ ? &scratch : &target->tuples;
+        ByteBuffer* out = hash_routing_ ? &scratch : &parts[0]->tuples;
         if (hash_routing_) scratch.clear();
         const size_t start = out->size();
         const std::vector<DelimitedField>* values = KeptFields(task.columns.get(), fields, &kept, &error);
@@ -514,24 +546,10 @@ void Load::ParseDelimited(const ParseTask& task, DelimitedParser* parser, Delimi
           Reject(task.source, line, raw, std::move(error));
           return true;
         }
-        if (hash_routing_) {
-          target = parts[(key_hash >> 7) % nsinks].get();
-          target->offsets.push_back(static_cast<uint32_t>(target->tuples.size()));
-          target->tuples.Append(scratch.data(), scratch.size());
-        } else {
-          target->offsets.push_back(static_cast<uint32_t>(start));
-        }
-        target->origins.push_back(RowOrigin{task.source, line, raw});
+        PlaceRow(parts, scratch, start, key_hash)->origins.push_back(RowOrigin{task.source, line, raw});
         return true;
       });
-  progress_->rows_read.fetch_add(rows, std::memory_order_relaxed);
-  progress_->bytes_read.fetch_add(chunk.data.size(), std::memory_order_relaxed);
-  if (hash_routing_) {
-    for (size_t i = 0; i < nsinks; ++i) sink_queues_[i]->Push(SinkItem{std::move(parts[i])});
-  } else {
-    const size_t q = block_routing_ ? (task.seq / block_chunks_) % nsinks : 0;
-    sink_queues_[q]->Push(SinkItem{std::move(parts[0])});
-  }
+  SendParts(task, rows, &parts);
 }
 
 void Load::ParserDelimitedMain() {
@@ -572,24 +590,13 @@ void Load::ParserMain() {
     return;
   }
   RowEncoder encoder(entity_, RowEncoderOptions{options_.strict});
-  const size_t nsinks = sink_queues_.size();
   ByteBuffer scratch;
   std::string error;
   ParseTask task;
   while (parse_queue_.Pop(&task)) {
     if (cancelled()) continue;
     const Chunk& chunk = *task.chunk;
-    std::vector<std::unique_ptr<EncodedPart>> parts(hash_routing_ ? nsinks : 1);
-    for (auto& p : parts) {
-      p = part_pool_->Acquire();  // recycled: its buffers are empty but keep their capacity
-      p->seq = task.seq;
-      p->chunk = task.chunk;
-      if (!hash_routing_) {
-        p->tuples.Reserve(chunk.data.size() + chunk.data.size() / 4);
-        p->offsets.reserve(chunk.line_count);
-        p->origins.reserve(chunk.line_count);
-      }
-    }
+    std::vector<std::unique_ptr<EncodedPart>> parts = AcquireParts(task);
     const char* p = chunk.data.data();
     const char* const end = p + chunk.data.size();
     // Bytes after `end` up to the padding are readable (see kChunkPadding).
@@ -606,8 +613,7 @@ void Load::ParserMain() {
       if (line.empty() || ((line[0] == ' ' || line[0] == '\t' || line[0] == '\r') && IsBlank(line))) continue;
       ++rows;
       uint64_t key_hash = 0;
-      EncodedPart* target = parts[0].get();
-      ByteBuffer* out = hash_routing_ ? &scratch : &target->tuples;
+      ByteBuffer* out = hash_routing_ ? &scratch : &parts[0]->tuples;
       if (hash_routing_) scratch.clear();
       const size_t start = out->size();
       if (!encoder.Encode(line, readable, out, hash_routing_ ? &key_hash : nullptr, &error)) {
@@ -617,25 +623,11 @@ void Load::ParserMain() {
         error.clear();
         continue;
       }
-      if (hash_routing_) {
-        target = parts[(key_hash >> 7) % nsinks].get();
-        target->offsets.push_back(static_cast<uint32_t>(target->tuples.size()));
-        target->tuples.Append(scratch.data(), scratch.size());
-      } else {
-        target->offsets.push_back(static_cast<uint32_t>(start));
-      }
       std::string_view raw = line;
       if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
-      target->origins.push_back(RowOrigin{task.source, this_line, raw});
+      PlaceRow(parts, scratch, start, key_hash)->origins.push_back(RowOrigin{task.source, this_line, raw});
     }
-    progress_->rows_read.fetch_add(rows, std::memory_order_relaxed);
-    progress_->bytes_read.fetch_add(chunk.data.size(), std::memory_order_relaxed);
-    if (hash_routing_) {
-      for (size_t i = 0; i < nsinks; ++i) sink_queues_[i]->Push(SinkItem{std::move(parts[i])});
-    } else {
-      const size_t q = block_routing_ ? (task.seq / block_chunks_) % nsinks : 0;
-      sink_queues_[q]->Push(SinkItem{std::move(parts[0])});
-    }
+    SendParts(task, rows, &parts);
   }
   // The last parser out tells the sinks that no more parts will come.
   if (parsers_running_.fetch_sub(1) == 1) {
