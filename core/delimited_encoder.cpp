@@ -140,9 +140,14 @@ bool DelimitedEncoder::Encode(const std::vector<DelimitedField>& fields, ByteBuf
   size_t bound = 2 + 20 * columns_.size();
   for (const DelimitedField& v : fields) bound += v.value.size();
   char* begin = out->Grow(bound);
+  size_t base = out->size();  // where `begin` is in *out
   char* w = PutBigEndian(begin, static_cast<uint16_t>(columns_.size()));
   static constexpr DelimitedField kNull{{}, true};
+  // With key_hash: where each field's bytes start in *out (the key is hashed
+  // from its encoded bytes, so 1 and 01 in an Integer key route alike).
+  if (key_hash != nullptr) field_start_.resize(columns_.size() + 1);
   for (size_t i = 0; i < columns_.size(); ++i) {
+    if (key_hash != nullptr) field_start_[i] = base + static_cast<size_t>(w - begin);
     const Column& f = columns_[i];
     const int c = f.input;
     const DelimitedField& v = c < 0 ? kNull : fields[static_cast<size_t>(c)];
@@ -215,14 +220,15 @@ bool DelimitedEncoder::Encode(const std::vector<DelimitedField>& fields, ByteBuf
       return false;
     }
     begin = out->Grow(bound);  // still room for every field left
+    base = out->size();
     w = begin;
   }
   out->Commit(static_cast<size_t>(w - begin));
   if (key_hash != nullptr) {
+    field_start_[columns_.size()] = out->size();
     uint64_t h = 0xCBF29CE484222325ULL;
     for (size_t k : entity_.key_fields) {
-      const int c = input_of_field_[k];
-      h = Fnv1a(h, c < 0 ? std::string_view() : fields[static_cast<size_t>(c)].value);
+      h = Fnv1a(h, std::string_view(out->data() + field_start_[k], field_start_[k + 1] - field_start_[k]));
     }
     *key_hash = entity_.key_fields.empty() ? 0 : h;
   }

@@ -37,7 +37,8 @@ class DelimitedEncoder {
   bool IsEntityHeader(const std::vector<DelimitedField>& fields) const;
 
   // Appends the tuple to *out and returns true, setting *key_hash (unless
-  // null) to a hash of the unicity fields' values. On rejection returns false
+  // null) to a hash of the unicity fields' encoded values (so equal values
+  // written differently, 1 and 01 in an Integer, hash alike). On rejection returns false
   // with *error set and *out unchanged.
   bool Encode(const std::vector<DelimitedField>& fields, ByteBuffer* out, uint64_t* key_hash, std::string* error);
 
@@ -56,7 +57,8 @@ class DelimitedEncoder {
   const Entity& entity_;
   std::vector<int> input_of_field_;  // field index -> input column (-1: none, NULL)
   size_t input_columns_ = 0;
-  std::vector<Column> columns_;  // per field, in entity order
+  std::vector<Column> columns_;      // per field, in entity order
+  std::vector<size_t> field_start_;  // Encode's scratch: each field's offset in the output, then its end
 };
 
 }  // namespace nomnom

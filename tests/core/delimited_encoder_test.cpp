@@ -171,3 +171,31 @@ TEST_CASE("a Uuid column in CSV encodes like the NDJSON encoder's, and a bad UUI
   CHECK_THAT(error, Contains("column 1") && Contains("UUID"));
   CHECK(a.size() == good);
 }
+
+TEST_CASE("a key hashes by its encoded value: 1 and 01 route alike, 1 and 2 apart", "[delimited]") {
+  auto e = nomnom::ParseEntity(R"(entity:
+  name: Item
+  fields:
+    - { name: label, type: String, nullable: true }
+    - { name: k, type: Integer, nullable: false }
+    - { name: d, type: Date, nullable: false }
+  persistence:
+    database: { conformant_table: items, unicity_fields: [k, d] }
+)",
+                               "items.yaml");
+  REQUIRE(e.ok());
+  DelimitedEncoder enc(*e);
+  std::string error;
+  auto hash = [&](std::string_view label, std::string_view k, std::string_view d) {
+    ByteBuffer out;
+    out.Append("prefix");  // the tuple need not start the buffer
+    uint64_t h = 0;
+    REQUIRE(enc.Encode({{label, label.empty()}, {k, false}, {d, false}}, &out, &h, &error));
+    return h;
+  };
+  const uint64_t one = hash("a", "1", "2024-01-05");
+  CHECK(hash("b", "01", "2024-01-05") == one);  // same key, other text and another label
+  CHECK(hash("", "+1", "2024-01-05") == one);   // a NULL label, a sign
+  CHECK(hash("a", "2", "2024-01-05") != one);   // another key
+  CHECK(hash("a", "1", "2024-01-06") != one);   // the second key field counts
+}
