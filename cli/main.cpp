@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -432,6 +433,26 @@ struct GenArgs {
   std::string table;  // set: `gen tpch TABLE` through WriteTpchTable
 };
 
+// Runs `write` on --output (a file, created or truncated; "-" is stdout) and
+// turns the outcome into gen's exit code.
+int WriteGenOutput(const std::string& output, const std::function<Status(std::FILE*)>& write) {
+  std::FILE* out = stdout;
+  if (output != "-") {
+    out = std::fopen(output.c_str(), "wb");
+    if (out == nullptr) {
+      PrintError(Status::Io("cannot open " + output + ": " + std::strerror(errno)));
+      return kExitFatal;
+    }
+  }
+  Status s = write(out);
+  if (out != stdout && std::fclose(out) != 0 && s.ok()) s = Status::Io("cannot write " + output);
+  if (!s.ok()) {
+    PrintError(s);
+    return kExitFatal;
+  }
+  return kExitOk;
+}
+
 int RunGenTableCommand(const GenArgs& a) {
   auto table = ParseTpchTable(a.table);
   auto format = ParseTpchTextFormat(a.format);
@@ -454,21 +475,7 @@ int RunGenTableCommand(const GenArgs& a) {
     PrintError(s);
     return kExitUsage;
   }
-  std::FILE* out = stdout;
-  if (a.output != "-") {
-    out = std::fopen(a.output.c_str(), "wb");
-    if (out == nullptr) {
-      PrintError(Status::Io("cannot open " + a.output + ": " + std::strerror(errno)));
-      return kExitFatal;
-    }
-  }
-  Status s = WriteTpchTable(opts, out);
-  if (out != stdout && std::fclose(out) != 0 && s.ok()) s = Status::Io("cannot write " + a.output);
-  if (!s.ok()) {
-    PrintError(s);
-    return kExitFatal;
-  }
-  return kExitOk;
+  return WriteGenOutput(a.output, [&opts](std::FILE* out) { return WriteTpchTable(opts, out); });
 }
 
 int RunGenCommand(const GenArgs& a) {
@@ -489,21 +496,7 @@ int RunGenCommand(const GenArgs& a) {
     PrintError(s);
     return kExitUsage;
   }
-  std::FILE* out = stdout;
-  if (a.output != "-") {
-    out = std::fopen(a.output.c_str(), "wb");
-    if (out == nullptr) {
-      PrintError(Status::Io("cannot open " + a.output + ": " + std::strerror(errno)));
-      return kExitFatal;
-    }
-  }
-  Status s = WriteTpchOrders(opts, out);
-  if (out != stdout && std::fclose(out) != 0 && s.ok()) s = Status::Io("cannot write " + a.output);
-  if (!s.ok()) {
-    PrintError(s);
-    return kExitFatal;
-  }
-  return kExitOk;
+  return WriteGenOutput(a.output, [&opts](std::FILE* out) { return WriteTpchOrders(opts, out); });
 }
 
 struct WorkerArgs {

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "core/bounded_queue.h"
+#include "core/chunk_writer.h"
 #include "core/copy_sink.h"
 #include "core/delimited_encoder.h"
 #include "core/delimited_parser.h"
@@ -194,20 +195,14 @@ Status ForEachLine(const std::string& path, const NdjsonReaderOptions& ropts, Fn
     auto more = (*reader)->Next(&chunk);
     if (!more.ok()) return more.status();
     if (!*more) return Status::Ok();
-    const char* p = chunk.data.data();
-    const char* const end = p + chunk.data.size();
-    const char* const readable_end = end + kChunkPadding;
-    uint64_t line_no = chunk.first_line;
-    while (p < end) {
-      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-      if (nl == nullptr) nl = end;
-      std::string_view line(p, static_cast<size_t>(nl - p));
-      const size_t readable = static_cast<size_t>(readable_end - p);
-      p = nl + 1;
-      const uint64_t this_line = line_no++;
-      if (line.empty() || IsBlank(line)) continue;
-      if (!fn(this_line, line, readable)) return Status::Ok();
-    }
+    bool stopped = false;
+    ForEachPaddedLine(std::string_view(chunk.data.data(), chunk.data.size() + kChunkPadding), chunk.data.size(),
+                      [&](std::string_view line, uint64_t n, size_t readable) {
+                        if (line.empty() || IsBlank(line)) return true;
+                        stopped = !fn(chunk.first_line + n - 1, line, readable);
+                        return !stopped;
+                      });
+    if (stopped) return Status::Ok();
   }
 }
 
@@ -458,49 +453,42 @@ void Load::ParseNested(const ParseTask& task, NestedEncoder* encoder) {
     out.child_offsets.push_back(&child_offsets[d]);
   }
   std::string error;
-  const char* p = chunk.data.data();
-  const char* const end = p + chunk.data.size();
-  const char* const readable_end = end + kChunkPadding;
-  uint64_t line_no = chunk.first_line;
   uint64_t rows = 0;
-  while (p < end) {
-    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-    if (nl == nullptr) nl = end;
-    std::string_view line(p, static_cast<size_t>(nl - p));
-    const size_t readable = static_cast<size_t>(readable_end - p);
-    p = nl + 1;
-    const uint64_t this_line = line_no++;
-    if (line.empty() || IsBlank(line)) continue;
-    ++rows;
-    std::string_view raw = line;
-    if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
-    root.clear();
-    for (size_t d = 0; d < nchild; ++d) {
-      child[d].clear();
-      child_offsets[d].clear();
-    }
-    uint64_t key_hash = 0;
-    if (!encoder->Encode(line, readable, out, hash_routing_ ? &key_hash : nullptr, &error)) {
-      Reject(task.source, this_line, raw, std::move(error));
-      error.clear();
-      continue;
-    }
-    EncodedPart* target = parts[hash_routing_ ? (key_hash >> 7) % nsinks : 0].get();
-    const RowOrigin origin{task.source, this_line, raw};
-    for (size_t d = 0; d < nchild; ++d) {
-      EncodedPart& c = *target->children[d];
-      c.by_parent.push_back(static_cast<uint32_t>(c.rows()));
-      const uint32_t base = static_cast<uint32_t>(c.tuples.size());
-      for (uint32_t off : child_offsets[d]) {
-        c.offsets.push_back(base + off);
-        c.origins.push_back(origin);
-      }
-      c.tuples.Append(child[d].data(), child[d].size());
-    }
-    target->offsets.push_back(static_cast<uint32_t>(target->tuples.size()));
-    target->tuples.Append(root.data(), root.size());
-    target->origins.push_back(origin);
-  }
+  ForEachPaddedLine(std::string_view(chunk.data.data(), chunk.data.size() + kChunkPadding), chunk.data.size(),
+                    [&](std::string_view line, uint64_t n, size_t readable) {
+                      const uint64_t this_line = chunk.first_line + n - 1;
+                      if (line.empty() || IsBlank(line)) return true;
+                      ++rows;
+                      std::string_view raw = line;
+                      if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
+                      root.clear();
+                      for (size_t d = 0; d < nchild; ++d) {
+                        child[d].clear();
+                        child_offsets[d].clear();
+                      }
+                      uint64_t key_hash = 0;
+                      if (!encoder->Encode(line, readable, out, hash_routing_ ? &key_hash : nullptr, &error)) {
+                        Reject(task.source, this_line, raw, std::move(error));
+                        error.clear();
+                        return true;
+                      }
+                      EncodedPart* target = parts[hash_routing_ ? (key_hash >> 7) % nsinks : 0].get();
+                      const RowOrigin origin{task.source, this_line, raw};
+                      for (size_t d = 0; d < nchild; ++d) {
+                        EncodedPart& c = *target->children[d];
+                        c.by_parent.push_back(static_cast<uint32_t>(c.rows()));
+                        const uint32_t base = static_cast<uint32_t>(c.tuples.size());
+                        for (uint32_t off : child_offsets[d]) {
+                          c.offsets.push_back(base + off);
+                          c.origins.push_back(origin);
+                        }
+                        c.tuples.Append(child[d].data(), child[d].size());
+                      }
+                      target->offsets.push_back(static_cast<uint32_t>(target->tuples.size()));
+                      target->tuples.Append(root.data(), root.size());
+                      target->origins.push_back(origin);
+                      return true;
+                    });
   for (auto& part : parts) {
     for (auto& c : part->children) c->by_parent.push_back(static_cast<uint32_t>(c->rows()));
   }
@@ -597,36 +585,29 @@ void Load::ParserMain() {
     if (cancelled()) continue;
     const Chunk& chunk = *task.chunk;
     std::vector<std::unique_ptr<EncodedPart>> parts = AcquireParts(task);
-    const char* p = chunk.data.data();
-    const char* const end = p + chunk.data.size();
-    // Bytes after `end` up to the padding are readable (see kChunkPadding).
-    const char* const readable_end = end + kChunkPadding;
-    uint64_t line_no = chunk.first_line;
     uint64_t rows = 0;
-    while (p < end) {
-      const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-      if (nl == nullptr) nl = end;
-      std::string_view line(p, static_cast<size_t>(nl - p));
-      const size_t readable = static_cast<size_t>(readable_end - p);
-      p = nl + 1;
-      const uint64_t this_line = line_no++;
-      if (line.empty() || ((line[0] == ' ' || line[0] == '\t' || line[0] == '\r') && IsBlank(line))) continue;
-      ++rows;
-      uint64_t key_hash = 0;
-      ByteBuffer* out = hash_routing_ ? &scratch : &parts[0]->tuples;
-      if (hash_routing_) scratch.clear();
-      const size_t start = out->size();
-      if (!encoder.Encode(line, readable, out, hash_routing_ ? &key_hash : nullptr, &error)) {
-        std::string_view raw = line;
-        if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
-        Reject(task.source, this_line, raw, std::move(error));
-        error.clear();
-        continue;
-      }
-      std::string_view raw = line;
-      if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
-      PlaceRow(parts, scratch, start, key_hash)->origins.push_back(RowOrigin{task.source, this_line, raw});
-    }
+    ForEachPaddedLine(
+        std::string_view(chunk.data.data(), chunk.data.size() + kChunkPadding), chunk.data.size(),
+        [&](std::string_view line, uint64_t n, size_t readable) {
+          const uint64_t this_line = chunk.first_line + n - 1;
+          if (line.empty() || ((line[0] == ' ' || line[0] == '\t' || line[0] == '\r') && IsBlank(line))) return true;
+          ++rows;
+          uint64_t key_hash = 0;
+          ByteBuffer* out = hash_routing_ ? &scratch : &parts[0]->tuples;
+          if (hash_routing_) scratch.clear();
+          const size_t start = out->size();
+          if (!encoder.Encode(line, readable, out, hash_routing_ ? &key_hash : nullptr, &error)) {
+            std::string_view raw = line;
+            if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
+            Reject(task.source, this_line, raw, std::move(error));
+            error.clear();
+            return true;
+          }
+          std::string_view raw = line;
+          if (!raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
+          PlaceRow(parts, scratch, start, key_hash)->origins.push_back(RowOrigin{task.source, this_line, raw});
+          return true;
+        });
     SendParts(task, rows, &parts);
   }
   // The last parser out tells the sinks that no more parts will come.
