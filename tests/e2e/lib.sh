@@ -222,6 +222,29 @@ e2e_start_worker() {
   E2E_PIDS+=("$WORKER_PID")
 }
 
+# e2e_worker_killed_at NAME KILL_AT WORKER_OPTS...: starts `nomnom worker`
+# NAME and SIGKILLs it as soon as nomnom_ledger holds KILL_AT chunks; fails
+# when the worker exits first or has not got there within 60 s. Sets
+# KILLED_AT to the ledger's chunk count after the kill.
+KILLED_AT=""
+e2e_worker_killed_at() {
+  local name=$1 kill_at=$2 pid done_chunks deadline=$((SECONDS + 60))
+  shift 2
+  e2e_start_worker "$name" "$@"
+  pid=$WORKER_PID
+  while :; do
+    done_chunks=$(sql "SELECT count(*) FROM nomnom_ledger" 2>/dev/null || echo 0)
+    [ "$done_chunks" -lt "$kill_at" ] || break
+    kill -0 "$pid" 2>/dev/null || e2e_fail "$name exited early: $(cat "$E2E_TMP/$name.log")"
+    [ "$SECONDS" -lt "$deadline" ] || e2e_fail "$name committed only $done_chunks chunks in 60 s"
+    sleep 0.02
+  done
+  kill -KILL "$pid"
+  wait "$pid" 2>/dev/null || true
+  e2e_forget_pid "$pid"
+  KILLED_AT=$(sql "SELECT count(*) FROM nomnom_ledger")
+}
+
 # e2e_wait_pid PID TIMEOUT WHAT: waits for a background process to exit;
 # sets WAIT_RC. Fails when it still runs after TIMEOUT seconds.
 WAIT_RC=""

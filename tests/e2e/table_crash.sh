@@ -90,21 +90,8 @@ pending=$(nats_consumer num_ack_pending)
 assert_cmp "$pending" -gt 0 "chunks fetched by worker-0 and left unacked (redelivered after the ack wait)"
 
 # Worker 1: killed -9 once part of the chunks are committed.
-e2e_start_worker worker-1 "${ack[@]}" --fetch-batch 4
-first=$WORKER_PID
-kill_at=$((chunks / 5))
-deadline=$((SECONDS + 60))
-while :; do
-  done_chunks=$(sql "SELECT count(*) FROM nomnom_ledger" 2>/dev/null || echo 0)
-  [ "$done_chunks" -lt "$kill_at" ] || break
-  kill -0 "$first" 2>/dev/null || e2e_fail "worker-1 exited early: $(cat "$E2E_TMP/worker-1.log")"
-  [ "$SECONDS" -lt "$deadline" ] || e2e_fail "worker-1 committed only $done_chunks chunks in 60 s"
-  sleep 0.02
-done
-kill -KILL "$first"
-wait "$first" 2>/dev/null || true
-e2e_forget_pid "$first"
-at_kill=$(sql "SELECT count(*) FROM nomnom_ledger")
+e2e_worker_killed_at worker-1 $((chunks / 5)) "${ack[@]}" --fetch-batch 4
+at_kill=$KILLED_AT
 rows_at_kill=$(sql "SELECT count(*) FROM hand.events")
 e2e_log "worker-1 killed with $at_kill of $chunks chunks ($rows_at_kill rows) committed"
 assert_cmp "$at_kill" -lt "$chunks" "chunks committed when worker-1 was killed (the kill came mid-run)"
