@@ -15,11 +15,22 @@ NN_NATS_PID=""
 nn_log() { printf '[nomnom] %s\n' "$*" >&2; }
 
 # Prints a TCP port on 127.0.0.1 that nothing listens on now.
+# Ports are picked below the kernel's ephemeral range (ip_local_port_range),
+# where outgoing connections of other processes (tests running in parallel)
+# cannot take them between the pick and the bind, and never twice in one
+# shell (a file lists those handed out, since callers run this in $(...)).
+NN_PORTS_GIVEN="${NN_PORTS_GIVEN:-$(mktemp -t nomnom-ports.XXXXXX)}"
+export NN_PORTS_GIVEN
 nn_free_port() {
-  local port
-  for _ in $(seq 1 200); do
-    port=$((20000 + RANDOM % 40000))
+  local port low=10000 high=32767 eph
+  if read -r eph _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null && [ "$eph" -gt 11000 ]; then
+    high=$((eph - 1))
+  fi
+  for _ in $(seq 1 400); do
+    port=$((low + (RANDOM * 32768 + RANDOM) % (high - low + 1)))
+    grep -qx "$port" "$NN_PORTS_GIVEN" 2>/dev/null && continue
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port" >>"$NN_PORTS_GIVEN"
       echo "$port"
       return 0
     fi
