@@ -194,6 +194,20 @@ Status CopySink::Prepare() {
     }
     merge_sql_ = "INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + only_new_parents +
                  " ON CONFLICT (" + keys + ") DO NOTHING";
+    merge_count_in_row_ = !options_.mark_existing_roots_table.empty();
+    if (merge_count_in_row_) {
+      // What ON CONFLICT skipped was there before or was inserted by a
+      // transaction this one waited for: either way not this batch's root.
+      std::string inserted;
+      for (size_t k : entity_.key_fields) {
+        const std::string col = QuoteIdent(entity_.fields[k].name);
+        inserted += " AND ins." + col + " = r." + col;
+      }
+      merge_sql_ = "WITH ins AS (" + merge_sql_ + " RETURNING " + keys + "), mark AS (UPDATE " +
+                   options_.mark_existing_roots_table +
+                   " r SET nomnom_existed = true WHERE NOT EXISTS (SELECT 1 FROM ins WHERE true" + inserted +
+                   ")) SELECT count(*) FROM ins";
+    }
   } else {
     if (!root_match.empty()) {
       // The rows of the batch's roots that the batch no longer has; with
@@ -430,7 +444,9 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
     if (auto err = conn_->TryExec("TRUNCATE pg_temp." + QuoteIdent(options_.staging_table))) return err;
   }
   if (mode_ == ConflictMode::kNothing) {
-    const uint64_t inserted = std::strtoull(merged.command_tuples.c_str(), nullptr, 10);
+    const uint64_t inserted = std::strtoull(
+        merge_count_in_row_ ? merged.rows.at(0).at(0).value_or("0").c_str() : merged.command_tuples.c_str(), nullptr,
+        10);
     result->inserted += inserted;
     result->skipped += rows - inserted;
   } else {

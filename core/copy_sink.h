@@ -100,6 +100,12 @@ struct CopySinkOptions {
   // subtree, also when its list is now empty or absent), except for a root
   // whose applied version is newer than the line's message.
   std::string roots_table;
+  // Nested loads in kNothing, for the root entity: the same session table.
+  // The merge marks there (nomnom_existed) every staged root key it did not
+  // insert itself, whether the key was in the table before the batch or a
+  // concurrent transaction inserted it while this one waited for it, so the
+  // derived tables get rows only for roots this batch inserted.
+  std::string mark_existing_roots_table;
 };
 
 // The quoted, qualified name of the version table of an entity's table.
@@ -190,6 +196,7 @@ class CopySink {
   std::string parent_guard_sql_;   // derived entities: drops staged rows older than their parent's version
   bool version_table_ready_ = false;
   bool sequenced_ = false;           // the current batch carries stream sequences
+  bool merge_count_in_row_ = false;  // kNothing merge is a statement returning its insert count
   bool roots_sequenced_ = false;     // the batch's roots do (roots_table)
   ByteBuffer seq_tuples_;            // the batch's tuples with the sequence field
   std::vector<size_t> seq_offsets_;  // start of row i in seq_tuples_; [total] = end

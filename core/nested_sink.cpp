@@ -81,6 +81,7 @@ Result<std::unique_ptr<NestedSink>> NestedSink::Create(std::unique_ptr<PgConnect
   std::sort(sink->root_keys_.begin(), sink->root_keys_.end());
   std::vector<std::string> root_key_names;
   for (size_t k : sink->root_keys_) root_key_names.push_back(root.fields[k].name);
+  std::vector<CopySinkOptions> table_options;
   for (size_t t = 0; t < sink->entities_.size(); ++t) {
     const Entity& e = *sink->entities_[t];
     CopySinkOptions o = options;
@@ -112,11 +113,18 @@ Result<std::unique_ptr<NestedSink>> NestedSink::Create(std::unique_ptr<PgConnect
         }
       }
     }
-    auto s = CopySink::CreateShared(sink->conn_.get(), e, mode, o);
+    table_options.push_back(std::move(o));
+  }
+  // The roots table exists before the sinks, whose statements name it.
+  if (Status s = sink->PrepareRoots(); !s.ok()) return s;
+  if (sink->roots_ && mode == ConflictMode::kNothing) {
+    table_options[0].mark_existing_roots_table = "pg_temp." + QuoteIdent(kRootsTable);
+  }
+  for (size_t t = 0; t < sink->entities_.size(); ++t) {
+    auto s = CopySink::CreateShared(sink->conn_.get(), *sink->entities_[t], mode, table_options[t]);
     if (!s.ok()) return s.status();
     sink->sinks_.push_back(std::move(s).value());
   }
-  if (Status s = sink->PrepareRoots(); !s.ok()) return s;
   return sink;
 }
 
@@ -133,13 +141,6 @@ Status NestedSink::PrepareRoots() {
     return ToStatus(*err, "cannot create the staging table of root keys");
   }
   roots_copy_sql_ = "COPY " + table + " (" + keys + ", nomnom_stream_seq) FROM STDIN (FORMAT binary)";
-  std::string match;
-  for (size_t k : root_keys_) {
-    const std::string c = QuoteIdent(root.fields[k].name);
-    match += " AND t." + c + " = r." + c;
-  }
-  roots_existed_sql_ = "UPDATE " + table + " r SET nomnom_existed = EXISTS (SELECT 1 FROM " + root.QualifiedTable() +
-                       " t WHERE true" + match + ")";
   return Status::Ok();
 }
 
@@ -184,9 +185,8 @@ std::optional<PgError> NestedSink::LoadRoots(size_t lo, size_t hi, bool whole_ba
   }
   pg::AppendCopyTrailer(roots_tuples_);
   uint64_t copied = 0;
-  if (auto err = conn_->CopyIn(roots_copy_sql_, {roots_tuples_.view()}, &copied)) return err;
-  if (mode_ == ConflictMode::kNothing) return conn_->TryExec(roots_existed_sql_);
-  return std::nullopt;
+  // kNothing: the root's merge marks the roots it did not insert (nomnom_existed).
+  return conn_->CopyIn(roots_copy_sql_, {roots_tuples_.view()}, &copied);
 }
 
 std::optional<PgError> NestedSink::LoadLines(size_t lo, size_t hi, bool whole_batch,

@@ -91,7 +91,6 @@ class NestedSink : public RowSink {
   bool roots_ = false;             // some derived table follows rules by the root's key
   std::vector<size_t> root_keys_;  // the root's key fields, in table order
   std::string roots_copy_sql_;
-  std::string roots_existed_sql_;  // kNothing: marks the roots that are in their table already
   ByteBuffer roots_tuples_;
   bool sequenced_ = false;  // the batch's rows carry stream sequences (kUpdate)
 };

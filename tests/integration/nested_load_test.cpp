@@ -4,6 +4,9 @@
 // (update replaces an order's line items, nothing keeps them).
 #include <catch2/catch.hpp>
 
+#include <chrono>
+#include <thread>
+
 #include "tests/integration/cli_test_helpers.h"
 
 using namespace nomnom;
@@ -268,6 +271,47 @@ TEST_CASE("conflict modes per table: update replaces an order's line items, noth
     CHECK(Items(*conn, "o1") == std::vector<std::string>{"1|a", "2|b", "3|c"});
     CHECK(Items(*conn, "o3") == std::vector<std::string>{"1|n"});
   }
+}
+
+TEST_CASE("nothing: an order a concurrent transaction inserts keeps that transaction's line items",
+          "[cli][nested][conflict]") {
+  // The load's root insert waits for the other transaction's uncommitted row
+  // with the same key and then skips it: none of the load's items for that
+  // order may be added to the other transaction's. (Deciding "the order is
+  // new" before the insert added item 2 here.)
+  Schema schema;
+  TempDir dir;
+  REQUIRE(LoadNested(schema, dir.Write("seed.ndjson", Line(NestedOrder("seed", {Item(1, "s")})))).exit_code == 0);
+  auto conn = schema.Conn();
+  auto other = schema.Conn();
+  Query(*other, "BEGIN");
+  Query(*other, std::string("INSERT INTO orders (") + kOrderColumns + ") SELECT 'k'" +
+                    std::string(kOrderColumns).substr(std::string(kOrderColumns).find(',')) +
+                    " FROM orders WHERE order_key = 'seed'");
+  Query(*other,
+        "INSERT INTO order_line_items (order_key, line_number, part_key, supplier_key, quantity, extended_price)"
+        " VALUES ('k', 1, 'theirs', 'S', 1, 1)");
+  const std::string path = dir.Write("k.ndjson", Line(NestedOrder("k", {Item(1, "mine1"), Item(2, "mine2")})) +
+                                                     Line(NestedOrder("n", {Item(1, "n")})));
+  CommandResult r;
+  std::thread load([&] { r = LoadNested(schema, path, {"--on-conflict", "nothing"}); });
+  bool waited = false;  // the load is blocked on the other transaction's row
+  for (int i = 0; i < 600 && !waited; ++i) {
+    waited = QueryValue(*conn,
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = "
+                        "current_database() AND pid <> pg_backend_pid()") != "0";
+    if (!waited) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Query(*other, "COMMIT");
+  load.join();
+  REQUIRE(waited);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  json s = Summary(r);
+  CHECK(s["tables"][0]["inserted"] == 1);
+  CHECK(s["tables"][0]["skipped"] == 1);
+  CHECK(Items(*conn, "k") == std::vector<std::string>{"1|theirs"});
+  CHECK(Items(*conn, "n") == std::vector<std::string>{"1|n"});
 }
 
 TEST_CASE("an order repeated in one file: its line items are the winning occurrence's", "[cli][nested][conflict]") {
