@@ -6,6 +6,10 @@
 
 #include <atomic>
 #include <cctype>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -58,16 +62,41 @@ std::shared_ptr<spdlog::logger> Logger() {
 
 }  // namespace
 
-std::string UtcTimestamp() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+namespace {
+
+// "YYYY-MM-DDTHH:MM:SS.mmmZ" of epoch milliseconds ms into buf; its length.
+int FormatUtcMillis(int64_t epoch_ms, char (&buf)[96]) {
+  const std::time_t t = static_cast<std::time_t>(epoch_ms / 1000);
   std::tm tm{};
   gmtime_r(&t, &tm);
+  return std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(epoch_ms % 1000));
+}
+
+int64_t NowEpochMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::string UtcTimestamp() {
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
+  const int n = FormatUtcMillis(NowEpochMillis(), buf);
+  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+}
+
+void AppendUtcTimestamp(std::string* out) {
+  thread_local int64_t cached_ms = -1;
+  thread_local char cached[96];
+  thread_local size_t cached_size = 0;
+  const int64_t now = NowEpochMillis();
+  if (now != cached_ms) {
+    const int n = FormatUtcMillis(now, cached);
+    cached_size = n > 0 ? static_cast<size_t>(n) : 0;
+    cached_ms = now;
+  }
+  out->append(cached, cached_size);
 }
 
 void ConfigureLogging(const LogConfig& config) {

@@ -42,6 +42,9 @@ bool LogEnabled(LogLevel level);
 // The current time as ISO 8601 UTC with milliseconds, "2026-11-28T06:40:00.123Z"
 // (the format of log lines; also used in API answers).
 std::string UtcTimestamp();
+// The same appended to *out, formatted at most once per millisecond per thread
+// (for code that stamps many records at once).
+void AppendUtcTimestamp(std::string* out);
 void LogMessage(LogLevel level, std::string_view message) noexcept;
 
 namespace log_detail {

@@ -127,8 +127,26 @@ void ChunkPublisher::SealLocked(const std::string& entity) {
   auto waiters = std::make_shared<std::vector<Waiter>>(std::move(chunk.waiters));
   Queued q;
   q.msg = MakeChunkMessage(js_.EntitySubject(entity), entity, chunk.batch_id, 0, 1, chunk.rows, std::move(chunk.body));
-  q.done = [waiters, batch_id = chunk.batch_id](const PublishResult& r) {
-    for (const Waiter& w : *waiters) RunCallback(w.done, r, batch_id, w.row);
+  const uint32_t rows = chunk.rows;
+  q.done = [this, waiters, entity, rows, batch_id = chunk.batch_id](const PublishResult& r) {
+    if (r.status.ok() && options_.on_rows_stored) RunCallback(options_.on_rows_stored, entity, batch_id, rows);
+    bool ran = false;
+    auto run = [&] {
+      if (ran) return;
+      ran = true;
+      for (const Waiter& w : *waiters) RunCallback(w.done, r, batch_id, w.row);
+    };
+    if (options_.around_row_callbacks) {
+      try {
+        options_.around_row_callbacks(run);
+        return;
+      } catch (const std::exception& ex) {
+        LogError("publish completion wrapper failed: {}", ex.what());
+      } catch (...) {
+        LogError("publish completion wrapper failed");
+      }
+    }
+    run();
   };
   EnqueueLocked(std::move(q));
 }

@@ -49,6 +49,14 @@ struct ChunkPublisherOptions {
   // would not fit is failed (kAborted, "stream is full") instead of being
   // published (core/stream_space.h says why).
   int64_t stream_max_bytes = 0;
+  // Called once per chunk of AddRow rows that JetStream stored, before the
+  // rows' callbacks (on the same thread; quick, must not throw): for what
+  // is done per chunk rather than per row (counters, status bookkeeping).
+  std::function<void(const std::string& entity, const std::string& batch_id, uint32_t rows)> on_rows_stored;
+  // Runs the row callbacks of one chunk (calls run() exactly once). nomnomd
+  // wraps them in an http::ResponseBatch, so that the rows of a chunk are
+  // answered with one hand-over per io thread. Default: run().
+  std::function<void(const std::function<void()>& run)> around_row_callbacks;
 };
 
 class ChunkPublisher {

@@ -306,6 +306,18 @@ struct StringHash {
 
 class Session;
 
+// The responses held by this thread's ResponseBatch (http_server.h).
+struct DeferredResponse {
+  std::shared_ptr<Session> session;
+  uint64_t seq;
+  Response response;
+};
+struct ResponseBatchState {
+  int depth = 0;
+  std::vector<DeferredResponse> held;
+};
+thread_local ResponseBatchState t_response_batch;
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -327,6 +339,20 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::vector<std::thread> threads;
   size_t next_ioc = 0;  // acceptor's thread only
   uint16_t bound_port = 0;
+
+  // Timeouts: every session has one deadline (its phase's: idle, header,
+  // request, write, linger), checked on its io thread by that thread's sweep
+  // timer every sweep_period, rather than a timer armed and cancelled around
+  // every read and write.
+  struct Sweep {
+    std::optional<net::steady_timer> timer;
+    std::vector<std::weak_ptr<Session>> sessions;  // this io thread's; touched on it only
+  };
+  std::vector<Sweep> sweeps;  // one per io_context
+  Clock::duration sweep_period{};
+  std::atomic<bool> sweep_stop{false};
+  void ArmSweep(size_t i);
+  void SweepSessions(size_t i);
 
   std::atomic<bool> stopping{false};      // graceful stop under way: no keep-alive
   std::atomic<bool> reject_posts{false};  // io threads stopping: drop responses
@@ -363,7 +389,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   }
 
   void DoAccept();
-  void OnAccept(error_code ec, tcp::socket socket);
+  void OnAccept(error_code ec, tcp::socket socket, size_t ioc);
   void RejectConnection(tcp::socket socket);
 };
 
@@ -389,16 +415,16 @@ class SessionStream final : public StreamWriter {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(std::shared_ptr<Server::Impl> impl, tcp::socket&& socket)
-      : impl_(std::move(impl)), stream_(std::move(socket)) {
+  Session(std::shared_ptr<Server::Impl> impl, tcp::socket&& socket, size_t ioc)
+      : impl_(std::move(impl)), socket_(std::move(socket)), ioc_(ioc) {
     error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = socket_.remote_endpoint(ec);
     if (!ec) {
       remote_ = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
       remote_ += ':';
       remote_ += std::to_string(ep.port());
     }
-    stream_.socket().set_option(tcp::no_delay(true), ec);
+    socket_.set_option(tcp::no_delay(true), ec);
   }
 
   ~Session() {
@@ -418,7 +444,16 @@ class Session : public std::enable_shared_from_this<Session> {
       registration_ = impl_->sessions.insert(impl_->sessions.end(), weak_from_this());
       registered_ = true;
     }
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->DoIdle(); });
+    net::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+      self->impl_->sweeps[self->ioc_].sessions.push_back(self);
+      self->DoIdle();
+    });
+  }
+
+  // On the io thread, from its sweep: closes the connection when its
+  // deadline has passed (a pending read or write then fails).
+  void CheckDeadline(Clock::time_point now) {
+    if (phase_ != Phase::kClosed && deadline_ <= now) Close();
   }
 
   // Graceful stop: an idle connection is closed now, one with a request in
@@ -431,12 +466,23 @@ class Session : public std::enable_shared_from_this<Session> {
   // Stop timed out: close whatever this connection is doing.
   void ForceClose() { Close(); }
 
-  // From any thread: answer request number seq.
+  // From any thread: answer request number seq (held by the thread's
+  // ResponseBatch while one is open).
   void PostResponse(uint64_t seq, Response&& response) {
+    ResponseBatchState& batch = t_response_batch;
+    if (batch.depth > 0) {
+      try {
+        // May throw: then posted alone. (Geometric: reserving size() + 1 would copy them all every time.)
+        if (batch.held.size() == batch.held.capacity()) batch.held.reserve(std::max<size_t>(64, 2 * batch.held.size()));
+        batch.held.push_back(DeferredResponse{shared_from_this(), seq, std::move(response)});
+        return;
+      } catch (...) {
+      }
+    }
     Server::Impl& impl = *impl_;
     impl.posting.fetch_add(1);
     if (!impl.reject_posts.load()) {
-      net::dispatch(stream_.get_executor(), [self = shared_from_this(), seq, r = std::move(response)]() mutable {
+      net::dispatch(socket_.get_executor(), [self = shared_from_this(), seq, r = std::move(response)]() mutable {
         self->OnResponse(seq, std::move(r));
       });
     }
@@ -450,7 +496,7 @@ class Session : public std::enable_shared_from_this<Session> {
     impl.posting.fetch_add(1);
     const bool ok = !impl.reject_posts.load();
     if (ok) {
-      net::dispatch(stream_.get_executor(),
+      net::dispatch(socket_.get_executor(),
                     [self = shared_from_this(), d = std::move(data)]() mutable { self->OnStreamData(std::move(d)); });
     }
     impl.posting.fetch_sub(1);
@@ -460,11 +506,26 @@ class Session : public std::enable_shared_from_this<Session> {
     Server::Impl& impl = *impl_;
     impl.posting.fetch_add(1);
     if (!impl.reject_posts.load())
-      net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Close(); });
+      net::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->Close(); });
     impl.posting.fetch_sub(1);
   }
 
-  net::any_io_executor executor() { return stream_.get_executor(); }
+  net::any_io_executor executor() { return socket_.get_executor(); }
+  // The io_context this connection runs on.
+  const void* context() { return &net::query(socket_.get_executor(), net::execution::context); }
+  Server::Impl& impl() { return *impl_; }
+  // On the session's io thread: a held response (ResponseBatch).
+  void Deliver(uint64_t seq, Response&& r) noexcept {
+    try {
+      OnResponse(seq, std::move(r));
+    } catch (const std::exception& e) {
+      impl_->Log(std::string("writing a response failed: ") + e.what());
+      Close();
+    } catch (...) {
+      impl_->Log("writing a response failed");
+      Close();
+    }
+  }
 
  private:
   enum class Phase { kIdle, kReading, kHandling, kWriting, kStreaming, kLingering, kClosed };
@@ -499,8 +560,8 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::kIdle;
     if (stop_requested_ || impl_->stopping.load()) return Close();
     if (buffer_.size() > 0) return DoReadHeader();
-    if (!deadline_set) stream_.expires_after(std::chrono::milliseconds(opts().idle_timeout_ms));
-    stream_.async_read_some(buffer_.prepare(kFirstReadBytes), [self = shared_from_this()](error_code ec, size_t n) {
+    if (!deadline_set) SetDeadlineAfter(std::chrono::milliseconds(opts().idle_timeout_ms));
+    socket_.async_read_some(buffer_.prepare(kFirstReadBytes), [self = shared_from_this()](error_code ec, size_t n) {
       self->buffer_.commit(n);
       if (ec || n == 0) return self->Close();
       self->DoReadHeader();
@@ -526,7 +587,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (ec != bhttp::error::need_more) return OnHeader(ec);
     }
     ArmReadDeadline(std::min(opts().header_timeout_ms, opts().read_timeout_ms));
-    bhttp::async_read_header(stream_, buffer_, *parser_,
+    bhttp::async_read_header(socket_, buffer_, *parser_,
                              [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
   }
 
@@ -535,7 +596,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void ArmReadDeadline(int ms = 0) {
     if (read_deadline_set_) return;
     read_deadline_set_ = true;
-    stream_.expires_at(started_ + std::chrono::milliseconds(ms > 0 ? ms : opts().read_timeout_ms));
+    SetDeadlineAt(started_ + std::chrono::milliseconds(ms > 0 ? ms : opts().read_timeout_ms));
   }
 
   void OnHeader(error_code ec) {
@@ -568,7 +629,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (IEquals(Trim(SV(req[bhttp::field::expect])), "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       ArmReadDeadline();
-      return net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+      return net::async_write(socket_, net::buffer(kContinue.data(), kContinue.size()),
                               [self = shared_from_this()](error_code wec, size_t) {
                                 if (wec) return self->Close();
                                 self->DoReadBody();
@@ -587,7 +648,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (parser_->is_done()) return OnRequest();
     }
     ArmReadDeadline();
-    bhttp::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
+    bhttp::async_read(socket_, buffer_, *parser_, [self = shared_from_this()](error_code ec, size_t) {
       if (self->phase_ == Phase::kClosed) return;
       if (ec) return self->OnReadError(ec);
       self->OnRequest();
@@ -645,6 +706,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnRequest() {
     phase_ = Phase::kHandling;
+    deadline_ = Clock::time_point::max();  // nothing is read or written while the handler works
     auto& msg = parser_->get();
     keep_alive_ = msg.keep_alive();
     version_ = msg.version();
@@ -762,10 +824,10 @@ class Session : public std::enable_shared_from_this<Session> {
     if (head_request_) body = {};
 
     phase_ = Phase::kWriting;
-    stream_.expires_after(std::chrono::milliseconds(opts().idle_timeout_ms));
+    SetDeadlineAfter(std::chrono::milliseconds(opts().idle_timeout_ms));
     std::array<net::const_buffer, 2> buffers{net::buffer(head_.data(), head_.size()),
                                              net::buffer(body.data(), body.size())};
-    net::async_write(stream_, buffers, [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
+    net::async_write(socket_, buffers, [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
   }
 
   void ReportDone() {
@@ -802,8 +864,8 @@ class Session : public std::enable_shared_from_this<Session> {
     AppendExtraHeaders(head_, r.headers);
     head_ += "Connection: close\r\n\r\n";
     phase_ = Phase::kWriting;
-    stream_.expires_after(std::chrono::milliseconds(opts().idle_timeout_ms));
-    net::async_write(stream_, net::buffer(head_.data(), head_.size()),
+    SetDeadlineAfter(std::chrono::milliseconds(opts().idle_timeout_ms));
+    net::async_write(socket_, net::buffer(head_.data(), head_.size()),
                      [self = shared_from_this()](error_code ec, size_t) { self->OnStreamHead(ec); });
   }
 
@@ -815,7 +877,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec || stop_requested_ || impl_->stopping.load()) return Close();
     phase_ = Phase::kStreaming;
     // No deadline: the queue limit cuts off a client that stops reading.
-    stream_.expires_never();
+    deadline_ = Clock::time_point::max();
     writer_ = std::make_shared<SessionStream>(weak_from_this());
     DoStreamRead();
     try {
@@ -832,7 +894,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Reads (and drops) whatever the client sends, to notice it going away.
   void DoStreamRead() {
     buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](error_code ec, size_t) {
+    socket_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](error_code ec, size_t) {
       if (ec || self->phase_ != Phase::kStreaming) return self->Close();
       self->DoStreamRead();
     });
@@ -852,7 +914,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void DoStreamWrite() {
     out_writing_ = true;
     const std::string& front = *out_.front();
-    net::async_write(stream_, net::buffer(front.data(), front.size()),
+    net::async_write(socket_, net::buffer(front.data(), front.size()),
                      [self = shared_from_this()](error_code ec, size_t) {
                        self->out_bytes_ -= self->out_.front()->size();
                        self->out_.pop_front();
@@ -881,14 +943,14 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::kLingering;
     if (stop_requested_ || impl_->stopping.load()) return Close();
     error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    stream_.expires_after(std::chrono::milliseconds(std::min(kLingerMs, opts().read_timeout_ms)));
+    socket_.shutdown(tcp::socket::shutdown_send, ec);
+    SetDeadlineAfter(std::chrono::milliseconds(std::min(kLingerMs, opts().read_timeout_ms)));
     DoDiscard();
   }
 
   void DoDiscard() {
     buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(64 << 10), [self = shared_from_this()](error_code ec, size_t) {
+    socket_.async_read_some(buffer_.prepare(64 << 10), [self = shared_from_this()](error_code ec, size_t) {
       if (ec || self->phase_ == Phase::kClosed) return self->Close();
       self->DoDiscard();
     });
@@ -899,12 +961,17 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = Phase::kClosed;
     if (writer_) writer_->MarkClosed();
     error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
   }
 
   std::shared_ptr<Server::Impl> impl_;
-  beast::tcp_stream stream_;
+  tcp::socket socket_;
+  const size_t ioc_;  // index of the io_context (and sweep) it runs on
+  // When the connection is closed unless the phase moves on (max: never).
+  Clock::time_point deadline_ = Clock::time_point::max();
+  void SetDeadlineAfter(Clock::duration d) { deadline_ = Clock::now() + d; }
+  void SetDeadlineAt(Clock::time_point t) { deadline_ = t; }
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::string remote_;
@@ -949,6 +1016,48 @@ void SessionStream::Close() {
   if (auto s = session_.lock()) s->PostClose();
 }
 
+// Hands held responses over: one post per io_context, each keeping the order
+// in which they were given.
+void HandOver(std::vector<DeferredResponse>& held) noexcept {
+  try {
+    while (!held.empty()) {
+      const void* ctx = held.front().session->context();
+      std::vector<DeferredResponse> group;
+      group.reserve(static_cast<size_t>(std::count_if(
+          held.begin(), held.end(), [ctx](const DeferredResponse& d) { return d.session->context() == ctx; })));
+      // Take this io_context's responses; the others stay, in order, for the next round.
+      size_t keep = 0;
+      for (size_t i = 0; i < held.size(); ++i) {
+        if (held[i].session->context() == ctx) {
+          group.push_back(std::move(held[i]));
+        } else {
+          if (keep != i) held[keep] = std::move(held[i]);
+          ++keep;
+        }
+      }
+      held.resize(keep);
+      Session& first = *group.front().session;
+      Server::Impl& impl = first.impl();
+      struct Posting {  // Stop() waits for posts under way
+        std::atomic<int>& n;
+        explicit Posting(std::atomic<int>& c) : n(c) { n.fetch_add(1); }
+        ~Posting() { n.fetch_sub(1); }
+      } posting(impl.posting);
+      if (!impl.reject_posts.load()) {
+        net::post(first.executor(), [g = std::move(group)]() mutable {
+          for (DeferredResponse& d : g) d.session->Deliver(d.seq, std::move(d.response));
+        });
+      }
+    }
+  } catch (...) {
+    // Out of memory: what is still held goes one by one.
+    for (DeferredResponse& d : held) {
+      if (d.session) d.session->PostResponse(d.seq, std::move(d.response));
+    }
+    held.clear();
+  }
+}
+
 // "host:port", "[v6]:port", ":port".
 Result<tcp::endpoint> ResolveListen(const std::string& listen) {
   std::string host;
@@ -991,13 +1100,27 @@ Result<tcp::endpoint> ResolveListen(const std::string& listen) {
 }  // namespace
 
 // ---------------------------------------------------------------------------
+// ResponseBatch
+
+ResponseBatch::ResponseBatch() noexcept { ++t_response_batch.depth; }
+
+ResponseBatch::~ResponseBatch() {
+  ResponseBatchState& batch = t_response_batch;
+  if (--batch.depth > 0) return;
+  std::vector<DeferredResponse> held;
+  held.swap(batch.held);
+  HandOver(held);
+}
+
+// ---------------------------------------------------------------------------
 // Accepting
 
 void Server::Impl::DoAccept() {
-  net::io_context& target = *iocs[next_ioc++ % iocs.size()];
+  const size_t index = next_ioc++ % iocs.size();
   // Raw this: the acceptor's handlers run on io threads, which Stop() joins
   // while the Server still holds the Impl.
-  acceptor->async_accept(target, [this](error_code ec, tcp::socket socket) { OnAccept(ec, std::move(socket)); });
+  acceptor->async_accept(*iocs[index],
+                         [this, index](error_code ec, tcp::socket socket) { OnAccept(ec, std::move(socket), index); });
 }
 
 // Over the connection limit: a 503 written without reading anything, then the
@@ -1020,7 +1143,7 @@ void Server::Impl::RejectConnection(tcp::socket socket) {
   });
 }
 
-void Server::Impl::OnAccept(error_code ec, tcp::socket socket) {
+void Server::Impl::OnAccept(error_code ec, tcp::socket socket, size_t ioc) {
   if (stopping.load() || !acceptor->is_open()) return;
   if (ec) {
     if (ec == net::error::operation_aborted) return;
@@ -1040,10 +1163,37 @@ void Server::Impl::OnAccept(error_code ec, tcp::socket socket) {
   if (open >= opts.max_connections) {
     RejectConnection(std::move(socket));
   } else {
-    auto session = std::make_shared<Session>(shared_from_this(), std::move(socket));
+    auto session = std::make_shared<Session>(shared_from_this(), std::move(socket), ioc);
     session->Start();
   }
   DoAccept();
+}
+
+// ---------------------------------------------------------------------------
+// Timeouts
+
+void Server::Impl::ArmSweep(size_t i) {
+  if (sweep_stop.load()) return;
+  sweeps[i].timer->expires_after(sweep_period);
+  sweeps[i].timer->async_wait([this, i](error_code ec) {
+    if (ec || sweep_stop.load()) return;
+    SweepSessions(i);
+    ArmSweep(i);
+  });
+}
+
+void Server::Impl::SweepSessions(size_t i) {
+  auto& list = sweeps[i].sessions;
+  const auto now = Clock::now();
+  for (size_t k = 0; k < list.size();) {
+    if (auto s = list[k].lock()) {
+      s->CheckDeadline(now);
+      ++k;
+    } else {
+      list[k] = std::move(list.back());
+      list.pop_back();
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -1158,6 +1308,12 @@ Status Server::Start() {
   }
   impl.acceptor.emplace(*impl.iocs[0]);
   impl.accept_retry.emplace(*impl.iocs[0]);
+  // A deadline is noticed within a quarter of the shortest timeout (10-250 ms).
+  const int shortest =
+      std::min({impl.opts.header_timeout_ms, impl.opts.read_timeout_ms, impl.opts.idle_timeout_ms, kLingerMs});
+  impl.sweep_period = std::chrono::milliseconds(std::clamp(shortest / 4, 10, 250));
+  impl.sweeps.resize(impl.iocs.size());
+  for (size_t i = 0; i < impl.iocs.size(); ++i) impl.sweeps[i].timer.emplace(*impl.iocs[i]);
   auto fail = [&](std::string_view what, const error_code& ec) {
     std::string addr =
         endpoint->address().is_v6() ? "[" + endpoint->address().to_string() + "]" : endpoint->address().to_string();
@@ -1176,6 +1332,7 @@ Status Server::Start() {
   impl.bound_port = impl.acceptor->local_endpoint(ec).port();
 
   net::post(*impl.iocs[0], [&impl] { impl.DoAccept(); });
+  for (size_t i = 0; i < impl.iocs.size(); ++i) net::post(*impl.iocs[i], [&impl, i] { impl.ArmSweep(i); });
   std::lock_guard lock(impl.mu);
   for (auto& ioc : impl.iocs) {
     impl.threads_running++;
@@ -1242,6 +1399,10 @@ void Server::Stop(int timeout_ms) {
   impl.reject_posts.store(true);
   while (impl.posting.load() != 0) std::this_thread::yield();
   for_each_session([](Session& s) { s.ForceClose(); });
+  impl.sweep_stop.store(true);
+  for (size_t i = 0; i < impl.iocs.size(); ++i) {
+    net::post(*impl.iocs[i], [&impl, i] { impl.sweeps[i].timer->cancel(); });
+  }
   for (auto& g : impl.guards) g.reset();
   {
     std::unique_lock lock(impl.mu);

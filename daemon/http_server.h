@@ -85,6 +85,22 @@ struct Response {
 // the response on the session's strand. If every copy of a Responder is
 // destroyed without being called, the client gets a 500.
 using Responder = std::function<void(Response)>;
+
+// While a ResponseBatch lives on a thread, the responses that Responders
+// called on that thread give are collected, and handed to their connections'
+// io threads when it ends: one hand-over (a post and at most one wake-up) per
+// io thread instead of one per response. For code that answers many requests
+// at once, such as a chunk's acknowledgement answering each of its rows.
+// Batches nest (the outermost hands over). Thread-confined: create and
+// destroy it on the same thread, and do not wait there for the responses it
+// holds.
+class ResponseBatch {
+ public:
+  ResponseBatch() noexcept;
+  ~ResponseBatch();
+  ResponseBatch(const ResponseBatch&) = delete;
+  ResponseBatch& operator=(const ResponseBatch&) = delete;
+};
 using Handler = std::function<void(Request&&, Responder)>;
 
 struct ServerOptions {

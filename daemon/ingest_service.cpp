@@ -42,7 +42,8 @@ http::Response Error(int status, const std::string& message) {
 
 // The 202 body of a /ingest/message row, without building a json object:
 // the id (a UUID and a number) and the timestamp need no escaping.
-std::string MessageAccepted(std::string_view batch_id, uint32_t row, std::string_view status, std::string_view ts) {
+// The timestamp is the time of the call.
+std::string MessageAccepted(std::string_view batch_id, uint32_t row, std::string_view status) {
   std::string body;
   body.reserve(128);
   body += R"({"message_id":")";
@@ -50,7 +51,7 @@ std::string MessageAccepted(std::string_view batch_id, uint32_t row, std::string
   body += R"(","status":")";
   body += status;
   body += R"(","timestamp":")";
-  body += ts;
+  AppendUtcTimestamp(&body);
   body += R"("})";
   return body;
 }
@@ -117,10 +118,28 @@ IngestService::IngestService(DaemonConfig config, JetStreamClient& js, MetricsRe
     : config_(std::move(config)),
       js_(js),
       metrics_(metrics),
-      publisher_(js,
-                 ChunkPublisherOptions{ChunkLimits{config_.chunk_max_rows, config_.chunk_max_bytes}, config_.linger_ms,
-                                       config_.max_queued_publish_bytes, js.config().max_bytes},
-                 metrics),
+      publisher_(
+          js,
+          [&] {
+            ChunkPublisherOptions o;
+            o.limits = ChunkLimits{config_.chunk_max_rows, config_.chunk_max_bytes};
+            o.linger_ms = config_.linger_ms;
+            o.max_queued_bytes = config_.max_queued_publish_bytes;
+            o.stream_max_bytes = js.config().max_bytes;
+            // /ingest/message rows: counted and remembered once per chunk.
+            o.on_rows_stored = [this](const std::string& entity, const std::string& batch_id, uint32_t rows) {
+              messages_accepted_.Inc(rows);
+              AddAccepted(entity, rows);
+              pending_.Remember(batch_id, rows, 1);
+            };
+            // A chunk's rows are answered with one hand-over per io thread.
+            o.around_row_callbacks = [](const std::function<void()>& run) {
+              http::ResponseBatch batch;
+              run();
+            };
+            return o;
+          }(),
+          metrics),
       idempotency_(100000, config_.duplicate_window_ms),
       lookups_("status look-ups", config_.lookup_threads, config_.max_queued_lookups),
       health_("health checks", 1, 64),
@@ -144,9 +163,9 @@ IngestService::IngestService(DaemonConfig config, JetStreamClient& js, MetricsRe
   for (const auto& e : config_.entities) entity_counts_.emplace(e.name, std::make_unique<EntityCounts>());
 }
 
-void IngestService::AddAccepted(const Entity& e, uint64_t rows) {
+void IngestService::AddAccepted(std::string_view entity, uint64_t rows) {
   rows_accepted_.Inc(rows);
-  if (auto it = entity_counts_.find(e.name); it != entity_counts_.end()) {
+  if (auto it = entity_counts_.find(entity); it != entity_counts_.end()) {
     it->second->accepted.fetch_add(rows, std::memory_order_relaxed);
   }
 }
@@ -337,14 +356,14 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
       if (!r.duplicate) {
         idempotency_.Remember(cache_key, body_hash);
         messages_accepted_.Inc();
-        AddAccepted(*e, 1);
+        AddAccepted(e->name, 1);
         pending_.Remember(batch_id, 1, 1);
-        respond(Accepted(MessageAccepted(batch_id, 0, "accepted", UtcTimestamp())));
+        respond(Accepted(MessageAccepted(batch_id, 0, "accepted")));
         return;
       }
       duplicates_.Inc();
       if (auto known = idempotency_.BodyHash(cache_key)) {
-        respond(*known == body_hash ? Accepted(MessageAccepted(batch_id, 0, "duplicate", UtcTimestamp()))
+        respond(*known == body_hash ? Accepted(MessageAccepted(batch_id, 0, "duplicate"))
                                     : Error(409, "Idempotency-Key was used with another body"));
         return;
       }
@@ -358,25 +377,22 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
           return;
         }
         if (stored.ok() && stored->has_value()) idempotency_.Remember(cache_key, body_hash);
-        respond(Accepted(MessageAccepted(batch_id, 0, "duplicate", UtcTimestamp())));
+        respond(Accepted(MessageAccepted(batch_id, 0, "duplicate")));
       };
-      if (!lookups_.Submit(check)) respond(Accepted(MessageAccepted(batch_id, 0, "duplicate", UtcTimestamp())));
+      if (!lookups_.Submit(check)) respond(Accepted(MessageAccepted(batch_id, 0, "duplicate")));
     });
     return;
   }
 
-  publisher_.AddRow(
-      e->name, line,
-      [this, e, respond = std::move(respond)](const PublishResult& r, const std::string& batch_id, uint32_t row) {
-        if (!r.status.ok()) {
-          respond(Error(503, "JetStream did not store the message: " + r.status.message()));
-          return;
-        }
-        messages_accepted_.Inc();
-        AddAccepted(*e, 1);
-        pending_.Remember(batch_id, row + 1, 1);
-        respond(Accepted(MessageAccepted(batch_id, row, "accepted", UtcTimestamp())));
-      });
+  publisher_.AddRow(e->name, line,
+                    // Counted and remembered per chunk (on_rows_stored).
+                    [respond = std::move(respond)](const PublishResult& r, const std::string& batch_id, uint32_t row) {
+                      if (!r.status.ok()) {
+                        respond(Error(503, "JetStream did not store the message: " + r.status.message()));
+                        return;
+                      }
+                      respond(Accepted(MessageAccepted(batch_id, row, "accepted")));
+                    });
 }
 
 void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
@@ -485,7 +501,7 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
         j["stored_lines"] = LineRanges(state->stored);
         j["not_stored_lines"] = LineRanges(state->not_stored);
         if (state->rows_stored > 0) {
-          AddAccepted(*state->entity, state->rows_stored);
+          AddAccepted(state->entity->name, state->rows_stored);
           pending_.Remember(state->batch_id, static_cast<uint32_t>(state->rows_stored), state->chunks);
         }
         state->respond(Json(503, j));
@@ -515,7 +531,7 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
       }
       if (!state->key.empty()) idempotency_.Remember(state->key, state->body_hash);
       batches_accepted_.Inc();
-      AddAccepted(*state->entity, state->accepted);
+      AddAccepted(state->entity->name, state->accepted);
       pending_.Remember(state->batch_id, static_cast<uint32_t>(state->accepted), state->chunks);
       state->respond(Json(202, state->response));
     });

@@ -111,7 +111,7 @@ class IngestService {
   void HandleStats(http::Request&& req, http::Responder respond);
   void HandleMetrics(http::Request&& req, http::Responder respond);
   // Rows accepted / rejected by this process's API, in total and per entity.
-  void AddAccepted(const Entity& e, uint64_t rows);
+  void AddAccepted(std::string_view entity, uint64_t rows);
   void AddRejected(const Entity& e, uint64_t rows);
   void RespondStats(const http::Responder& respond, const std::optional<LedgerTotals>& fresh);
 
