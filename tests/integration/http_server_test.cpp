@@ -1340,3 +1340,61 @@ TEST_CASE("http: HEAD on a streaming route gets the head only, no stream", "[htt
   CHECK(c.Request("HEAD", "/events").status == 200);  // the connection is kept
   CHECK(holder->starts == 0);
 }
+
+TEST_CASE("http: responses given inside a ResponseBatch go out when it ends, in order, to every io thread",
+          "[http][batch]") {
+  Server server(TestOptions());  // two io threads: the clients are spread over both
+  std::mutex mu;
+  std::vector<std::pair<int, Responder>> waiting;  // (client number, responder)
+  server.Route("POST", "/n", [&](Request&& req, Responder respond) {
+    std::lock_guard lock(mu);
+    waiting.emplace_back(std::stoi(req.body), std::move(respond));
+  });
+  Start(server);
+  constexpr int kClients = 6;
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<Client>(server.port()));
+    REQUIRE(clients.back()->Send(Client::Format("POST", "/n", std::to_string(i))));
+  }
+  for (int tries = 0; tries < 500; ++tries) {
+    {
+      std::lock_guard lock(mu);
+      if (waiting.size() == kClients) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::vector<std::pair<int, Responder>> all;
+  {
+    std::lock_guard lock(mu);
+    all.swap(waiting);
+  }
+  REQUIRE(all.size() == kClients);
+  std::promise<void> answered, checked;
+  std::thread answerer([&] {
+    nomnom::http::ResponseBatch outer;
+    {
+      nomnom::http::ResponseBatch inner;  // nested: the outer one hands over
+      for (auto& [n, respond] : all) respond(Text("answer " + std::to_string(n)));
+    }
+    answered.set_value();
+    checked.get_future().wait();
+  });
+  answered.get_future().wait();
+  // Held while the outer batch lives...
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (auto& c : clients) {
+    auto early = c->Read(20);
+    INFO((early ? std::to_string(early->status) + " " + early->body : std::string("nothing")));
+    CHECK_FALSE(early.has_value());
+  }
+  checked.set_value();
+  answerer.join();
+  // ...and written once it has ended.
+  for (int i = 0; i < kClients; ++i) {
+    auto r = clients[static_cast<size_t>(i)]->Read(3000);
+    REQUIRE(r.has_value());
+    CHECK(r->status == 200);
+    CHECK(r->body == "answer " + std::to_string(i));
+  }
+}
