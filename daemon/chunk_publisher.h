@@ -43,7 +43,7 @@ namespace nomnom {
 
 struct ChunkPublisherOptions {
   ChunkLimits limits;                           // before the server's max_payload caps max_bytes
-  int linger_ms = 2;                            // how long an open chunk waits for more rows
+  int linger_ms = 1;                            // how long an open chunk waits for more rows
   size_t max_queued_bytes = size_t{256} << 20;  // beyond this, Overloaded()
   // The main stream's max_bytes (0: unchecked): a chunk whose stored record
   // would not fit is failed (kAborted, "stream is full") instead of being

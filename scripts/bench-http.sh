@@ -363,7 +363,7 @@ print_report() {
   echo "Bodies: /ingest/message $message_bytes bytes (one TPC-H order, $message_desc);" \
     "/ingest/batch $batch_bytes bytes ($batch_rows TPC-H orders, the same body every request). MB/s = 202 answers ×" \
     "body bytes / wrk's duration (10^6 bytes). nomnomd: ${nomnomd_args:-no extra options}; its defaults:" \
-    "--http-threads 2, --linger-ms 2, --chunk-rows 1000, --chunk-kb 512, workers --fetch-batch 100." \
+    "--http-threads 2, --linger-ms 1, --chunk-rows 1000, --chunk-kb 512, workers --fetch-batch 100." \
     "Every run: fresh nats-server, table and nomnomd;" \
     "accepted counts checked against wrk's 202s and the stream's stored messages against the published chunks."
   echo
