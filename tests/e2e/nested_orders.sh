@@ -122,3 +122,32 @@ d1|2|p2
 --
 d1|2|1|9|" "depth 2: the re-sent order's subtree replaced"
 assert_eq "$(sql "SELECT count(*) FROM nomnom_dead_letters")" 0 "no dead letters"
+
+# --- depth 2 through nomnom load --via-nats: every level validated before publishing, -----
+# one bad adjustment costs only its order, the daemon's worker fills all three tables.
+cat >"$E2E_TMP/deep.ndjson" <<'NDJSON'
+{"order_key":"v1","customer_key":"cv1","line_items":[{"line_number":1,"part_key":"a","adjustments":[{"no":1,"amount":1.25},{"no":2,"amount":2,"reason":"r"}]},{"line_number":2,"part_key":"b"}]}
+{"order_key":"vbad","customer_key":"c","line_items":[{"line_number":1,"part_key":"p","adjustments":[{"no":1,"amount":"x"}]}]}
+{"order_key":"v2","customer_key":"cv2","line_items":[{"line_number":1,"part_key":"c","adjustments":[{"no":1,"amount":-3}]}]}
+NDJSON
+rc=0
+"$NOMNOM_BIN" load "$E2E_TMP/deep.ndjson" --via-nats --nats "$NATS_URL" --entity Order \
+  --entities "$E2E_ROOT/tests/fixtures/entities-deep" --json >"$E2E_TMP/deep.json" 2>"$E2E_TMP/deep.err" || rc=$?
+assert_eq "$rc" 3 "depth 2 via nats: exit code (one rejected line)"
+assert_eq "$(json_get published_rows "$(cat "$E2E_TMP/deep.json")")" 2 "depth 2 via nats: published rows"
+assert_contains "$(cat "$E2E_TMP/deep.err")" "line_items[0].adjustments[0].amount" \
+  "depth 2 via nats: the reject names the full path"
+wait_until "SELECT count(*) FROM order_line_item_adjustments WHERE order_key LIKE 'v%'" 3 30 \
+  "adjustments from depth 2 via nats"
+assert_eq "$(deep_rows | grep -E '^(v|--)')" "v1|cv1
+v2|cv2
+--
+v1|1|a
+v1|2|b
+v2|1|c
+--
+v1|1|1|1.25|
+v1|1|2|2|r
+v2|1|1|-3|" "depth 2 via nats: the rows of all three tables"
+assert_eq "$(sql "SELECT count(*) FROM orders WHERE order_key = 'vbad'")" 0 "depth 2 via nats: the bad order is nowhere"
+assert_eq "$(sql "SELECT count(*) FROM nomnom_dead_letters")" 0 "no dead letters"
