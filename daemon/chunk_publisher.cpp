@@ -1,5 +1,6 @@
 #include "daemon/chunk_publisher.h"
 
+#include <algorithm>
 #include <memory>
 
 #include "core/ingest_format.h"
@@ -104,6 +105,11 @@ void ChunkPublisher::AddRow(const std::string& entity, std::string_view row, Row
   if (it == open_.end()) {
     it = open_.try_emplace(entity).first;
     it->second.batch_id = NewUuid();
+    // Room for as much as the last chunk held: one allocation per chunk
+    // rather than a doubling series (each large one also makes malloc
+    // consolidate the io thread's freed small blocks).
+    it->second.body.reserve(std::min(limit, last_sealed_bytes_ + last_sealed_bytes_ / 8));
+    it->second.waiters.reserve(last_sealed_rows_ + last_sealed_rows_ / 8);
     it->second.deadline = Clock::now() + std::chrono::milliseconds(options_.linger_ms);
     notify = true;  // the thread must learn the new deadline
   }
@@ -124,6 +130,8 @@ void ChunkPublisher::SealLocked(const std::string& entity) {
   if (it == open_.end()) return;
   OpenChunk chunk = std::move(it->second);
   open_.erase(it);
+  last_sealed_bytes_ = chunk.body.size();
+  last_sealed_rows_ = chunk.rows;
   auto waiters = std::make_shared<std::vector<Waiter>>(std::move(chunk.waiters));
   Queued q;
   q.msg = MakeChunkMessage(js_.EntitySubject(entity), entity, chunk.batch_id, 0, 1, chunk.rows, std::move(chunk.body));

@@ -119,6 +119,8 @@ class ChunkPublisher {
   std::deque<Queued> queue_;               // guarded by mu_
   size_t queued_bytes_ = 0;                // guarded by mu_
   bool stopping_ = false;                  // guarded by mu_
+  size_t last_sealed_bytes_ = 0;           // guarded by mu_: the size of the last AddRow chunk sealed
+  size_t last_sealed_rows_ = 0;            // guarded by mu_
   std::thread thread_;
   StreamSpaceGuard space_;  // publisher thread only
 };

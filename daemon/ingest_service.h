@@ -60,10 +60,10 @@ struct DaemonConfig {
   // ?table= values accepted (as given to --allow-table, and schema.table) ->
   // the name of their entity in `entities` (core/catalog_entity.h).
   std::map<std::string, std::string, std::less<>> allowed_tables;
-  size_t chunk_max_rows = 1000;                 // rows per published chunk
-  size_t chunk_max_bytes = 512 << 10;           // body bytes per chunk (also capped by NATS max_payload)
-  int linger_ms = 1;                            // how long /ingest/message rows wait for company (1: see bench/README.md §5)
-  size_t max_errors_reported = 100;             // per /ingest/batch response
+  size_t chunk_max_rows = 1000;        // rows per published chunk
+  size_t chunk_max_bytes = 512 << 10;  // body bytes per chunk (also capped by NATS max_payload)
+  int linger_ms = 1;                   // how long /ingest/message rows wait for company (1: see bench/README.md §5)
+  size_t max_errors_reported = 100;    // per /ingest/batch response
   size_t max_queued_publish_bytes = 256 << 20;  // beyond this, ingest answers 503 (overloaded)
   int64_t duplicate_window_ms = 120000;         // JetStream's; how long Idempotency-Keys are remembered here
   int lookup_threads = 2;                       // status look-ups
