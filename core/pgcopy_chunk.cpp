@@ -65,7 +65,8 @@ std::string WalkTuples(std::string_view body, size_t columns, uint64_t expected_
   while (pos < size) {
     ++row;
     if (row > expected_rows) {
-      return where(row, 0) + ": more tuples than the " + std::to_string(expected_rows) + " rows of the Nomnom-Rows header";
+      return where(row, 0) + ": more tuples than the " + std::to_string(expected_rows) +
+             " rows of the Nomnom-Rows header";
     }
     if (size - pos < 2) return where(row, 0) + ": truncated field count";
     offsets->push_back(static_cast<uint32_t>(pos));

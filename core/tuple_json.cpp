@@ -18,8 +18,8 @@ struct Reader {
   size_t pos = 0;
   bool Has(size_t n) const { return size - pos >= n; }
   uint32_t U32() {
-    const uint32_t v = (uint32_t{p[pos]} << 24) | (uint32_t{p[pos + 1]} << 16) | (uint32_t{p[pos + 2]} << 8) |
-                       uint32_t{p[pos + 3]};
+    const uint32_t v =
+        (uint32_t{p[pos]} << 24) | (uint32_t{p[pos + 1]} << 16) | (uint32_t{p[pos + 2]} << 8) | uint32_t{p[pos + 3]};
     pos += 4;
     return v;
   }
@@ -196,8 +196,7 @@ bool AppendTextArray(std::string* out, std::string_view v, std::string* error) {
 bool AppendValue(std::string* out, const Field& f, std::string_view v, std::string* error) {
   auto want = [&](size_t n) {
     if (v.size() == n) return true;
-    *error = std::to_string(v.size()) + " bytes, " + std::string(FieldTypeName(f.type)) + " takes " +
-             std::to_string(n);
+    *error = std::to_string(v.size()) + " bytes, " + std::string(FieldTypeName(f.type)) + " takes " + std::to_string(n);
     return false;
   };
   char buf[64];
@@ -207,8 +206,8 @@ bool AppendValue(std::string* out, const Field& f, std::string_view v, std::stri
       return true;
     case FieldType::kSmallInt:
       if (!want(2)) return false;
-      out->append(std::to_string(static_cast<int16_t>((static_cast<unsigned char>(v[0]) << 8) |
-                                                      static_cast<unsigned char>(v[1]))));
+      out->append(std::to_string(
+          static_cast<int16_t>((static_cast<unsigned char>(v[0]) << 8) | static_cast<unsigned char>(v[1]))));
       return true;
     case FieldType::kInteger:
       if (!want(4)) return false;
@@ -313,8 +312,8 @@ bool TupleToJson(const Entity& entity, std::string_view tuple, std::string* out,
     *error = "truncated field count";
     return false;
   }
-  const auto count = static_cast<uint16_t>((static_cast<unsigned char>(tuple[0]) << 8) |
-                                           static_cast<unsigned char>(tuple[1]));
+  const auto count =
+      static_cast<uint16_t>((static_cast<unsigned char>(tuple[0]) << 8) | static_cast<unsigned char>(tuple[1]));
   if (count != fields.size()) {
     *error = std::to_string(count) + " fields, the entity has " + std::to_string(fields.size());
     return false;

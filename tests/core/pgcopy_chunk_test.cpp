@@ -168,7 +168,8 @@ TEST_CASE("WalkTuples: rejects broken framing with the row, field and byte", "[p
       PutBe32(&t, 7);
       PutBe32(&t, len);
       t.append(8, 'x');
-      CHECK_THAT(nomnom::WalkTuples(t, 2, 1, &offsets), Contains("row 1, field 2") && Contains("negative field length"));
+      CHECK_THAT(nomnom::WalkTuples(t, 2, 1, &offsets),
+                 Contains("row 1, field 2") && Contains("negative field length"));
     }
   }
   SECTION("lengths past the end, even huge ones") {
@@ -236,10 +237,9 @@ TEST_CASE("TupleToJson: readable values", "[pgcopy]") {
       Encode(enc, R"({"id":1,"d":"-12.3400","day":"2024-02-29","at":"2024-01-31T12:00:00.25+00:00",)"
                   R"("u":"{123e4567e89b12d3a456426614174000}","b":true,"ta":["x",null]})"),
       &json, &error));
-  CHECK(json ==
-        R"({"id":1,"s":null,"v":null,"i":null,"si":null,"f":null,"r":null,"d":-12.3400,"dp":null,"b":true,)"
-        R"("day":"2024-02-29","at":"2024-01-31T12:00:00.250000Z","u":"123e4567-e89b-12d3-a456-426614174000",)"
-        R"("j":null,"jt":null,"ta":["x",null]})");
+  CHECK(json == R"({"id":1,"s":null,"v":null,"i":null,"si":null,"f":null,"r":null,"d":-12.3400,"dp":null,"b":true,)"
+                R"("day":"2024-02-29","at":"2024-01-31T12:00:00.250000Z","u":"123e4567-e89b-12d3-a456-426614174000",)"
+                R"("j":null,"jt":null,"ta":["x",null]})");
 }
 
 TEST_CASE("TupleToJson/TupleRaw: bytes that are not a tuple of the entity", "[pgcopy]") {
