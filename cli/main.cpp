@@ -328,6 +328,7 @@ int RunLoadCommand(LoadArgs& a) {
 
   std::unique_ptr<JetStreamClient> js;
   auto publish_counters = std::make_shared<PublishCounters>();
+  std::string publish_format_name;  // --via-nats: "binary" or "ndjson", for the summary
   if (a.via_nats) {
     auto client = ConnectJetStream(a.nats, "nomnom-load");
     if (!client.ok()) {
@@ -346,6 +347,7 @@ int RunLoadCommand(LoadArgs& a) {
     }
     const PublishFormat publish_format =
         a.publish_format == "ndjson" || nested ? PublishFormat::kNdjson : PublishFormat::kPgCopy1;
+    publish_format_name = publish_format == PublishFormat::kPgCopy1 ? "binary" : "ndjson";
     opts.sink_factory = [&js, e, &a, publish_counters, publish_format](int) -> Result<std::unique_ptr<RowSink>> {
       return std::unique_ptr<RowSink>(
           std::make_unique<PublishSink>(*js, *e, a.chunk_rows, a.chunk_kb << 10, publish_counters, publish_format));
@@ -394,6 +396,7 @@ int RunLoadCommand(LoadArgs& a) {
     if (a.via_nats) {
       j["published_rows"] = publish_counters->rows_acked.load();
       j["published_chunks"] = publish_counters->chunks_acked.load();
+      j["publish_format"] = publish_format_name;
       j["stream"] = a.nats.js.stream;
     }
     j["seconds"] = s.seconds;

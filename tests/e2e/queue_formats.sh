@@ -25,6 +25,7 @@ publish() {
   out=$("$NOMNOM_BIN" load --via-nats --nats "$NATS_URL" --publish-format "$fmt" --chunk-rows 1000 --json "$@" \
     "$E2E_TMP/orders.ndjson" 2>"$E2E_TMP/load-$fmt.log") || e2e_fail "load --via-nats ($fmt) failed: $(cat "$E2E_TMP/load-$fmt.log")"
   assert_eq "$(json_get published_rows "$out")" "$rows" "rows published ($fmt)"
+  assert_eq "$(json_get publish_format "$out")" "$fmt" "publish_format in the load's summary"
   CHUNKS=$(json_get published_chunks "$out")
   assert_eq "$(nats_stream_messages MESSAGES)" "$CHUNKS" "chunk messages in the stream ($fmt)"
   BYTES=$(nats_stream_state MESSAGES bytes)
@@ -55,6 +56,14 @@ assert_eq "$(sql "SELECT count(*), sum(rows_committed), sum(rows_dead), count(*)
   "$CHUNKS|$rows|0|0" "ledger (binary)"
 assert_eq "$(sql "SELECT count(*) FROM nomnom_dead_letters")" 0 "dead letters (binary)"
 assert_eq "$(json_get rows_committed "$(cat "$E2E_TMP/worker-binary.out")")" "$rows" "rows committed by worker-binary"
+
+# --- the default for an entity without derived entities is binary -------------------------
+reset
+out=$("$NOMNOM_BIN" load --via-nats --nats "$NATS_URL" --json "$E2E_TMP/orders.ndjson" 2>"$E2E_TMP/load-default.log") \
+  || e2e_fail "load --via-nats (default format) failed: $(cat "$E2E_TMP/load-default.log")"
+assert_eq "$(json_get publish_format "$out")" binary "default --publish-format"
+drain default
+assert_eq "$(table_fp)" "$ndjson_fp" "table fingerprint from the default format"
 
 # --- a row of a binary chunk refused by PostgreSQL -----------------------------------------
 reset
