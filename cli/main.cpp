@@ -172,6 +172,7 @@ struct LoadArgs {
   bool quiet = false;
   bool json = false;
   bool via_nats = false;
+  std::string publish_format;  // --publish-format: "", "ndjson" or "binary"
   bool fresh = false;
   bool on_conflict_given = false;  // --on-conflict was on the command line
   std::string format = "auto";     // --format: ndjson, csv, tbl (auto: by the inputs' names)
@@ -327,6 +328,7 @@ int RunLoadCommand(LoadArgs& a) {
 
   std::unique_ptr<JetStreamClient> js;
   auto publish_counters = std::make_shared<PublishCounters>();
+  std::string publish_format_name;  // --via-nats: "binary" or "ndjson", for the summary
   if (a.via_nats) {
     auto client = ConnectJetStream(a.nats, "nomnom-load");
     if (!client.ok()) {
@@ -335,9 +337,20 @@ int RunLoadCommand(LoadArgs& a) {
     }
     js = std::move(client).value();
     const Entity* e = &*entity;
-    opts.sink_factory = [&js, e, &a, publish_counters](int) -> Result<std::unique_ptr<RowSink>> {
+    // Binary COPY tuples for flat entities by default; nested entities (a
+    // root with derived entities) are published as NDJSON.
+    const bool nested = family->size() > 1;
+    if (a.publish_format == "binary" && nested) {
+      PrintError(Status::InvalidArgument("--publish-format binary: " + e->name +
+                                         " has derived entities, whose rows are published as NDJSON"));
+      return kExitFatal;
+    }
+    const PublishFormat publish_format =
+        a.publish_format == "ndjson" || nested ? PublishFormat::kNdjson : PublishFormat::kPgCopy1;
+    publish_format_name = publish_format == PublishFormat::kPgCopy1 ? "binary" : "ndjson";
+    opts.sink_factory = [&js, e, &a, publish_counters, publish_format](int) -> Result<std::unique_ptr<RowSink>> {
       return std::unique_ptr<RowSink>(
-          std::make_unique<PublishSink>(*js, *e, a.chunk_rows, a.chunk_kb << 10, publish_counters));
+          std::make_unique<PublishSink>(*js, *e, a.chunk_rows, a.chunk_kb << 10, publish_counters, publish_format));
     };
   }
 
@@ -383,6 +396,7 @@ int RunLoadCommand(LoadArgs& a) {
     if (a.via_nats) {
       j["published_rows"] = publish_counters->rows_acked.load();
       j["published_chunks"] = publish_counters->chunks_acked.load();
+      j["publish_format"] = publish_format_name;
       j["stream"] = a.nats.js.stream;
     }
     j["seconds"] = s.seconds;
@@ -762,6 +776,11 @@ int Main(int argc, char** argv) {
   load_cmd->add_flag("--json", load.json, "Print the summary as one JSON object");
   load_cmd->add_flag("--via-nats", load.via_nats,
                      "Publish the validated rows to NATS JetStream for the workers instead of writing PostgreSQL");
+  load_cmd
+      ->add_option("--publish-format", load.publish_format,
+                   "With --via-nats: chunk bodies as 'binary' COPY tuples (the default for entities without "
+                   "derived entities) or 'ndjson' lines")
+      ->check(CLI::IsMember({"ndjson", "binary"}));
   load_cmd->add_option("--chunk-rows", load.chunk_rows, "With --via-nats: rows per chunk message")
       ->capture_default_str();
   load_cmd

@@ -9,6 +9,15 @@
 //   Nomnom-Batch    the id a client asks /ingest/status about
 //   Nomnom-Chunk    "k/n": this is chunk k (0-based) of the n chunks of that batch
 //   Nomnom-Rows     number of rows in the body
+//   Nomnom-Format   absent: the body is NDJSON as above. "pgcopy1": the body is
+//                   the rows' binary COPY tuples, concatenated, no COPY header
+//                   or trailer (core/pgcopy_chunk.h); then also
+//   Nomnom-Schema   the publisher's SchemaFingerprint of the entity. A worker
+//                   whose entity has another fingerprint, or that meets an
+//                   unknown format, does not apply the chunk: it dead-letters
+//                   it whole with the reason (naming both fingerprints).
+//   `nomnom load --via-nats` publishes pgcopy1 for entities without derived
+//   entities (--publish-format); nomnomd and nested loads publish NDJSON.
 //
 // Ids: every chunk belongs to a batch (a UUID) and its Nats-Msg-Id is
 // "<batch>:<k>". /ingest/batch returns the batch id. Rows posted to
@@ -31,6 +40,9 @@ inline constexpr std::string_view kHeaderEntity = "Nomnom-Entity";
 inline constexpr std::string_view kHeaderBatch = "Nomnom-Batch";
 inline constexpr std::string_view kHeaderChunk = "Nomnom-Chunk";
 inline constexpr std::string_view kHeaderRows = "Nomnom-Rows";
+inline constexpr std::string_view kHeaderFormat = "Nomnom-Format";
+inline constexpr std::string_view kHeaderSchema = "Nomnom-Schema";
+inline constexpr std::string_view kFormatPgCopy1 = "pgcopy1";
 // On dead letters:
 inline constexpr std::string_view kHeaderError = "Nomnom-Error";
 inline constexpr std::string_view kHeaderOriginalId = "Nomnom-Original-Msg-Id";

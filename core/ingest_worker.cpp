@@ -2,6 +2,7 @@
 #include "core/catalog_entity.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -17,8 +18,10 @@
 #include "core/ndjson_reader.h"
 #include "core/nested_encoder.h"
 #include "core/nested_sink.h"
+#include "core/pgcopy_chunk.h"
 #include "core/rejects.h"
 #include "core/row_encoder.h"
+#include "core/tuple_json.h"
 
 namespace nomnom {
 
@@ -64,6 +67,7 @@ struct IngestWorker::EntityState {
   std::vector<const Entity*> derived;
   std::unique_ptr<NestedSink> nested_sink;
   std::unique_ptr<NestedEncoder> nested_encoder;
+  std::string schema;  // SchemaFingerprint(*entity), what pgcopy1 chunks must carry
 };
 
 struct IngestWorker::Held {
@@ -82,6 +86,12 @@ struct IngestWorker::Held {
   // released) and is never written itself.
   Held* original = nullptr;
   bool alone = false;  // delivered more than max_deliver times: committed alone
+  // Nomnom-Format ("" for NDJSON). A pgcopy1 chunk is written only once step
+  // 2 of ProcessFetch has checked its schema and framing (binary set, and
+  // offsets holding the start of each tuple in the body).
+  std::string format;
+  bool binary = false;
+  std::vector<uint32_t> offsets;
 };
 
 IngestWorker::IngestWorker(JetStreamClient& js, std::vector<Entity> entities, WorkerOptions options,
@@ -168,6 +178,7 @@ Result<IngestWorker::EntityState*> IngestWorker::StateFor(const std::string& nam
   sopts.max_backoff_ms = options_.retry_max_backoff_ms;
   auto state = std::make_unique<EntityState>();
   state->entity = entity;
+  state->schema = SchemaFingerprint(*entity);
   state->derived = DerivedEntities(entities_, *entity);
   if (!state->derived.empty()) {
     if (Status s = NestedEncoder::Check(*entity, state->derived); !s.ok()) return s;
@@ -208,7 +219,9 @@ Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
   dead.batch_id = h.batch;
   dead.entity = h.entity;
   dead.error = error;
-  dead.raw = std::string(h.msg->body());
+  // A binary body as text: PostgreSQL's bytea hex form (the dead-letter
+  // stream keeps the bytes and the format headers).
+  dead.raw = h.format.empty() ? std::string(h.msg->body()) : HexBytes(h.msg->body());
   dead.deliveries = h.msg->NumDelivered();
   auto inserted = DeadLetterWholeChunk(*meta_conn_, ledger, dead);
   if (!inserted.ok()) return inserted.status();
@@ -220,15 +233,51 @@ Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
     counters_.duplicates_skipped.fetch_add(1);
     return Status::Ok();
   }
-  const OutgoingMessage dl =
+  OutgoingMessage dl =
       MakeDeadLetterMessage(js_.DeadLetterSubject(h.entity.empty() ? "unknown" : h.entity), ledger.msg_id, h.batch,
                             h.entity, std::nullopt, error, std::string(h.msg->body()));
+  if (!h.format.empty()) {
+    for (std::string_view name : {kHeaderFormat, kHeaderSchema, kHeaderRows}) {
+      if (auto v = h.msg->Header(std::string(name))) dl.headers.emplace_back(std::string(name), HeaderValue(*v));
+    }
+  }
   if (Status s = js_.Publish(dl); !s.ok())
     Log(options_.worker_name, "dead-letter stream publish failed (the table has it): " + s.message());
   if (Status s = h.msg->Term(); !s.ok()) Log(options_.worker_name, s.message());
   counters_.messages_dead.fetch_add(1);
   Log(options_.worker_name, "dead-lettered " + ledger.msg_id + ": " + error);
   return Status::Ok();
+}
+
+Result<std::string> IngestWorker::CheckBinaryChunk(Held& h) {
+  h.binary = false;
+  if (h.format != kFormatPgCopy1) {
+    return "unknown chunk format '" + h.format + "' (Nomnom-Format; this worker reads NDJSON and " +
+           std::string(kFormatPgCopy1) + ")";
+  }
+  auto es = StateFor(h.entity);
+  if (!es.ok()) return es.status();
+  const EntityState& state = **es;
+  if (!state.derived.empty()) {
+    return "pgcopy1 chunk for entity '" + h.entity +
+           "', which has derived entities: its rows must be published as NDJSON";
+  }
+  const std::string theirs = EscapeInvalidUtf8(h.msg->Header(std::string(kHeaderSchema)).value_or(""));
+  if (theirs != state.schema) {
+    return "schema mismatch, not applied: the chunk's tuples were encoded for schema '" + theirs +
+           "' (Nomnom-Schema), this worker's entity '" + state.entity->name + "' (table " + state.entity->TableName() +
+           ") has schema '" + state.schema + "'";
+  }
+  const std::string rows_text = h.msg->Header(std::string(kHeaderRows)).value_or("");
+  uint64_t rows = 0;
+  auto [end, ec] = std::from_chars(rows_text.data(), rows_text.data() + rows_text.size(), rows);
+  if (ec != std::errc() || end != rows_text.data() + rows_text.size() || rows_text.empty()) {
+    return "pgcopy1 chunk without a valid Nomnom-Rows header ('" + EscapeInvalidUtf8(rows_text) + "')";
+  }
+  const std::string bad = WalkTuples(h.msg->body(), state.entity->fields.size(), rows, &h.offsets);
+  if (!bad.empty()) return "malformed pgcopy1 body: " + bad;
+  h.binary = true;
+  return std::string();
 }
 
 Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
@@ -262,6 +311,18 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
     const std::string_view body = h.msg->body();
     if (used_parts == parts.size()) parts.push_back(std::make_unique<EncodedPart>());
     EncodedPart* part = parts[used_parts++].get();
+    if (h.binary) {
+      // pgcopy1: the tuples as published, framing checked in ProcessFetch.
+      part->tuples.Append(body.data(), body.size());
+      part->offsets = h.offsets;
+      part->origins.reserve(h.offsets.size());
+      for (size_t r = 0; r < h.offsets.size(); ++r) {
+        const size_t end = r + 1 < h.offsets.size() ? h.offsets[r + 1] : body.size();
+        part->origins.push_back(RowOrigin{static_cast<uint32_t>(i), r + 1,
+                                          body.substr(h.offsets[r], end - h.offsets[r]), h.msg->StreamSequence()});
+      }
+      continue;
+    }
     part->tuples.Reserve(body.size() + body.size() / 4);
     NestedEncoder::Output nested_out;
     if (es.nested_encoder) {
@@ -313,7 +374,10 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
   auto before_commit = [&](PgConnection& conn, const std::vector<RejectedRow>& rejected) -> std::optional<PgError> {
     pg_dead.clear();
     for (const RejectedRow& r : rejected) {
-      pg_dead.push_back(DeadRow{r.origin->source, r.origin->line, r.error, std::string(r.origin->raw)});
+      // A row of a pgcopy1 chunk is dead-lettered as JSON rendered from its tuple.
+      pg_dead.push_back(
+          DeadRow{r.origin->source, r.origin->line, r.error,
+                  held[r.origin->source]->binary ? TupleRaw(*es.entity, r.origin->raw) : std::string(r.origin->raw)});
     }
     // Dead letters (encoder and PostgreSQL rejects) in this transaction.
     for (const auto* list : {&dead_rows, &pg_dead}) {
@@ -438,6 +502,7 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
     h.id = EscapeInvalidUtf8(h.id);
     h.entity = EscapeInvalidUtf8(h.entity);
     h.batch = EscapeInvalidUtf8(h.batch);
+    h.format = EscapeInvalidUtf8(h.msg->Header(std::string(kHeaderFormat)).value_or(""));
     if (auto chunk = ParseChunkHeader(h.msg->Header(std::string(kHeaderChunk)).value_or(""))) {
       h.chunk_index = chunk->first;
       h.chunk_count = chunk->second;
@@ -517,6 +582,16 @@ Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> m
           why = "message has no Nats-Msg-Id header";
         } else if (FindEntity(entities_, h.entity) == nullptr && !IsTableEntityName(h.entity)) {
           why = "unknown entity '" + h.entity + "'";
+        }
+        if (why.empty() && !h.format.empty()) {
+          auto checked = CheckBinaryChunk(h);
+          if (!checked.ok()) {
+            // Cannot tell yet (e.g. PostgreSQL away while preparing the
+            // entity): never fall back to reading the body as NDJSON.
+            failed("cannot prepare " + h.entity + ", will retry: " + checked.status().message());
+            continue;
+          }
+          why = *checked;
         }
         if (!why.empty()) {
           if (Status s = DeadLetterWhole(h, why); !s.ok()) failed("dead-lettering failed, will retry: " + s.message());

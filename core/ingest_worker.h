@@ -23,8 +23,13 @@
 //     back (Nak with a delay), which counts a delivery. A message delivered
 //     more than max_deliver times is committed alone; only a failure of that
 //     attempt that is not an infrastructure failure dead-letters it whole.
-//   * a chunk that cannot be understood (unknown entity) is dead-lettered
-//     whole at once.
+//   * a chunk that cannot be understood (unknown entity, unknown
+//     Nomnom-Format, a pgcopy1 chunk whose Nomnom-Schema is not this worker's
+//     fingerprint of the entity or whose tuple framing is broken) is
+//     dead-lettered whole at once.
+// pgcopy1 chunks (core/pgcopy_chunk.h) are COPYed as they are, after the
+// framing check; their rows rejected by PostgreSQL are dead-lettered with a
+// JSON rendering of the tuple (core/tuple_json.h) as raw.
 // While a worker holds messages (including while one libpq call blocks), a
 // heartbeat thread extends their ack deadline (InProgress) every ack_wait / 3,
 // so JetStream does not hand them to another worker. Every database call is
@@ -127,6 +132,10 @@ class IngestWorker {
   Status ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> msgs);
   Status CommitEntity(EntityState& es, std::vector<Held*>& held);
   Status DeadLetterWhole(Held& h, const std::string& error);
+  // A chunk with a Nomnom-Format header: "" when it may be written (then
+  // h.binary and h.offsets are set), else why it is dead-lettered; an error
+  // when that cannot be told yet (the entity cannot be prepared).
+  Result<std::string> CheckBinaryChunk(Held& h);
   Result<EntityState*> StateFor(const std::string& entity);
   PgSessionOptions SessionOptions() const;
   void Sleep(int64_t ms);

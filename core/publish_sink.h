@@ -6,6 +6,11 @@
 // bounded by the client's in-flight limit; Finish() waits for every
 // acknowledgement and fails if any chunk was not stored.
 //
+// Format kPgCopy1: the chunk bodies are the rows' binary COPY tuples the
+// pipeline already encoded (core/pgcopy_chunk.h) with the Nomnom-Format and
+// Nomnom-Schema headers, instead of their NDJSON lines; only for entities
+// without derived entities (the caller checks).
+//
 // Thread-safety: one PublishSink per sink thread; the JetStreamClient is
 // shared and must outlive it.
 #pragma once
@@ -32,20 +37,25 @@ struct PublishCounters {
   std::string first_error;  // guarded by mu
 };
 
+enum class PublishFormat { kNdjson, kPgCopy1 };
+
 class PublishSink : public RowSink {
  public:
   PublishSink(JetStreamClient& js, const Entity& entity, size_t max_rows, size_t max_bytes,
-              std::shared_ptr<PublishCounters> counters);
+              std::shared_ptr<PublishCounters> counters, PublishFormat format = PublishFormat::kNdjson);
   Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) override;
   Status Finish() override;
 
  private:
   void Publish(ChunkBody chunk);
+  Result<BatchResult> WriteTuples(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject);
 
   JetStreamClient& js_;
   const Entity& entity_;
   ChunkLimits limits_;
   std::shared_ptr<PublishCounters> counters_;
+  PublishFormat format_;
+  std::string schema_;      // kPgCopy1: SchemaFingerprint(entity)
   StreamSpaceGuard space_;  // a chunk that would not fit the stream fails the load
 };
 

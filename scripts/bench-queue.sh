@@ -13,6 +13,8 @@
 #                        the worker's own report of its last commit, read after
 #                        it exited by itself) or "poll" (the ledger polled every
 #                        20 ms by a PL/pgSQL loop, as before; costs server CPU)
+#   --publish-format F   the publisher's --publish-format: binary (the default for
+#                        orders: pgcopy1 chunks of COPY tuples) or ndjson (as before)
 #   --no-build           skip scripts/deps.sh --bench and scripts/build.sh
 #   --keep               keep the temp dir (data, logs, raw results) at exit
 #   -h, --help           this text
@@ -59,7 +61,7 @@ readonly SEED=1
 BENCH_COMMAND=$(printf '%q ' "scripts/$(basename "$0")" "$@")
 BENCH_COMMAND=${BENCH_COMMAND% }
 
-sf=1 rounds=3 worker_threads="1 2" idle_exit_ms=1500 timeout=1800 build=1 commit_end=worker
+sf=1 rounds=3 worker_threads="1 2" idle_exit_ms=1500 timeout=1800 build=1 commit_end=worker publish_format=binary
 while [ $# -gt 0 ]; do
   case "$1" in
     --sf) sf=${2:?--sf needs a value}; shift ;;
@@ -68,6 +70,7 @@ while [ $# -gt 0 ]; do
     --idle-exit-ms) idle_exit_ms=${2:?--idle-exit-ms needs a value}; shift ;;
     --timeout) timeout=${2:?--timeout needs a value}; shift ;;
     --commit-end) commit_end=${2:?--commit-end needs a value}; shift ;;
+    --publish-format) publish_format=${2:?--publish-format needs a value}; shift ;;
     --no-build) build=0 ;;
     --keep) BENCH_KEEP=1 ;;
     -h|--help) nn_usage ;;
@@ -162,7 +165,7 @@ run_queue() {
   fi
   t0=$(bench_now)
   /usr/bin/time -f '%e %U %S %M' -o "$run_dir/publish.time" \
-    "$NOMNOM" load "$ndjson" --via-nats --json >"$run_dir/publish.json" 2>"$run_dir/publish.log" \
+    "$NOMNOM" load "$ndjson" --via-nats --publish-format "$publish_format" --json >"$run_dir/publish.json" 2>"$run_dir/publish.log" \
     || fail_run "$name (round $round): nomnom load --via-nats exited non-zero"
   t1=$(bench_now)
   if [ "$mode" = seq ]; then
@@ -255,7 +258,7 @@ print_report() {
       "$(awk -v s="$sum" -v t="$med" -v n="$(nproc)" 'BEGIN { printf "%.0f%%", 100 * s / (t * n) }')"
   done
   echo
-  echo "Input: orders.ndjson $(du -h "$ndjson" | cut -f1), seed $SEED; publisher: default --jobs 2, --chunk-rows 1000" \
+  echo "Input: orders.ndjson $(du -h "$ndjson" | cut -f1), seed $SEED; publisher: default --jobs 2, --publish-format $publish_format, --chunk-rows 1000" \
     "($(col_median queue-seq-w"${threads_list[0]}" 11 | xargs printf '%.0f') chunk messages); workers: --fetch-batch 100 (default)," \
     "--on-conflict nothing (default), --idle-exit-ms $idle_exit_ms. Queue time = publish start → last row committed" \
     "($([ "$commit_end" = poll ] && echo "ledger polled every 20 ms" || echo "the worker's report of its last commit; rows counted once at the end")). Every run into a fresh table and a fresh stream; counts, ledger, stream and" \

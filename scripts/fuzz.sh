@@ -19,7 +19,7 @@ set -euo pipefail
 # shellcheck source=lib/common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-all=(fuzz_row_encoder fuzz_ndjson_reader fuzz_numeric fuzz_datetime fuzz_ingest_ids fuzz_reject_json fuzz_ingest_request fuzz_http_request fuzz_nested_encoder fuzz_delimited fuzz_delimited_reader)
+all=(fuzz_row_encoder fuzz_ndjson_reader fuzz_numeric fuzz_datetime fuzz_ingest_ids fuzz_reject_json fuzz_ingest_request fuzz_http_request fuzz_nested_encoder fuzz_delimited fuzz_delimited_reader fuzz_pgcopy_chunk)
 seconds=20 jobs=1 merge=0 build_only=0 harnesses=()
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -141,6 +141,8 @@ TEST_CASE("load --via-nats and /ingest/batch publish identical chunks for identi
   CommandResult r = RunNomnom({"load",
                                file,
                                "--via-nats",
+                               "--publish-format",
+                               "ndjson",  // binary tuples (the default) are what nomnomd never sends
                                "--jobs",
                                "1",
                                "--chunk-rows",

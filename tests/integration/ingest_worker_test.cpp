@@ -5,9 +5,14 @@
 #include <chrono>
 #include <thread>
 
+#include "core/byte_buffer.h"
+#include "core/chunk_writer.h"
 #include "core/ingest_format.h"
 #include "core/ingest_worker.h"
 #include "core/nats_client.h"
+#include "core/ndjson_reader.h"
+#include "core/pgcopy_chunk.h"
+#include "core/row_encoder.h"
 #include "core/schema.h"
 #include "tests/support/test_env.h"
 
@@ -828,4 +833,86 @@ TEST_CASE("update through workers, depth 2: an older message committed after a n
   CHECK(run() == 1);
   CHECK(state() == "new 2:b2 -");
   f.db->TryExec("DROP SCHEMA " + QuoteIdent(schema) + " CASCADE");
+}
+
+namespace {
+
+// The pgcopy1 body of NDJSON lines for the fixture's entity, as the publisher
+// of `nomnom load --via-nats` writes it.
+std::string Tuples(const Entity& entity, const std::vector<std::string>& lines) {
+  RowEncoder enc(entity, RowEncoderOptions{});
+  ByteBuffer out;
+  for (const std::string& line : lines) {
+    std::string padded = line + std::string(kChunkPadding, ' ');
+    std::string error;
+    REQUIRE(enc.Encode(std::string_view(padded.data(), line.size()), padded.size(), &out, nullptr, &error));
+  }
+  return std::string(out.view());
+}
+
+std::string PublishBinary(Fixture& f, const std::string& body, uint64_t rows, const std::string& schema,
+                          const std::string& format = std::string(kFormatPgCopy1)) {
+  const std::string batch = NewUuid();
+  OutgoingMessage m =
+      MakeChunkMessage(f.js->EntitySubject("Item"), "Item", batch, 0, 1, static_cast<uint32_t>(rows), body);
+  m.headers.emplace_back(std::string(kHeaderFormat), format);
+  m.headers.emplace_back(std::string(kHeaderSchema), schema);
+  PublishResult r;
+  REQUIRE(f.js->Publish(m, &r).ok());
+  return batch;
+}
+
+}  // namespace
+
+TEST_CASE("pgcopy1 chunks: applied when schema and framing hold, else dead-lettered whole; rejected rows as JSON",
+          "[worker][pgcopy]") {
+  Fixture f;
+  f.db->TryExec("CREATE TABLE " + QuoteIdent(f.table) + " (id varchar(64) PRIMARY KEY, qty integer CHECK (qty >= 0))");
+  const std::string schema = SchemaFingerprint(f.entity);
+  const std::string good_body =
+      Tuples(f.entity, {R"({"id":"b1","qty":1})", R"({"id":"b2","qty":-3})", R"({"id":"b3"})"});
+  const std::string good = PublishBinary(f, good_body, 3, schema);
+  // Broken framing, each alone in a chunk: none may cost the good chunk.
+  const std::string truncated = PublishBinary(f, good_body.substr(0, good_body.size() - 1), 3, schema);
+  const std::string wrong_rows = PublishBinary(f, good_body, 2, schema);
+  std::string neg = Tuples(f.entity, {R"({"id":"n1","qty":1})"});
+  neg[2] = neg[3] = neg[4] = '\xFF';
+  neg[5] = '\xF0';  // first field's length -16
+  const std::string negative = PublishBinary(f, neg, 1, schema);
+  const std::string trailing = PublishBinary(f, good_body + "x", 3, schema);
+  const std::string other_schema =
+      PublishBinary(f, Tuples(f.entity, {R"({"id":"m1","qty":1})"}), 1, "0123456789abcdef");
+  const std::string unknown_format = PublishBinary(f, good_body, 3, schema, "pgcopy9");
+
+  auto c = f.RunWorker();
+  CHECK(c.rows_committed == 2);
+  CHECK(c.rows_dead == 1);
+  CHECK(c.messages_dead == 6);
+  CHECK(QueryValue(*f.db, "SELECT string_agg(id || ':' || coalesce(qty::text, 'null'), ',' ORDER BY id) FROM " +
+                              QuoteIdent(f.table)) == "b1:1,b3:null");
+  PgRows dead = Query(*f.db, "SELECT line, error, raw FROM nomnom_dead_letters WHERE batch_id = '" + good + "'");
+  REQUIRE(dead.rows.size() == 1);
+  CHECK(dead.rows[0][0].value() == "2");
+  CHECK_THAT(dead.rows[0][1].value(), Catch::Contains("check constraint"));
+  CHECK(dead.rows[0][2].value() == R"({"id":"b2","qty":-3})");
+  auto error_of = [&](const std::string& batch) {
+    auto st = LookupIngestStatus(*f.db, batch);
+    REQUIRE(st.ok());
+    CHECK(st->state == IngestStatus::State::kDead);
+    return st->error;
+  };
+  CHECK_THAT(error_of(truncated),
+             Catch::Contains("malformed pgcopy1 body: row 3, field 2") && Catch::Contains("truncated field length"));
+  CHECK_THAT(error_of(wrong_rows), Catch::Contains("more tuples than the 2 rows"));
+  CHECK_THAT(error_of(negative), Catch::Contains("row 1, field 1") && Catch::Contains("negative field length -16"));
+  CHECK_THAT(error_of(trailing), Catch::Contains("malformed pgcopy1 body: row 4"));
+  CHECK_THAT(error_of(other_schema), Catch::Contains("schema mismatch, not applied") &&
+                                         Catch::Contains("'0123456789abcdef'") && Catch::Contains("'" + schema + "'"));
+  CHECK_THAT(error_of(unknown_format), Catch::Contains("unknown chunk format 'pgcopy9'"));
+  // Whole binary chunks are kept readable as hex.
+  CHECK(QueryValue(*f.db, "SELECT left(raw, 2) FROM nomnom_dead_letters WHERE batch_id = '" + other_schema + "'") ==
+        "\\x");
+  auto stats = f.js->Lag();
+  REQUIRE(stats.ok());
+  CHECK(stats->Backlog() == 0);
 }
