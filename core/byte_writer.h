@@ -35,7 +35,7 @@ inline void CopyEnds(char* w, const char* src, size_t n) {
 // Copies s to w and returns the end. Short values (most fields) take
 // CopyEnds, which never reads outside s, instead of a call to memcpy for a
 // few bytes.
-inline char* CopyBytes(char* w, std::string_view s) {
+[[gnu::always_inline]] inline char* CopyBytes(char* w, std::string_view s) {
   const char* src = s.data();
   const size_t n = s.size();
   if (n > 64) {

@@ -38,7 +38,7 @@ uint64_t Fnv1a(uint64_t h, std::string_view s) {
 // True when every byte of s is 0x01..0x7F: ASCII without NUL, so valid
 // UTF-8 with one character per byte. Eight bytes at a time; false says
 // nothing (the caller checks such text fully).
-inline bool IsAsciiWithoutNul(std::string_view s) {
+[[gnu::always_inline]] inline bool IsAsciiWithoutNul(std::string_view s) {
   const char* p = s.data();
   const size_t n = s.size();
   if (n < 8) {
@@ -65,7 +65,7 @@ inline bool IsAsciiWithoutNul(std::string_view s) {
 // Whole numbers of at most 18 digits with an optional sign, the common case;
 // false for anything else (including valid numbers the caller then parses
 // with std::from_chars).
-inline bool ParseSmallInt(std::string_view s, int64_t* out) {
+[[gnu::always_inline]] inline bool ParseSmallInt(std::string_view s, int64_t* out) {
   size_t i = 0;
   const bool negative = !s.empty() && s[0] == '-';
   if (!s.empty() && (s[0] == '-' || s[0] == '+')) i = 1;

@@ -178,7 +178,7 @@ inline int64_t DaysFromCivil(int64_t year, int64_t month, int64_t day) {
 
 }  // namespace detail
 
-inline bool ParseDate(std::string_view text, int32_t* days) {
+[[gnu::always_inline]] inline bool ParseDate(std::string_view text, int32_t* days) {
   using namespace detail;  // NOLINT
   if (text.size() != 10) return false;
   const char* p = text.data();
@@ -210,7 +210,7 @@ inline bool ParseDate(std::string_view text, int32_t* days) {
   return true;
 }
 
-inline char* WritePlainNumericField(char* w, std::string_view s) {
+[[gnu::always_inline]] inline char* WritePlainNumericField(char* w, std::string_view s) {
   using namespace detail;  // NOLINT
   const char* p = s.data();
   const size_t n = s.size();
