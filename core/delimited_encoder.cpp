@@ -99,7 +99,7 @@ uint64_t Fnv1a(uint64_t h, std::string_view s) {
     case FieldType::kString:
       if (IsAsciiWithoutNul(s) && (max_length == 0 || s.size() <= max_length)) {
         w = PutBigEndian(w, static_cast<uint32_t>(s.size()));
-        *out = CopyBytes(w, s);
+        *out = CopyBytesInline(w, s);
         return true;
       }
       return false;
@@ -123,13 +123,13 @@ uint64_t Fnv1a(uint64_t h, std::string_view s) {
       return false;
     }
     case FieldType::kDecimal:
-      if (char* end = pg::WritePlainNumericField(w, s); end != nullptr) {
+      if (char* end = pg::WritePlainNumericFieldInline(w, s); end != nullptr) {
         *out = end;
         return true;
       }
       return false;
     case FieldType::kDate:
-      if (int32_t days; pg::ParseDate(s, &days)) {
+      if (int32_t days; pg::ParseDateInline(s, &days)) {
         w = PutBigEndian(w, uint32_t{4});
         *out = PutBigEndian(w, static_cast<uint32_t>(days));
         return true;
