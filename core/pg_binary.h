@@ -155,15 +155,15 @@ inline char* PutBigEndian32(char* p, uint32_t v) {
 }
 
 // Parses exactly two ASCII digits at p.
-inline bool TwoDigits(const char* p, int* value) {
+[[gnu::always_inline]] inline bool TwoDigits(const char* p, int* value) {
   if (!IsDigit(p[0]) || !IsDigit(p[1])) return false;
   *value = (p[0] - '0') * 10 + (p[1] - '0');
   return true;
 }
 
-inline bool IsLeapYear(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+[[gnu::always_inline]] inline bool IsLeapYear(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
-inline int DaysInMonth(int y, int m) {
+[[gnu::always_inline]] inline int DaysInMonth(int y, int m) {
   static constexpr int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   return m == 2 && IsLeapYear(y) ? 29 : kDays[m - 1];
 }
@@ -172,7 +172,7 @@ inline int DaysInMonth(int y, int m) {
 // days_from_civil; y >= 1 here so the era arithmetic never sees negatives).
 // Unsigned 32-bit arithmetic: divisions by constants are cheaper (years
 // 1..9999 keep every term far below 2^32).
-inline int64_t DaysFromCivil(int64_t year, int64_t month, int64_t day) {
+[[gnu::always_inline]] inline int64_t DaysFromCivil(int64_t year, int64_t month, int64_t day) {
   const uint32_t m = static_cast<uint32_t>(month);
   const uint32_t y = static_cast<uint32_t>(year) - (m <= 2 ? 1 : 0);
   const uint32_t era = y / 400;
