@@ -180,7 +180,6 @@ void EncodeDelimited(benchmark::State& state, TpchTextFormat format, DelimitedDi
   DelimitedParser parser(dialect);
   DelimitedEncoder encoder(LineItemEntity());
   ByteBuffer out(input.size() * 2);
-  std::vector<DelimitedField> fields;
   std::string error;
   for (auto _ : state) {
     out.clear();
@@ -189,8 +188,8 @@ void EncodeDelimited(benchmark::State& state, TpchTextFormat format, DelimitedDi
     while (!rest.empty()) {
       size_t consumed = 0;
       uint64_t lines = 0;
-      if (parser.Next(rest, true, line, &fields, &consumed, &lines, &error) != DelimitedParser::Result::kRecord ||
-          !encoder.Encode(fields, &out, nullptr, &error)) {
+      if (encoder.ParseAndEncode(&parser, rest, true, line, &out, nullptr, &consumed, &lines, &error) !=
+          DelimitedEncoder::Fused::kRow) {
         state.SkipWithError(error.c_str());
         return;
       }

@@ -42,7 +42,22 @@ class DelimitedEncoder {
   // with *error set and *out unchanged.
   bool Encode(const std::vector<DelimitedField>& fields, ByteBuffer* out, uint64_t* key_hash, std::string* error);
 
+  enum class Fused {
+    kRow,         // the tuple was appended to *out
+    kNeedMore,    // as DelimitedParser's kNeedMore; *out unchanged
+    kParseError,  // as DelimitedParser's kError (*error is the parser's); *out unchanged
+    kRejected,    // the record parsed but Encode would reject it (*error is Encode's); *out unchanged
+  };
+  // parser->Next then Encode in one pass: each field is encoded as the parser
+  // finds it, without the field vector. Results, *out, *key_hash, *consumed,
+  // *lines and every error message are exactly those of the two calls (a
+  // parse error wins over a wrong field count, which wins over a bad value).
+  Fused ParseAndEncode(DelimitedParser* parser, std::string_view text, bool at_end, uint64_t line, ByteBuffer* out,
+                       uint64_t* key_hash, size_t* consumed, uint64_t* lines, std::string* error);
+
  private:
+  class RecordSink;  // ParseAndEncode's field sink
+
   bool EncodeValue(const Field& f, const DelimitedField& v, ByteBuffer* out, std::string* error);
 
   // What Encode's fast paths need of field i, kept small and together.
@@ -57,8 +72,10 @@ class DelimitedEncoder {
   const Entity& entity_;
   std::vector<int> input_of_field_;  // field index -> input column (-1: none, NULL)
   size_t input_columns_ = 0;
-  std::vector<Column> columns_;      // per field, in entity order
-  std::vector<size_t> field_start_;  // Encode's scratch: each field's offset in the output, then its end
+  std::vector<Column> columns_;         // per field, in entity order
+  std::vector<size_t> field_start_;     // Encode's scratch: each field's offset in the output, then its end
+  bool identity_ = true;                // input column i is field i, for every field (ParseAndEncode's fused path)
+  std::vector<DelimitedField> fields_;  // ParseAndEncode's fields when not identity_
 };
 
 }  // namespace nomnom

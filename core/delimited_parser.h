@@ -51,6 +51,15 @@ class DelimitedParser {
   Result Next(std::string_view text, bool at_end, uint64_t line, std::vector<DelimitedField>* fields, size_t* consumed,
               uint64_t* lines, std::string* error);
 
+  // Next with the fields handed to *sink as they are found: anything with
+  // std::vector<DelimitedField>'s size(), empty(), clear() and
+  // push_back(DelimitedField) (a pushed value's view is valid only during the
+  // call). Same results, errors and *consumed / *lines as Next. Defined in
+  // core/delimited_scan.h.
+  template <typename Sink>
+  Result NextInto(std::string_view text, bool at_end, uint64_t line, Sink* sink, size_t* consumed, uint64_t* lines,
+                  std::string* error);
+
  private:
   DelimitedDialect dialect_;
   // Unescaped quoted fields. A deque: growing it must not move the strings

@@ -509,18 +509,69 @@ void Load::ParseDelimited(const ParseTask& task, DelimitedParser* parser, Delimi
   std::vector<DelimitedField> fields, kept;
   std::string error;
   uint64_t rows = 0;
+  // Rejects a record longer than the limit (true), keeping only its start.
+  auto too_long = [&](uint64_t line, std::string_view raw) {
+    if (raw.size() <= options_.max_line_bytes) return false;
+    Reject(task.source, line, raw.substr(0, 256),
+           "record of " + std::to_string(raw.size()) + " bytes is longer than the limit of " +
+               std::to_string(options_.max_line_bytes) + " bytes" +
+               (options_.max_line_name.empty() ? std::string() : " (" + options_.max_line_name + ")") +
+               "; raw holds its start");
+    return true;
+  };
+  const std::string_view text = chunk.data.view().substr(task.skip_bytes);
+  if (task.columns == nullptr || task.columns->kept.empty()) {
+    // Every column is kept: each record is parsed and encoded in one pass
+    // (DelimitedEncoder::ParseAndEncode), with the same rows, rejects and
+    // messages as the ForEachRecordIn path below; what a blank or too long
+    // record encoded is taken back.
+    size_t off = 0;
+    uint64_t line = chunk.first_line + task.skip_lines;
+    while (off < text.size()) {
+      size_t consumed = 0;
+      uint64_t lines = 0;
+      error.clear();
+      uint64_t key_hash = 0;
+      ByteBuffer* out = hash_routing_ ? &scratch : &parts[0]->tuples;
+      if (hash_routing_) scratch.clear();
+      const size_t start = out->size();
+      const auto r = encoder->ParseAndEncode(parser, text.substr(off), /*at_end=*/true, line, out,
+                                             hash_routing_ ? &key_hash : nullptr, &consumed, &lines, &error);
+      if (consumed == 0) consumed = text.size() - off;  // cannot happen with at_end; never loop
+      const std::string_view raw = RecordRaw(text.substr(off, consumed));
+      const uint64_t this_line = line;
+      off += consumed;
+      line += lines;
+      if (raw.empty() || IsBlank(raw)) {
+        out->Truncate(start);
+        continue;
+      }
+      ++rows;
+      if (too_long(this_line, raw)) {
+        out->Truncate(start);
+        continue;
+      }
+      if (r == DelimitedEncoder::Fused::kParseError || r == DelimitedEncoder::Fused::kNeedMore) {
+        // The reject names the line already: "line N, " only when it differs.
+        const std::string own = "line " + std::to_string(this_line) + ", ";
+        if (error.compare(0, own.size(), own) == 0) error.erase(0, own.size());
+        Reject(task.source, this_line, raw, std::move(error));
+        continue;
+      }
+      if (r == DelimitedEncoder::Fused::kRejected) {
+        Reject(task.source, this_line, raw, std::move(error));
+        continue;
+      }
+      PlaceRow(parts, scratch, start, key_hash)->origins.push_back(RowOrigin{task.source, this_line, raw});
+    }
+    SendParts(task, rows, &parts);
+    return;
+  }
   ForEachRecordIn(
-      chunk.data.view().substr(task.skip_bytes), chunk.first_line + task.skip_lines, parser, &fields, &error,
+      text, chunk.first_line + task.skip_lines, parser, &fields, &error,
       [&](uint64_t line, std::string_view raw, bool parsed) {
         ++rows;
-        if (raw.size() > options_.max_line_bytes) {
-          Reject(task.source, line, raw.substr(0, 256),
-                 "record of " + std::to_string(raw.size()) + " bytes is longer than the limit of " +
-                     std::to_string(options_.max_line_bytes) + " bytes" +
-                     (options_.max_line_name.empty() ? std::string() : " (" + options_.max_line_name + ")") +
-                     "; raw holds its start");
-          return true;
-        }
+        if (too_long(line, raw)) return true;
         if (!parsed) {
           Reject(task.source, line, raw, std::move(error));
           return true;

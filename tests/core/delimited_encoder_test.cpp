@@ -199,3 +199,201 @@ TEST_CASE("a key hashes by its encoded value: 1 and 01 route alike, 1 and 2 apar
   CHECK(hash("a", "2", "2024-01-05") != one);   // another key
   CHECK(hash("a", "1", "2024-01-06") != one);   // the second key field counts
 }
+
+namespace {
+
+// One record's outcome, as Next + Encode or as ParseAndEncode give it.
+struct Outcome {
+  DelimitedEncoder::Fused result;
+  size_t consumed;
+  uint64_t lines;
+  std::string error;
+  std::string out;  // the whole buffer, which starts with "prefix"
+  uint64_t hash;
+};
+
+Outcome TwoCalls(DelimitedParser* parser, DelimitedEncoder* enc, std::string_view text, bool at_end, uint64_t line) {
+  Outcome o{DelimitedEncoder::Fused::kRow, 0, 0, "", "", 7};
+  std::vector<DelimitedField> fields;
+  ByteBuffer out;
+  out.Append(std::string_view("prefix"));
+  switch (parser->Next(text, at_end, line, &fields, &o.consumed, &o.lines, &o.error)) {
+    case DelimitedParser::Result::kRecord:
+      if (!enc->Encode(fields, &out, &o.hash, &o.error)) o.result = DelimitedEncoder::Fused::kRejected;
+      break;
+    case DelimitedParser::Result::kNeedMore:
+      o.result = DelimitedEncoder::Fused::kNeedMore;
+      break;
+    case DelimitedParser::Result::kError:
+      o.result = DelimitedEncoder::Fused::kParseError;
+      break;
+  }
+  o.out.assign(reinterpret_cast<const char*>(out.data()), out.size());
+  return o;
+}
+
+Outcome Fused(DelimitedParser* parser, DelimitedEncoder* enc, std::string_view text, bool at_end, uint64_t line) {
+  Outcome o{DelimitedEncoder::Fused::kRow, 0, 0, "", "", 7};
+  ByteBuffer out;
+  out.Append(std::string_view("prefix"));
+  o.result = enc->ParseAndEncode(parser, text, at_end, line, &out, &o.hash, &o.consumed, &o.lines, &o.error);
+  o.out.assign(reinterpret_cast<const char*>(out.data()), out.size());
+  return o;
+}
+
+// Runs `text` record by record through both ways (each with its own parser and
+// encoder, `header` set on both when not empty), checks every outcome is the
+// same, and returns them.
+std::vector<Outcome> BothWays(const nomnom::Entity& e, DelimitedDialect dialect, std::string_view text, bool at_end,
+                              const std::vector<std::string>& header = {}) {
+  DelimitedParser pa(dialect), pb(dialect);
+  DelimitedEncoder ea(e), eb(e);
+  if (!header.empty()) {
+    REQUIRE(ea.SetColumns(header).ok());
+    REQUIRE(eb.SetColumns(header).ok());
+  }
+  std::vector<Outcome> all;
+  uint64_t line = 1;
+  while (!text.empty()) {
+    INFO("line " << line << ": " << text);
+    const Outcome a = TwoCalls(&pa, &ea, text, at_end, line);
+    const Outcome b = Fused(&pb, &eb, text, at_end, line);
+    CHECK(static_cast<int>(b.result) == static_cast<int>(a.result));
+    CHECK(b.consumed == a.consumed);
+    CHECK(b.lines == a.lines);
+    CHECK(b.error == a.error);
+    CHECK(b.out == a.out);
+    CHECK(b.hash == a.hash);
+    all.push_back(b);
+    if (a.result == DelimitedEncoder::Fused::kNeedMore || a.consumed == 0) break;
+    text.remove_prefix(a.consumed);
+    line += a.lines;
+  }
+  return all;
+}
+
+nomnom::Entity FusedEntity() {
+  auto e = nomnom::ParseEntity(R"(entity:
+  name: Fused
+  fields:
+    - { name: k, type: BigInt, nullable: false }
+    - { name: s, type: String, nullable: true }
+    - { name: v, type: String, args: [8], nullable: true }
+    - { name: d, type: Decimal, args: [15, 2], nullable: true }
+    - { name: day, type: Date, nullable: false }
+    - { name: n, type: Integer, nullable: true }
+  persistence:
+    database: { conformant_table: fused, unicity_fields: [k, day] }
+)",
+                               "fused.yaml");
+  INFO(e.status().message());
+  REQUIRE(e.ok());
+  return *e;
+}
+
+}  // namespace
+
+TEST_CASE("ParseAndEncode equals Next + Encode on CSV edge cases", "[delimited]") {
+  const nomnom::Entity e = FusedEntity();
+  using F = DelimitedEncoder::Fused;
+  const std::string long_text(1000, 'x');  // more than the room reserved per record
+  struct Case {
+    std::string text;
+    std::vector<F> expect;
+    std::string error;  // in the last outcome's error, when not empty
+  };
+  const std::vector<Case> cases = {
+      {"1,abc,v,1.50,2024-01-02,7\n2,,,,2024-01-01,\n", {F::kRow, F::kRow}, ""},
+      {"1,abc,v,1.50,2024-01-02,7\r\n2,b,c,0.1,2024-02-29,-3\r\n", {F::kRow, F::kRow}, ""},
+      {"1,\"a,b\nc\",\"\",\"2.5\",2024-01-02,7\n", {F::kRow}, ""},           // quoted, LF inside, ""
+      {"1,\"say \"\"hi\"\"\",\"q\"\"\",1,2024-01-02,7\n", {F::kRow}, ""},    // "" escapes
+      {"1,abc,v,1.50,2024-01-02,7", {F::kRow}, ""},                          // field at the input's end
+      {"1,abc,v,1.50,2024-01-02,", {F::kRow}, ""},                           // a NULL at the end
+      {"1,abc,v,1.50,2024-01-02,\"7\"", {F::kRow}, ""},                      // quoted at the end
+      {"1," + long_text + ",v,1,2024-01-02,7\n", {F::kRow}, ""},             // longer than the room
+      {"1,h\xC3\xA9llo,\xC3\xA9t\xC3\xA9,1,2024-01-02,7\n", {F::kRow}, ""},  // slow path, then fast
+      {"1,a,b,1.2.3,2024-01-02,7\n", {F::kRejected}, "column 4 (field 'd')"},
+      {"1,a,b,1,2024-01-02\n", {F::kRejected}, "expected 6 columns, found 5"},      // too few
+      {"1,a,b,1,2024-01-02,7,8\n", {F::kRejected}, "expected 6 columns, found 7"},  // too many
+      {",a,b,1,2024-01-02,7\n", {F::kRejected}, "column 1 (field 'k'): empty (NULL) in a NOT NULL field"},
+      {"x,a,b,1,2024-01-02,7,8\n", {F::kRejected}, "expected 6 columns, found 7"},  // the count wins
+      {"1,a,too long!,1,2024-01-02,7\n", {F::kRejected}, "column 3 (field 'v')"},
+      {"x,a,b,1,2024-01-02,7\n2,a,b\"c,1,2024-01-02,7\n", {F::kRejected, F::kParseError}, "a quote inside"},
+      {"x,a,b\"c,1,2024-01-02,7\n", {F::kParseError}, "line 1, column 3"},  // the parse error wins
+      {"1,\"a\"b,v,1,2024-01-02,7\n", {F::kParseError}, "text after the closing quote"},
+      {"1,\"open,v,1,2024-01-02,7\n", {F::kParseError}, "unterminated quoted field"},
+      {"99999999999,a,b,1,2024-01-02,99999999999\n", {F::kRejected}, "column 6 (field 'n')"},
+      {"1,a,b,1,2024-13-02,7\n", {F::kRejected}, "column 5 (field 'day')"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.text);
+    const auto got = BothWays(e, DelimitedDialect::kCsv, c.text, true);
+    REQUIRE(got.size() == c.expect.size());
+    for (size_t i = 0; i < got.size(); ++i) CHECK(static_cast<int>(got[i].result) == static_cast<int>(c.expect[i]));
+    if (!c.error.empty()) CHECK_THAT(got.back().error, Contains(c.error));
+    for (const Outcome& o : got) {
+      if (o.result != F::kRow) CHECK(o.out == "prefix");  // nothing left behind
+    }
+  }
+  // Cut inside a record: more is needed, and nothing is written.
+  for (std::string_view text : {"1,abc,v,1.5", "1,\"ab", "1,\"ab\"", "1,a,b,1,2024-01-02,7\r"}) {
+    INFO(text);
+    const auto got = BothWays(e, DelimitedDialect::kCsv, text, false);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].result == F::kNeedMore);
+    CHECK(got[0].out == "prefix");
+  }
+  // A header that reorders the columns takes the two-call path inside.
+  const auto mapped = BothWays(e, DelimitedDialect::kCsv, "2024-01-02,1,x\n2024-01-02,,x\n", true, {"day", "k", "s"});
+  REQUIRE(mapped.size() == 2);
+  CHECK(mapped[0].result == F::kRow);
+  CHECK(mapped[1].result == F::kRejected);
+  // The key hash is the two calls' (checked in BothWays) and not constant.
+  const auto keys =
+      BothWays(e, DelimitedDialect::kCsv, "1,a,b,1,2024-01-02,7\n01,c,,,2024-01-02,\n2,a,b,1,2024-01-02,7\n", true);
+  REQUIRE(keys.size() == 3);
+  CHECK(keys[0].hash == keys[1].hash);
+  CHECK(keys[0].hash != keys[2].hash);
+}
+
+TEST_CASE("ParseAndEncode equals Next + Encode on .tbl edge cases", "[delimited]") {
+  const nomnom::Entity e = FusedEntity();
+  using F = DelimitedEncoder::Fused;
+  const auto got = BothWays(e, DelimitedDialect::kTbl,
+                            "1|abc|v|1.50|2024-01-02|7|\n"
+                            "2||||2024-01-01||\r\n"
+                            "3|a|b|1|2024-01-02|\n"        // too few
+                            "4|a|b|1|2024-01-02|7|8|\n"    // too many
+                            "5|a|b|1|2024-01-02|7\n"       // no trailing '|'
+                            "x|a|b|1|2024-01-02|7|8\n"     // both: the parse error wins
+                            "6|a|b|1.2.3|2024-01-02|7|\n"  // a bad decimal
+                            "7|a|b|1|2024-01-02|7|",       // the input's end
+                            true);
+  const std::vector<F> expect = {F::kRow,        F::kRow,        F::kRejected, F::kRejected,
+                                 F::kParseError, F::kParseError, F::kRejected, F::kRow};
+  REQUIRE(got.size() == expect.size());
+  for (size_t i = 0; i < got.size(); ++i) CHECK(static_cast<int>(got[i].result) == static_cast<int>(expect[i]));
+  CHECK_THAT(got[2].error, Contains("expected 6 columns, found 5"));
+  CHECK_THAT(got[4].error, Contains("line 5, column 6: a .tbl record must end in '|'"));
+  CHECK_THAT(got[6].error, Contains("column 4 (field 'd')"));
+  const auto cut = BothWays(e, DelimitedDialect::kTbl, "1|abc|v|1.5", false);
+  REQUIRE(cut.size() == 1);
+  CHECK(cut[0].result == F::kNeedMore);
+}
+
+TEST_CASE("ParseAndEncode equals Next + Encode on every TPC-H table", "[delimited]") {
+  auto entities = nomnom::LoadEntityDir(SourcePath("data/tpch/entities-full"));
+  REQUIRE(entities.ok());
+  for (const char* name : {"region", "nation", "supplier", "customer", "part", "partsupp", "orders", "lineitem"}) {
+    INFO(name);
+    const nomnom::Entity* e = nomnom::FindEntity(*entities, name);
+    REQUIRE(e != nullptr);
+    for (auto [fmt, dialect] : {std::pair{nomnom::TpchTextFormat::kCsv, DelimitedDialect::kCsv},
+                                std::pair{nomnom::TpchTextFormat::kTbl, DelimitedDialect::kTbl}}) {
+      const std::string text = Generate(*nomnom::ParseTpchTable(name), fmt);
+      const auto got = BothWays(*e, dialect, text, true);
+      CHECK(got.size() == Lines(text).size());
+      for (const Outcome& o : got) REQUIRE(o.result == DelimitedEncoder::Fused::kRow);
+    }
+  }
+}

@@ -10,7 +10,10 @@
 //   * CSV: every record, written back with every field quoted ("" for a
 //     quote) or empty for NULL, parses back to the same fields;
 //   * every record goes through DelimitedEncoder for a three-column entity:
-//     a rejection leaves the buffer unchanged and has a valid UTF-8 message.
+//     a rejection leaves the buffer unchanged and has a valid UTF-8 message;
+//   * DelimitedEncoder::ParseAndEncode gives exactly what Next + Encode give
+//     (result, bytes, key hash, consumed, lines, message), on the whole text
+//     and on every prefix tried.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -65,7 +68,34 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const DelimitedDialect dialect = (data[0] & 1) ? DelimitedDialect::kTbl : DelimitedDialect::kCsv;
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
   DelimitedParser whole(dialect), part(dialect), back(dialect);
-  nomnom::DelimitedEncoder encoder(TestEntity());
+  nomnom::DelimitedEncoder encoder(TestEntity()), fused_encoder(TestEntity());
+  DelimitedParser fused_parser(dialect);
+  // Next + Encode and ParseAndEncode on text[0, k) agree.
+  auto same_fused = [&](std::string_view t, bool at_end, uint64_t at_line) {
+    std::vector<DelimitedField> f;
+    nomnom::ByteBuffer a, b;
+    a.Append(std::string_view("x"));
+    b.Append(std::string_view("x"));
+    size_t ca = 0, cb = 0;
+    uint64_t la = 0, lb = 0, ha = 1, hb = 1;
+    std::string ea, eb;
+    using Fused = nomnom::DelimitedEncoder::Fused;
+    Fused ra = Fused::kParseError;
+    switch (part.Next(t, at_end, at_line, &f, &ca, &la, &ea)) {
+      case DelimitedParser::Result::kRecord:
+        ra = encoder.Encode(f, &a, &ha, &ea) ? Fused::kRow : Fused::kRejected;
+        break;
+      case DelimitedParser::Result::kNeedMore:
+        ra = Fused::kNeedMore;
+        break;
+      case DelimitedParser::Result::kError:
+        break;
+    }
+    const Fused rb = fused_encoder.ParseAndEncode(&fused_parser, t, at_end, at_line, &b, &hb, &cb, &lb, &eb);
+    FUZZ_CHECK(ra == rb && ca == cb && la == lb && ea == eb && ha == hb && a.size() == b.size() &&
+                   std::string_view(a.data(), a.size()) == std::string_view(b.data(), b.size()),
+               "ParseAndEncode differs from Next + Encode on " + Show(t) + ": " + Show(ea) + " / " + Show(eb));
+  };
   std::vector<DelimitedField> fields, pfields, bfields;
   std::string error, perror, berror;
   size_t pos = 0;
@@ -82,8 +112,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(lines == lf, "line count " + std::to_string(lines) + " for " + Show(rest.substr(0, consumed)));
     const Rec rec = r == DelimitedParser::Result::kRecord ? Copy(fields) : Rec{};
     if (r == DelimitedParser::Result::kError) FUZZ_CHECK(nomnom::fuzz::Utf8Valid(error) || true, error);
+    same_fused(rest, true, line);
     // The same answer from the shortest prefix that gives one.
     for (size_t k = 1; k < rest.size(); k = k < 64 ? k + 1 : k * 2) {
+      same_fused(rest.substr(0, k), false, line);
       size_t pc = 0;
       uint64_t pl = 0;
       const auto pr = part.Next(rest.substr(0, k), false, line, &pfields, &pc, &pl, &perror);
