@@ -28,14 +28,16 @@ std::string RowTooLargeError(size_t row_bytes, size_t limit) {
 }
 
 bool ChunkWriter::Add(std::string_view row, uint64_t line) {
-  if (row.size() + 1 > limits_.max_bytes) return false;
-  if (open_.rows > 0 && (open_.rows >= limits_.max_rows || open_.body.size() + row.size() + 1 > limits_.max_bytes)) {
+  const bool ndjson = format_ == PublishFormat::kNdjson;
+  const size_t bytes = row.size() + (ndjson ? 1 : 0);
+  if (bytes > limits_.max_bytes) return false;
+  if (open_.rows > 0 && (open_.rows >= limits_.max_rows || open_.body.size() + bytes > limits_.max_bytes)) {
     full_.push_back(std::move(open_));
     open_ = ChunkBody{};
   }
   if (open_.rows == 0) open_.first_line = line;
   open_.body.append(row);
-  open_.body.push_back('\n');
+  if (ndjson) open_.body.push_back('\n');
   open_.last_line = line;
   ++open_.rows;
   return true;
@@ -66,6 +68,11 @@ OutgoingMessage MakeChunkMessage(std::string subject, std::string_view entity, s
                {std::string(kHeaderRows), std::to_string(rows)}};
   m.body = std::move(body);
   return m;
+}
+
+void AddPgCopyHeaders(OutgoingMessage* m, std::string_view schema) {
+  m->headers.emplace_back(std::string(kHeaderFormat), std::string(kFormatPgCopy1));
+  m->headers.emplace_back(std::string(kHeaderSchema), std::string(schema));
 }
 
 std::string HeaderValue(std::string_view text, size_t max_bytes) {

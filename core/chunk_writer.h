@@ -6,7 +6,8 @@
 //     place (lines with readable padding behind them).
 //
 // Rows of one entity are grouped into chunk bodies of at most max_rows rows
-// and max_bytes bytes (each row is one NDJSON line ending in '\n'). nomnomd's
+// and max_bytes bytes: NDJSON (each row one line ending in '\n') or pgcopy1
+// (each row its binary COPY tuple, core/pgcopy_chunk.h). nomnomd's
 // /ingest/message and /ingest/batch and `nomnom load --via-nats` all use it,
 // so identical rows make identical messages.
 //
@@ -29,13 +30,20 @@
 
 namespace nomnom {
 
+// What a chunk body holds (core/ingest_format.h): NDJSON lines, or pgcopy1
+// binary COPY tuples (Nomnom-Format and Nomnom-Schema headers).
+enum class PublishFormat { kNdjson, kPgCopy1 };
+
+// Room a pgcopy1 chunk's two extra headers take from the NATS max_payload.
+inline constexpr int64_t kPgCopyHeaderBytes = 64;
+
 struct ChunkLimits {
   size_t max_rows = 1000;
   size_t max_bytes = 512 << 10;  // body bytes
 };
 
 struct ChunkBody {
-  std::string body;  // NDJSON, every line ends with '\n'
+  std::string body;  // NDJSON, every line ends with '\n'; or pgcopy1 tuples
   uint32_t rows = 0;
   uint64_t first_line = 0;  // input line numbers of its first and last row (0: not tracked)
   uint64_t last_line = 0;
@@ -50,10 +58,12 @@ std::string RowTooLargeError(size_t row_bytes, size_t limit);
 
 class ChunkWriter {
  public:
-  explicit ChunkWriter(ChunkLimits limits) : limits_(limits) {}
+  explicit ChunkWriter(ChunkLimits limits, PublishFormat format = PublishFormat::kNdjson)
+      : limits_(limits), format_(format) {}
 
-  // Appends one row (its text without the newline). Returns false, and adds
-  // nothing, when the row and its newline are larger than max_bytes.
+  // Appends one row: NDJSON, its text without the newline; pgcopy1, its
+  // tuple. Returns false, and adds nothing, when the row (and its newline)
+  // is larger than max_bytes.
   bool Add(std::string_view row, uint64_t line = 0);
   // Rows in the open (last, not yet full) chunk.
   size_t open_rows() const { return open_.rows; }
@@ -64,6 +74,7 @@ class ChunkWriter {
 
  private:
   ChunkLimits limits_;
+  PublishFormat format_;
   ChunkBody open_;
   std::vector<ChunkBody> full_;
 };
@@ -72,6 +83,9 @@ class ChunkWriter {
 // `batch_id`: subject, Nats-Msg-Id and the Nomnom-* headers.
 OutgoingMessage MakeChunkMessage(std::string subject, std::string_view entity, std::string_view batch_id,
                                  uint32_t index, uint32_t count, uint32_t rows, std::string body);
+// Marks m's body as pgcopy1 tuples encoded for the entity whose
+// SchemaFingerprint is `schema`.
+void AddPgCopyHeaders(OutgoingMessage* m, std::string_view schema);
 
 // A dead letter for the dead-letter stream: one row of a chunk (line set,
 // 1-based) or a whole chunk. Its Nats-Msg-Id is "<original id>:<line>" or

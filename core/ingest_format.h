@@ -16,8 +16,9 @@
 //                   whose entity has another fingerprint, or that meets an
 //                   unknown format, does not apply the chunk: it dead-letters
 //                   it whole with the reason (naming both fingerprints).
-//   `nomnom load --via-nats` publishes pgcopy1 for entities without derived
-//   entities (--publish-format); nomnomd and nested loads publish NDJSON.
+//   `nomnom load --via-nats` and nomnomd's /ingest/batch publish pgcopy1 for
+//   entities without derived entities (--publish-format); /ingest/message
+//   rows and nested loads are published as NDJSON.
 //
 // Ids: every chunk belongs to a batch (a UUID) and its Nats-Msg-Id is
 // "<batch>:<k>". /ingest/batch returns the batch id. Rows posted to

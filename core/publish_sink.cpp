@@ -12,7 +12,8 @@ PublishSink::PublishSink(JetStreamClient& js, const Entity& entity, size_t max_r
       // The two extra headers of pgcopy1 chunks (and their separators) come
       // off the body's room.
       limits_{max_rows,
-              ChunkBodyLimit(js.MaxPayload() - (format == PublishFormat::kPgCopy1 ? 64 : 0), entity.name, max_bytes)},
+              ChunkBodyLimit(js.MaxPayload() - (format == PublishFormat::kPgCopy1 ? kPgCopyHeaderBytes : 0), entity.name,
+                             max_bytes)},
       counters_(std::move(counters)),
       format_(format),
       schema_(format == PublishFormat::kPgCopy1 ? SchemaFingerprint(entity) : std::string()),
@@ -24,10 +25,7 @@ void PublishSink::Publish(ChunkBody chunk) {
   const uint32_t rows = chunk.rows;
   OutgoingMessage m =
       MakeChunkMessage(js_.EntitySubject(entity_.name), entity_.name, batch, 0, 1, rows, std::move(chunk.body));
-  if (format_ == PublishFormat::kPgCopy1) {
-    m.headers.emplace_back(std::string(kHeaderFormat), std::string(kFormatPgCopy1));
-    m.headers.emplace_back(std::string(kHeaderSchema), schema_);
-  }
+  if (format_ == PublishFormat::kPgCopy1) AddPgCopyHeaders(&m, schema_);
   auto counters = counters_;
   if (Status room = space_.Admit(m); !room.ok()) {
     counters->failures.fetch_add(1);
@@ -51,30 +49,23 @@ void PublishSink::Publish(ChunkBody chunk) {
 Result<BatchResult> PublishSink::WriteTuples(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) {
   // The tuples go into the body as they are: no second encoding in the worker.
   BatchResult result;
-  ChunkBody open;
-  auto flush = [&] {
-    if (open.rows == 0) return;
-    Publish(std::move(open));
-    open = ChunkBody{};
-  };
+  ChunkWriter writer(limits_, PublishFormat::kPgCopy1);
   for (const EncodedPart* part : parts) {
     const std::string_view all = part->tuples.view();
     for (size_t r = 0; r < part->rows(); ++r) {
       const size_t begin = part->offsets[r];
       const size_t end = r + 1 < part->rows() ? part->offsets[r + 1] : all.size();
       const std::string_view tuple = all.substr(begin, end - begin);
-      if (tuple.size() > limits_.max_bytes) {
+      if (!writer.Add(tuple)) {
         on_reject(part->origins[r], RowTooLargeError(tuple.size(), limits_.max_bytes));
         ++result.rejected;
         continue;
       }
-      if (open.rows >= limits_.max_rows || open.body.size() + tuple.size() > limits_.max_bytes) flush();
-      open.body.append(tuple);
-      ++open.rows;
       ++result.inserted;
+      for (ChunkBody& c : writer.TakeFull()) Publish(std::move(c));
     }
   }
-  flush();
+  for (ChunkBody& c : writer.TakeAll()) Publish(std::move(c));
   return result;
 }
 

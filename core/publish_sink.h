@@ -37,8 +37,6 @@ struct PublishCounters {
   std::string first_error;  // guarded by mu
 };
 
-enum class PublishFormat { kNdjson, kPgCopy1 };
-
 class PublishSink : public RowSink {
  public:
   PublishSink(JetStreamClient& js, const Entity& entity, size_t max_rows, size_t max_bytes,

@@ -32,12 +32,17 @@ NestedEncoder& NestedEncoderFor(const Entity& e, const std::vector<const Entity*
 }
 
 // Validates one row of entity (with its derived entities' elements, when it
-// has any). The encoded tuples are not kept.
+// has any). tuple, for an entity without derived entities: set to its
+// encoded tuple, valid until the thread's next call.
 bool Validate(const Entity& entity, const std::vector<const Entity*>& derived, std::string_view line, size_t readable,
-              std::string* error) {
+              std::string* error, std::string_view* tuple = nullptr) {
   thread_local ByteBuffer scratch;
   scratch.clear();
-  if (derived.empty()) return EncoderFor(entity).Encode(line, readable, &scratch, nullptr, error);
+  if (derived.empty()) {
+    const bool ok = EncoderFor(entity).Encode(line, readable, &scratch, nullptr, error);
+    if (ok && tuple != nullptr) *tuple = scratch.view();
+    return ok;
+  }
   thread_local std::vector<ByteBuffer> children;
   thread_local std::vector<std::vector<uint32_t>> offsets;
   children.resize(derived.size());
@@ -111,12 +116,15 @@ MessageCheck CheckMessage(const Entity& entity, std::string_view request_body, s
 }
 
 BatchCheck CheckBatch(const Entity& entity, std::string& body, ChunkLimits limits, size_t max_errors,
-                      const std::vector<const Entity*>& derived) {
+                      const std::vector<const Entity*>& derived, PublishFormat format) {
   BatchCheck out;
+  out.format = derived.empty() ? format : PublishFormat::kNdjson;
+  const bool binary = out.format == PublishFormat::kPgCopy1;
   const size_t size = body.size();
   body.append(kChunkPadding, ' ');
   std::string error;
-  ChunkWriter writer(limits);
+  std::string_view tuple;
+  ChunkWriter writer(limits, out.format);
   const size_t bom = size >= 3 && std::memcmp(body.data(), "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;  // UTF-8 BOM
   const std::string_view padded(body.data() + bom, body.size() - bom);
   ForEachPaddedLine(padded, size - bom, [&](std::string_view raw, uint64_t line_no, size_t readable) {
@@ -125,13 +133,13 @@ BatchCheck CheckBatch(const Entity& entity, std::string& body, ChunkLimits limit
       if (out.errors.size() < max_errors) out.errors.emplace_back(line_no, std::move(why));
     };
     if (raw.empty() || IsBlank(raw)) return true;
-    if (!Validate(entity, derived, raw, readable, &error)) {
+    if (!Validate(entity, derived, raw, readable, &error, binary ? &tuple : nullptr)) {
       reject(error);
       return true;
     }
-    const std::string_view line = TrimLine(raw);
-    if (!writer.Add(line, line_no)) {
-      reject(RowTooLargeError(line.size() + 1, limits.max_bytes));
+    const std::string_view row = binary ? tuple : TrimLine(raw);
+    if (!writer.Add(row, line_no)) {
+      reject(RowTooLargeError(row.size() + (binary ? 0 : 1), limits.max_bytes));
       return true;
     }
     ++out.accepted;

@@ -35,12 +35,17 @@ MessageCheck CheckMessage(const Entity& entity, std::string_view body, size_t bo
 // One /ingest/batch body (NDJSON): its good rows in chunks, its bad lines.
 struct BatchCheck {
   std::vector<ChunkBody> chunks;
+  PublishFormat format = PublishFormat::kNdjson;  // what the chunks hold
   uint64_t accepted = 0;
   uint64_t rejected = 0;
   std::vector<std::pair<uint64_t, std::string>> errors;  // (1-based line, reason), the first max_errors
 };
 // body is padded in place (kChunkPadding bytes are appended for simdjson).
+// format kPgCopy1: the chunks hold the rows' binary COPY tuples, for an
+// entity without derived entities (with them the chunks are NDJSON, and
+// BatchCheck::format says so).
 BatchCheck CheckBatch(const Entity& entity, std::string& body, ChunkLimits limits, size_t max_errors,
-                      const std::vector<const Entity*>& derived = {});
+                      const std::vector<const Entity*>& derived = {},
+                      PublishFormat format = PublishFormat::kNdjson);
 
 }  // namespace nomnom

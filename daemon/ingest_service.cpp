@@ -9,6 +9,7 @@
 #include "core/chunk_writer.h"
 #include "core/ingest_format.h"
 #include "core/ledger.h"
+#include "core/pgcopy_chunk.h"
 #include "core/log.h"
 #include "core/utf8.h"
 
@@ -406,11 +407,16 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
   // With a key, the chunk split (and so each chunk's id) depends on the body
   // alone, not on this daemon's chunk settings: a retry sent to another
   // replica makes the same chunks.
-  const ChunkLimits limits = key.empty() ? publisher_.LimitsFor(e->name)
-                                         : ChunkLimits{1000, ChunkBodyLimit(js_.MaxPayload(), e->name, 512 << 10)};
+  const std::vector<const Entity*> derived = DerivedEntities(config_.entities, *e);
+  const PublishFormat format = derived.empty() ? config_.batch_format : PublishFormat::kNdjson;
+  // pgcopy1's two extra headers come off the body's room.
+  const int64_t payload = js_.MaxPayload() - (format == PublishFormat::kPgCopy1 ? kPgCopyHeaderBytes : 0);
+  ChunkLimits limits =
+      key.empty() ? publisher_.LimitsFor(e->name) : ChunkLimits{1000, ChunkBodyLimit(payload, e->name, 512 << 10)};
+  limits.max_bytes = ChunkBodyLimit(payload, e->name, limits.max_bytes);
   const std::string body_hash = key.empty() ? std::string() : NameUuid(req.body);
-  BatchCheck batch =
-      CheckBatch(*e, req.body, limits, config_.max_errors_reported, DerivedEntities(config_.entities, *e));
+  BatchCheck batch = CheckBatch(*e, req.body, limits, config_.max_errors_reported, derived, format);
+  const std::string schema = batch.format == PublishFormat::kPgCopy1 ? SchemaFingerprint(*e) : std::string();
   const uint64_t accepted = batch.accepted, rejected = batch.rejected;
   json errors = json::array();
   for (auto& [line, why] : batch.errors) errors.push_back({{"line", line}, {"error", std::move(why)}});
@@ -469,6 +475,7 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
     OutgoingMessage m =
         MakeChunkMessage(js_.EntitySubject(e->name), e->name, state->batch_id, k, count, rows, std::move(c.body));
     if (!state->key.empty()) m.headers.emplace_back(std::string(kHeaderBodyHash), state->body_hash);
+    if (batch.format == PublishFormat::kPgCopy1) AddPgCopyHeaders(&m, schema);
     publisher_.Publish(std::move(m), [this, state, lines, rows](const PublishResult& r) {
       {
         std::lock_guard<std::mutex> lock(state->mu);

@@ -44,6 +44,33 @@ TEST_CASE("chunk writer: a row that cannot fit any chunk is refused and leaves t
   CHECK(all[1].body == "x\n");
 }
 
+TEST_CASE("chunk writer, pgcopy1: tuples end to end, no newline, the same limits", "[chunk_writer]") {
+  ChunkWriter w(ChunkLimits{3, 8}, PublishFormat::kPgCopy1);
+  CHECK(w.Add("1234", 1));
+  CHECK(w.Add("5678", 2));       // 8 bytes: fits exactly (an NDJSON line of 4 would not: 10)
+  CHECK(w.Add("9", 3));          // over the bytes: a new chunk
+  CHECK(w.Add("ab", 4));
+  CHECK(w.Add("cd", 5));         // 3 rows: full by rows
+  CHECK(w.Add("e", 6));          // a new chunk
+  CHECK(w.Add("12345678", 7));   // 8 bytes alone: fits a chunk of its own
+  CHECK_FALSE(w.Add("123456789", 8));  // never fits, nothing added
+  auto all = w.TakeAll();
+  REQUIRE(all.size() == 4);
+  CHECK(all[0].body == "12345678");
+  CHECK(all[0].rows == 2);
+  CHECK(all[1].body == "9abcd");
+  CHECK(all[1].rows == 3);
+  CHECK(all[1].first_line == 3);
+  CHECK(all[1].last_line == 5);
+  CHECK(all[2].body == "e");
+  CHECK(all[3].body == "12345678");
+  OutgoingMessage m = MakeChunkMessage("s", "E", "b", 0, 1, 2, all[0].body);
+  AddPgCopyHeaders(&m, "0123456789abcdef");
+  REQUIRE(m.headers.size() == 6);
+  CHECK(m.headers[4] == std::pair<std::string, std::string>("Nomnom-Format", "pgcopy1"));
+  CHECK(m.headers[5] == std::pair<std::string, std::string>("Nomnom-Schema", "0123456789abcdef"));
+}
+
 TEST_CASE("chunk body limit: under max_payload with room for headers, never above the configuration",
           "[chunk_writer]") {
   CHECK(ChunkBodyLimit(1 << 20, "Order", 512 << 10) == 512 << 10);

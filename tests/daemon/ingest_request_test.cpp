@@ -4,6 +4,10 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "core/byte_buffer.h"
+#include "core/ndjson_reader.h"
+#include "core/pgcopy_chunk.h"
+#include "core/row_encoder.h"
 #include "core/schema.h"
 
 using namespace nomnom;
@@ -56,6 +60,39 @@ TEST_CASE("CheckBatch: BOM, blank lines, CRLF, line numbers, the chunk limits", 
   CHECK(small.errors.empty());  // max_errors 0: counted, not listed
 }
 
+TEST_CASE("CheckBatch, pgcopy1: the good rows' tuples as the encoder writes them, the same split and line numbers",
+          "[ingest_request][pgcopy1]") {
+  const Entity e = Item();
+  std::string body = "{\"id\":\"a\"}\n{\"id\":\"toolongvalue\"}\n{\"id\":\"c\",\"n\":3}\n{\"id\":\"d\"}\n";
+  std::string copy = body;
+  BatchCheck b = CheckBatch(e, body, ChunkLimits{2, 1000}, 10, {}, PublishFormat::kPgCopy1);
+  CHECK(b.format == PublishFormat::kPgCopy1);
+  CHECK(b.accepted == 3);
+  CHECK(b.rejected == 1);
+  REQUIRE(b.chunks.size() == 2);
+  CHECK(b.chunks[0].rows == 2);
+  CHECK(b.chunks[0].first_line == 1);
+  CHECK(b.chunks[0].last_line == 3);
+  // Each good row's tuple, exactly as RowEncoder writes it.
+  RowEncoder enc(e, RowEncoderOptions{});
+  auto tuple = [&](std::string line) {
+    ByteBuffer out;
+    line.append(kChunkPadding, ' ');
+    std::string error;
+    REQUIRE(enc.Encode(std::string_view(line.data(), line.size() - kChunkPadding), line.size(), &out, nullptr, &error));
+    return std::string(out.view());
+  };
+  CHECK(b.chunks[0].body == tuple("{\"id\":\"a\"}") + tuple("{\"id\":\"c\",\"n\":3}"));
+  CHECK(b.chunks[1].body == tuple("{\"id\":\"d\"}"));
+  std::vector<uint32_t> offsets;
+  CHECK(WalkTuples(b.chunks[0].body, e.fields.size(), 2, &offsets).empty());
+  // The same body as NDJSON: the same rows, split the same way here.
+  BatchCheck n = CheckBatch(e, copy, ChunkLimits{2, 1000}, 10);
+  CHECK(n.format == PublishFormat::kNdjson);
+  REQUIRE(n.chunks.size() == 2);
+  CHECK(n.chunks[0].rows == b.chunks[0].rows);
+}
+
 TEST_CASE("nested entities: a bad element is refused naming it; good rows keep their elements",
           "[ingest_request][nested]") {
   auto all = LoadEntityDir(NOMNOM_SOURCE_DIR "/data/tpch/entities-nested");
@@ -78,6 +115,12 @@ TEST_CASE("nested entities: a bad element is refused naming it; good rows keep t
   CHECK(refused.error == "line_items[0].quantity: expected a number, got string");
   // Without the derived entities the flat check lets the bad element through.
   CHECK(CheckMessage(*order, bad, 100000).status == 200);
+  // Rows with derived entities are published as NDJSON whatever the format asked.
+  std::string nested_body = good + "\n";
+  BatchCheck nb = CheckBatch(*order, nested_body, ChunkLimits{}, 10, derived, PublishFormat::kPgCopy1);
+  CHECK(nb.format == PublishFormat::kNdjson);
+  REQUIRE(nb.chunks.size() == 1);
+  CHECK(nb.chunks[0].body == good + "\n");
   std::string body = good + "\n" + bad + "\n" + head + "[]}\n";
   BatchCheck batch = CheckBatch(*order, body, ChunkLimits{100, 1 << 20}, 10, derived);
   CHECK(batch.accepted == 1);

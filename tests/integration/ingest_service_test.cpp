@@ -29,7 +29,8 @@ struct Answer {
 };
 
 struct Service {
-  explicit Service(size_t chunk_rows = 1000, size_t chunk_bytes = 512 << 10, const JetStreamConfig* shared = nullptr)
+  explicit Service(size_t chunk_rows = 1000, size_t chunk_bytes = 512 << 10, const JetStreamConfig* shared = nullptr,
+                   PublishFormat batch_format = DaemonConfig{}.batch_format)
       : config(shared != nullptr ? *shared : UniqueJetStreamConfig("nns")) {
     auto c = JetStreamClient::Connect(config);
     if (!c.ok()) FAIL(c.status().message());
@@ -44,6 +45,7 @@ struct Service {
     dc.workers = 0;
     dc.chunk_max_rows = chunk_rows;
     dc.chunk_max_bytes = chunk_bytes;
+    dc.batch_format = batch_format;
     service = std::make_unique<IngestService>(dc, *js, metrics);
     http::ServerOptions ho;
     ho.listen = "127.0.0.1:0";
@@ -114,13 +116,18 @@ std::string Order(const std::string& key, const std::string& comment = "c") {
 // The parts of a chunk message that do not depend on its random batch id.
 std::string Shape(const FetchedMessage& m) {
   return std::string(m.subject()) + "|" + m.Header(std::string(kHeaderEntity)).value_or("?") + "|" +
-         m.Header(std::string(kHeaderRows)).value_or("?") + "|" + std::string(m.body());
+         m.Header(std::string(kHeaderRows)).value_or("?") + "|" + m.Header(std::string(kHeaderFormat)).value_or("") +
+         "|" + m.Header(std::string(kHeaderSchema)).value_or("") + "|" + std::string(m.body());
 }
 
 }  // namespace
 
 TEST_CASE("load --via-nats and /ingest/batch publish identical chunks for identical rows", "[service][wire]") {
-  Service s(/*chunk_rows=*/400, /*chunk_bytes=*/16 << 10);
+  // Both publish binary COPY tuples by default, and NDJSON when told to.
+  const bool binary = GENERATE(true, false);
+  INFO((binary ? "binary" : "ndjson"));
+  Service s(/*chunk_rows=*/400, /*chunk_bytes=*/16 << 10, nullptr,
+            binary ? PublishFormat::kPgCopy1 : PublishFormat::kNdjson);
   TempDir dir;
   std::string rows;
   for (int i = 0; i < 1000; ++i)
@@ -136,13 +143,14 @@ TEST_CASE("load --via-nats and /ingest/batch publish identical chunks for identi
     m->Ack();
   }
   REQUIRE(from_api.size() > 2);  // split by bytes and rows into several chunks
+  CHECK(from_api.begin()->find(binary ? "|pgcopy1|" : "|||") != std::string::npos);
 
   const JetStreamConfig& c = s.config;
   CommandResult r = RunNomnom({"load",
                                file,
                                "--via-nats",
                                "--publish-format",
-                               "ndjson",  // binary tuples (the default) are what nomnomd never sends
+                               binary ? "binary" : "ndjson",
                                "--jobs",
                                "1",
                                "--chunk-rows",
