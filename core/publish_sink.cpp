@@ -11,9 +11,8 @@ PublishSink::PublishSink(JetStreamClient& js, const Entity& entity, size_t max_r
       entity_(entity),
       // The two extra headers of pgcopy1 chunks (and their separators) come
       // off the body's room.
-      limits_{max_rows,
-              ChunkBodyLimit(js.MaxPayload() - (format == PublishFormat::kPgCopy1 ? kPgCopyHeaderBytes : 0), entity.name,
-                             max_bytes)},
+      limits_{max_rows, ChunkBodyLimit(js.MaxPayload() - (format == PublishFormat::kPgCopy1 ? kPgCopyHeaderBytes : 0),
+                                       entity.name, max_bytes)},
       counters_(std::move(counters)),
       format_(format),
       schema_(format == PublishFormat::kPgCopy1 ? SchemaFingerprint(entity) : std::string()),

@@ -45,7 +45,6 @@ struct BatchCheck {
 // entity without derived entities (with them the chunks are NDJSON, and
 // BatchCheck::format says so).
 BatchCheck CheckBatch(const Entity& entity, std::string& body, ChunkLimits limits, size_t max_errors,
-                      const std::vector<const Entity*>& derived = {},
-                      PublishFormat format = PublishFormat::kNdjson);
+                      const std::vector<const Entity*>& derived = {}, PublishFormat format = PublishFormat::kNdjson);
 
 }  // namespace nomnom

@@ -9,8 +9,8 @@
 #include "core/chunk_writer.h"
 #include "core/ingest_format.h"
 #include "core/ledger.h"
-#include "core/pgcopy_chunk.h"
 #include "core/log.h"
+#include "core/pgcopy_chunk.h"
 #include "core/utf8.h"
 
 namespace nomnom {

@@ -67,7 +67,7 @@ struct DaemonConfig {
   // their binary COPY tuples (pgcopy1, which workers COPY without parsing
   // again), or as NDJSON (for workers older than pgcopy1 during an upgrade).
   PublishFormat batch_format = PublishFormat::kPgCopy1;
-  size_t max_errors_reported = 100;    // per /ingest/batch response
+  size_t max_errors_reported = 100;             // per /ingest/batch response
   size_t max_queued_publish_bytes = 256 << 20;  // beyond this, ingest answers 503 (overloaded)
   int64_t duplicate_window_ms = 120000;         // JetStream's; how long Idempotency-Keys are remembered here
   int lookup_threads = 2;                       // status look-ups

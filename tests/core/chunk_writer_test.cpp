@@ -47,12 +47,12 @@ TEST_CASE("chunk writer: a row that cannot fit any chunk is refused and leaves t
 TEST_CASE("chunk writer, pgcopy1: tuples end to end, no newline, the same limits", "[chunk_writer]") {
   ChunkWriter w(ChunkLimits{3, 8}, PublishFormat::kPgCopy1);
   CHECK(w.Add("1234", 1));
-  CHECK(w.Add("5678", 2));       // 8 bytes: fits exactly (an NDJSON line of 4 would not: 10)
-  CHECK(w.Add("9", 3));          // over the bytes: a new chunk
+  CHECK(w.Add("5678", 2));  // 8 bytes: fits exactly (an NDJSON line of 4 would not: 10)
+  CHECK(w.Add("9", 3));     // over the bytes: a new chunk
   CHECK(w.Add("ab", 4));
-  CHECK(w.Add("cd", 5));         // 3 rows: full by rows
-  CHECK(w.Add("e", 6));          // a new chunk
-  CHECK(w.Add("12345678", 7));   // 8 bytes alone: fits a chunk of its own
+  CHECK(w.Add("cd", 5));               // 3 rows: full by rows
+  CHECK(w.Add("e", 6));                // a new chunk
+  CHECK(w.Add("12345678", 7));         // 8 bytes alone: fits a chunk of its own
   CHECK_FALSE(w.Add("123456789", 8));  // never fits, nothing added
   auto all = w.TakeAll();
   REQUIRE(all.size() == 4);
