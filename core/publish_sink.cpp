@@ -45,37 +45,22 @@ void PublishSink::Publish(ChunkBody chunk) {
   });
 }
 
-Result<BatchResult> PublishSink::WriteTuples(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) {
-  // The tuples go into the body as they are: no second encoding in the worker.
-  BatchResult result;
-  ChunkWriter writer(limits_, PublishFormat::kPgCopy1);
-  for (const EncodedPart* part : parts) {
-    const std::string_view all = part->tuples.view();
-    for (size_t r = 0; r < part->rows(); ++r) {
-      const size_t begin = part->offsets[r];
-      const size_t end = r + 1 < part->rows() ? part->offsets[r + 1] : all.size();
-      const std::string_view tuple = all.substr(begin, end - begin);
-      if (!writer.Add(tuple)) {
-        on_reject(part->origins[r], RowTooLargeError(tuple.size(), limits_.max_bytes));
-        ++result.rejected;
-        continue;
-      }
-      ++result.inserted;
-      for (ChunkBody& c : writer.TakeFull()) Publish(std::move(c));
-    }
-  }
-  for (ChunkBody& c : writer.TakeAll()) Publish(std::move(c));
-  return result;
-}
-
 Result<BatchResult> PublishSink::Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) {
-  if (format_ == PublishFormat::kPgCopy1) return WriteTuples(parts, on_reject);
+  // NDJSON chunks carry each row's line; pgcopy1 chunks its tuple as encoded
+  // here, so the worker does not parse or encode it again.
+  const bool binary = format_ == PublishFormat::kPgCopy1;
   BatchResult result;
-  ChunkWriter writer(limits_);
+  ChunkWriter writer(limits_, format_);
   for (const EncodedPart* part : parts) {
-    for (const RowOrigin& o : part->origins) {
-      if (!writer.Add(o.raw)) {
-        on_reject(o, RowTooLargeError(o.raw.size() + 1, limits_.max_bytes));
+    const std::string_view tuples = part->tuples.view();
+    for (size_t r = 0; r < part->rows(); ++r) {
+      std::string_view row = part->origins[r].raw;
+      if (binary) {
+        const size_t end = r + 1 < part->rows() ? part->offsets[r + 1] : tuples.size();
+        row = tuples.substr(part->offsets[r], end - part->offsets[r]);
+      }
+      if (!writer.Add(row)) {
+        on_reject(part->origins[r], RowTooLargeError(row.size() + (binary ? 0 : 1), limits_.max_bytes));
         ++result.rejected;
         continue;
       }

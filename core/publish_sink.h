@@ -46,7 +46,6 @@ class PublishSink : public RowSink {
 
  private:
   void Publish(ChunkBody chunk);
-  Result<BatchResult> WriteTuples(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject);
 
   JetStreamClient& js_;
   const Entity& entity_;
