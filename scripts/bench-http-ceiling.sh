@@ -159,8 +159,9 @@ for round in $(seq 1 "$rounds"); do
 done
 
 col() { awk -v n="$1" -v c="$2" '$1 == n { print $c }' "$results" | bench_median; }
-ratios=$(awk '$1 == "nginx" { n[$2] = $3 } $1 == "nomnomd" { d[$2] = $3 }
-  END { for (r in d) if (n[r] > 0) printf "%.3f\n", d[r] / n[r] }' "$results")
+# In round order (awk's `for (r in d)` order is unspecified).
+ratios=$(awk '$1 == "nginx" { n[$2] = $3 } $1 == "nomnomd" { d[$2] = $3; if ($2 > last) last = $2 }
+  END { for (r = 1; r <= last; r++) if (n[r] > 0 && (r in d)) printf "%.3f\n", d[r] / n[r] }' "$results")
 echo "## nomnomd vs nginx: POST /ingest/message (scripts/bench-http-ceiling.sh)"
 echo
 bench_machine_facts nats
