@@ -187,7 +187,9 @@ constexpr int kLingerMs = 2000;
 // ---------------------------------------------------------------------------
 // Public helpers
 
-std::string Request::header(std::string_view name) const {
+std::string Request::header(std::string_view name) const { return std::string(header_view(name)); }
+
+std::string_view Request::header_view(std::string_view name) const {
   for (const auto& [k, v] : headers) {
     if (IEquals(k, name)) return v;
   }
@@ -305,6 +307,60 @@ struct StringHash {
 };
 
 class Session;
+
+// Memory for one request's header fields, which Beast allocates one by one:
+// a region of the connection, handed out in order and taken back all at once
+// when the next request's parser is made (Reset), with the heap behind it for
+// a header that does not fit. One connection's: used on its io thread only.
+class FieldArena {
+ public:
+  void* Allocate(size_t n) {
+    n = (n + kAlign - 1) & ~(kAlign - 1);
+    if (n <= sizeof(region_) - used_) {
+      void* p = region_ + used_;
+      used_ += n;
+      return p;
+    }
+    return ::operator new(n);
+  }
+  void Deallocate(void* p) noexcept {
+    if (!Owns(p)) ::operator delete(p);
+  }
+  // Only when nothing allocated from the region is in use any more.
+  void Reset() noexcept { used_ = 0; }
+
+ private:
+  static constexpr size_t kAlign = alignof(std::max_align_t);
+  bool Owns(const void* p) const noexcept {
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    const auto b = reinterpret_cast<uintptr_t>(region_);
+    return a >= b && a < b + sizeof(region_);
+  }
+  alignas(kAlign) std::byte region_[1024];  // a typical request's fields with room to spare
+  size_t used_ = 0;
+};
+
+template <class T>
+class FieldAllocator {
+ public:
+  using value_type = T;
+  explicit FieldAllocator(FieldArena* arena) noexcept : arena_(arena) {}
+  template <class U>
+  FieldAllocator(const FieldAllocator<U>& other) noexcept : arena_(other.arena_) {}  // NOLINT: rebinding
+  T* allocate(size_t n) { return static_cast<T*>(arena_->Allocate(n * sizeof(T))); }
+  void deallocate(T* p, size_t) noexcept { arena_->Deallocate(p); }
+  template <class U>
+  bool operator==(const FieldAllocator<U>& other) const noexcept {
+    return arena_ == other.arena_;
+  }
+
+ private:
+  template <class U>
+  friend class FieldAllocator;
+  FieldArena* arena_;
+};
+
+using RequestParser = bhttp::request_parser<bhttp::string_body, FieldAllocator<char>>;
 
 // The responses held by this thread's ResponseBatch (http_server.h).
 struct DeferredResponse {
@@ -574,7 +630,9 @@ class Session : public std::enable_shared_from_this<Session> {
     started_ = Clock::now();
     route_ = nullptr;
     param_ = {};
-    parser_.emplace();
+    parser_.reset();
+    fields_arena_.Reset();
+    parser_.emplace(std::piecewise_construct, std::make_tuple(), std::make_tuple(FieldAllocator<char>(&fields_arena_)));
     parser_->header_limit(static_cast<std::uint32_t>(std::min<size_t>(opts().max_header_bytes, UINT32_MAX)));
     parser_->body_limit(static_cast<std::uint64_t>(opts().max_body_bytes));
     read_deadline_set_ = false;
@@ -732,6 +790,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
     Request req;
     req.method.assign(method);
+    const std::string req_method(method);  // short: no allocation
     req.path.assign(path);
     if (qpos != std::string_view::npos) ParseQuery(target.substr(qpos + 1), req.query);
     if (!route_->param.empty()) req.query.insert_or_assign(route_->param, Decode(param_, false));
@@ -742,13 +801,16 @@ class Session : public std::enable_shared_from_this<Session> {
     req.body = std::move(msg.body());
 
     auto state = std::make_shared<ResponderState>(shared_from_this(), seq_);
+    // The parser (and so `method`) may be gone when the handler returns: a
+    // response it gave at once has been written and the next request begun.
+    const RouteEntry* route = route_;
     try {
       mr->handler(std::move(req), [state](Response r) { state->Call(std::move(r)); });
     } catch (const std::exception& e) {
-      impl_->Log("handler for " + std::string(method) + " " + route_->pattern + " threw: " + e.what());
+      impl_->Log("handler for " + req_method + " " + route->pattern + " threw: " + e.what());
       state->Call(JsonError(500, "internal server error"));
     } catch (...) {
-      impl_->Log("handler for " + std::string(method) + " " + route_->pattern + " threw");
+      impl_->Log("handler for " + req_method + " " + route->pattern + " threw");
       state->Call(JsonError(500, "internal server error"));
     }
   }
@@ -825,9 +887,34 @@ class Session : public std::enable_shared_from_this<Session> {
 
     phase_ = Phase::kWriting;
     SetDeadlineAfter(std::chrono::milliseconds(opts().idle_timeout_ms));
+    WriteHeadAndBody(body);
+  }
+
+  // Writes head_ and body: first straight to the socket (a response almost
+  // always fits the socket's buffer: no operation to allocate, no completion
+  // to queue), what is left asynchronously. Then OnWrite.
+  void WriteHeadAndBody(std::string_view body) {
     std::array<net::const_buffer, 2> buffers{net::buffer(head_.data(), head_.size()),
                                              net::buffer(body.data(), body.size())};
-    net::async_write(socket_, buffers, [self = shared_from_this()](error_code ec, size_t) { self->OnWrite(ec); });
+    error_code ec;
+    size_t written = 0;
+    if (!socket_.non_blocking()) socket_.non_blocking(true, ec);
+    if (!ec) written = socket_.write_some(buffers, ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) ec = {};
+    if (ec || written == head_.size() + body.size()) {
+      // Done (or failed) here. A pipelined request already buffered is
+      // handled from the io_context, not from this stack: a client's
+      // pipeline must not nest one request's handling in the previous one's.
+      if (buffer_.size() == 0) return OnWrite(ec);
+      return net::post(socket_.get_executor(), [self = shared_from_this(), ec] { self->OnWrite(ec); });
+    }
+    if (written < head_.size()) {
+      buffers[0] += written;
+    } else {
+      buffers[0] = net::const_buffer();
+      buffers[1] += written - head_.size();
+    }
+    net::async_write(socket_, buffers, [self = shared_from_this()](error_code wec, size_t) { self->OnWrite(wec); });
   }
 
   void ReportDone() {
@@ -973,7 +1060,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void SetDeadlineAfter(Clock::duration d) { deadline_ = Clock::now() + d; }
   void SetDeadlineAt(Clock::time_point t) { deadline_ = t; }
   beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  FieldArena fields_arena_;  // declared before parser_: outlives it
+  std::optional<RequestParser> parser_;
   std::string remote_;
   std::string head_;  // the serialized response header
   std::string body_;  // the response body being written

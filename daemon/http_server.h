@@ -43,6 +43,8 @@ struct Request {
 
   // The value of the first header named name (case-insensitive), "" if absent.
   std::string header(std::string_view name) const;
+  // The same, without a copy: valid while this Request and its headers are.
+  std::string_view header_view(std::string_view name) const;
 };
 
 // The writing end of a streaming response (Server-Sent Events): the head was

@@ -103,14 +103,18 @@ MessageCheck CheckMessage(const Entity& entity, std::string_view request_body, s
       out.error = "a string contains a raw line break (JSON requires \\n)";
       return out;
     }
-    out.row = std::move(minified);
+    out.minified_row = std::move(minified);
+    out.is_minified = true;
   } else {
-    out.row = std::string(TrimLine(text));
+    // The same bytes as text, in the caller's body rather than the copy.
+    const std::string_view trimmed = TrimLine(text);
+    out.body_row = request_body.substr(static_cast<size_t>(trimmed.data() - text.data()), trimmed.size());
   }
-  if (out.row.size() + 1 > body_limit) {
+  if (const size_t n = out.row().size(); n + 1 > body_limit) {
     out.status = 413;
-    out.error = RowTooLargeError(out.row.size() + 1, body_limit);
-    out.row.clear();
+    out.error = RowTooLargeError(n + 1, body_limit);
+    out.body_row = {};
+    out.minified_row.clear();
   }
   return out;
 }

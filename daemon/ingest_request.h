@@ -23,7 +23,13 @@ namespace nomnom {
 struct MessageCheck {
   int status = 200;   // 200: row is good; 400 invalid; 413 too large for a chunk
   std::string error;  // valid UTF-8
-  std::string row;    // without a newline
+  // The row, without a newline ("" unless status is 200): the checked body
+  // itself, trimmed (no copy: valid while that body is), or minified.
+  std::string_view row() const { return is_minified ? std::string_view(minified_row) : body_row; }
+
+  std::string_view body_row;  // into the body given to CheckMessage
+  std::string minified_row;
+  bool is_minified = false;
 };
 // body_limit: the largest chunk body (row + newline must fit). derived: the
 // entities derived from `entity` (DerivedEntities; they must outlive the

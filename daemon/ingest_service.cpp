@@ -117,6 +117,11 @@ struct IngestService::BatchState {
 
 IngestService::IngestService(DaemonConfig config, JetStreamClient& js, MetricsRegistry& metrics)
     : config_(std::move(config)),
+      derived_([this] {
+        std::vector<std::vector<const Entity*>> d;
+        for (const Entity& e : config_.entities) d.push_back(DerivedEntities(config_.entities, e));
+        return d;
+      }()),
       js_(js),
       metrics_(metrics),
       publisher_(
@@ -276,12 +281,18 @@ const Entity* IngestService::CheckIngest(const http::Request& req, const http::R
     respond(Error(503, "JetStream is unavailable"));
     return nullptr;
   }
-  std::string ct = req.header("Content-Type");
-  if (auto semi = ct.find(';'); semi != std::string::npos) ct.resize(semi);
-  while (!ct.empty() && ct.back() == ' ') ct.pop_back();
-  for (auto& c : ct) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const bool ok_type = ct == "application/json" ||
-                       (batch && (ct == "application/x-ndjson" || ct == "text/plain" || ct == "application/ndjson"));
+  // The media type, without parameters, compared case-insensitively (no copy:
+  // this runs for every request).
+  std::string_view ct = req.header_view("Content-Type");
+  ct = ct.substr(0, ct.find(';'));
+  while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
+  const auto is = [ct](std::string_view type) {
+    return ct.size() == type.size() && std::equal(ct.begin(), ct.end(), type.begin(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) == b;
+           });
+  };
+  const bool ok_type =
+      is("application/json") || (batch && (is("application/x-ndjson") || is("text/plain") || is("application/ndjson")));
   if (!ok_type) {
     respond(Error(415, "unsupported Content-Type '" + Excerpt(ct, 100) + "'; use " +
                            (batch ? "application/x-ndjson, application/json or text/plain" : "application/json")));
@@ -324,8 +335,7 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
     respond(Error(400, "Idempotency-Key is longer than " + std::to_string(kMaxIdempotencyKey) + " characters"));
     return;
   }
-  MessageCheck checked =
-      CheckMessage(*e, req.body, publisher_.BodyLimit(e->name), DerivedEntities(config_.entities, *e));
+  MessageCheck checked = CheckMessage(*e, req.body, publisher_.BodyLimit(e->name), Derived(*e));
   if (checked.status != 200) {
     messages_rejected_.Inc();
     AddRejected(*e, 1);
@@ -333,7 +343,7 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
     respond(Error(checked.status, checked.error));
     return;
   }
-  const std::string& line = checked.row;
+  const std::string_view line = checked.row();  // into req.body
 
   if (!key.empty()) {
     // A chunk of its own whose id derives from the key: JetStream's duplicate
@@ -407,7 +417,7 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
   // With a key, the chunk split (and so each chunk's id) depends on the body
   // alone, not on this daemon's chunk settings: a retry sent to another
   // replica makes the same chunks.
-  const std::vector<const Entity*> derived = DerivedEntities(config_.entities, *e);
+  const std::vector<const Entity*>& derived = Derived(*e);
   const PublishFormat format = derived.empty() ? config_.batch_format : PublishFormat::kNdjson;
   // pgcopy1's two extra headers come off the body's room.
   const int64_t payload = js_.MaxPayload() - (format == PublishFormat::kPgCopy1 ? kPgCopyHeaderBytes : 0);

@@ -131,6 +131,12 @@ class IngestService {
   void ReturnConnection(std::unique_ptr<PgConnection> conn);
 
   DaemonConfig config_;
+  // DerivedEntities of each of config_.entities, by index (made once: the
+  // request path asks for every message).
+  const std::vector<std::vector<const Entity*>> derived_;
+  const std::vector<const Entity*>& Derived(const Entity& e) const {
+    return derived_[static_cast<size_t>(&e - config_.entities.data())];
+  }
   JetStreamClient& js_;
   MetricsRegistry& metrics_;
   // Unique to this instance, never reused: tags per-thread caches.

@@ -1398,3 +1398,96 @@ TEST_CASE("http: responses given inside a ResponseBatch go out when it ends, in 
     CHECK(r->body == "answer " + std::to_string(i));
   }
 }
+
+// Responses go straight to the socket when they fit (Session::WriteHeadAndBody);
+// the three cases below are the ones that must not take that shortcut blindly.
+
+TEST_CASE("http: thousands of pipelined requests answered at once are handled one after another, not nested",
+          "[http][pipeline]") {
+  Server server(TestOptions());
+  // How deep in its thread's stack each request is handled: handling the
+  // next buffered request from inside the previous one's answer would make
+  // the stack grow with every request of the pipeline.
+  std::mutex mu;
+  std::map<std::thread::id, std::pair<uintptr_t, uintptr_t>> depth;  // lowest, highest address
+  server.Route("GET", "/n/{n}", [&](Request&& req, Responder respond) {
+    const char here = 0;
+    const auto at = reinterpret_cast<uintptr_t>(&here);
+    {
+      std::lock_guard lock(mu);
+      auto [it, fresh] = depth.try_emplace(std::this_thread::get_id(), at, at);
+      it->second.first = std::min(it->second.first, at);
+      it->second.second = std::max(it->second.second, at);
+    }
+    respond(Text(req.query["n"]));
+  });
+  Start(server);
+  Client c(server.port());
+  constexpr int kRequests = 4000;  // ~180 KB: many requests per read, each answered at once
+  std::string all;
+  for (int i = 0; i < kRequests; ++i) all += Client::Format("GET", "/n/" + std::to_string(i));
+  std::thread sender([&] { c.Send(all); });  // the answers come back while the requests go out
+  int in_order = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    auto r = c.Read(10000);
+    if (!r) break;
+    if (r->status == 200 && r->body == std::to_string(i)) ++in_order;
+  }
+  sender.join();
+  CHECK(in_order == kRequests);
+  CHECK(c.Request("GET", "/n/done").body == "done");
+  std::lock_guard lock(mu);
+  for (const auto& [thread, range] : depth) CHECK(range.second - range.first < 4096);
+}
+
+TEST_CASE("http: a response larger than the socket takes is finished asynchronously, intact", "[http][pipeline]") {
+  Server server(TestOptions());
+  std::string big(12 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + (i * 7919) % 26);
+  server.Route("GET", "/big", [&big](Request&&, Responder respond) { respond(Text(big)); });
+  server.Route("GET", "/small", [](Request&&, Responder respond) { respond(Text("small")); });
+  Start(server);
+  Client c(server.port());
+  // Both requests at once, then a pause: the server has written what the
+  // socket took and must finish the rest (and then the second answer) later.
+  REQUIRE(c.Send(Client::Format("GET", "/big") + Client::Format("GET", "/small")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto r = c.Read(20000);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body.size() == big.size());
+  CHECK(r->body == big);
+  auto s = c.Read();
+  REQUIRE(s);
+  CHECK(s->body == "small");
+}
+
+TEST_CASE("http: header fields beyond the connection's field memory are kept intact, request after request",
+          "[http][fields]") {
+  Server server(TestOptions());
+  server.Route("GET", "/echo", [](Request&& req, Responder respond) {
+    std::string out;
+    for (const auto& [name, value] : req.headers) {
+      if (name.rfind("X-H", 0) == 0) out += name + "=" + value + ";";
+    }
+    respond(Text(out));
+  });
+  Start(server);
+  Client c(server.port());
+  // Fields that fit the per-connection region, ones that overflow it onto the
+  // heap (about 6 KB), and small ones again: the region is reused each time.
+  for (int round = 0; round < 6; ++round) {
+    const int fields = round % 2 == 0 ? 60 : 3;
+    std::vector<std::string> headers;
+    std::string expected;
+    for (int i = 0; i < fields; ++i) {
+      std::string value(90, static_cast<char>('a' + (round * 5 + i) % 26));
+      value += std::to_string(i);
+      headers.push_back("X-H" + std::to_string(i) + ": " + value);
+      expected += "X-H" + std::to_string(i) + "=" + value + ";";
+    }
+    auto r = c.Request("GET", "/echo", "", headers);
+    CHECK(r.status == 200);
+    CHECK(r.body == expected);
+  }
+}
