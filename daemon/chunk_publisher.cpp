@@ -49,8 +49,10 @@ void ChunkPublisher::Start() {
   thread_ = std::thread([this] { Main(); });
 }
 
-size_t ChunkPublisher::BodyLimit(std::string_view entity) const {
-  return ChunkBodyLimit(js_.MaxPayload(), entity, options_.limits.max_bytes);
+size_t ChunkPublisher::BodyLimit(std::string_view entity, PublishFormat format) const {
+  // pgcopy1's two extra headers come off the body's room.
+  const int64_t payload = js_.MaxPayload() - (format == PublishFormat::kPgCopy1 ? kPgCopyHeaderBytes : 0);
+  return ChunkBodyLimit(payload, entity, options_.limits.max_bytes);
 }
 
 ChunkLimits ChunkPublisher::LimitsFor(std::string_view entity) const {
@@ -87,8 +89,10 @@ void ChunkPublisher::Publish(OutgoingMessage msg, Done done) {
   RunCallback(done, Failed(Status::Aborted("shutting down")));
 }
 
-void ChunkPublisher::AddRow(const std::string& entity, std::string_view row, RowDone done) {
-  const size_t limit = BodyLimit(entity);
+void ChunkPublisher::AddRow(const std::string& entity, std::string_view row, RowDone done, PublishFormat format,
+                            std::string_view schema) {
+  const size_t limit = BodyLimit(entity, format);
+  const size_t row_bytes = row.size() + (format == PublishFormat::kNdjson ? 1 : 0);
   std::unique_lock<std::mutex> lock(mu_);
   if (stopping_) {
     lock.unlock();
@@ -96,8 +100,8 @@ void ChunkPublisher::AddRow(const std::string& entity, std::string_view row, Row
     return;
   }
   auto it = open_.find(entity);
-  // A row that would overflow the open chunk seals it first.
-  if (it != open_.end() && it->second.body.size() + row.size() + 1 > limit) {
+  // A row that would overflow the open chunk, or is in another format, seals it first.
+  if (it != open_.end() && (it->second.body.size() + row_bytes > limit || it->second.format != format)) {
     SealLocked(entity);
     it = open_.end();
   }
@@ -105,6 +109,8 @@ void ChunkPublisher::AddRow(const std::string& entity, std::string_view row, Row
   if (it == open_.end()) {
     it = open_.try_emplace(entity).first;
     it->second.batch_id = NewUuid();
+    it->second.format = format;
+    if (format == PublishFormat::kPgCopy1) it->second.schema.assign(schema);
     // Room for as much as the last chunk held: one allocation per chunk
     // rather than a doubling series (each large one also makes malloc
     // consolidate the io thread's freed small blocks).
@@ -115,7 +121,7 @@ void ChunkPublisher::AddRow(const std::string& entity, std::string_view row, Row
   }
   OpenChunk& chunk = it->second;
   chunk.body.append(row);
-  chunk.body.push_back('\n');
+  if (format == PublishFormat::kNdjson) chunk.body.push_back('\n');
   chunk.waiters.push_back(Waiter{std::move(done), chunk.rows});
   ++chunk.rows;
   if (chunk.rows >= options_.limits.max_rows || chunk.body.size() >= limit) {
@@ -135,6 +141,7 @@ void ChunkPublisher::SealLocked(const std::string& entity) {
   auto waiters = std::make_shared<std::vector<Waiter>>(std::move(chunk.waiters));
   Queued q;
   q.msg = MakeChunkMessage(js_.EntitySubject(entity), entity, chunk.batch_id, 0, 1, chunk.rows, std::move(chunk.body));
+  if (chunk.format == PublishFormat::kPgCopy1) AddPgCopyHeaders(&q.msg, chunk.schema);
   const uint32_t rows = chunk.rows;
   q.done = [this, waiters, entity, rows, batch_id = chunk.batch_id](const PublishResult& r) {
     if (r.status.ok() && options_.on_rows_stored) RunCallback(options_.on_rows_stored, entity, batch_id, rows);

@@ -2,7 +2,9 @@
 //
 //   * AddRow: a validated /ingest/message row joins its entity's open chunk,
 //     which is sealed when it is full (rows or bytes, core/chunk_writer.h) or
-//     its linger time is over, so concurrent messages share one publish;
+//     its linger time is over, so concurrent messages share one publish. A
+//     row is an NDJSON line, or a binary COPY tuple for a pgcopy1 chunk
+//     (core/pgcopy_chunk.h; the chunk then carries the entity's schema);
 //   * Publish: a finished chunk message (/ingest/batch) is queued as it is.
 //
 // One publisher thread takes sealed chunks from the queue and publishes them
@@ -74,14 +76,19 @@ class ChunkPublisher {
   void Shutdown();
 
   // The largest chunk body for this entity (the configured size, capped by
-  // the server's max_payload). A row must be shorter than this (its newline
-  // included) to be added or published.
-  size_t BodyLimit(std::string_view entity) const;
+  // the server's max_payload, less the pgcopy1 headers for that format). A
+  // row must fit in it (an NDJSON row with its newline) to be added or
+  // published.
+  size_t BodyLimit(std::string_view entity, PublishFormat format = PublishFormat::kNdjson) const;
   ChunkLimits LimitsFor(std::string_view entity) const;
 
-  // row: one validated JSON object on one line, without its newline, and
-  // row.size() + 1 <= BodyLimit(entity).
-  void AddRow(const std::string& entity, std::string_view row, RowDone done);
+  // kNdjson: row is one validated JSON object on one line, without its
+  // newline, and row.size() + 1 <= BodyLimit(entity). kPgCopy1: row is the
+  // entity's binary COPY tuple, schema its SchemaFingerprint, and row.size()
+  // <= BodyLimit(entity, kPgCopy1). An entity's rows are expected in one
+  // format; a row in another seals the open chunk first.
+  void AddRow(const std::string& entity, std::string_view row, RowDone done,
+              PublishFormat format = PublishFormat::kNdjson, std::string_view schema = {});
   void Publish(OutgoingMessage msg, Done done);
   bool Overloaded() const;
 
@@ -92,6 +99,8 @@ class ChunkPublisher {
   };
   struct OpenChunk {
     std::string batch_id;
+    PublishFormat format = PublishFormat::kNdjson;
+    std::string schema;  // kPgCopy1
     std::string body;
     uint32_t rows = 0;
     std::vector<Waiter> waiters;

@@ -73,7 +73,8 @@ bool IsBlank(std::string_view s) {
 }  // namespace
 
 MessageCheck CheckMessage(const Entity& entity, std::string_view request_body, size_t body_limit,
-                          const std::vector<const Entity*>& derived) {
+                          const std::vector<const Entity*>& derived, PublishFormat format) {
+  const bool binary = format == PublishFormat::kPgCopy1 && derived.empty();
   MessageCheck out;
   // Validate in place (simdjson needs readable padding after the text).
   // A per-thread copy with the padding: appending it to the body itself
@@ -84,7 +85,7 @@ MessageCheck CheckMessage(const Entity& entity, std::string_view request_body, s
   body.assign(request_body);
   body.append(kChunkPadding, ' ');
   std::string_view text(body.data(), size);
-  if (!Validate(entity, derived, text, body.size(), &out.error)) {
+  if (!Validate(entity, derived, text, body.size(), &out.error, binary ? &out.tuple : nullptr)) {
     out.status = 400;
     return out;
   }
@@ -95,12 +96,14 @@ MessageCheck CheckMessage(const Entity& entity, std::string_view request_body, s
     if (simdjson::minify(text.data(), size, minified.data(), out_len) != simdjson::SUCCESS) {
       out.status = 400;
       out.error = "malformed JSON";
+      out.tuple = {};
       return out;
     }
     minified.resize(out_len);
     if (minified.find_first_of("\r\n") != std::string::npos) {
       out.status = 400;
       out.error = "a string contains a raw line break (JSON requires \\n)";
+      out.tuple = {};
       return out;
     }
     out.minified_row = std::move(minified);
@@ -110,11 +113,12 @@ MessageCheck CheckMessage(const Entity& entity, std::string_view request_body, s
     const std::string_view trimmed = TrimLine(text);
     out.body_row = request_body.substr(static_cast<size_t>(trimmed.data() - text.data()), trimmed.size());
   }
-  if (const size_t n = out.row().size(); n + 1 > body_limit) {
+  if (const size_t n = binary ? out.tuple.size() : out.row().size() + 1; n > body_limit) {
     out.status = 413;
-    out.error = RowTooLargeError(n + 1, body_limit);
+    out.error = RowTooLargeError(n, body_limit);
     out.body_row = {};
     out.minified_row.clear();
+    out.tuple = {};
   }
   return out;
 }

@@ -30,13 +30,19 @@ struct MessageCheck {
   std::string_view body_row;  // into the body given to CheckMessage
   std::string minified_row;
   bool is_minified = false;
+  // Format kPgCopy1 (an entity without derived entities): the row's binary
+  // COPY tuple, valid until this thread's next CheckMessage or CheckBatch.
+  std::string_view tuple;
 };
 // body_limit: the largest chunk body (row + newline must fit). derived: the
 // entities derived from `entity` (DerivedEntities; they must outlive the
 // call's thread's use): a row is then checked with its nested elements, as
 // the workers will encode it, and a bad element is a 400 naming it.
+// format kPgCopy1 (ignored with derived entities): tuple is set too, and it
+// is the tuple that must fit body_limit (413 otherwise), not the line.
 MessageCheck CheckMessage(const Entity& entity, std::string_view body, size_t body_limit,
-                          const std::vector<const Entity*>& derived = {});
+                          const std::vector<const Entity*>& derived = {},
+                          PublishFormat format = PublishFormat::kNdjson);
 
 // One /ingest/batch body (NDJSON): its good rows in chunks, its bad lines.
 struct BatchCheck {

@@ -122,6 +122,11 @@ IngestService::IngestService(DaemonConfig config, JetStreamClient& js, MetricsRe
         for (const Entity& e : config_.entities) d.push_back(DerivedEntities(config_.entities, e));
         return d;
       }()),
+      schemas_([this] {
+        std::vector<std::string> f;
+        for (const Entity& e : config_.entities) f.push_back(SchemaFingerprint(e));
+        return f;
+      }()),
       js_(js),
       metrics_(metrics),
       publisher_(
@@ -335,7 +340,10 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
     respond(Error(400, "Idempotency-Key is longer than " + std::to_string(kMaxIdempotencyKey) + " characters"));
     return;
   }
-  MessageCheck checked = CheckMessage(*e, req.body, publisher_.BodyLimit(e->name), Derived(*e));
+  // Binary unless told otherwise, nested, or with a key (its chunk's body
+  // hash is the line's).
+  const PublishFormat format = key.empty() && Derived(*e).empty() ? config_.publish_format : PublishFormat::kNdjson;
+  MessageCheck checked = CheckMessage(*e, req.body, publisher_.BodyLimit(e->name, format), Derived(*e), format);
   if (checked.status != 200) {
     messages_rejected_.Inc();
     AddRejected(*e, 1);
@@ -395,15 +403,17 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
     return;
   }
 
-  publisher_.AddRow(e->name, line,
-                    // Counted and remembered per chunk (on_rows_stored).
-                    [respond = std::move(respond)](const PublishResult& r, const std::string& batch_id, uint32_t row) {
-                      if (!r.status.ok()) {
-                        respond(Error(503, "JetStream did not store the message: " + r.status.message()));
-                        return;
-                      }
-                      respond(Accepted(MessageAccepted(batch_id, row, "accepted")));
-                    });
+  publisher_.AddRow(
+      e->name, format == PublishFormat::kPgCopy1 ? checked.tuple : line,
+      // Counted and remembered per chunk (on_rows_stored).
+      [respond = std::move(respond)](const PublishResult& r, const std::string& batch_id, uint32_t row) {
+        if (!r.status.ok()) {
+          respond(Error(503, "JetStream did not store the message: " + r.status.message()));
+          return;
+        }
+        respond(Accepted(MessageAccepted(batch_id, row, "accepted")));
+      },
+      format, Schema(*e));
 }
 
 void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
@@ -418,7 +428,7 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
   // alone, not on this daemon's chunk settings: a retry sent to another
   // replica makes the same chunks.
   const std::vector<const Entity*>& derived = Derived(*e);
-  const PublishFormat format = derived.empty() ? config_.batch_format : PublishFormat::kNdjson;
+  const PublishFormat format = derived.empty() ? config_.publish_format : PublishFormat::kNdjson;
   // pgcopy1's two extra headers come off the body's room.
   const int64_t payload = js_.MaxPayload() - (format == PublishFormat::kPgCopy1 ? kPgCopyHeaderBytes : 0);
   ChunkLimits limits =
@@ -426,7 +436,7 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
   limits.max_bytes = ChunkBodyLimit(payload, e->name, limits.max_bytes);
   const std::string body_hash = key.empty() ? std::string() : NameUuid(req.body);
   BatchCheck batch = CheckBatch(*e, req.body, limits, config_.max_errors_reported, derived, format);
-  const std::string schema = batch.format == PublishFormat::kPgCopy1 ? SchemaFingerprint(*e) : std::string();
+  const std::string& schema = Schema(*e);
   const uint64_t accepted = batch.accepted, rejected = batch.rejected;
   json errors = json::array();
   for (auto& [line, why] : batch.errors) errors.push_back({{"line", line}, {"error", std::move(why)}});

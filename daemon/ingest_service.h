@@ -63,10 +63,11 @@ struct DaemonConfig {
   size_t chunk_max_rows = 1000;        // rows per published chunk
   size_t chunk_max_bytes = 512 << 10;  // body bytes per chunk (also capped by NATS max_payload)
   int linger_ms = 1;                   // how long /ingest/message rows wait for company (1: see bench/README.md §5)
-  // /ingest/batch rows of entities without derived entities: published as
-  // their binary COPY tuples (pgcopy1, which workers COPY without parsing
-  // again), or as NDJSON (for workers older than pgcopy1 during an upgrade).
-  PublishFormat batch_format = PublishFormat::kPgCopy1;
+  // /ingest/batch and /ingest/message rows of entities without derived
+  // entities: published as their binary COPY tuples (pgcopy1, which workers
+  // COPY without parsing again), or as NDJSON (for workers older than pgcopy1
+  // during an upgrade). Idempotency-Key messages are always NDJSON.
+  PublishFormat publish_format = PublishFormat::kPgCopy1;
   size_t max_errors_reported = 100;             // per /ingest/batch response
   size_t max_queued_publish_bytes = 256 << 20;  // beyond this, ingest answers 503 (overloaded)
   int64_t duplicate_window_ms = 120000;         // JetStream's; how long Idempotency-Keys are remembered here
@@ -136,6 +137,11 @@ class IngestService {
   const std::vector<std::vector<const Entity*>> derived_;
   const std::vector<const Entity*>& Derived(const Entity& e) const {
     return derived_[static_cast<size_t>(&e - config_.entities.data())];
+  }
+  // SchemaFingerprint of each of config_.entities, by index.
+  const std::vector<std::string> schemas_;
+  const std::string& Schema(const Entity& e) const {
+    return schemas_[static_cast<size_t>(&e - config_.entities.data())];
   }
   JetStreamClient& js_;
   MetricsRegistry& metrics_;

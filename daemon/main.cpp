@@ -66,10 +66,11 @@ int Main(int argc, char** argv) {
   app.add_option("--linger-ms", cfg.linger_ms, "How long /ingest/message rows wait to share a chunk")
       ->check(CLI::Range(0, 1000))
       ->capture_default_str();
-  std::string batch_format = "binary";
-  app.add_option("--publish-format", batch_format,
-                 "How /ingest/batch publishes the rows of entities without derived entities: binary (COPY tuples the "
-                 "workers load without parsing again) or ndjson (for workers older than the binary format)")
+  std::string publish_format = "binary";
+  app.add_option("--publish-format", publish_format,
+                 "How /ingest/batch and /ingest/message publish the rows of entities without derived entities: "
+                 "binary (COPY tuples the workers load without parsing again) or ndjson (for workers older than the "
+                 "binary format)")
       ->envname("NOMNOM_PUBLISH_FORMAT")
       ->check(CLI::IsMember({"binary", "ndjson"}))
       ->capture_default_str();
@@ -162,7 +163,7 @@ int Main(int argc, char** argv) {
   FinishWorkerOptions(&worker);
   cfg.worker = worker.opts;
   cfg.chunk_max_bytes = static_cast<size_t>(chunk_kb) << 10;
-  cfg.batch_format = batch_format == "ndjson" ? PublishFormat::kNdjson : PublishFormat::kPgCopy1;
+  cfg.publish_format = publish_format == "ndjson" ? PublishFormat::kNdjson : PublishFormat::kPgCopy1;
   http_opts.max_body_bytes = static_cast<size_t>(max_body_mb) << 20;
   FinishNatsOptions(&nats, "nomnomd");
   JetStreamConfig& js = nats.js;

@@ -95,6 +95,36 @@ TEST_CASE("CheckBatch, pgcopy1: the good rows' tuples as the encoder writes them
   CHECK(n.chunks[0].rows == b.chunks[0].rows);
 }
 
+TEST_CASE("CheckMessage, pgcopy1: the row's tuple as the encoder writes it; the tuple must fit the limit",
+          "[ingest_request]") {
+  const Entity e = Item();
+  RowEncoder enc(e, RowEncoderOptions{});
+  ByteBuffer expected;
+  std::string line = "{\"id\":\"ab\",\"n\":7}";
+  std::string padded = line + std::string(kChunkPadding, ' ');
+  std::string error;
+  REQUIRE(enc.Encode(line, padded.size(), &expected, nullptr, &error));
+  const std::string body = "{\n \"id\": \"ab\",\n \"n\": 7\n}";  // minified for the line, same tuple
+  MessageCheck m = CheckMessage(e, body, 1000, {}, PublishFormat::kPgCopy1);
+  REQUIRE(m.status == 200);
+  CHECK(m.row() == line);
+  CHECK(m.tuple == expected.view());
+  std::vector<uint32_t> offsets;
+  CHECK(WalkTuples(m.tuple, e.fields.size(), 1, &offsets).empty());
+  // NDJSON: no tuple.
+  CHECK(CheckMessage(e, body, 1000).tuple.empty());
+  // The limit is the tuple's: a line longer than the limit passes when the
+  // tuple fits, and a tuple one byte over it is a 413.
+  const size_t tuple_bytes = expected.view().size();
+  REQUIRE(tuple_bytes < line.size());
+  CHECK(CheckMessage(e, line, tuple_bytes, {}, PublishFormat::kPgCopy1).status == 200);
+  MessageCheck over = CheckMessage(e, line, tuple_bytes - 1, {}, PublishFormat::kPgCopy1);
+  CHECK(over.status == 413);
+  CHECK(over.tuple.empty());
+  CHECK(CheckMessage(e, line, tuple_bytes, {}).status == 413);  // as NDJSON the line (and newline) is too long
+  CHECK(CheckMessage(e, R"({"id":"toolongvalue"})", 1000, {}, PublishFormat::kPgCopy1).status == 400);
+}
+
 TEST_CASE("nested entities: a bad element is refused naming it; good rows keep their elements",
           "[ingest_request][nested]") {
   auto all = LoadEntityDir(NOMNOM_SOURCE_DIR "/data/tpch/entities-nested");
@@ -117,6 +147,8 @@ TEST_CASE("nested entities: a bad element is refused naming it; good rows keep t
   CHECK(refused.error == "line_items[0].quantity: expected a number, got string");
   // Without the derived entities the flat check lets the bad element through.
   CHECK(CheckMessage(*order, bad, 100000).status == 200);
+  // Nested rows stay NDJSON: no tuple, whatever the format asked.
+  CHECK(CheckMessage(*order, good, 100000, derived, PublishFormat::kPgCopy1).tuple.empty());
   // Rows with derived entities are published as NDJSON whatever the format asked.
   std::string nested_body = good + "\n";
   BatchCheck nb = CheckBatch(*order, nested_body, ChunkLimits{}, 10, derived, PublishFormat::kPgCopy1);

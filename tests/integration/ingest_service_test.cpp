@@ -12,6 +12,8 @@
 #include "core/chunk_writer.h"
 #include "core/ingest_format.h"
 #include "core/nats_client.h"
+#include "core/pgcopy_chunk.h"
+#include "core/row_encoder.h"
 #include "core/schema.h"
 #include "daemon/http_server.h"
 #include "tests/support/test_env.h"
@@ -30,7 +32,7 @@ struct Answer {
 
 struct Service {
   explicit Service(size_t chunk_rows = 1000, size_t chunk_bytes = 512 << 10, const JetStreamConfig* shared = nullptr,
-                   PublishFormat batch_format = DaemonConfig{}.batch_format)
+                   PublishFormat publish_format = DaemonConfig{}.publish_format)
       : config(shared != nullptr ? *shared : UniqueJetStreamConfig("nns")) {
     auto c = JetStreamClient::Connect(config);
     if (!c.ok()) FAIL(c.status().message());
@@ -45,7 +47,7 @@ struct Service {
     dc.workers = 0;
     dc.chunk_max_rows = chunk_rows;
     dc.chunk_max_bytes = chunk_bytes;
-    dc.batch_format = batch_format;
+    dc.publish_format = publish_format;
     service = std::make_unique<IngestService>(dc, *js, metrics);
     http::ServerOptions ho;
     ho.listen = "127.0.0.1:0";
@@ -190,6 +192,45 @@ TEST_CASE("load --via-nats and /ingest/batch publish identical chunks for identi
     m->Ack();
   }
   CHECK(from_load == from_api);
+}
+
+TEST_CASE("/ingest/message publishes the row's COPY tuple, or its line when told, or with an Idempotency-Key",
+          "[service][wire]") {
+  const bool binary = GENERATE(true, false);
+  INFO((binary ? "binary" : "ndjson"));
+  Service s(1000, 512 << 10, nullptr, binary ? PublishFormat::kPgCopy1 : PublishFormat::kNdjson);
+  TempDir dir;
+  const std::string row = Order("m-1", "tuple");
+  const std::string file = dir.Write("one.json", "{\n  " + row.substr(1));  // spans lines: minified for NDJSON
+  const std::string keyed_file = dir.Write("keyed.json", Order("m-2"));
+  REQUIRE(s.PostFile("/ingest/message", file, "application/json").status == 202);
+  REQUIRE(s.PostFile("/ingest/message", keyed_file, "application/json", {"Idempotency-Key: k-1"}).status == 202);
+  auto msgs = s.Drain();
+  REQUIRE(msgs.size() == 2);
+  const Entity* order = nullptr;
+  auto entities = LoadEntityDir(SourcePath("data/tpch/entities"));
+  REQUIRE(entities.ok());
+  order = FindEntity(*entities, "Order");
+  REQUIRE(order != nullptr);
+  for (auto& m : msgs) {
+    const bool keyed = m->Header("Nomnom-Body-Hash").has_value();  // the Idempotency-Key message
+    const std::string format = m->Header(std::string(kHeaderFormat)).value_or("");
+    CHECK(m->Header(std::string(kHeaderRows)) == "1");
+    if (binary && !keyed) {
+      CHECK(format == "pgcopy1");
+      CHECK(m->Header(std::string(kHeaderSchema)) == SchemaFingerprint(*order));
+      RowEncoder enc(*order, RowEncoderOptions{});
+      std::string padded = row + std::string(kChunkPadding, ' ');
+      ByteBuffer tuple;
+      std::string error;
+      REQUIRE(enc.Encode(row, padded.size(), &tuple, nullptr, &error));
+      CHECK(m->body() == tuple.view());
+    } else {
+      CHECK(format.empty());
+      CHECK(m->body() == (keyed ? Order("m-2") : row) + "\n");
+    }
+    m->Ack();
+  }
 }
 
 TEST_CASE("a row larger than NATS max_payload: 413 alone, a line reject in a batch; nothing else is lost",
