@@ -167,8 +167,7 @@ void ChunkPublisher::SealLocked(const std::string& entity) {
 }
 
 bool ChunkPublisher::Overloaded() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return queued_bytes_ > options_.max_queued_bytes;
+  return queued_bytes_.load(std::memory_order_relaxed) > options_.max_queued_bytes;
 }
 
 void ChunkPublisher::Shutdown() {

@@ -24,6 +24,7 @@
 // outlive the publisher.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -126,10 +127,12 @@ class ChunkPublisher {
   std::condition_variable cv_;
   std::map<std::string, OpenChunk> open_;  // by entity; guarded by mu_
   std::deque<Queued> queue_;               // guarded by mu_
-  size_t queued_bytes_ = 0;                // guarded by mu_
-  bool stopping_ = false;                  // guarded by mu_
-  size_t last_sealed_bytes_ = 0;           // guarded by mu_: the size of the last AddRow chunk sealed
-  size_t last_sealed_rows_ = 0;            // guarded by mu_
+  // Written under mu_; read without it by Overloaded(), which every request
+  // asks (a lock there made the io threads queue on mu_).
+  std::atomic<size_t> queued_bytes_{0};
+  bool stopping_ = false;         // guarded by mu_
+  size_t last_sealed_bytes_ = 0;  // guarded by mu_: the size of the last AddRow chunk sealed
+  size_t last_sealed_rows_ = 0;   // guarded by mu_
   std::thread thread_;
   StreamSpaceGuard space_;  // publisher thread only
 };

@@ -293,7 +293,7 @@ const Entity* IngestService::CheckIngest(const http::Request& req, const http::R
   while (!ct.empty() && ct.back() == ' ') ct.remove_suffix(1);
   const auto is = [ct](std::string_view type) {
     return ct.size() == type.size() && std::equal(ct.begin(), ct.end(), type.begin(), [](char a, char b) {
-             return std::tolower(static_cast<unsigned char>(a)) == b;
+             return (a >= 'A' && a <= 'Z' ? static_cast<char>(a - 'A' + 'a') : a) == b;
            });
   };
   const bool ok_type =
