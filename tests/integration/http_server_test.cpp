@@ -1491,3 +1491,37 @@ TEST_CASE("http: header fields beyond the connection's field memory are kept int
     CHECK(r.body == expected);
   }
 }
+
+TEST_CASE("http: a connection's requests are each seen whole, whatever the last one left or took away",
+          "[http][fields]") {
+  // The server refills one Request per connection and recycles the last
+  // body's buffer: sizes go up and down, and a handler may move it all away.
+  Server server(TestOptions());
+  std::mutex mu;
+  std::vector<Request> kept;
+  server.Route("POST", "/echo", [](Request&& req, Responder respond) {
+    respond(Text(req.header("X-Tag") + "|" + req.query["q"] + "|" + req.body));
+  });
+  server.Route("POST", "/keep", [&](Request&& req, Responder respond) {
+    std::lock_guard lock(mu);
+    kept.push_back(std::move(req));
+    respond(Text("kept"));
+  });
+  Start(server);
+  Client c(server.port());
+  const std::vector<size_t> sizes = {10, 100000, 3, 1500, 2049, 0, 70000, 5};
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const std::string body(sizes[i], static_cast<char>('a' + i));
+    const std::string tag = "t" + std::to_string(i);
+    auto r = c.Request("POST", "/echo?q=" + std::to_string(i), body, {"X-Tag: " + tag});
+    CHECK(r.body == tag + "|" + std::to_string(i) + "|" + body);
+    if (i % 3 == 1) CHECK(c.Request("POST", "/keep", "taken " + std::to_string(i), {"X-Tag: k"}).body == "kept");
+  }
+  std::lock_guard lock(mu);
+  REQUIRE(kept.size() == 3);
+  for (size_t k = 0; k < kept.size(); ++k) {
+    CHECK(kept[k].body == "taken " + std::to_string(3 * k + 1));
+    CHECK(kept[k].header("X-Tag") == "k");
+    CHECK(kept[k].query.empty());
+  }
+}
