@@ -103,7 +103,7 @@ TEST_CASE("CheckMessage, pgcopy1: the row's tuple as the encoder writes it; the 
   std::string line = "{\"id\":\"ab\",\"n\":7}";
   std::string padded = line + std::string(kChunkPadding, ' ');
   std::string error;
-  REQUIRE(enc.Encode(line, padded.size(), &expected, nullptr, &error));
+  REQUIRE(enc.Encode(std::string_view(padded.data(), line.size()), padded.size(), &expected, nullptr, &error));
   const std::string body = "{\n \"id\": \"ab\",\n \"n\": 7\n}";  // minified for the line, same tuple
   MessageCheck m = CheckMessage(e, body, 1000, {}, PublishFormat::kPgCopy1);
   REQUIRE(m.status == 200);
