@@ -345,25 +345,30 @@ class FieldArena {
   size_t used_ = 0;
 };
 
-template <class T>
-class FieldAllocator {
+// A standard allocator drawing on one of the memories here (FieldArena,
+// ReadOpMemory): anything with Allocate(bytes) and Deallocate(pointer).
+template <class T, class Memory>
+class MemoryAllocator {
  public:
   using value_type = T;
-  explicit FieldAllocator(FieldArena* arena) noexcept : arena_(arena) {}
+  explicit MemoryAllocator(Memory* memory) noexcept : memory_(memory) {}
   template <class U>
-  FieldAllocator(const FieldAllocator<U>& other) noexcept : arena_(other.arena_) {}  // NOLINT: rebinding
-  T* allocate(size_t n) { return static_cast<T*>(arena_->Allocate(n * sizeof(T))); }
-  void deallocate(T* p, size_t) noexcept { arena_->Deallocate(p); }
+  MemoryAllocator(const MemoryAllocator<U, Memory>& other) noexcept : memory_(other.memory_) {}  // NOLINT: rebinding
+  T* allocate(size_t n) { return static_cast<T*>(memory_->Allocate(n * sizeof(T))); }
+  void deallocate(T* p, size_t) noexcept { memory_->Deallocate(p); }
   template <class U>
-  bool operator==(const FieldAllocator<U>& other) const noexcept {
-    return arena_ == other.arena_;
+  bool operator==(const MemoryAllocator<U, Memory>& other) const noexcept {
+    return memory_ == other.memory_;
   }
 
  private:
-  template <class U>
-  friend class FieldAllocator;
-  FieldArena* arena_;
+  template <class U, class M>
+  friend class MemoryAllocator;
+  Memory* memory_;
 };
+
+template <class T>
+using FieldAllocator = MemoryAllocator<T, FieldArena>;
 
 using RequestParser = bhttp::request_parser<bhttp::string_body, FieldAllocator<char>>;
 
@@ -393,24 +398,7 @@ class ReadOpMemory {
 };
 
 template <class T>
-class ReadOpAllocator {
- public:
-  using value_type = T;
-  explicit ReadOpAllocator(ReadOpMemory* memory) noexcept : memory_(memory) {}
-  template <class U>
-  ReadOpAllocator(const ReadOpAllocator<U>& other) noexcept : memory_(other.memory_) {}  // NOLINT: rebinding
-  T* allocate(size_t n) { return static_cast<T*>(memory_->Allocate(n * sizeof(T))); }
-  void deallocate(T* p, size_t) noexcept { memory_->Deallocate(p); }
-  template <class U>
-  bool operator==(const ReadOpAllocator<U>& other) const noexcept {
-    return memory_ == other.memory_;
-  }
-
- private:
-  template <class U>
-  friend class ReadOpAllocator;
-  ReadOpMemory* memory_;
-};
+using ReadOpAllocator = MemoryAllocator<T, ReadOpMemory>;
 
 // A completion handler whose operation lives in a ReadOpMemory (asio finds
 // the allocator through allocator_type / get_allocator; it moves the handler
