@@ -171,8 +171,18 @@ void AppendUnsigned(std::string& out, uint64_t v) {
 
 constexpr size_t kFirstReadBytes = 4096;
 // A connection keeps its last request body's buffer for the next one up to
-// this size (a typical /ingest/message body; 10,000 idle connections: 20 MB).
+// this size (a typical /ingest/message body; 10,000 idle connections: 20 MB),
+// and its last request's other strings (target, headers) up to this size; a
+// larger request's are let go after its response.
 constexpr size_t kKeptRequestBodyBytes = 2048;
+constexpr size_t kKeptRequestHeadBytes = 2048;
+
+// Bytes the strings of a request's target and header fields hold.
+size_t HeadCapacity(const Request& r) {
+  size_t n = r.method.capacity() + r.path.capacity() + r.remote.capacity();
+  for (const auto& [name, value] : r.headers) n += name.capacity() + value.capacity();
+  return n;
+}
 // A request for an unknown route or method whose body announces at most this
 // many bytes has its body read (and dropped) so that the connection, and the
 // requests pipelined after it, go on. A larger or chunked body is not read.
@@ -1032,6 +1042,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnStreamHead(error_code ec) {
     ReportDone();
+    request_ = Request();  // a stream lasts: keep nothing of the request that opened it
     StreamStart start = std::move(stream_start_);
     stream_start_ = nullptr;
     if (phase_ == Phase::kClosed) return;
@@ -1089,6 +1100,7 @@ class Session : public std::enable_shared_from_this<Session> {
     ReportDone();
     if (body_.capacity() > (64u << 10)) std::string().swap(body_);  // do not keep big bodies around
     if (request_.body.capacity() > kKeptRequestBodyBytes) std::string().swap(request_.body);
+    if (HeadCapacity(request_) > kKeptRequestHeadBytes) request_ = Request();
     if (phase_ == Phase::kClosed) return;
     if (ec) return Close();
     if (linger_after_write_) return Linger();
