@@ -58,8 +58,12 @@ assert_eq "$(( $(json_get messages_committed "$r1") + $(json_get messages_commit
   "chunks committed by the two workers together"
 assert_eq "$(( $(json_get rows_committed "$r1") + $(json_get rows_committed "$r2") ))" 1000 \
   "rows committed by the two workers together"
-assert_eq "$(( $(json_get redeliveries_skipped "$r1") + $(json_get redeliveries_skipped "$r2") ))" 10 \
-  "chunks the losing worker found in the ledger and skipped"
+# The losing worker skips the chunks it holds. How many JetStream had
+# redelivered when worker-2 fetched depends on timing (each expires on its
+# own; CI once saw 8 of 10), so: at least one, and never more than the batch.
+skipped=$(( $(json_get redeliveries_skipped "$r1") + $(json_get redeliveries_skipped "$r2") ))
+assert_cmp "$skipped" -ge 1 "chunks the losing worker found in the ledger and skipped"
+assert_cmp "$skipped" -le 10 "chunks the losing worker found in the ledger and skipped"
 assert_cmp "$(cat "$E2E_TMP/worker-1.log" "$E2E_TMP/worker-2.log" | grep -c 'committed by another worker meanwhile')" -gt 0 \
   "log lines about the chunk committed by the other worker"
 wait_status "$bid" processed 10
