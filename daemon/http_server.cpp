@@ -676,14 +676,30 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Waits for the first byte of the next request (idle timeout), unless a
   // pipelined request is already buffered.
-  // deadline_set: the caller (a response just written) has already started
-  // the idle timeout.
-  void DoIdle(bool deadline_set = false) {
+  // after_response: called when a response has just been written (which
+  // started the idle timeout).
+  void DoIdle(bool after_response = false) {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kIdle;
     if (stop_requested_ || impl_->stopping.load()) return Close();
     if (buffer_.size() > 0) return DoReadHeader();
-    if (!deadline_set) SetDeadlineAfter(std::chrono::milliseconds(opts().idle_timeout_ms));
+    if (!after_response) {
+      SetDeadlineAfter(std::chrono::milliseconds(opts().idle_timeout_ms));
+      return ReadIdle();
+    }
+    // The client has only just been sent its answer, and asio's read tries
+    // the socket before waiting on it: started now, that recv() would find
+    // nothing (a failed system call per request). Started after what this
+    // io thread has queued (the other answers of a batch, then a poll), it
+    // finds the next request already there more often than not.
+    // (Posted to the io_context's own executor, not the socket's type-erased
+    // one: that one cannot take the handler's allocator and would allocate.)
+    net::post(impl_->iocs[ioc_]->get_executor(), InReadOpMemory(&read_op_memory_, [self = shared_from_this()] {
+                if (self->phase_ == Phase::kIdle) self->ReadIdle();
+              }));
+  }
+
+  void ReadIdle() {
     socket_.async_read_some(buffer_.prepare(kFirstReadBytes),
                             InReadOpMemory(&read_op_memory_, [self = shared_from_this()](error_code ec, size_t n) {
                               self->buffer_.commit(n);
@@ -1107,7 +1123,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (close_after_write_) return Close();
     ++seq_;
     parser_.reset();
-    DoIdle(/*deadline_set=*/true);  // Write() started the idle timeout
+    DoIdle(/*after_response=*/true);  // Write() started the idle timeout
   }
 
   // After an error response sent while the client may still be sending: stop

@@ -155,6 +155,9 @@ class Client {
     return true;
   }
 
+  // Sends FIN: the client will send nothing more.
+  void ShutdownSend() { ::shutdown(fd_, SHUT_WR); }
+
   HttpResponse Request(const std::string& method, const std::string& target, const std::string& body = "",
                        const std::vector<std::string>& headers = {}) {
     Expect(Send(Format(method, target, body, headers)), "send failed");
@@ -1523,5 +1526,109 @@ TEST_CASE("http: a connection's requests are each seen whole, whatever the last 
     CHECK(kept[k].body == "taken " + std::to_string(3 * k + 1));
     CHECK(kept[k].header("X-Tag") == "k");
     CHECK(kept[k].query.empty());
+  }
+}
+
+TEST_CASE("http: the next request is read whenever it arrives: during the handler, in pieces, after a pause",
+          "[http][pipeline]") {
+  // After an answer the server starts its read of the next request a little
+  // later (DoIdle). Whatever arrived in the meantime, or arrives later, is read:
+  // bytes sent while the handler worked (their readiness event was polled
+  // while no read was waiting), half a request, the end of the stream, a
+  // request after a pause. A connection left silent would show as a timeout
+  // here (the idle and read timeouts are 20 s).
+  ServerOptions o = TestOptions();
+  o.idle_timeout_ms = 20000;
+  o.read_timeout_ms = 20000;
+  Server server(o);
+  std::mutex mu;
+  std::promise<void> entered;
+  std::shared_future<void> release;
+  server.Route("GET", "/n/{n}", [&](Request&& req, Responder respond) {
+    const std::string n = req.query["n"];
+    if (n[0] != 'w') return respond(Text(n));
+    // "w…": tell the test the request was read, answer when it says so.
+    std::shared_future<void> go;
+    {
+      std::lock_guard lock(mu);
+      entered.set_value();
+      go = release;
+    }
+    std::thread([go, n, respond = std::move(respond)] {
+      go.wait();
+      respond(Text(n));
+    }).detach();
+  });
+  Start(server);
+
+  // Arms the next slow request: returns (entered, release).
+  auto arm = [&] {
+    std::lock_guard lock(mu);
+    entered = std::promise<void>();
+    auto p = std::make_shared<std::promise<void>>();
+    release = p->get_future().share();
+    return std::make_pair(entered.get_future(), p);
+  };
+
+  SECTION("a whole request") {
+    Client c(server.port());
+    for (int i = 0; i < 3; ++i) {
+      auto [in, go] = arm();
+      REQUIRE(c.Send(Client::Format("GET", "/n/w" + std::to_string(i))));
+      REQUIRE(in.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the io thread polls meanwhile
+      REQUIRE(c.Send(Client::Format("GET", "/n/next" + std::to_string(i))));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      go->set_value();
+      auto r1 = c.Read(3000);
+      REQUIRE(r1);
+      CHECK(r1->body == "w" + std::to_string(i));
+      auto r2 = c.Read(3000);
+      REQUIRE(r2);
+      CHECK(r2->body == "next" + std::to_string(i));
+    }
+  }
+  SECTION("half a request, the rest after the answer") {
+    Client c(server.port());
+    auto [in, go] = arm();
+    REQUIRE(c.Send(Client::Format("GET", "/n/w")));
+    REQUIRE(in.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    const std::string next = Client::Format("GET", "/n/second");
+    REQUIRE(c.Send(next.substr(0, 9)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    go->set_value();
+    auto r1 = c.Read(3000);
+    REQUIRE(r1);
+    CHECK(r1->body == "w");
+    REQUIRE(c.Send(next.substr(9)));
+    auto r2 = c.Read(3000);
+    REQUIRE(r2);
+    CHECK(r2->body == "second");
+  }
+  SECTION("the client half-closes after its request") {
+    Client c(server.port());
+    auto [in, go] = arm();
+    REQUIRE(c.Send(Client::Format("GET", "/n/w")));
+    REQUIRE(in.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    c.ShutdownSend();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    go->set_value();
+    auto r = c.Read(3000);
+    REQUIRE(r);
+    CHECK(r->body == "w");
+    CHECK(c.WaitClosed(3000));  // then the server closes its side too
+  }
+  SECTION("nothing more arrives: the next request after a pause") {
+    Client c(server.port());
+    auto [in, go] = arm();
+    REQUIRE(c.Send(Client::Format("GET", "/n/w")));
+    REQUIRE(in.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    go->set_value();
+    auto r1 = c.Read(3000);
+    REQUIRE(r1);
+    CHECK(r1->body == "w");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto r2 = c.Request("GET", "/n/after");
+    CHECK(r2.body == "after");
   }
 }
