@@ -429,9 +429,14 @@ WithReadOpMemory<Handler> InReadOpMemory(ReadOpMemory* memory, Handler&& handler
   return WithReadOpMemory<Handler>{memory, std::forward<Handler>(handler)};
 }
 
-// The responses held by this thread's ResponseBatch (http_server.h).
+// The responses held by this thread's ResponseBatch (http_server.h). The
+// server and the io_context are known without touching the session (its
+// memory is the io thread's: reading it from the answering thread costs cache
+// misses on every response).
 struct DeferredResponse {
   std::shared_ptr<Session> session;
+  Server::Impl* impl;
+  size_t ioc;  // index of the session's io_context
   uint64_t seq;
   Response response;
 };
@@ -589,25 +594,31 @@ class Session : public std::enable_shared_from_this<Session> {
   // Stop timed out: close whatever this connection is doing.
   void ForceClose() { Close(); }
 
-  // From any thread: answer request number seq (held by the thread's
-  // ResponseBatch while one is open).
-  void PostResponse(uint64_t seq, Response&& response) {
+  net::any_io_executor executor() { return socket_.get_executor(); }
+
+  // From any thread: answer request number seq of session (held by the
+  // thread's ResponseBatch while one is open). impl and ioc are the
+  // session's server and io_context index (see DeferredResponse).
+  static void PostResponse(std::shared_ptr<Session> session, Server::Impl& impl, size_t ioc, uint64_t seq,
+                           Response&& response) {
     ResponseBatchState& batch = t_response_batch;
     if (batch.depth > 0) {
       try {
         // May throw: then posted alone. (Geometric: reserving size() + 1 would copy them all every time.)
         if (batch.held.size() == batch.held.capacity()) batch.held.reserve(std::max<size_t>(64, 2 * batch.held.size()));
-        batch.held.push_back(DeferredResponse{shared_from_this(), seq, std::move(response)});
+        batch.held.push_back(DeferredResponse{std::move(session), &impl, ioc, seq, std::move(response)});
         return;
       } catch (...) {
       }
     }
-    Server::Impl& impl = *impl_;
+    // The session (which keeps impl alive) must outlive the dispatch, which
+    // may run the handler here.
+    const std::shared_ptr<Session> keep = session;
     impl.posting.fetch_add(1);
     if (!impl.reject_posts.load()) {
-      net::dispatch(socket_.get_executor(), [self = shared_from_this(), seq, r = std::move(response)]() mutable {
-        self->OnResponse(seq, std::move(r));
-      });
+      net::dispatch(
+          impl.iocs[ioc]->get_executor(),
+          [self = std::move(session), seq, r = std::move(response)]() mutable { self->OnResponse(seq, std::move(r)); });
     }
     impl.posting.fetch_sub(1);
   }
@@ -633,10 +644,6 @@ class Session : public std::enable_shared_from_this<Session> {
     impl.posting.fetch_sub(1);
   }
 
-  net::any_io_executor executor() { return socket_.get_executor(); }
-  // The io_context this connection runs on.
-  const void* context() { return &net::query(socket_.get_executor(), net::execution::context); }
-  Server::Impl& impl() { return *impl_; }
   // On the session's io thread: a held response (ResponseBatch).
   void Deliver(uint64_t seq, Response&& r) noexcept {
     try {
@@ -655,19 +662,24 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Keeps the session alive until the handler answers (or drops every copy of
   // the Responder, which answers 500).
+  // The first call hands the session reference on with the response (the
+  // answering thread need not touch the session's reference count).
   struct ResponderState {
-    ResponderState(std::shared_ptr<Session> s, uint64_t q) : session(std::move(s)), seq(q) {}
+    explicit ResponderState(Session& s)
+        : session(s.shared_from_this()), impl(s.impl_.get()), ioc(s.ioc_), seq(s.seq_) {}
     ~ResponderState() {
       if (!called.load()) {
-        session->PostResponse(seq, JsonError(500, "the request handler did not respond"));
+        PostResponse(std::move(session), *impl, ioc, seq, JsonError(500, "the request handler did not respond"));
       }
     }
     ResponderState(const ResponderState&) = delete;
     ResponderState& operator=(const ResponderState&) = delete;
     void Call(Response&& r) {
-      if (!called.exchange(true)) session->PostResponse(seq, std::move(r));
+      if (!called.exchange(true)) PostResponse(std::move(session), *impl, ioc, seq, std::move(r));
     }
     std::shared_ptr<Session> session;
+    Server::Impl* impl;
+    size_t ioc;
     uint64_t seq;
     std::atomic<bool> called{false};
   };
@@ -900,7 +912,7 @@ class Session : public std::enable_shared_from_this<Session> {
     req.headers.resize(nfields);
     req.body = std::move(msg.body());
 
-    auto state = std::make_shared<ResponderState>(shared_from_this(), seq_);
+    auto state = std::make_shared<ResponderState>(*this);
     // The parser (and so `method`) may be gone when the handler returns: a
     // response it gave at once has been written and the next request begun.
     const RouteEntry* route = route_;
@@ -1214,14 +1226,15 @@ void SessionStream::Close() {
 void HandOver(std::vector<DeferredResponse>& held) noexcept {
   try {
     while (!held.empty()) {
-      const void* ctx = held.front().session->context();
+      Server::Impl& impl = *held.front().impl;
+      const size_t ioc = held.front().ioc;
+      auto same = [&impl, ioc](const DeferredResponse& d) { return d.impl == &impl && d.ioc == ioc; };
       std::vector<DeferredResponse> group;
-      group.reserve(static_cast<size_t>(std::count_if(
-          held.begin(), held.end(), [ctx](const DeferredResponse& d) { return d.session->context() == ctx; })));
+      group.reserve(static_cast<size_t>(std::count_if(held.begin(), held.end(), same)));
       // Take this io_context's responses; the others stay, in order, for the next round.
       size_t keep = 0;
       for (size_t i = 0; i < held.size(); ++i) {
-        if (held[i].session->context() == ctx) {
+        if (same(held[i])) {
           group.push_back(std::move(held[i]));
         } else {
           if (keep != i) held[keep] = std::move(held[i]);
@@ -1229,15 +1242,13 @@ void HandOver(std::vector<DeferredResponse>& held) noexcept {
         }
       }
       held.resize(keep);
-      Session& first = *group.front().session;
-      Server::Impl& impl = first.impl();
       struct Posting {  // Stop() waits for posts under way
         std::atomic<int>& n;
         explicit Posting(std::atomic<int>& c) : n(c) { n.fetch_add(1); }
         ~Posting() { n.fetch_sub(1); }
       } posting(impl.posting);
       if (!impl.reject_posts.load()) {
-        net::post(first.executor(), [g = std::move(group)]() mutable {
+        net::post(impl.iocs[ioc]->get_executor(), [g = std::move(group)]() mutable {
           for (DeferredResponse& d : g) d.session->Deliver(d.seq, std::move(d.response));
         });
       }
@@ -1245,7 +1256,7 @@ void HandOver(std::vector<DeferredResponse>& held) noexcept {
   } catch (...) {
     // Out of memory: what is still held goes one by one.
     for (DeferredResponse& d : held) {
-      if (d.session) d.session->PostResponse(d.seq, std::move(d.response));
+      if (d.session) Session::PostResponse(std::move(d.session), *d.impl, d.ioc, d.seq, std::move(d.response));
     }
     held.clear();
   }
