@@ -266,6 +266,7 @@ Result<std::unique_ptr<JetStreamClient>> JetStreamClient::Connect(const JetStrea
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, OnReconnected, closure);
   if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, OnClosed, closure);
   if (s == NATS_OK) s = natsOptions_SetErrorHandler(opts, OnAsyncError, closure);
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, config.send_asap);
   if (s != NATS_OK) {
     std::string text = NatsErrorText(s, "invalid NATS options for " + url);
     natsOptions_Destroy(opts);

@@ -75,6 +75,13 @@ struct JetStreamConfig {
   int64_t publish_timeout_ms = 5000;  // a publish not acknowledged by then fails (timeout)
   int64_t api_timeout_ms = 5000;      // stream/consumer requests and synchronous acks
   int64_t reconnect_wait_ms = 1000;   // between reconnect attempts (forever)
+  // Written to the socket by the publishing (or acknowledging) thread itself
+  // (cnats's SendAsap). Off, cnats buffers what is written and wakes its
+  // flusher thread to send it: for a chunk larger than its buffer, what is
+  // left after the bulk went out directly (its trailing CRLF at least), so a
+  // thread hand-off per chunk. On: fewer context switches and less idle time
+  // on a busy API (bench/README.md §5).
+  bool send_asap = true;
   // Optional: told (from a cnats thread) when the connection is lost,
   // re-established or closed, and of asynchronous errors. Must be quick.
   std::function<void(const std::string&)> on_connection_event;
