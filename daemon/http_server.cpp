@@ -911,6 +911,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     req.headers.resize(nfields);
     req.body = std::move(msg.body());
+    // Measured now, while these strings are in the cache (OnWrite lets them go).
+    drop_request_head_ = HeadCapacity(req) > kKeptRequestHeadBytes;
 
     auto state = std::make_shared<ResponderState>(*this);
     // The parser (and so `method`) may be gone when the handler returns: a
@@ -1128,7 +1130,10 @@ class Session : public std::enable_shared_from_this<Session> {
     ReportDone();
     if (body_.capacity() > (64u << 10)) std::string().swap(body_);  // do not keep big bodies around
     if (request_.body.capacity() > kKeptRequestBodyBytes) std::string().swap(request_.body);
-    if (HeadCapacity(request_) > kKeptRequestHeadBytes) request_ = Request();
+    if (drop_request_head_) {
+      request_ = Request();
+      drop_request_head_ = false;
+    }
     if (phase_ == Phase::kClosed) return;
     if (ec) return Close();
     if (linger_after_write_) return Linger();
@@ -1203,6 +1208,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool stop_requested_ = false;
   bool registered_ = false;
   bool read_deadline_set_ = false;
+  bool drop_request_head_ = false;  // request_'s strings are over kKeptRequestHeadBytes
   std::list<std::weak_ptr<Session>>::iterator registration_;
 };
 
