@@ -445,6 +445,8 @@ struct ResponseBatchState {
   std::vector<DeferredResponse> held;
 };
 thread_local ResponseBatchState t_response_batch;
+// Held responses whose room a thread keeps from one batch to the next.
+constexpr size_t kKeptBatchResponses = 4096;
 
 }  // namespace
 
@@ -1320,6 +1322,11 @@ ResponseBatch::~ResponseBatch() {
   std::vector<DeferredResponse> held;
   held.swap(batch.held);
   HandOver(held);
+  // The next batch reuses the memory (a chunk's answers: growing the vector
+  // anew for every chunk was several large allocations each time), up to a
+  // typical chunk's size.
+  held.clear();
+  if (batch.held.capacity() == 0 && held.capacity() <= kKeptBatchResponses) batch.held.swap(held);
 }
 
 // ---------------------------------------------------------------------------
