@@ -93,6 +93,13 @@ run_e2e_script() {
 
 step=deps; "$NN_ROOT/scripts/deps.sh"
 step=format; "$NN_ROOT/scripts/format.sh" --check
+# The scripts the docs tell users to run must be executable in a clone.
+step="script modes"
+if git -C "$NN_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+  not_exec=$(git -C "$NN_ROOT" ls-files -s -- 'scripts/*.sh' '.ci/*' |
+    awk '$1 != "100755" && $4 !~ /^scripts\/lib\// { printf "%s ", $4 }')
+  [ -z "$not_exec" ] || nn_die "not executable in git (git update-index --chmod=+x): $not_exec"
+fi
 step="release build"; "$NN_ROOT/scripts/build.sh"
 step=services; nn_start_postgres; nn_start_nats
 step="release tests"; run_ctest release build
