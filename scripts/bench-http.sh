@@ -16,6 +16,12 @@
 #   --nomnomd-args "..."   extra nomnomd options (e.g. "--linger-ms 5 --http-threads 1")
 #   --message-body B       unique (default): a new order_key per request, made in
 #                          wrk's Lua; fixed: the same order, sent by wrk natively
+#   --via-nats-anchor      in every round, after the batch runs, also time
+#                          `nomnom load --via-nats` publishing the batch body's
+#                          rows (repeated to --anchor-mb) to a fresh nats-server,
+#                          and report /ingest/batch MB/s over its MB/s per round
+#                          (issue 9's target: >= 0.8)
+#   --anchor-mb MB         size of that input (default 360, about SF 1)
 #   --no-build             skip scripts/deps.sh --bench and scripts/build.sh
 #   --keep                 keep the temp dir (logs, wrk output, raw results) at exit
 #   -h, --help             this text
@@ -66,6 +72,7 @@ BENCH_COMMAND=${BENCH_COMMAND% }
 
 rounds=3 duration=15 wrk_threads=2 connections="64 256" batch_connections="8" batch_kb=1000
 workers_list="1 0" endpoints="message batch" drain_timeout=600 build=1 nomnomd_args="" message_body=unique
+anchor=0 anchor_mb=360
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=${2:?--rounds needs a value}; shift ;;
@@ -79,6 +86,8 @@ while [ $# -gt 0 ]; do
     --drain-timeout) drain_timeout=${2:?--drain-timeout needs a value}; shift ;;
     --nomnomd-args) nomnomd_args=${2?--nomnomd-args needs a value}; shift ;;
     --message-body) message_body=${2:?--message-body needs a value}; shift ;;
+    --via-nats-anchor) anchor=1 ;;
+    --anchor-mb) anchor_mb=${2:?--anchor-mb needs a value}; shift ;;
     --no-build) build=0 ;;
     --keep) BENCH_KEEP=1 ;;
     -h|--help) nn_usage ;;
@@ -91,6 +100,7 @@ nn_need_int --duration 1 "$duration"
 nn_need_int --wrk-threads 1 "$wrk_threads"
 nn_need_int --batch-kb 1 "$batch_kb"
 nn_need_int --drain-timeout 1 "$drain_timeout"
+nn_need_int --anchor-mb 1 "$anchor_mb"
 read -r -a msg_conns <<<"$connections"
 read -r -a batch_conns <<<"$batch_connections"
 read -r -a worker_counts <<<"$workers_list"
@@ -103,6 +113,9 @@ for v in "${endpoint_list[@]}"; do
 done
 [ $((${#worker_counts[@]} * ${#endpoint_list[@]})) -gt 0 ] || nn_die "--workers and --endpoints need a value"
 [ "$message_body" = unique ] || [ "$message_body" = fixed ] || nn_die "--message-body: '$message_body' is neither unique nor fixed"
+if [ "$anchor" = 1 ]; then
+  [[ " ${endpoint_list[*]} " = *" batch "* ]] || nn_die "--via-nats-anchor compares with /ingest/batch: add batch to --endpoints"
+fi
 command -v wrk >/dev/null || nn_die "wrk missing (scripts/deps.sh --bench installs it)"
 read -r -a extra_daemon_args <<<"$nomnomd_args"
 
@@ -299,6 +312,34 @@ run_one() {
     "non-202 $non202, socket errors $sockerr, drain $drain s (load $(bench_load_average))"
 }
 
+# run_anchor ROUND: `nomnom load --via-nats` publishes the anchor file (the
+# batch body repeated) to a fresh nats-server, no worker; appends
+# "anchor ROUND MB_per_s wall_s publisher_cpu nats_cpu rows" to results.
+run_anchor() {
+  local round=$1 n0 n1 t0 t1 secs pub_rows pub_chunks pub_rejected stream_msgs stored
+  run_dir="$BENCH_TMP/logs/$round-anchor"
+  mkdir -p "$run_dir"
+  bench_fresh_nats
+  bench_reset_tables "$TABLE"
+  n0=$(bench_proc_ticks "$NN_NATS_PID")
+  t0=$(bench_now)
+  /usr/bin/time -f '%e %U %S %M' -o "$run_dir/publish.time" \
+    "$NOMNOM" load "$BENCH_TMP/anchor.ndjson" --table "$TABLE" --via-nats --json >"$run_dir/publish.json" 2>"$run_dir/publish.log" \
+    || fail_run "anchor (round $round): nomnom load --via-nats exited non-zero"
+  t1=$(bench_now)
+  n1=$(bench_proc_ticks "$NN_NATS_PID")
+  read -r pub_rows pub_chunks pub_rejected < <(jq -r '"\(.published_rows) \(.published_chunks) \(.rejected)"' "$run_dir/publish.json")
+  if [ "$pub_rows" != "$anchor_rows" ] || [ "$pub_rejected" != 0 ]; then
+    fail_run "anchor (round $round): published $pub_rows rows ($pub_rejected rejected), $anchor_rows expected"
+  fi
+  read -r stream_msgs stored < <(bench_stream_state MESSAGES)
+  [ "$stored" = "$pub_chunks" ] || fail_run "anchor (round $round): the stream stored $stored messages, $pub_chunks published"
+  secs=$(bench_fsub "$t1" "$t0")
+  echo "anchor $round $(awk -v b="$anchor_bytes" -v s="$secs" 'BEGIN { printf "%.1f", b / s / 1e6 }') $secs" \
+    "$(bench_time_of "$run_dir/publish.time" | awk '{ print $2 }') $(bench_ticks_to_s $((n1 - n0))) $pub_rows" >>"$results"
+  nn_log "round $round/$rounds anchor: load --via-nats $(awk -v b="$anchor_bytes" -v s="$secs" 'BEGIN { printf "%.1f", b / s / 1e6 }') MB/s ($secs s; load $(bench_load_average))"
+}
+
 # ---------------------------------------------------------------- report
 
 configs=()
@@ -369,6 +410,27 @@ print_report() {
   echo
   bench_machine_facts nats
   echo "- wrk $(wrk -v 2>&1 | head -n 1 | awk '{print $2}') runs on the same machine as everything else"
+  [ "$anchor" = 1 ] || return 0
+  local ratios bname
+  echo
+  echo "### /ingest/batch against \`nomnom load --via-nats\` publishing the same rows (--via-nats-anchor)"
+  echo
+  echo "Anchor: $anchor_rows rows, $anchor_bytes bytes (the batch body repeated), published to a fresh" \
+    "nats-server in every round after the batch runs; MB/s = input bytes / the process's wall time."
+  echo
+  echo "| /ingest/batch configuration | batch MB/s (median) | load --via-nats MB/s (median) | batch / via-nats, median of the per-round ratios | per round |"
+  echo "|---|---:|---:|---:|---|"
+  for cfg in "${configs[@]}"; do
+    read -r endpoint w c <<<"$cfg"
+    [ "$endpoint" = batch ] || continue
+    bname="$endpoint-w$w-c$c"
+    ratios=$(awk -v n="$bname" '$1 == n { b[$2] = $4 } $1 == "anchor" { a[$2] = $3; if ($2 > last) last = $2 }
+      END { for (r = 1; r <= last; r++) if (a[r] > 0 && (r in b)) printf "%.3f\n", b[r] / a[r] }' "$results")
+    printf '| -w%s -c%s | %.1f | %.1f | **%s** | %s |\n' "$w" "$c" "$(col "$bname" 4 | bench_median)" \
+      "$(col anchor 3 | bench_median)" "$(bench_median <<<"$ratios")" "$(tr '\n' ' ' <<<"$ratios")"
+  done
+  echo
+  echo "Anchor CPU (medians): publisher $(col anchor 5 | bench_median) s, nats-server $(col anchor 6 | bench_median) s, wall $(col anchor 4 | bench_median) s."
 }
 
 # ---------------------------------------------------------------- main
@@ -385,6 +447,12 @@ awk -v max=$((batch_kb * 1000)) '{ n += length($0) + 1; if (n > max) exit; print
 batch_bytes=$(stat -c %s "$BENCH_TMP/batch.ndjson")
 batch_rows=$(wc -l <"$BENCH_TMP/batch.ndjson")
 [ "$batch_rows" -gt 0 ] || nn_die "--batch-kb $batch_kb is smaller than one row"
+if [ "$anchor" = 1 ]; then
+  reps=$(((anchor_mb * 1000000 + batch_bytes - 1) / batch_bytes))
+  for ((i = 0; i < reps; i++)); do cat "$BENCH_TMP/batch.ndjson"; done >"$BENCH_TMP/anchor.ndjson"
+  anchor_bytes=$(stat -c %s "$BENCH_TMP/anchor.ndjson")
+  anchor_rows=$((reps * batch_rows))
+fi
 message_bytes=$((${#MESSAGE_PREFIX} + ${#MESSAGE_SUFFIX} + 8))  # with order_key "1-100000"
 [ "$message_body" = unique ] || message_bytes=$((${#MESSAGE_PREFIX} + ${#MESSAGE_SUFFIX} + 3))  # "1-1"
 write_lua
@@ -399,6 +467,7 @@ for ((round = 1; round <= rounds; round++)); do
     read -r endpoint w c <<<"$cfg"
     run_one "$endpoint" "$w" "$c" "$round"
   done
+  [ "$anchor" = 0 ] || run_anchor "$round"
 done
 nn_log "bench-http: ${#configs[@]} configurations x $rounds rounds in $(nn_duration $((SECONDS - start)))"
 print_report
