@@ -382,7 +382,8 @@ void CopySink::Slices(size_t lo, size_t hi, std::vector<std::string_view>* out) 
   out->push_back(CopyTrailer().view());
 }
 
-std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch, BatchResult* result, size_t* bad_row) {
+std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch, BatchResult* result, size_t* bad_row,
+                                         const char* enclosing_savepoint) {
   *bad_row = SIZE_MAX;
   Slices(lo, hi, &slices_);
   const uint64_t rows = hi - lo;
@@ -395,16 +396,28 @@ std::optional<PgError> CopySink::TryLoad(size_t lo, size_t hi, bool whole_batch,
     // violation (an existing key, or one repeated in the batch) rolls it back
     // and switches this connection to the staging merge for good; any other
     // error rolls it back and lets the staging path isolate the bad rows.
-    if (auto err = conn_->TryExec("SAVEPOINT nomnom_direct")) return err;
+    // The caller's savepoint, when it has one right before this call, undoes
+    // a failed attempt; otherwise one of its own (a nested subtransaction per
+    // batch costs the server CPU: bench/README.md §2).
+    const bool own_savepoint = enclosing_savepoint == nullptr;
+    if (own_savepoint) {
+      if (auto err = conn_->TryExec("SAVEPOINT nomnom_direct")) return err;
+    }
     auto err = conn_->CopyIn(direct_copy_sql_, slices_, &copied);
     if (!err) {
-      if (auto e = conn_->TryExec("RELEASE SAVEPOINT nomnom_direct")) return e;
+      if (own_savepoint) {
+        if (auto e = conn_->TryExec("RELEASE SAVEPOINT nomnom_direct")) return e;
+      }
       result->inserted += copied;
       last_direct_ = true;
       return std::nullopt;
     }
     if (err->IsInfrastructure()) return err;
-    if (auto e = conn_->TryExec("ROLLBACK TO SAVEPOINT nomnom_direct; RELEASE SAVEPOINT nomnom_direct")) return e;
+    if (auto e = conn_->TryExec(
+            own_savepoint ? std::string("ROLLBACK TO SAVEPOINT nomnom_direct; RELEASE SAVEPOINT nomnom_direct")
+                          : std::string("ROLLBACK TO SAVEPOINT ") + enclosing_savepoint)) {
+      return e;
+    }
     if (err->sqlstate == "23505") optimistic_ = false;
     copied = 0;
   }
@@ -488,7 +501,7 @@ std::optional<PgError> CopySink::LoadRange(size_t lo, size_t hi, bool whole_batc
   if (auto err = conn_->TryExec("SAVEPOINT nomnom_range")) return err;
   size_t bad_row = SIZE_MAX;
   BatchResult attempt;
-  auto err = TryLoad(lo, hi, whole_batch, &attempt, &bad_row);
+  auto err = TryLoad(lo, hi, whole_batch, &attempt, &bad_row, "nomnom_range");
   if (!err) {
     if (auto e = conn_->TryExec("RELEASE SAVEPOINT nomnom_range")) return e;
     result->inserted += attempt.inserted;

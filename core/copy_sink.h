@@ -163,7 +163,10 @@ class CopySink {
   // COPY (+ merge) rows [lo, hi) inside the open transaction; on failure
   // returns the error and, when PostgreSQL named the failing COPY row, its
   // index in *bad_row.
-  std::optional<PgError> TryLoad(size_t lo, size_t hi, bool whole_batch, BatchResult* result, size_t* bad_row);
+  // enclosing_savepoint: a savepoint set right before this call, which a
+  // failed optimistic COPY is rolled back to (null: it sets its own).
+  std::optional<PgError> TryLoad(size_t lo, size_t hi, bool whole_batch, BatchResult* result, size_t* bad_row,
+                                 const char* enclosing_savepoint = nullptr);
   // Loads [lo, hi) under a savepoint, isolating rows PostgreSQL rejects into
   // rejected_. Returns an error only for failures not caused by rows.
   std::optional<PgError> LoadRange(size_t lo, size_t hi, bool whole_batch, BatchResult* result);
