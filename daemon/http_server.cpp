@@ -445,6 +445,15 @@ struct ResponseBatchState {
   std::vector<DeferredResponse> held;
 };
 thread_local ResponseBatchState t_response_batch;
+// Counts a post under way (Server::Impl::posting, which Stop() waits for)
+// for its scope, exceptions included.
+struct Posting {
+  std::atomic<int>& n;
+  explicit Posting(std::atomic<int>& c) : n(c) { n.fetch_add(1); }
+  ~Posting() { n.fetch_sub(1); }
+  Posting(const Posting&) = delete;
+  Posting& operator=(const Posting&) = delete;
+};
 // Held responses whose room a thread keeps from one batch to the next.
 constexpr size_t kKeptBatchResponses = 4096;
 
@@ -616,34 +625,33 @@ class Session : public std::enable_shared_from_this<Session> {
     // The session (which keeps impl alive) must outlive the dispatch, which
     // may run the handler here.
     const std::shared_ptr<Session> keep = session;
-    impl.posting.fetch_add(1);
+    // Stop() waits for posts under way; counted down even if the dispatch,
+    // which may write the answer here, throws.
+    const Posting posting(impl.posting);
     if (!impl.reject_posts.load()) {
       net::dispatch(
           impl.iocs[ioc]->get_executor(),
           [self = std::move(session), seq, r = std::move(response)]() mutable { self->OnResponse(seq, std::move(r)); });
     }
-    impl.posting.fetch_sub(1);
   }
 
   // From any thread: queue data on the streaming response (false: not posted,
   // the server is stopping).
   bool PostStreamData(std::shared_ptr<const std::string> data) {
     Server::Impl& impl = *impl_;
-    impl.posting.fetch_add(1);
+    const Posting posting(impl.posting);
     const bool ok = !impl.reject_posts.load();
     if (ok) {
       net::dispatch(socket_.get_executor(),
                     [self = shared_from_this(), d = std::move(data)]() mutable { self->OnStreamData(std::move(d)); });
     }
-    impl.posting.fetch_sub(1);
     return ok;
   }
   void PostClose() {
     Server::Impl& impl = *impl_;
-    impl.posting.fetch_add(1);
+    const Posting posting(impl.posting);
     if (!impl.reject_posts.load())
       net::dispatch(socket_.get_executor(), [self = shared_from_this()] { self->Close(); });
-    impl.posting.fetch_sub(1);
   }
 
   // On the session's io thread: a held response (ResponseBatch).
@@ -1250,11 +1258,7 @@ void HandOver(std::vector<DeferredResponse>& held) noexcept {
         }
       }
       held.resize(keep);
-      struct Posting {  // Stop() waits for posts under way
-        std::atomic<int>& n;
-        explicit Posting(std::atomic<int>& c) : n(c) { n.fetch_add(1); }
-        ~Posting() { n.fetch_sub(1); }
-      } posting(impl.posting);
+      const Posting posting(impl.posting);  // Stop() waits for posts under way
       if (!impl.reject_posts.load()) {
         net::post(impl.iocs[ioc]->get_executor(), [g = std::move(group)]() mutable {
           for (DeferredResponse& d : g) d.session->Deliver(d.seq, std::move(d.response));

@@ -316,7 +316,7 @@ run_one() {
 # batch body repeated) to a fresh nats-server, no worker; appends
 # "anchor ROUND MB_per_s wall_s publisher_cpu nats_cpu rows" to results.
 run_anchor() {
-  local round=$1 n0 n1 t0 t1 secs pub_rows pub_chunks pub_rejected stream_msgs stored
+  local round=$1 n0 n1 t0 t1 secs pub_rows pub_chunks pub_rejected stored
   run_dir="$BENCH_TMP/logs/$round-anchor"
   mkdir -p "$run_dir"
   bench_fresh_nats
@@ -332,7 +332,7 @@ run_anchor() {
   if [ "$pub_rows" != "$anchor_rows" ] || [ "$pub_rejected" != 0 ]; then
     fail_run "anchor (round $round): published $pub_rows rows ($pub_rejected rejected), $anchor_rows expected"
   fi
-  read -r stream_msgs stored < <(bench_stream_state MESSAGES)
+  read -r _ stored < <(bench_stream_state MESSAGES)
   [ "$stored" = "$pub_chunks" ] || fail_run "anchor (round $round): the stream stored $stored messages, $pub_chunks published"
   secs=$(bench_fsub "$t1" "$t0")
   echo "anchor $round $(awk -v b="$anchor_bytes" -v s="$secs" 'BEGIN { printf "%.1f", b / s / 1e6 }') $secs" \

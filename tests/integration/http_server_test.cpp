@@ -1540,10 +1540,12 @@ TEST_CASE("http: the next request is read whenever it arrives: during the handle
   ServerOptions o = TestOptions();
   o.idle_timeout_ms = 20000;
   o.read_timeout_ms = 20000;
-  Server server(o);
+  // Declared before the server, which may still run the handler while it is
+  // destroyed (a failed REQUIRE leaves a request in flight).
   std::mutex mu;
   std::promise<void> entered;
   std::shared_future<void> release;
+  Server server(o);
   server.Route("GET", "/n/{n}", [&](Request&& req, Responder respond) {
     const std::string n = req.query["n"];
     if (n[0] != 'w') return respond(Text(n));
