@@ -10,14 +10,14 @@
 #include <string>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/delimited_encoder.h"
-#include "core/delimited_parser.h"
-#include "core/ndjson_reader.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
-#include "core/tpch_gen.h"
-#include "core/tpch_tables.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/delimited_encoder.h"
+#include "core/format/delimited_parser.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
+#include "core/gen/tpch_gen.h"
+#include "core/gen/tpch_tables.h"
 
 namespace nomnom {
 namespace {

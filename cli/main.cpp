@@ -27,21 +27,21 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 
+#include "cli/service_options.h"
 #include "cli/top.h"
-#include "core/catalog_entity.h"
-#include "core/ingest_worker.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/nats_client.h"
-#include "core/pipeline.h"
-#include "core/publish_sink.h"
-#include "core/rejects.h"
-#include "core/schema.h"
-#include "core/tpch_gen.h"
-#include "core/tpch_tables.h"
-#include "core/worker_pool.h"
+#include "core/base/log.h"
+#include "core/base/metrics.h"
+#include "core/format/rejects.h"
+#include "core/format/schema.h"
+#include "core/gen/tpch_gen.h"
+#include "core/gen/tpch_tables.h"
+#include "core/load/pipeline.h"
+#include "core/pg/catalog_entity.h"
+#include "core/queue/nats_client.h"
+#include "core/queue/publish_sink.h"
+#include "core/worker/ingest_worker.h"
+#include "core/worker/worker_pool.h"
 #include "daemon/http_server.h"
-#include "daemon/service_options.h"
 
 namespace nomnom {
 namespace {

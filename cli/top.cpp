@@ -18,7 +18,7 @@
 #include <boost/beast/http/write.hpp>
 #pragma GCC diagnostic pop
 
-#include "core/utf8.h"
+#include "core/base/utf8.h"
 
 namespace nomnom {
 

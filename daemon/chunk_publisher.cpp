@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <memory>
 
-#include "core/ingest_format.h"
-#include "core/log.h"
+#include "core/base/log.h"
+#include "core/queue/ingest_format.h"
 
 namespace nomnom {
 

@@ -1,10 +1,10 @@
 // ChunkPublisher: hands chunk messages to JetStream for nomnomd's handlers.
 //
 //   * AddRow: a validated /ingest/message row joins its entity's open chunk,
-//     which is sealed when it is full (rows or bytes, core/chunk_writer.h) or
+//     which is sealed when it is full (rows or bytes, core/queue/chunk_writer.h) or
 //     its linger time is over, so concurrent messages share one publish. A
 //     row is an NDJSON line, or a binary COPY tuple for a pgcopy1 chunk
-//     (core/pgcopy_chunk.h; the chunk then carries the entity's schema);
+//     (core/format/pgcopy_chunk.h; the chunk then carries the entity's schema);
 //   * Publish: a finished chunk message (/ingest/batch) is queued as it is.
 //
 // One publisher thread takes sealed chunks from the queue and publishes them
@@ -37,10 +37,10 @@
 #include <thread>
 #include <vector>
 
-#include "core/chunk_writer.h"
-#include "core/metrics.h"
-#include "core/nats_client.h"
-#include "core/stream_space.h"
+#include "core/base/metrics.h"
+#include "core/queue/chunk_writer.h"
+#include "core/queue/nats_client.h"
+#include "core/queue/stream_space.h"
 
 namespace nomnom {
 
@@ -50,7 +50,7 @@ struct ChunkPublisherOptions {
   size_t max_queued_bytes = size_t{256} << 20;  // beyond this, Overloaded()
   // The main stream's max_bytes (0: unchecked): a chunk whose stored record
   // would not fit is failed (kAborted, "stream is full") instead of being
-  // published (core/stream_space.h says why).
+  // published (core/queue/stream_space.h says why).
   int64_t stream_max_bytes = 0;
   // Called once per chunk of AddRow rows that JetStream stored, before the
   // rows' callbacks (on the same thread; quick, must not throw): for what

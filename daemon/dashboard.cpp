@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/log.h"
+#include "core/base/log.h"
 #include "daemon/embedded_files.h"
 
 namespace nomnom {

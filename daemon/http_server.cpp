@@ -37,7 +37,7 @@
 #include <boost/beast/http/string_body.hpp>
 #pragma GCC diagnostic pop
 
-#include "core/utf8.h"
+#include "core/base/utf8.h"
 #include "daemon/embedded_files.h"
 
 namespace nomnom::http {

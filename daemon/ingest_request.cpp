@@ -6,10 +6,10 @@
 #include <map>
 #include <memory>
 
-#include "core/byte_buffer.h"
-#include "core/ndjson_reader.h"
-#include "core/nested_encoder.h"
-#include "core/row_encoder.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/nested_encoder.h"
+#include "core/format/row_encoder.h"
 
 namespace nomnom {
 

@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/chunk_writer.h"
-#include "core/schema.h"
+#include "core/format/schema.h"
+#include "core/queue/chunk_writer.h"
 
 namespace nomnom {
 

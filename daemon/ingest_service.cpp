@@ -6,12 +6,12 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "core/chunk_writer.h"
-#include "core/ingest_format.h"
-#include "core/ledger.h"
-#include "core/log.h"
-#include "core/pgcopy_chunk.h"
-#include "core/utf8.h"
+#include "core/base/log.h"
+#include "core/base/utf8.h"
+#include "core/format/pgcopy_chunk.h"
+#include "core/queue/chunk_writer.h"
+#include "core/queue/ingest_format.h"
+#include "core/worker/ledger.h"
 
 namespace nomnom {
 

@@ -16,7 +16,7 @@
 //                          worker heartbeats), so probes never wait on each other or on a
 //                          database that is away
 //
-// Embedded workers are a WorkerPool (core/worker_pool.h).
+// Embedded workers are a WorkerPool (core/worker/worker_pool.h).
 //
 // Threads: handlers run on the HTTP io threads and never block; publishing
 // runs on the ChunkPublisher's thread and completions on cnats threads;
@@ -37,13 +37,13 @@
 #include <tuple>
 #include <vector>
 
-#include "core/ingest_worker.h"
-#include "core/ledger.h"
-#include "core/metrics.h"
-#include "core/nats_client.h"
-#include "core/pg_connection.h"
-#include "core/schema.h"
-#include "core/worker_pool.h"
+#include "core/base/metrics.h"
+#include "core/format/schema.h"
+#include "core/pg/pg_connection.h"
+#include "core/queue/nats_client.h"
+#include "core/worker/ingest_worker.h"
+#include "core/worker/ledger.h"
+#include "core/worker/worker_pool.h"
 #include "daemon/chunk_publisher.h"
 #include "daemon/dashboard_snapshot.h"
 #include "daemon/http_server.h"
@@ -58,7 +58,7 @@ struct DaemonConfig {
   std::vector<Entity> entities;
   std::string default_entity;  // used when ?entity= is absent
   // ?table= values accepted (as given to --allow-table, and schema.table) ->
-  // the name of their entity in `entities` (core/catalog_entity.h).
+  // the name of their entity in `entities` (core/pg/catalog_entity.h).
   std::map<std::string, std::string, std::less<>> allowed_tables;
   size_t chunk_max_rows = 1000;        // rows per published chunk
   size_t chunk_max_bytes = 512 << 10;  // body bytes per chunk (also capped by NATS max_payload)

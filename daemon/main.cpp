@@ -13,15 +13,15 @@
 #include <atomic>
 #include <cstdio>
 
-#include "core/catalog_entity.h"
-#include "core/log.h"
-#include "core/metrics.h"
-#include "core/nats_client.h"
-#include "core/schema.h"
+#include "cli/service_options.h"
+#include "core/base/log.h"
+#include "core/base/metrics.h"
+#include "core/format/schema.h"
+#include "core/pg/catalog_entity.h"
+#include "core/queue/nats_client.h"
 #include "daemon/dashboard.h"
 #include "daemon/http_server.h"
 #include "daemon/ingest_service.h"
-#include "daemon/service_options.h"
 
 namespace nomnom {
 namespace {

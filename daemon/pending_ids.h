@@ -14,7 +14,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "core/ingest_format.h"
+#include "core/queue/ingest_format.h"
 
 namespace nomnom {
 

@@ -1,6 +1,6 @@
 #include "daemon/task_pool.h"
 
-#include "core/log.h"
+#include "core/base/log.h"
 
 namespace nomnom {
 

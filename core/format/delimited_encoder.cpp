@@ -1,4 +1,4 @@
-#include "core/delimited_encoder.h"
+#include "core/format/delimited_encoder.h"
 
 #include <algorithm>
 #include <cctype>
@@ -7,14 +7,14 @@
 #include <cstring>
 #include <limits>
 
-#include "core/byte_writer.h"
-#include "core/delimited_scan.h"
-#include "core/json_check.h"
-#include "core/pg_binary.h"
-#include "core/pg_float4.h"
-#include "core/row_encoder.h"
-#include "core/text_array.h"
-#include "core/utf8.h"
+#include "core/base/byte_writer.h"
+#include "core/base/utf8.h"
+#include "core/format/delimited_scan.h"
+#include "core/format/json_check.h"
+#include "core/format/pg_binary.h"
+#include "core/format/pg_float4.h"
+#include "core/format/row_encoder.h"
+#include "core/format/text_array.h"
 
 namespace nomnom {
 namespace {

@@ -1,4 +1,4 @@
-// DelimitedEncoder: one CSV / .tbl record (core/delimited_parser.h) -> one
+// DelimitedEncoder: one CSV / .tbl record (core/format/delimited_parser.h) -> one
 // binary COPY tuple, or the reason it is rejected.
 //
 // Columns are the entity's fields in entity order, or, after SetColumns (a
@@ -18,10 +18,10 @@
 #include <string_view>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/delimited_parser.h"
-#include "core/schema.h"
-#include "core/status.h"
+#include "core/base/byte_buffer.h"
+#include "core/base/status.h"
+#include "core/format/delimited_parser.h"
+#include "core/format/schema.h"
 
 namespace nomnom {
 

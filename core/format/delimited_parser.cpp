@@ -1,6 +1,6 @@
-#include "core/delimited_parser.h"
+#include "core/format/delimited_parser.h"
 
-#include "core/delimited_scan.h"
+#include "core/format/delimited_scan.h"
 
 namespace nomnom {
 

@@ -55,7 +55,7 @@ class DelimitedParser {
   // std::vector<DelimitedField>'s size(), empty(), clear() and
   // push_back(DelimitedField) (a pushed value's view is valid only during the
   // call). Same results, errors and *consumed / *lines as Next. Defined in
-  // core/delimited_scan.h.
+  // core/format/delimited_scan.h.
   template <typename Sink>
   Result NextInto(std::string_view text, bool at_end, uint64_t line, Sink* sink, size_t* consumed, uint64_t* lines,
                   std::string* error);

@@ -1,10 +1,10 @@
-#include "core/delimited_reader.h"
+#include "core/format/delimited_reader.h"
 
 #include <algorithm>
 #include <cstring>
 #include <set>
 
-#include "core/delimited_encoder.h"
+#include "core/format/delimited_encoder.h"
 
 namespace nomnom {
 namespace {

@@ -1,4 +1,4 @@
-// DelimitedReader: reads one CSV or dbgen .tbl input (core/delimited_parser.h)
+// DelimitedReader: reads one CSV or dbgen .tbl input (core/format/delimited_parser.h)
 // as a sequence of chunks made of whole RECORDS, with bounded memory; and the
 // input-format and header decisions of a delimited load.
 //
@@ -32,10 +32,10 @@
 #include <string>
 #include <vector>
 
-#include "core/delimited_parser.h"
-#include "core/ndjson_reader.h"
-#include "core/schema.h"
-#include "core/status.h"
+#include "core/base/status.h"
+#include "core/format/delimited_parser.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/schema.h"
 
 namespace nomnom {
 

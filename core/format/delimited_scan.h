@@ -13,7 +13,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "core/delimited_parser.h"
+#include "core/format/delimited_parser.h"
 
 namespace nomnom {
 namespace delimited_internal {

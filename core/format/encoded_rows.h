@@ -14,8 +14,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/ndjson_reader.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/ndjson_reader.h"
 
 namespace nomnom {
 

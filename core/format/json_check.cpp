@@ -1,4 +1,4 @@
-#include "core/json_check.h"
+#include "core/format/json_check.h"
 
 #include <cstddef>
 
@@ -145,5 +145,23 @@ class Checker {
 }  // namespace
 
 bool IsJsonValue(std::string_view text) { return Checker(text).Whole(); }
+
+std::string_view JsonTypeName(simdjson::ondemand::json_type t) {
+  switch (t) {
+    case simdjson::ondemand::json_type::array:
+      return "array";
+    case simdjson::ondemand::json_type::object:
+      return "object";
+    case simdjson::ondemand::json_type::number:
+      return "number";
+    case simdjson::ondemand::json_type::string:
+      return "string";
+    case simdjson::ondemand::json_type::boolean:
+      return "boolean";
+    case simdjson::ondemand::json_type::null:
+      return "null";
+  }
+  return "value";
+}
 
 }  // namespace nomnom

@@ -7,13 +7,20 @@
 // spans with this (only those: the bytes of the fields it decodes are
 // validated by decoding them). UTF-8 validity is not checked here (simdjson
 // validates the whole line). Nesting deeper than 1,024 levels is refused.
-// Pure function: thread-safe.
+// JsonTypeName: how error messages name a JSON value's type.
+// Pure functions: thread-safe.
 #pragma once
+
+#include <simdjson.h>
 
 #include <string_view>
 
 namespace nomnom {
 
 bool IsJsonValue(std::string_view text);
+
+// "array", "object", "number", "string", "boolean" or "null": how error
+// messages name a JSON value's type.
+std::string_view JsonTypeName(simdjson::ondemand::json_type t);
 
 }  // namespace nomnom

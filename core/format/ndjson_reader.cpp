@@ -19,7 +19,7 @@
 // range of line numbers: a chunk that already holds lines ends just before an
 // oversize line, and the next call reports it (in its `oversize`) and skips it,
 // streaming past its bytes without keeping them.
-#include "core/ndjson_reader.h"
+#include "core/format/ndjson_reader.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

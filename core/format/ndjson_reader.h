@@ -18,14 +18,17 @@
 // that can be moved to other threads.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/status.h"
+#include "core/base/byte_buffer.h"
+#include "core/base/status.h"
 
 namespace nomnom {
 
@@ -36,7 +39,7 @@ struct OversizeLine {
   uint64_t line = 0;   // 1-based line number
   uint64_t bytes = 0;  // its full length, without the newline
   std::string prefix;  // its first bytes (at most 256), for the reject record
-  // A CSV record spanning lines (core/delimited_reader.h): the line it ends
+  // A CSV record spanning lines (core/format/delimited_reader.h): the line it ends
   // on; 0 for a single line.
   uint64_t last_line = 0;
 };
@@ -84,5 +87,25 @@ class NdjsonReader {
  private:
   std::string path_;
 };
+
+// Calls fn(line, line_no, readable) for each line of padded[0, size): lines
+// end at '\n' or at size and are passed without the '\n'; line_no counts from
+// 1, blank lines included; readable is how many bytes may be read from
+// line.data() (to the end of `padded`, so simdjson may parse in place when
+// padded holds kChunkPadding bytes after size). fn returns false to stop.
+template <typename Fn>
+void ForEachPaddedLine(std::string_view padded, size_t size, Fn&& fn) {
+  const char* p = padded.data();
+  const char* end = p + size;
+  uint64_t line_no = 0;
+  while (p < end) {
+    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+    if (nl == nullptr) nl = end;
+    const std::string_view line(p, static_cast<size_t>(nl - p));
+    const size_t readable = static_cast<size_t>(padded.data() + padded.size() - p);
+    p = nl + 1;
+    if (!fn(line, ++line_no, readable)) return;
+  }
+}
 
 }  // namespace nomnom

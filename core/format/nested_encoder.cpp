@@ -1,10 +1,11 @@
-#include "core/nested_encoder.h"
+#include "core/format/nested_encoder.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
 
-#include "core/ndjson_reader.h"
+#include "core/format/json_check.h"
+#include "core/format/ndjson_reader.h"
 
 namespace nomnom {
 

@@ -33,10 +33,10 @@
 #include <utility>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
-#include "core/status.h"
+#include "core/base/byte_buffer.h"
+#include "core/base/status.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
 
 namespace nomnom {
 

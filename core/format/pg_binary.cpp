@@ -1,9 +1,9 @@
-#include "core/pg_binary.h"
+#include "core/format/pg_binary.h"
 
 #include <cstddef>
 #include <cstring>
 
-#include "core/utf8.h"
+#include "core/base/utf8.h"
 
 namespace nomnom::pg {
 

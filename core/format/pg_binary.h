@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/byte_buffer.h"
+#include "core/base/byte_buffer.h"
 
 namespace nomnom::pg {
 

@@ -1,4 +1,4 @@
-#include "core/pg_float4.h"
+#include "core/format/pg_float4.h"
 
 #include <cerrno>
 #include <clocale>

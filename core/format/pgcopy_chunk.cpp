@@ -1,4 +1,4 @@
-#include "core/pgcopy_chunk.h"
+#include "core/format/pgcopy_chunk.h"
 
 #include <cstdio>
 

@@ -1,4 +1,4 @@
-// pgcopy1 chunk bodies: the binary form of a chunk message (core/ingest_format.h,
+// pgcopy1 chunk bodies: the binary form of a chunk message (core/queue/ingest_format.h,
 // core/README.md "JetStream messages"). The body is the concatenation of the
 // rows' binary COPY tuples exactly as RowEncoder writes them (per tuple an
 // int16 field count, then per field an int32 length, -1 for NULL, and that many
@@ -19,7 +19,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/schema.h"
+#include "core/format/schema.h"
 
 namespace nomnom {
 

@@ -1,11 +1,11 @@
-#include "core/rejects.h"
+#include "core/format/rejects.h"
 
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "core/utf8.h"
+#include "core/base/utf8.h"
 
 namespace nomnom {
 

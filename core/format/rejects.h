@@ -14,8 +14,8 @@
 #include <string>
 #include <string_view>
 
-#include "core/status.h"
-#include "core/utf8.h"  // EscapeInvalidUtf8, used with rejects
+#include "core/base/status.h"
+#include "core/base/utf8.h"  // EscapeInvalidUtf8, used with rejects
 
 namespace nomnom {
 

@@ -1,4 +1,4 @@
-#include "core/row_encoder.h"
+#include "core/format/row_encoder.h"
 
 #include <cmath>
 #ifdef __SSE2__
@@ -9,13 +9,13 @@
 #include <cstring>
 #include <functional>
 
-#include "core/byte_writer.h"
-#include "core/json_check.h"
-#include "core/ndjson_reader.h"
-#include "core/pg_binary.h"
-#include "core/pg_float4.h"
-#include "core/text_array.h"
-#include "core/utf8.h"
+#include "core/base/byte_writer.h"
+#include "core/base/utf8.h"
+#include "core/format/json_check.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/pg_binary.h"
+#include "core/format/pg_float4.h"
+#include "core/format/text_array.h"
 
 namespace nomnom {
 
@@ -183,24 +183,6 @@ bool DecodeUuid(std::string_view text, uint8_t out[16]) {
     ++n;
   }
   return n == 32;
-}
-
-std::string_view JsonTypeName(od::json_type t) {
-  switch (t) {
-    case od::json_type::array:
-      return "array";
-    case od::json_type::object:
-      return "object";
-    case od::json_type::number:
-      return "number";
-    case od::json_type::string:
-      return "string";
-    case od::json_type::boolean:
-      return "boolean";
-    case od::json_type::null:
-      return "null";
-  }
-  return "value";
 }
 
 std::string_view TrimJsonSpace(std::string_view s) {

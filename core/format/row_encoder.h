@@ -19,14 +19,11 @@
 #include <string_view>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/schema.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/schema.h"
 
 namespace nomnom {
 
-// "array", "object", "number", "string", "boolean" or "null": how error
-// messages name a JSON value's type.
-std::string_view JsonTypeName(simdjson::ondemand::json_type t);
 // s without the JSON whitespace at its end (raw_json_token() keeps it).
 std::string_view TrimJsonSpace(std::string_view s);
 // A UUID's text (32 hex digits, optionally with the usual hyphens or in
@@ -78,7 +75,7 @@ class RowEncoder {
   std::vector<KeyPattern> key_patterns_;
   int next_guess_ = 0;  // fields usually arrive in the same order line after line
   std::string scratch_;
-  // TextArray fields: the array's binary payload (core/text_array.h), one
+  // TextArray fields: the array's binary payload (core/format/text_array.h), one
   // per field, capacity reused line after line.
   std::vector<std::string> arrays_;
 };

@@ -8,8 +8,8 @@
 
 #include <vector>
 
-#include "core/encoded_rows.h"
-#include "core/status.h"
+#include "core/base/status.h"
+#include "core/format/encoded_rows.h"
 
 namespace nomnom {
 

@@ -1,4 +1,4 @@
-#include "core/schema.h"
+#include "core/format/schema.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/pg_connection.h"
+#include "core/format/sql_ident.h"
 
 namespace nomnom {
 

@@ -39,7 +39,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/status.h"
+#include "core/base/status.h"
 
 namespace nomnom {
 
@@ -110,7 +110,7 @@ struct Field {
   bool is_list = false;       // List[...]
   Computed computed;
   // The column's exact type as format_type() prints it, for entities read from
-  // the catalog (core/catalog_entity.h), e.g. "numeric(12,3)"; empty otherwise.
+  // the catalog (core/pg/catalog_entity.h), e.g. "numeric(12,3)"; empty otherwise.
   std::string pg_type;
 
   const std::string& InputName() const { return input_name.empty() ? name : input_name; }

@@ -1,12 +1,11 @@
-#include "core/text_array.h"
+#include "core/format/text_array.h"
 
 #include <cstdint>
 #include <cstring>
 
-#include "core/json_check.h"
-#include "core/pg_binary.h"
-#include "core/row_encoder.h"
-#include "core/utf8.h"
+#include "core/base/utf8.h"
+#include "core/format/json_check.h"
+#include "core/format/pg_binary.h"
 
 namespace nomnom {
 

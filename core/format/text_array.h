@@ -22,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/schema.h"
+#include "core/format/schema.h"
 
 namespace nomnom {
 

@@ -1,4 +1,4 @@
-#include "core/tuple_json.h"
+#include "core/format/tuple_json.h"
 
 #include <charconv>
 #include <cstdio>

@@ -1,6 +1,6 @@
 // TupleToJson: one binary COPY tuple as RowEncoder writes it -> a JSON object
 // that RowEncoder encodes back into the same bytes. Used to give a row of a
-// pgcopy1 chunk (core/pgcopy_chunk.h) a readable `raw` when it is
+// pgcopy1 chunk (core/format/pgcopy_chunk.h) a readable `raw` when it is
 // dead-lettered.
 //
 // Keys are the fields' input names in column order; NULL is `null`. Per type:
@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/schema.h"
+#include "core/format/schema.h"
 
 namespace nomnom {
 

@@ -1,4 +1,4 @@
-#include "core/tpch_gen.h"
+#include "core/gen/tpch_gen.h"
 
 #include <cerrno>
 #include <charconv>

@@ -1,11 +1,11 @@
-#include "core/tpch_tables.h"
+#include "core/gen/tpch_tables.h"
 
 #include <array>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 
-#include "core/tpch_gen.h"
+#include "core/gen/tpch_gen.h"
 
 namespace nomnom {
 namespace {

@@ -6,7 +6,7 @@
 //     CUSTOMER 150,000 x SF, PART 200,000 x SF, PARTSUPP 4 per part, ORDERS
 //     1,500,000 x SF, LINEITEM 1..7 per order (about 6,000,000 x SF); counts
 //     that scale are max(1, round(n x SF)).
-//   * ORDERS and LINEITEM come from TpchOrdersGenerator (core/tpch_gen.h), so
+//   * ORDERS and LINEITEM come from TpchOrdersGenerator (core/gen/tpch_gen.h), so
 //     an order's total and status are those of its lineitems, and the same
 //     (SF, seed) gives the same orders as `gen tpch orders`.
 //   * Values are plausible per the spec, not dbgen's: names "Supplier#%09d",
@@ -33,7 +33,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/status.h"
+#include "core/base/status.h"
 
 namespace nomnom {
 

@@ -1,4 +1,4 @@
-#include "core/pipeline.h"
+#include "core/load/pipeline.h"
 
 #include <unistd.h>
 
@@ -13,18 +13,18 @@
 #include <set>
 #include <thread>
 
-#include "core/bounded_queue.h"
-#include "core/chunk_writer.h"
-#include "core/copy_sink.h"
-#include "core/delimited_encoder.h"
-#include "core/delimited_parser.h"
-#include "core/fresh_table.h"
-#include "core/ndjson_reader.h"
-#include "core/nested_encoder.h"
-#include "core/nested_sink.h"
-#include "core/object_pool.h"
-#include "core/pg_binary.h"
-#include "core/row_encoder.h"
+#include "core/base/bounded_queue.h"
+#include "core/base/object_pool.h"
+#include "core/format/delimited_encoder.h"
+#include "core/format/delimited_parser.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/nested_encoder.h"
+#include "core/format/pg_binary.h"
+#include "core/format/row_encoder.h"
+#include "core/pg/copy_sink.h"
+#include "core/pg/fresh_table.h"
+#include "core/pg/nested_sink.h"
+#include "core/queue/chunk_writer.h"
 
 namespace nomnom {
 
@@ -61,7 +61,7 @@ std::string_view RecordRaw(std::string_view record) {
 }
 
 // Calls fn(line_no, raw, parsed) for every non-blank record of a chunk of
-// whole delimited records (core/delimited_reader.h) from byte skip_bytes on,
+// whole delimited records (core/format/delimited_reader.h) from byte skip_bytes on,
 // which is line first_line; *fields holds the record when `parsed`, else
 // *error says what is wrong with it (naming the column, and the line when it
 // is not the record's first). Stops when fn returns false (then returns false).

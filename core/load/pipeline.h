@@ -3,7 +3,7 @@
 //   reader thread --chunks--> parser threads --encoded parts--> COPY sink threads
 //
 // The reader cuts each input into chunks of whole lines (NDJSON) or whole
-// records (CSV and .tbl, core/delimited_reader.h: never inside a quoted
+// records (CSV and .tbl, core/format/delimited_reader.h: never inside a quoted
 // field), and decides whether a delimited input starts with a header; parser
 // threads encode every line or record into binary COPY tuples (RowEncoder,
 // DelimitedEncoder) or a reject record naming the physical line the record
@@ -25,12 +25,12 @@
 #include <string>
 #include <vector>
 
-#include "core/delimited_reader.h"
-#include "core/rejects.h"
-#include "core/row_sink.h"
-#include "core/schema.h"
-#include "core/status.h"
-#include "core/table_setup.h"
+#include "core/base/status.h"
+#include "core/format/delimited_reader.h"
+#include "core/format/rejects.h"
+#include "core/format/row_sink.h"
+#include "core/format/schema.h"
+#include "core/pg/table_setup.h"
 
 namespace nomnom {
 
@@ -57,7 +57,7 @@ struct LoadOptions {
   bool strict = false;            // reject unknown fields
   bool create_table = true;       // create the target table when missing
   RejectSink* rejects = nullptr;  // where rejected rows go (may be null)
-  // A fresh load (core/fresh_table.h): the target must be empty (or created
+  // A fresh load (core/pg/fresh_table.h): the target must be empty (or created
   // now); rows are COPYed without its primary key, which is built at the end;
   // duplicate keys found then are rejected rows, the later occurrence in input
   // order losing. All or nothing: a load that fails is undone. Needs mode

@@ -1,4 +1,4 @@
-#include "core/catalog_entity.h"
+#include "core/pg/catalog_entity.h"
 
 #include <charconv>
 #include <optional>

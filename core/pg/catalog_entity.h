@@ -39,9 +39,9 @@
 #include <string>
 #include <string_view>
 
-#include "core/pg_connection.h"
-#include "core/schema.h"
-#include "core/status.h"
+#include "core/base/status.h"
+#include "core/format/schema.h"
+#include "core/pg/pg_connection.h"
 
 namespace nomnom {
 
@@ -62,7 +62,7 @@ inline constexpr std::string_view kTableEntityPrefix = "table.";
 bool IsTableEntityName(std::string_view entity_name);
 Result<Entity> TableEntityFromCatalog(PgConnection& conn, std::string_view table);
 
-// The entity file (the original YAML format, core/schema.h) that describes
+// The entity file (the original YAML format, core/format/schema.h) that describes
 // `entity`: name, fields (type; args for a sized String or TextArray and for
 // a Decimal's precision and scale; nullable), conformant_table and
 // unicity_fields. ParseEntity() of the text gives back the same fields,

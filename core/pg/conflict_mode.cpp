@@ -1,4 +1,4 @@
-#include "core/conflict_mode.h"
+#include "core/pg/conflict_mode.h"
 
 #include <string>
 

@@ -1,11 +1,11 @@
-#include "core/copy_sink.h"
+#include "core/pg/copy_sink.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <thread>
 
-#include "core/pg_binary.h"
+#include "core/format/pg_binary.h"
 
 namespace nomnom {
 

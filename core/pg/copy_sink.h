@@ -51,11 +51,11 @@
 #include <string_view>
 #include <vector>
 
-#include "core/conflict_mode.h"
-#include "core/encoded_rows.h"
-#include "core/pg_connection.h"
-#include "core/row_sink.h"
-#include "core/schema.h"
+#include "core/format/encoded_rows.h"
+#include "core/format/row_sink.h"
+#include "core/format/schema.h"
+#include "core/pg/conflict_mode.h"
+#include "core/pg/pg_connection.h"
 
 namespace nomnom {
 

@@ -1,4 +1,4 @@
-#include "core/fresh_table.h"
+#include "core/pg/fresh_table.h"
 
 #include <cstdlib>
 

@@ -40,9 +40,9 @@
 #include <string>
 #include <vector>
 
-#include "core/pg_connection.h"
-#include "core/schema.h"
-#include "core/status.h"
+#include "core/base/status.h"
+#include "core/format/schema.h"
+#include "core/pg/pg_connection.h"
 
 namespace nomnom {
 

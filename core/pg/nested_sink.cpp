@@ -1,4 +1,4 @@
-#include "core/nested_sink.h"
+#include "core/pg/nested_sink.h"
 
 #include <algorithm>
 #include <cctype>
@@ -6,7 +6,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "core/pg_binary.h"
+#include "core/format/pg_binary.h"
 
 namespace nomnom {
 

@@ -38,8 +38,8 @@
 #include <optional>
 #include <vector>
 
-#include "core/copy_sink.h"
-#include "core/row_sink.h"
+#include "core/format/row_sink.h"
+#include "core/pg/copy_sink.h"
 
 namespace nomnom {
 

@@ -1,4 +1,4 @@
-#include "core/pg_connection.h"
+#include "core/pg/pg_connection.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -9,23 +9,6 @@
 #include <cstring>
 
 namespace nomnom {
-
-std::string QuoteIdent(std::string_view ident) {
-  std::string out;
-  out.reserve(ident.size() + 2);
-  out.push_back('"');
-  for (char c : ident) {
-    if (c == '"') out.push_back('"');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
-}
-
-std::string QuoteQualified(std::string_view schema, std::string_view name) {
-  if (schema.empty()) return QuoteIdent(name);
-  return QuoteIdent(schema) + "." + QuoteIdent(name);
-}
 
 bool PgError::IsInfrastructure() const {
   if (connection_lost || sqlstate.size() != 5) return true;

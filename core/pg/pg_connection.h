@@ -14,14 +14,10 @@
 #include <string_view>
 #include <vector>
 
-#include "core/status.h"
+#include "core/base/status.h"
+#include "core/format/sql_ident.h"  // QuoteIdent, QuoteQualified: callers quote with them
 
 namespace nomnom {
-
-// Quotes a SQL identifier: wraps it in double quotes, doubling embedded ones.
-std::string QuoteIdent(std::string_view ident);
-// Quotes a possibly schema-qualified name "schema.table" part by part.
-std::string QuoteQualified(std::string_view schema, std::string_view name);
 
 struct PgResultDeleter {
   void operator()(PGresult* r) const { PQclear(r); }

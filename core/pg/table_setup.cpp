@@ -1,4 +1,4 @@
-#include "core/table_setup.h"
+#include "core/pg/table_setup.h"
 
 #include <set>
 

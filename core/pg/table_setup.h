@@ -3,10 +3,10 @@
 // unique index ON CONFLICT needs).
 #pragma once
 
-#include "core/conflict_mode.h"
-#include "core/pg_connection.h"
-#include "core/schema.h"
-#include "core/status.h"
+#include "core/base/status.h"
+#include "core/format/schema.h"
+#include "core/pg/conflict_mode.h"
+#include "core/pg/pg_connection.h"
 
 namespace nomnom {
 

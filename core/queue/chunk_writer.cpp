@@ -1,9 +1,9 @@
-#include "core/chunk_writer.h"
+#include "core/queue/chunk_writer.h"
 
 #include <algorithm>
 
-#include "core/ingest_format.h"
-#include "core/utf8.h"
+#include "core/base/utf8.h"
+#include "core/queue/ingest_format.h"
 
 namespace nomnom {
 

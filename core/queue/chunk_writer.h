@@ -1,13 +1,11 @@
-// The wire format's builders and walkers (the format is in
-// core/ingest_format.h and core/README.md):
+// The wire format's builders (the format is in core/queue/ingest_format.h
+// and core/README.md):
 //   * ChunkWriter: the one place where validated rows become chunk messages;
-//   * MakeDeadLetterMessage: the dead-letter stream's messages;
-//   * ForEachPaddedLine: the walk over an NDJSON body that simdjson parses in
-//     place (lines with readable padding behind them).
+//   * MakeDeadLetterMessage: the dead-letter stream's messages.
 //
 // Rows of one entity are grouped into chunk bodies of at most max_rows rows
 // and max_bytes bytes: NDJSON (each row one line ending in '\n') or pgcopy1
-// (each row its binary COPY tuple, core/pgcopy_chunk.h). nomnomd's
+// (each row its binary COPY tuple, core/format/pgcopy_chunk.h). nomnomd's
 // /ingest/message and /ingest/batch and `nomnom load --via-nats` all use it,
 // so identical rows make identical messages.
 //
@@ -26,11 +24,11 @@
 #include <string_view>
 #include <vector>
 
-#include "core/nats_client.h"
+#include "core/queue/nats_client.h"
 
 namespace nomnom {
 
-// What a chunk body holds (core/ingest_format.h): NDJSON lines, or pgcopy1
+// What a chunk body holds (core/queue/ingest_format.h): NDJSON lines, or pgcopy1
 // binary COPY tuples (Nomnom-Format and Nomnom-Schema headers).
 enum class PublishFormat { kNdjson, kPgCopy1 };
 
@@ -98,25 +96,5 @@ OutgoingMessage MakeDeadLetterMessage(std::string subject, std::string_view orig
 
 // A value fit for a NATS header (see MakeDeadLetterMessage).
 std::string HeaderValue(std::string_view text, size_t max_bytes = 1000);
-
-// Calls fn(line, line_no, readable) for each line of padded[0, size): lines
-// end at '\n' or at size and are passed without the '\n'; line_no counts from
-// 1, blank lines included; readable is how many bytes may be read from
-// line.data() (to the end of `padded`, so simdjson may parse in place when
-// padded holds kChunkPadding bytes after size). fn returns false to stop.
-template <typename Fn>
-void ForEachPaddedLine(std::string_view padded, size_t size, Fn&& fn) {
-  const char* p = padded.data();
-  const char* end = p + size;
-  uint64_t line_no = 0;
-  while (p < end) {
-    const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-    if (nl == nullptr) nl = end;
-    const std::string_view line(p, static_cast<size_t>(nl - p));
-    const size_t readable = static_cast<size_t>(padded.data() + padded.size() - p);
-    p = nl + 1;
-    if (!fn(line, ++line_no, readable)) return;
-  }
-}
 
 }  // namespace nomnom

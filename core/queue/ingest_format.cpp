@@ -1,4 +1,4 @@
-#include "core/ingest_format.h"
+#include "core/queue/ingest_format.h"
 
 #include <boost/uuid/name_generator_sha1.hpp>
 #include <boost/uuid/random_generator.hpp>

@@ -11,7 +11,7 @@
 //   Nomnom-Rows     number of rows in the body
 //   Nomnom-Format   absent: the body is NDJSON as above. "pgcopy1": the body is
 //                   the rows' binary COPY tuples, concatenated, no COPY header
-//                   or trailer (core/pgcopy_chunk.h); then also
+//                   or trailer (core/format/pgcopy_chunk.h); then also
 //   Nomnom-Schema   the publisher's SchemaFingerprint of the entity. A worker
 //                   whose entity has another fingerprint, or that meets an
 //                   unknown format, does not apply the chunk: it dead-letters

@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/nats_client.h"
-#include "core/nats_client_impl.h"
+#include "core/queue/nats_client.h"
+#include "core/queue/nats_client_impl.h"
 
 namespace nomnom {
 namespace nats_detail {

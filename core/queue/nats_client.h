@@ -47,7 +47,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/status.h"
+#include "core/base/status.h"
 
 struct __natsMsg;  // cnats' natsMsg (nats/nats.h), kept out of this header
 
@@ -228,7 +228,7 @@ class JetStreamClient {
   // consumer has no more right now.
   Result<std::vector<std::unique_ptr<FetchedMessage>>> Fetch(int max_messages, int64_t max_bytes, int64_t expires_ms);
 
-  struct Impl;  // internal (core/nats_client_impl.h)
+  struct Impl;  // internal (core/queue/nats_client_impl.h)
 
  private:
   explicit JetStreamClient(std::unique_ptr<Impl> impl);

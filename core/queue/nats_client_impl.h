@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/nats_client.h"
+#include "core/queue/nats_client.h"
 
 namespace nomnom::nats_detail {
 

@@ -4,8 +4,8 @@
 #include <string>
 #include <utility>
 
-#include "core/nats_client.h"
-#include "core/nats_client_impl.h"
+#include "core/queue/nats_client.h"
+#include "core/queue/nats_client_impl.h"
 
 namespace nomnom {
 

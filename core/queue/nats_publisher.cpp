@@ -15,9 +15,9 @@
 #include <string>
 #include <utility>
 
-#include "core/log.h"
-#include "core/nats_client.h"
-#include "core/nats_client_impl.h"
+#include "core/base/log.h"
+#include "core/queue/nats_client.h"
+#include "core/queue/nats_client_impl.h"
 
 namespace nomnom {
 namespace nats_detail {

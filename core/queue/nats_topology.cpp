@@ -6,8 +6,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/nats_client.h"
-#include "core/nats_client_impl.h"
+#include "core/queue/nats_client.h"
+#include "core/queue/nats_client_impl.h"
 
 namespace nomnom {
 namespace nats_detail {
@@ -265,7 +265,7 @@ Status JetStreamClient::EnsureTopology() {
   // a full stream makes the API answer 503 instead of dropping a chunk to make
   // room. (nats-server 2.9 still drops the oldest message for a record that
   // passes its payload check but does not fit: publishers check the free
-  // space themselves first, core/stream_space.h.) Dead letters are an
+  // space themselves first, core/queue/stream_space.h.) Dead letters are an
   // archive: limits retention, the oldest go first (the table keeps them all).
   Status st =
       EnsureStream(im, {&im.config.stream, &im.config.stream_subjects, "main", js_WorkQueuePolicy, js_DiscardNew});

@@ -1,7 +1,7 @@
-#include "core/publish_sink.h"
+#include "core/queue/publish_sink.h"
 
-#include "core/ingest_format.h"
-#include "core/pgcopy_chunk.h"
+#include "core/format/pgcopy_chunk.h"
+#include "core/queue/ingest_format.h"
 
 namespace nomnom {
 

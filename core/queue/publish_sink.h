@@ -1,5 +1,5 @@
 // PublishSink: a RowSink that publishes validated rows to JetStream as chunk
-// messages (core/chunk_writer.h, the same split nomnomd uses) for the workers,
+// messages (core/queue/chunk_writer.h, the same split nomnomd uses) for the workers,
 // instead of writing PostgreSQL: `nomnom load --via-nats`. Each chunk is its
 // own batch (a UUID), at most max_rows rows and max_bytes bytes (capped by the
 // server's max_payload); a row too large for any chunk is rejected. Publishing is asynchronous and
@@ -7,7 +7,7 @@
 // acknowledgement and fails if any chunk was not stored.
 //
 // Format kPgCopy1: the chunk bodies are the rows' binary COPY tuples the
-// pipeline already encoded (core/pgcopy_chunk.h) with the Nomnom-Format and
+// pipeline already encoded (core/format/pgcopy_chunk.h) with the Nomnom-Format and
 // Nomnom-Schema headers, instead of their NDJSON lines; only for entities
 // without derived entities (the caller checks).
 //
@@ -20,11 +20,11 @@
 #include <mutex>
 #include <string>
 
-#include "core/chunk_writer.h"
-#include "core/nats_client.h"
-#include "core/row_sink.h"
-#include "core/schema.h"
-#include "core/stream_space.h"
+#include "core/format/row_sink.h"
+#include "core/format/schema.h"
+#include "core/queue/chunk_writer.h"
+#include "core/queue/nats_client.h"
+#include "core/queue/stream_space.h"
 
 namespace nomnom {
 

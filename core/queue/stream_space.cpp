@@ -1,4 +1,4 @@
-#include "core/stream_space.h"
+#include "core/queue/stream_space.h"
 
 #include <string>
 

@@ -18,8 +18,8 @@
 
 #include <cstdint>
 
-#include "core/nats_client.h"
-#include "core/status.h"
+#include "core/base/status.h"
+#include "core/queue/nats_client.h"
 
 namespace nomnom {
 

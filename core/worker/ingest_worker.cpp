@@ -1,5 +1,5 @@
-#include "core/ingest_worker.h"
-#include "core/catalog_entity.h"
+#include "core/worker/ingest_worker.h"
+#include "core/pg/catalog_entity.h"
 
 #include <algorithm>
 #include <charconv>
@@ -10,18 +10,18 @@
 #include <thread>
 #include <utility>
 
-#include "core/chunk_writer.h"
-#include "core/copy_sink.h"
-#include "core/ingest_format.h"
-#include "core/ledger.h"
-#include "core/log.h"
-#include "core/ndjson_reader.h"
-#include "core/nested_encoder.h"
-#include "core/nested_sink.h"
-#include "core/pgcopy_chunk.h"
-#include "core/rejects.h"
-#include "core/row_encoder.h"
-#include "core/tuple_json.h"
+#include "core/base/log.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/nested_encoder.h"
+#include "core/format/pgcopy_chunk.h"
+#include "core/format/rejects.h"
+#include "core/format/row_encoder.h"
+#include "core/format/tuple_json.h"
+#include "core/pg/copy_sink.h"
+#include "core/pg/nested_sink.h"
+#include "core/queue/chunk_writer.h"
+#include "core/queue/ingest_format.h"
+#include "core/worker/ledger.h"
 
 namespace nomnom {
 

@@ -4,7 +4,7 @@
 // entity, one transaction: the chunks' rows are COPYed into the staging table
 // and merged into the target (CopySink), each chunk's id is inserted into the
 // ledger table, and rows that cannot be stored (rejected by the encoder or by
-// PostgreSQL) are inserted into the dead-letter table (core/ledger.h); then
+// PostgreSQL) are inserted into the dead-letter table (core/worker/ledger.h); then
 // COMMIT, and only then the messages are acknowledged and the dead letters
 // published to the dead-letter stream. A chunk already in the ledger (a
 // redelivery after a commit whose ack was lost) is acknowledged without being
@@ -27,9 +27,9 @@
 //     Nomnom-Format, a pgcopy1 chunk whose Nomnom-Schema is not this worker's
 //     fingerprint of the entity or whose tuple framing is broken) is
 //     dead-lettered whole at once.
-// pgcopy1 chunks (core/pgcopy_chunk.h) are COPYed as they are, after the
+// pgcopy1 chunks (core/format/pgcopy_chunk.h) are COPYed as they are, after the
 // framing check; their rows rejected by PostgreSQL are dead-lettered with a
-// JSON rendering of the tuple (core/tuple_json.h) as raw.
+// JSON rendering of the tuple (core/format/tuple_json.h) as raw.
 // While a worker holds messages (including while one libpq call blocks), a
 // heartbeat thread extends their ack deadline (InProgress) every ack_wait / 3,
 // so JetStream does not hand them to another worker. Every database call is
@@ -53,15 +53,15 @@
 #include <string_view>
 #include <vector>
 
-#include "core/conflict_mode.h"
-#include "core/encoded_rows.h"
-#include "core/ledger.h"
-#include "core/metrics.h"
-#include "core/nats_client.h"
-#include "core/pg_connection.h"
-#include "core/schema.h"
-#include "core/status.h"
-#include "core/table_setup.h"
+#include "core/base/metrics.h"
+#include "core/base/status.h"
+#include "core/format/encoded_rows.h"
+#include "core/format/schema.h"
+#include "core/pg/conflict_mode.h"
+#include "core/pg/pg_connection.h"
+#include "core/pg/table_setup.h"
+#include "core/queue/nats_client.h"
+#include "core/worker/ledger.h"
 
 namespace nomnom {
 
@@ -153,7 +153,7 @@ class IngestWorker {
   std::unique_ptr<PgConnection> meta_conn_;  // ledger lookups, dead letters outside a batch
   std::map<std::string, std::unique_ptr<EntityState>> states_;
   // Entities of tables served by nomnomd --allow-table, read from the catalog
-  // on first use (core/catalog_entity.h); never removed, so states may point
+  // on first use (core/pg/catalog_entity.h); never removed, so states may point
   // into them.
   std::map<std::string, std::unique_ptr<Entity>> catalog_entities_;
   // CommitEntity's buffers, reused across fetches (Run()'s thread only).

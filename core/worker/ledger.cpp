@@ -1,7 +1,7 @@
-#include "core/ledger.h"
+#include "core/worker/ledger.h"
 
-#include "core/ingest_format.h"
-#include "core/rejects.h"
+#include "core/format/rejects.h"
+#include "core/queue/ingest_format.h"
 
 namespace nomnom {
 

@@ -29,8 +29,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/pg_connection.h"
-#include "core/status.h"
+#include "core/base/status.h"
+#include "core/pg/pg_connection.h"
 
 namespace nomnom {
 

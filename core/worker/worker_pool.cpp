@@ -1,13 +1,13 @@
-#include "core/worker_pool.h"
+#include "core/worker/worker_pool.h"
 
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 
-#include "core/ledger.h"
-#include "core/log.h"
-#include "core/pg_connection.h"
+#include "core/base/log.h"
+#include "core/pg/pg_connection.h"
+#include "core/worker/ledger.h"
 
 namespace nomnom {
 

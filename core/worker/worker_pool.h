@@ -7,7 +7,7 @@
 // never silently loses a consumer; only Stop() ends the threads.
 //
 // Heartbeat: while it has workers, the pool writes a row to nomnom_workers
-// every two seconds (core/ledger.h, WriteWorkerHeartbeat: "<host>:<pid>", its
+// every two seconds (core/worker/ledger.h, WriteWorkerHeartbeat: "<host>:<pid>", its
 // workers' states, last error and totals), so a dashboard of any nomnomd sees
 // every worker process of the pipeline.
 //
@@ -31,10 +31,10 @@
 #include <utility>
 #include <vector>
 
-#include "core/ingest_worker.h"
-#include "core/metrics.h"
-#include "core/nats_client.h"
-#include "core/schema.h"
+#include "core/base/metrics.h"
+#include "core/format/schema.h"
+#include "core/queue/nats_client.h"
+#include "core/worker/ingest_worker.h"
 
 namespace nomnom {
 
@@ -59,7 +59,7 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // Ledger rows older than this are deleted (core/ledger.h, PruneLedger) by a
+  // Ledger rows older than this are deleted (core/worker/ledger.h, PruneLedger) by a
   // janitor thread, once a minute; 0 (the default) keeps them. Call before Start.
   void SetLedgerRetention(int64_t ms) { ledger_retention_ms_ = ms; }
 

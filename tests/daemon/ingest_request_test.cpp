@@ -4,11 +4,11 @@
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "core/byte_buffer.h"
-#include "core/ndjson_reader.h"
-#include "core/pgcopy_chunk.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/pgcopy_chunk.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
 
 using namespace nomnom;
 

@@ -1,4 +1,4 @@
-// libFuzzer harness: pg::ParseDate and pg::ParseTimestamp (core/pg_binary.h),
+// libFuzzer harness: pg::ParseDate and pg::ParseTimestamp (core/format/pg_binary.h),
 // which read Date and DateTime values from the input.
 //
 // The whole input is the text. ParseDate is compared with a reference built on
@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/pg_binary.h"
+#include "core/format/pg_binary.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

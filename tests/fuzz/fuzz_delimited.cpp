@@ -1,5 +1,5 @@
 // libFuzzer harness: DelimitedParser (CSV and .tbl records) and
-// DelimitedEncoder (core/delimited_parser.h, core/delimited_encoder.h).
+// DelimitedEncoder (core/format/delimited_parser.h, core/format/delimited_encoder.h).
 //
 // Byte 0 picks the dialect, the rest is the text. Checked:
 //   * parsing always makes progress, and line counts add up to the input's
@@ -20,10 +20,10 @@
 #include <string_view>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/delimited_encoder.h"
-#include "core/delimited_parser.h"
-#include "core/schema.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/delimited_encoder.h"
+#include "core/format/delimited_parser.h"
+#include "core/format/schema.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// libFuzzer harness: DelimitedReader (core/delimited_reader.h), which cuts CSV
+// libFuzzer harness: DelimitedReader (core/format/delimited_reader.h), which cuts CSV
 // inputs into chunks of whole records (never inside a quoted field).
 //
 // The input picks the chunk size (1..256 bytes, so nearly every record
@@ -24,7 +24,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/delimited_reader.h"
+#include "core/format/delimited_reader.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

@@ -23,8 +23,8 @@
 #include <string>
 #include <string_view>
 
-#include "core/ingest_format.h"
-#include "core/schema.h"
+#include "core/format/schema.h"
+#include "core/queue/ingest_format.h"
 #include "daemon/http_server.h"
 #include "daemon/ingest_request.h"
 #include "tests/fuzz/fuzz_check.h"

@@ -1,4 +1,4 @@
-// libFuzzer harness: the message-id parsers of core/ingest_format.h, which read
+// libFuzzer harness: the message-id parsers of core/queue/ingest_format.h, which read
 // ids that come from clients (/ingest/status/{id}) and headers that come from
 // JetStream messages (Nomnom-Chunk).
 //
@@ -12,7 +12,7 @@
 #include <string_view>
 #include <utility>
 
-#include "core/ingest_format.h"
+#include "core/queue/ingest_format.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

@@ -19,7 +19,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/schema.h"
+#include "core/format/schema.h"
 #include "daemon/ingest_request.h"
 #include "tests/fuzz/fuzz_check.h"
 

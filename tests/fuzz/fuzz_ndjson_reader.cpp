@@ -1,4 +1,4 @@
-// libFuzzer harness: NdjsonReader (core/ndjson_reader.h), which cuts input
+// libFuzzer harness: NdjsonReader (core/format/ndjson_reader.h), which cuts input
 // files into chunks of whole lines.
 //
 // The input picks the chunk size (1..512 bytes, so nearly every line crosses a
@@ -28,7 +28,7 @@
 #include <string_view>
 #include <vector>
 
-#include "core/ndjson_reader.h"
+#include "core/format/ndjson_reader.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// libFuzzer harness: NestedEncoder::Encode (core/nested_encoder.h), which
+// libFuzzer harness: NestedEncoder::Encode (core/format/nested_encoder.h), which
 // encodes one NDJSON line of a root entity into its row and one row per
 // element of the root's List[Object] field (a derived entity with copy_field,
 // json_get_int and json_get_optional_* fields, key (order_key, line)), and one
@@ -26,11 +26,11 @@
 #include <string_view>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/ndjson_reader.h"
-#include "core/nested_encoder.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/nested_encoder.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

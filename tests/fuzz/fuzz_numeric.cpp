@@ -1,4 +1,4 @@
-// libFuzzer harness: pg::AppendNumericField (core/pg_binary.h), which turns
+// libFuzzer harness: pg::AppendNumericField (core/format/pg_binary.h), which turns
 // Decimal values from the input (JSON numbers or strings) into binary NUMERIC.
 //
 // The whole input is the text. A reference parser here reads the same grammar
@@ -13,8 +13,8 @@
 #include <string>
 #include <string_view>
 
-#include "core/byte_buffer.h"
-#include "core/pg_binary.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/pg_binary.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

@@ -1,6 +1,6 @@
 // libFuzzer harness: the pgcopy1 chunk framing walker (WalkTuples,
-// core/pgcopy_chunk.h) a worker runs on every binary chunk before COPY, and
-// the dead-letter rendering of a tuple (TupleRaw, core/tuple_json.h).
+// core/format/pgcopy_chunk.h) a worker runs on every binary chunk before COPY, and
+// the dead-letter rendering of a tuple (TupleRaw, core/format/tuple_json.h).
 //
 // Input: byte 0 is the column count (0..15), byte 1 the Nomnom-Rows header
 // (0..255), the rest is the body. Invariants: the walker never reads outside
@@ -14,9 +14,9 @@
 #include <string_view>
 #include <vector>
 
-#include "core/pgcopy_chunk.h"
-#include "core/schema.h"
-#include "core/tuple_json.h"
+#include "core/format/pgcopy_chunk.h"
+#include "core/format/schema.h"
+#include "core/format/tuple_json.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// libFuzzer harness: RejectToJson (core/rejects.h), which turns a rejected
+// libFuzzer harness: RejectToJson (core/format/rejects.h), which turns a rejected
 // line (arbitrary bytes from the input), its file name and the error text into
 // one line of the --rejects NDJSON file.
 //
@@ -15,7 +15,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/rejects.h"
+#include "core/format/rejects.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

@@ -1,4 +1,4 @@
-// libFuzzer harness: RowEncoder::Encode (core/row_encoder.h), which parses one
+// libFuzzer harness: RowEncoder::Encode (core/format/row_encoder.h), which parses one
 // NDJSON line from the input and encodes it as a binary COPY tuple.
 //
 // Input: the first byte picks the entity (every type NOT NULL with a four-field key, or every type
@@ -31,11 +31,11 @@
 #include <string_view>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/ndjson_reader.h"
-#include "core/pg_binary.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/pg_binary.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

@@ -14,7 +14,7 @@
 #include <tuple>
 #include <vector>
 
-#include "core/pg_connection.h"
+#include "core/pg/pg_connection.h"
 #include "tests/support/test_env.h"
 
 namespace nomnom::testing::cli {

@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/nats_client.h"
-#include "core/pg_connection.h"
+#include "core/pg/pg_connection.h"
+#include "core/queue/nats_client.h"
 
 namespace nomnom::testing {
 

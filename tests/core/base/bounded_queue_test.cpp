@@ -1,4 +1,4 @@
-#include "core/bounded_queue.h"
+#include "core/base/bounded_queue.h"
 
 #include <atomic>
 #include <catch2/catch.hpp>

@@ -1,4 +1,4 @@
-#include "core/byte_buffer.h"
+#include "core/base/byte_buffer.h"
 
 #include <catch2/catch.hpp>
 #include <string>

@@ -1,5 +1,5 @@
-// core/log.h: the UTC timestamps stamped on API answers and log records.
-#include "core/log.h"
+// core/base/log.h: the UTC timestamps stamped on API answers and log records.
+#include "core/base/log.h"
 
 #include <regex>
 #include <string>

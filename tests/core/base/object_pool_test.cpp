@@ -1,11 +1,11 @@
-#include "core/object_pool.h"
+#include "core/base/object_pool.h"
 
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <thread>
 #include <vector>
 
-#include "core/byte_buffer.h"
+#include "core/base/byte_buffer.h"
 
 using nomnom::ByteBuffer;
 using nomnom::ObjectPool;

@@ -1,13 +1,13 @@
 // core/utf8: validation, escaping, and cuts that never split a character.
-#include "core/utf8.h"
+#include "core/base/utf8.h"
 
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "core/byte_buffer.h"
-#include "core/ndjson_reader.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
 
 using nomnom::EscapeInvalidUtf8;
 using nomnom::Excerpt;

@@ -2,16 +2,16 @@
 // every generated TPC-H table are byte for byte those the NDJSON encoder makes
 // from the same rows; bad values and wrong column counts are rejected naming
 // the column. Pure unit tests.
-#include "core/delimited_encoder.h"
+#include "core/format/delimited_encoder.h"
 
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
 
-#include "core/ndjson_reader.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
-#include "core/tpch_tables.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
+#include "core/gen/tpch_tables.h"
 #include "tests/support/test_env.h"
 
 using Catch::Matchers::Contains;

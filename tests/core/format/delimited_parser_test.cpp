@@ -1,5 +1,5 @@
 // DelimitedParser: RFC 4180 CSV and dbgen .tbl records. Pure unit tests.
-#include "core/delimited_parser.h"
+#include "core/format/delimited_parser.h"
 
 #include <catch2/catch.hpp>
 #include <string>

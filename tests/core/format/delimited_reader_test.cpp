@@ -4,14 +4,14 @@
 // byte: each chunk must still parse into whole records, with the physical
 // line numbers a parse of the whole input gives. Also the scanner itself,
 // too-long records, the input formats and header decisions. Pure unit tests.
-#include "core/delimited_reader.h"
+#include "core/format/delimited_reader.h"
 
 #include <catch2/catch.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "core/schema.h"
+#include "core/format/schema.h"
 #include "tests/support/test_env.h"
 
 using Catch::Matchers::Contains;

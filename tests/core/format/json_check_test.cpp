@@ -1,13 +1,13 @@
 // IsJsonValue: the check of spans simdjson On-Demand skips.
-#include "core/json_check.h"
+#include "core/format/json_check.h"
 
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "core/byte_buffer.h"
-#include "core/ndjson_reader.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
 
 using nomnom::IsJsonValue;
 

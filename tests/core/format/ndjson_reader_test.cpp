@@ -1,4 +1,4 @@
-#include "core/ndjson_reader.h"
+#include "core/format/ndjson_reader.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,6 +11,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/support/test_env.h"
@@ -18,6 +19,7 @@
 namespace {
 
 using nomnom::Chunk;
+using nomnom::ForEachPaddedLine;
 using nomnom::kChunkPadding;
 using nomnom::NdjsonReader;
 using nomnom::NdjsonReaderOptions;
@@ -582,4 +584,25 @@ TEST_CASE("NdjsonReader reads standard input for \"-\"", "[ndjson_reader]") {
     CHECK(got.lines.kept == std::vector<NumberedLine>{{1, "{\"x\":1}"}, {2, ""}, {3, "{\"y\":2}"}});
     CHECK((*reader)->raw_bytes_read() == gz.size());
   }
+}
+
+TEST_CASE("padded line walk: line numbers, blank lines, a last line without newline, readable bytes",
+          "[ndjson_reader]") {
+  std::string text = "a\n\nbb\r\nccc";
+  const size_t size = text.size();
+  text.append(8, ' ');
+  std::vector<std::pair<std::string, uint64_t>> seen;
+  ForEachPaddedLine(text, size, [&](std::string_view line, uint64_t no, size_t readable) {
+    CHECK(readable == static_cast<size_t>(text.data() + text.size() - line.data()));
+    seen.emplace_back(std::string(line), no);
+    return true;
+  });
+  REQUIRE(seen.size() == 4);
+  CHECK(seen[0] == std::make_pair(std::string("a"), uint64_t{1}));
+  CHECK(seen[1] == std::make_pair(std::string(""), uint64_t{2}));
+  CHECK(seen[2] == std::make_pair(std::string("bb\r"), uint64_t{3}));
+  CHECK(seen[3] == std::make_pair(std::string("ccc"), uint64_t{4}));
+  int calls = 0;
+  ForEachPaddedLine(text, size, [&](std::string_view, uint64_t, size_t) { return ++calls < 2; });
+  CHECK(calls == 2);
 }

@@ -1,7 +1,7 @@
 // NestedEncoder: one root line -> its row and one row per element of each
 // derived entity's list, or one reject for the whole line. Pure unit tests:
 // tuples are decoded here (text columns only, so the bytes are readable).
-#include "core/nested_encoder.h"
+#include "core/format/nested_encoder.h"
 
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/ndjson_reader.h"
-#include "core/schema.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/schema.h"
 
 using nomnom::ByteBuffer;
 using nomnom::Entity;

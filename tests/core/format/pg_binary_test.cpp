@@ -1,4 +1,4 @@
-#include "core/pg_binary.h"
+#include "core/format/pg_binary.h"
 
 #include <catch2/catch.hpp>
 #include <cstdio>
@@ -6,7 +6,7 @@
 #include <initializer_list>
 #include <string>
 
-#include "core/utf8.h"
+#include "core/base/utf8.h"
 
 using nomnom::ByteBuffer;
 namespace pg = nomnom::pg;

@@ -1,18 +1,18 @@
 // pgcopy1 chunks: the schema fingerprint, the framing walker a worker runs
-// before COPY (core/pgcopy_chunk.h), and the JSON rendering of a tuple for dead
-// letters (core/tuple_json.h), round-tripped through RowEncoder.
-#include "core/pgcopy_chunk.h"
+// before COPY (core/format/pgcopy_chunk.h), and the JSON rendering of a tuple for dead
+// letters (core/format/tuple_json.h), round-tripped through RowEncoder.
+#include "core/format/pgcopy_chunk.h"
 
 #include <catch2/catch.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/ndjson_reader.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
-#include "core/tuple_json.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
+#include "core/format/tuple_json.h"
 
 using Catch::Matchers::Contains;
 using nomnom::ByteBuffer;

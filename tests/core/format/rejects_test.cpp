@@ -1,6 +1,6 @@
 // Rejected rows: UTF-8 escaping, the JSON record format and the thread-safe
 // rejects file writer. Pure unit tests.
-#include "core/rejects.h"
+#include "core/format/rejects.h"
 
 #include <simdjson.h>
 

@@ -1,7 +1,7 @@
 // RowEncoder: one NDJSON line -> one binary COPY tuple, or a reject reason.
 // Pure unit tests (no database): the tuples are decoded field by field here and
 // compared with hand-computed PostgreSQL binary representations.
-#include "core/row_encoder.h"
+#include "core/format/row_encoder.h"
 
 #include <catch2/catch.hpp>
 #include <cstdint>
@@ -14,10 +14,10 @@
 #include <utility>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/ndjson_reader.h"
-#include "core/pg_binary.h"
-#include "core/schema.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/pg_binary.h"
+#include "core/format/schema.h"
 
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;

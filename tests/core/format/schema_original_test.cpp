@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "core/schema.h"
+#include "core/format/schema.h"
 #include "tests/support/test_env.h"
 
 using Catch::Matchers::Contains;

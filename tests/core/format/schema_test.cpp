@@ -1,5 +1,5 @@
 // Entity definitions: parsing, validation, SQL text and lookup. Pure unit tests.
-#include "core/schema.h"
+#include "core/format/schema.h"
 
 #include <catch2/catch.hpp>
 #include <cstdlib>

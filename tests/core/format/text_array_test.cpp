@@ -1,18 +1,18 @@
 // The new column types (SmallInt, Real, JsonText, TextArray) through the CSV
 // encoder: the same tuple bytes as the NDJSON encoder's for the same values,
 // and bad values rejected naming the column. Pure unit tests (no database).
-#include "core/text_array.h"
+#include "core/format/text_array.h"
 
 #include <catch2/catch.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "core/byte_buffer.h"
-#include "core/delimited_encoder.h"
-#include "core/ndjson_reader.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/delimited_encoder.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
 
 using Catch::Matchers::Contains;
 using nomnom::ByteBuffer;

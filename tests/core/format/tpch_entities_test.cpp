@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "core/schema.h"
+#include "core/format/schema.h"
 #include "tests/support/test_env.h"
 
 using Catch::Matchers::Contains;

@@ -1,5 +1,5 @@
 // ChunkWriter: the one chunk split of rows into messages.
-#include "core/chunk_writer.h"
+#include "core/queue/chunk_writer.h"
 
 #include <catch2/catch.hpp>
 #include <optional>
@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "core/ingest_format.h"
+#include "core/queue/ingest_format.h"
 
 using namespace nomnom;
 
@@ -119,25 +119,4 @@ TEST_CASE("dead-letter message: ids, headers safe for NATS", "[chunk_writer][dea
   std::string long_error(998, 'e');
   long_error += "\xc3\xa9\xc3\xa9";
   CHECK(HeaderValue(long_error) == std::string(998, 'e') + "\xc3\xa9");
-}
-
-TEST_CASE("padded line walk: line numbers, blank lines, a last line without newline, readable bytes",
-          "[chunk_writer]") {
-  std::string text = "a\n\nbb\r\nccc";
-  const size_t size = text.size();
-  text.append(8, ' ');
-  std::vector<std::pair<std::string, uint64_t>> seen;
-  ForEachPaddedLine(text, size, [&](std::string_view line, uint64_t no, size_t readable) {
-    CHECK(readable == static_cast<size_t>(text.data() + text.size() - line.data()));
-    seen.emplace_back(std::string(line), no);
-    return true;
-  });
-  REQUIRE(seen.size() == 4);
-  CHECK(seen[0] == std::make_pair(std::string("a"), uint64_t{1}));
-  CHECK(seen[1] == std::make_pair(std::string(""), uint64_t{2}));
-  CHECK(seen[2] == std::make_pair(std::string("bb\r"), uint64_t{3}));
-  CHECK(seen[3] == std::make_pair(std::string("ccc"), uint64_t{4}));
-  int calls = 0;
-  ForEachPaddedLine(text, size, [&](std::string_view, uint64_t, size_t) { return ++calls < 2; });
-  CHECK(calls == 2);
 }

@@ -1,4 +1,4 @@
-#include "core/ingest_format.h"
+#include "core/queue/ingest_format.h"
 
 #include <catch2/catch.hpp>
 #include <set>

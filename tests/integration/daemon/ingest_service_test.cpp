@@ -9,12 +9,12 @@
 #include <string>
 #include <vector>
 
-#include "core/chunk_writer.h"
-#include "core/ingest_format.h"
-#include "core/nats_client.h"
-#include "core/pgcopy_chunk.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
+#include "core/format/pgcopy_chunk.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
+#include "core/queue/chunk_writer.h"
+#include "core/queue/ingest_format.h"
+#include "core/queue/nats_client.h"
 #include "daemon/http_server.h"
 #include "tests/support/test_env.h"
 

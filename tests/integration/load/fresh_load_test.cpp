@@ -5,7 +5,7 @@
 // tests/e2e/fresh_crash.sh.
 #include <catch2/catch.hpp>
 
-#include "tests/integration/cli_test_helpers.h"
+#include "tests/support/cli_test_helpers.h"
 
 using namespace nomnom;
 using namespace nomnom::testing;

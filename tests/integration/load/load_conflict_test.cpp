@@ -6,7 +6,7 @@
 #include <random>
 #include <set>
 
-#include "tests/integration/cli_test_helpers.h"
+#include "tests/support/cli_test_helpers.h"
 
 using namespace nomnom;
 using namespace nomnom::testing;

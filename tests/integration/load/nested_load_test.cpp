@@ -7,7 +7,7 @@
 #include <chrono>
 #include <thread>
 
-#include "tests/integration/cli_test_helpers.h"
+#include "tests/support/cli_test_helpers.h"
 
 using namespace nomnom;
 using namespace nomnom::testing;

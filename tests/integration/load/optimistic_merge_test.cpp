@@ -3,7 +3,7 @@
 // later batch, or inside the first batch.
 #include <catch2/catch.hpp>
 
-#include "tests/integration/cli_test_helpers.h"
+#include "tests/support/cli_test_helpers.h"
 
 using namespace nomnom;
 using namespace nomnom::testing;

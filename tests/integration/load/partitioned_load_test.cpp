@@ -4,7 +4,7 @@
 // context" (the merge returned xmax, which a partitioned table cannot).
 #include <catch2/catch.hpp>
 
-#include "tests/integration/cli_test_helpers.h"
+#include "tests/support/cli_test_helpers.h"
 
 using namespace nomnom;
 using namespace nomnom::testing;

@@ -11,10 +11,10 @@
 #include <random>
 #include <thread>
 
-#include "core/copy_sink.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
-#include "core/table_setup.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
+#include "core/pg/copy_sink.h"
+#include "core/pg/table_setup.h"
 #include "tests/support/test_env.h"
 
 using namespace nomnom;

@@ -1,9 +1,9 @@
-#include "core/catalog_entity.h"
+#include "core/pg/catalog_entity.h"
 
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "core/pg_connection.h"
+#include "core/pg/pg_connection.h"
 #include "tests/support/test_env.h"
 
 using namespace nomnom;

@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "core/pg_connection.h"
+#include "core/pg/pg_connection.h"
 #include "tests/support/test_env.h"
 
 using namespace nomnom;

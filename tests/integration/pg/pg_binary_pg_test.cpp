@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "core/pg_binary.h"
-#include "core/pg_connection.h"
+#include "core/format/pg_binary.h"
+#include "core/pg/pg_connection.h"
 #include "tests/support/test_env.h"
 
 using namespace nomnom;

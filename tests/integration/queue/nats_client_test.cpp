@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/nats_client.h"
+#include "core/queue/nats_client.h"
 #include "tests/support/test_env.h"
 
 using namespace nomnom;

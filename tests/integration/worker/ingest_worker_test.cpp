@@ -5,15 +5,15 @@
 #include <chrono>
 #include <thread>
 
-#include "core/byte_buffer.h"
-#include "core/chunk_writer.h"
-#include "core/ingest_format.h"
-#include "core/ingest_worker.h"
-#include "core/nats_client.h"
-#include "core/ndjson_reader.h"
-#include "core/pgcopy_chunk.h"
-#include "core/row_encoder.h"
-#include "core/schema.h"
+#include "core/base/byte_buffer.h"
+#include "core/format/ndjson_reader.h"
+#include "core/format/pgcopy_chunk.h"
+#include "core/format/row_encoder.h"
+#include "core/format/schema.h"
+#include "core/queue/chunk_writer.h"
+#include "core/queue/ingest_format.h"
+#include "core/queue/nats_client.h"
+#include "core/worker/ingest_worker.h"
 #include "tests/support/test_env.h"
 
 using namespace nomnom;

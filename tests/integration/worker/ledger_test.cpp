@@ -2,8 +2,8 @@
 // a chunk dead-lettered whole is recorded once, text that is not UTF-8 is stored.
 #include <catch2/catch.hpp>
 
-#include "core/ingest_format.h"
-#include "core/ledger.h"
+#include "core/queue/ingest_format.h"
+#include "core/worker/ledger.h"
 #include "tests/support/test_env.h"
 
 using namespace nomnom;

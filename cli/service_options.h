@@ -11,10 +11,10 @@
 #include <cstdint>
 #include <string>
 
-#include "core/ingest_worker.h"
-#include "core/log.h"
-#include "core/nats_client.h"
-#include "core/status.h"
+#include "core/base/log.h"
+#include "core/base/status.h"
+#include "core/queue/nats_client.h"
+#include "core/worker/ingest_worker.h"
 
 namespace nomnom {
 
@@ -53,7 +53,7 @@ struct LogFlags {
   bool json = false;
 };
 void AddLogOptions(CLI::App* app, LogFlags* flags);
-// Configures core/log.h for `component`; an unknown level is an error.
+// Configures core/base/log.h for `component`; an unknown level is an error.
 Status ApplyLogOptions(const CLI::App& app, const LogFlags& flags, const std::string& component);
 
 // The bearer token from --token-file: the file's first line, without its line

@@ -1,11 +1,11 @@
-#include "daemon/service_options.h"
+#include "cli/service_options.h"
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 
-#include "core/table_setup.h"
+#include "core/pg/table_setup.h"
 
 namespace nomnom {
 
