@@ -12,10 +12,17 @@ def fail(msg):
 def check(path, overlay):
     docs = [d for d in yaml.safe_load_all(open(path)) if d]
     by = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    for kind in ("Deployment", "Service", "ConfigMap", "Secret", "ScaledObject",
-                 "PodDisruptionBudget"):
+    for kind in ("Deployment", "Service", "ConfigMap", "ScaledObject", "PodDisruptionBudget"):
         if not any(k == kind for k, _ in by):
             fail(f"{overlay}: no {kind}")
+    secrets = [d for d in docs if d["kind"] == "Secret"]
+    if overlay == "prod":
+        # prod must carry no secret values: the operator creates nomnom-secrets.
+        for s in secrets:
+            if s.get("data") or s.get("stringData"):
+                fail(f"prod: renders Secret {s['metadata']['name']} with values")
+    elif not secrets:
+        fail(f"{overlay}: no Secret (dev generates test values)")
     deps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
     for name, port in (("nomnomd", "http"), ("nomnom-worker", "metrics")):
         if name not in deps:
@@ -35,8 +42,11 @@ def check(path, overlay):
         if spec["terminationGracePeriodSeconds"] <= 30:
             fail(f"{overlay}/{name}: grace period not above the 30 s drain")
         env = {e["name"]: e for e in c["env"]}
-        if "secretKeyRef" not in env["DATABASE_URL"].get("valueFrom", {}):
+        ref = env["DATABASE_URL"].get("valueFrom", {}).get("secretKeyRef")
+        if not ref:
             fail(f"{overlay}/{name}: DATABASE_URL not from a Secret")
+        if overlay == "prod" and ref["name"] != "nomnom-secrets":
+            fail(f"{overlay}/{name}: DATABASE_URL from {ref['name']}, not the operator's nomnom-secrets")
         want = "1" if overlay == "dev" else "3"
         if env["NOMNOM_STREAM_REPLICAS"]["value"] != want:
             fail(f"{overlay}/{name}: stream replicas != {want}")
