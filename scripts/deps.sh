@@ -17,6 +17,9 @@ packages=(
 # package will do (Debian's kubernetes-client conflicts with some of them).
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 python3 -c 'import yaml' >/dev/null 2>&1 || packages+=(python3-yaml)
+# e2e metrics_docs checks the shipped alert rules with promtool (Debian's
+# prometheus package; its server is not started).
+command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 # e2e dashboard drives Debian's headless chromium with Debian's python3-websocket.
 packages+=(chromium python3-websocket)
 # The e2e tests use python3; any python3 on the PATH will do.

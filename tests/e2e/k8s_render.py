@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Checks rendered kustomize overlays (argv: dev.yaml prod.yaml helm-values.yaml)."""
+"""Checks rendered kustomize overlays (argv: dev.yaml prod.yaml helm-values.yaml rules.yaml)."""
 import sys
 import yaml
 
@@ -86,6 +86,13 @@ def check(path, overlay):
 
 dev = check(sys.argv[1], "dev")
 prod = check(sys.argv[2], "prod")
+# prod ships the alerting rules as a PrometheusRule, equal to the promtool-tested file.
+rules = yaml.safe_load(open(sys.argv[4]))
+pr = [d for d in yaml.safe_load_all(open(sys.argv[2])) if d and d["kind"] == "PrometheusRule"]
+if len(pr) != 1:
+    fail(f"prod: {len(pr)} PrometheusRule objects, expected 1")
+if pr[0]["spec"]["groups"] != rules["groups"]:
+    fail("prod: the PrometheusRule's groups differ from deploy/prometheus/nomnom-rules.yaml")
 if prod["nomnomd"]["spec"]["replicas"] != 3:
     fail("prod: nomnomd replicas != 3")
 h = yaml.safe_load(open(sys.argv[3]))

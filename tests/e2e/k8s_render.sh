@@ -10,7 +10,8 @@ kubectl kustomize "$root/deploy/k8s/overlays/dev" >"$tmp/dev.yaml"
 kubectl kustomize "$root/deploy/k8s/overlays/prod" >"$tmp/prod.yaml"
 py=python3
 python3 -c 'import yaml' 2>/dev/null || py=/usr/bin/python3  # Debian's python3-yaml
-"$py" "$root/tests/e2e/k8s_render.py" "$tmp/dev.yaml" "$tmp/prod.yaml" "$root/deploy/helm/nats-values.yaml"
+"$py" "$root/tests/e2e/k8s_render.py" "$tmp/dev.yaml" "$tmp/prod.yaml" "$root/deploy/helm/nats-values.yaml" \
+  "$root/deploy/prometheus/nomnom-rules.yaml"
 # kustomize cannot read files outside the base: the entities are copied there
 # and must stay identical to data/tpch/entities.
 for f in "$root"/data/tpch/entities/*.yaml; do

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # e2e: GET /metrics is valid Prometheus text (checked by a small parser) with
 # the request, publish-ack and worker-commit histograms filled in; GET
-# /api-docs/openapi.json lists the API; /swagger-ui/ serves the UI.
+# /api-docs/openapi.json lists the API; /swagger-ui/ serves the UI; every metric
+# the shipped Grafana dashboard and alert rules name exists, and the rules pass
+# promtool's checks and unit tests.
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -42,6 +44,28 @@ assert_eq "$(metric nomnom_ready)" 1 "nomnom_ready"
 metrics=$(cat "$E2E_TMP/metrics.txt")
 assert_contains "$metrics" 'nomnom_http_requests_total{method="POST",route="/ingest/batch",status="202"} 1' "/metrics batch requests"
 assert_contains "$metrics" 'route="unmatched"' "/metrics unmatched route label"
+
+# --- the monitoring users import (deploy/grafana, deploy/prometheus) ------------------------
+# Every metric the Grafana dashboard and the alert rules name is in /metrics.
+names=$(python3 "$E2E_DIR/monitoring_names.py" "$E2E_TMP/metrics.txt" "$E2E_ROOT/deploy/grafana/nomnom.json" \
+  "$E2E_ROOT/deploy/prometheus/nomnom-rules.yaml")
+assert_cmp "$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["named"]))' "$names")" -ge 15 \
+  "metrics named by the dashboard and the rules"
+assert_eq "$(json_get missing "$names")" "[]" "metrics the dashboard or the rules name but /metrics lacks"
+# The checker itself finds a name /metrics lacks.
+printf '{"panels":[{"targets":[{"expr":"rate(nomnom_no_such_total[1m])"}]}]}' >"$E2E_TMP/fake.json"
+assert_eq "$(json_get missing "$(python3 "$E2E_DIR/monitoring_names.py" "$E2E_TMP/metrics.txt" "$E2E_TMP/fake.json")")" \
+  '["nomnom_no_such_total"]' "monitoring_names.py self-check"
+# The rules load, and their unit tests (series that fire and do not fire each alert) pass.
+if command -v promtool >/dev/null; then
+  out=$(promtool check rules "$E2E_ROOT/deploy/prometheus/nomnom-rules.yaml" 2>&1) || e2e_fail "promtool check rules: $out"
+  e2e_pass "promtool check rules"
+  out=$(cd "$E2E_ROOT/deploy/prometheus" && promtool test rules nomnom-rules.test.yaml 2>&1) ||
+    e2e_fail "promtool test rules: $out"
+  e2e_pass "promtool test rules"
+else
+  e2e_fail "promtool missing (scripts/deps.sh installs Debian's prometheus package)"
+fi
 
 # The parser itself must catch broken input (else the checks above prove nothing).
 printf '# TYPE h histogram\nh_bucket{le="1"} 5\nh_bucket{le="2"} 3\nh_sum 1\nh_count 3\nx 1\n' >"$E2E_TMP/bad.txt"
