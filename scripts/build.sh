@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Configures and builds nomnom with CMake, two jobs.
-# Usage: scripts/build.sh [--asan] [--debug] [-DOPTION=VALUE...]
-#   (default)  Release into build/
+# Usage: scripts/build.sh [--app] [--asan] [--debug] [-DOPTION=VALUE...]
+#   (default)  Release into build/: the programs, tests and benchmarks
+#   --app      only the programs nomnom and nomnomd (scripts/demo.sh): no
+#              tests or benchmarks, so neither Catch2 nor Google Benchmark is needed
 #   --asan     ASan+UBSan, RelWithDebInfo, no benchmarks, into build-asan/, with
 #              clang++ when installed (so CI builds with both g++ and clang)
 #   --debug    Debug build type, into build-debug/ (or build-asan-debug/)
@@ -11,9 +13,10 @@ set -euo pipefail
 # shellcheck source=lib/common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-asan=0 debug=0 extra=()
+asan=0 debug=0 app=0 extra=()
 for arg in "$@"; do
   case "$arg" in
+    --app) app=1 ;;
     --asan) asan=1 ;;
     --debug) debug=1 ;;
     -D*) extra+=("$arg") ;;
@@ -22,7 +25,12 @@ for arg in "$@"; do
   esac
 done
 
-dir=build type=Release opts=(-DNOMNOM_BUILD_TESTS=ON)
+dir=build type=Release opts=(-DNOMNOM_BUILD_TESTS=ON -DNOMNOM_BUILD_BENCH=ON)
+targets=()
+if [ "$app" = 1 ]; then
+  opts=(-DNOMNOM_BUILD_TESTS=OFF -DNOMNOM_BUILD_BENCH=OFF)
+  targets=(--target nomnom nomnomd)
+fi
 if [ "$asan" = 1 ]; then
   dir+=-asan type=RelWithDebInfo
   opts+=(-DNOMNOM_SANITIZE=ON -DNOMNOM_BUILD_BENCH=OFF)
@@ -46,5 +54,5 @@ fi
 start=$SECONDS
 nn_log "build: $type into $dir/ (${opts[*]} ${extra[*]})"
 cmake -S . -B "$dir" "${opts[@]}" "${extra[@]}"
-cmake --build "$dir" --parallel 2
+cmake --build "$dir" --parallel 2 "${targets[@]}"
 nn_log "build: done in $(nn_duration $((SECONDS - start))); binaries: $NN_ROOT/$dir/cli/nomnom, $NN_ROOT/$dir/daemon/nomnomd"
