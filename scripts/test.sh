@@ -6,7 +6,8 @@
 # each libFuzzer harness for 15 s (scripts/fuzz.sh, build-fuzz/), then builds
 # the container image (scripts/image.sh, podman) and runs the container tests:
 # the image against its own PostgreSQL and nats-server, `podman kube play` of
-# the dev overlay, and the compose file with podman-compose.
+# the dev overlay, the compose file with podman-compose, and the Debian package
+# (scripts/package.sh) installed in a clean container.
 # Services are stopped on exit. Exits non-zero if anything failed.
 # Usage: scripts/test.sh [--no-asan] [--no-fuzz] [--no-container]
 set -euo pipefail
@@ -78,8 +79,9 @@ run_ctest() {
 # image); its last line is "e2e NAME: N passed, M failed (T s)".
 run_e2e_script() {
   local name=$1 script=$2 log="$logdir/$1.log" rc=0 line
+  shift 2
   nn_log "e2e ($name): $script"
-  bash "$script" 2>&1 | grep -v 'unable to get systemd connection' | tee "$log" || rc=$?
+  bash "$script" "$@" 2>&1 | grep -v 'unable to get systemd connection' | tee "$log" || rc=$?
   line=$(grep -E "^e2e $name: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1 || true)
   if [ -n "$line" ] && [ "$rc" = 0 ]; then
     passed=$((passed + 1))
@@ -101,6 +103,12 @@ if git -C "$NN_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
   [ -z "$not_exec" ] || nn_die "not executable in git (git update-index --chmod=+x): $not_exec"
 fi
 step="release build"; "$NN_ROOT/scripts/build.sh"
+# Every --flag on a command line in the docs and manifests is one the program has.
+step="docs flags"
+mapfile -t doc_files < <(git -C "$NN_ROOT" ls-files -- README.md 'docs/*.md' 'deploy/*.md' 'core/*README.md' \
+  'core/*/README.md' 'bench/README.md' 'tests/README.md' 'deploy/systemd/*' 'deploy/k8s/*.yaml' 'deploy/compose.yaml')
+python3 "$NN_ROOT/scripts/check-docs.py" "$NN_ROOT/build/cli/nomnom" "$NN_ROOT/build/daemon/nomnomd" "${doc_files[@]}"
+step="include layers"; "$NN_ROOT/scripts/check-layers.sh"
 step=services; nn_start_postgres; nn_start_nats
 step="release tests"; run_ctest release build
 if [ "$asan" = 1 ]; then
@@ -124,6 +132,11 @@ if [ "$container" = 1 ]; then
     step="container test $t"
     run_e2e_script "$t" "$NN_ROOT/tests/e2e/$t.sh"
   done
+  # The Debian package of the release build (configured for /usr, so only what
+  # the prefix changes is compiled again), installed in a clean container.
+  step="package"; "$NN_ROOT/scripts/package.sh" --build-dir build
+  step="container test package_install"
+  run_e2e_script package_install "$NN_ROOT/tests/e2e/package_install.sh" "$(ls "$NN_ROOT"/build/nomnom_*.deb)"
 fi
 step=""
 [ "${#failures[@]}" -eq 0 ]
