@@ -6,12 +6,15 @@
 #     flags of cli/service_options.h, the other way round);
 #   * nothing in core/ outside core/http/ includes core/http/.
 # Prints every offending line as file:line: include (why) and exits 1 if there
-# is one. scripts/test.sh runs it. Usage: scripts/check-layers.sh
+# is one. scripts/test.sh runs it, and on tests/fixtures/layers-bad/ (a tree
+# with one violation of each kind) to see it fail.
+# Usage: scripts/check-layers.sh [DIR]   (DIR: the tree to check, default the repository)
 set -euo pipefail
 # shellcheck source=lib/common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 case "${1:-}" in -h | --help) nn_usage ;; esac
+[ -z "${1:-}" ] || cd "$1" || nn_die "no directory $1"
 
 # A layer's rank: it may include its own rank and lower ones. Layers of one
 # rank may include each other (sideways), but none does today.

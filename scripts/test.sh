@@ -108,7 +108,15 @@ step="docs flags"
 mapfile -t doc_files < <(git -C "$NN_ROOT" ls-files -- README.md 'docs/*.md' 'deploy/*.md' 'core/*README.md' \
   'core/*/README.md' 'bench/README.md' 'tests/README.md' 'deploy/systemd/*' 'deploy/k8s/*.yaml' 'deploy/compose.yaml')
 python3 "$NN_ROOT/scripts/check-docs.py" "$NN_ROOT/build/cli/nomnom" "$NN_ROOT/build/daemon/nomnomd" "${doc_files[@]}"
+# ... and it finds the three made-up flags of its fixture.
+misses=$(python3 "$NN_ROOT/scripts/check-docs.py" "$NN_ROOT/build/cli/nomnom" "$NN_ROOT/build/daemon/nomnomd" \
+  "$NN_ROOT/tests/fixtures/docs-bad.md" | grep -c ' has no --' || true)
+[ "$misses" = 3 ] || nn_die "check-docs.py found $misses of the 3 unknown flags in tests/fixtures/docs-bad.md"
+# Includes point down the layers (scripts/check-layers.sh), and the check
+# fails on a tree that breaks each rule once.
 step="include layers"; "$NN_ROOT/scripts/check-layers.sh"
+violations=$("$NN_ROOT/scripts/check-layers.sh" "$NN_ROOT/tests/fixtures/layers-bad" 2>/dev/null | grep -c '' || true)
+[ "$violations" = 4 ] || nn_die "check-layers.sh found $violations of the 4 violations in tests/fixtures/layers-bad"
 step=services; nn_start_postgres; nn_start_nats
 step="release tests"; run_ctest release build
 if [ "$asan" = 1 ]; then
