@@ -120,13 +120,22 @@ Result<std::string> FetchSnapshot(const TopTarget& target, const std::string& to
     stream.socket().shutdown(net::ip::tcp::socket::shutdown_both, ec);
     auto& res = parser.get();
     if (res.result_int() != 200) {
-      return Status::Io("GET " + target.base_path + "/dashboard/snapshot: HTTP " + std::to_string(res.result_int()) +
-                        ": " + Excerpt(res.body(), 200));
+      return Status::Io(
+          SnapshotError(target.base_path + "/dashboard/snapshot", res.result_int(), res.body(), !token.empty()));
     }
     return std::move(res.body());
   } catch (const std::exception& e) {
     return Status::Io(std::string("HTTP request failed: ") + e.what());
   }
+}
+
+std::string SnapshotError(std::string_view path, int status, std::string_view body, bool token_sent) {
+  std::string out = "GET " + std::string(path) + ": HTTP " + std::to_string(status) + ": " + Excerpt(body, 200);
+  if (status == 401) {
+    out += token_sent ? " (nomnomd refused the token: check --token or NOMNOM_API_TOKEN)"
+                      : " (nomnomd needs its API token: pass --token TOKEN or set NOMNOM_API_TOKEN)";
+  }
+  return out;
 }
 
 std::string RenderTop(std::string_view snapshot_json, std::string_view url, size_t width) {

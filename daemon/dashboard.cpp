@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/base/log.h"
+#include "daemon/dashboard_page.h"
 #include "daemon/embedded_files.h"
 
 namespace nomnom {
@@ -85,15 +86,27 @@ void Dashboard::Register(http::Server& server) {
     if (!path.starts_with(kAssetPrefix)) continue;
     const std::string_view body(f.begin, static_cast<size_t>(f.end - f.begin));
     const bool page = path == "/dashboard/index.html";
-    auto serve = [body, page, type = ContentTypeOf(path)](http::Request&&, http::Responder respond) {
+    auto serve = [this, body, page, type = ContentTypeOf(path)](http::Request&& req, http::Responder respond) {
       http::Response r;
       r.content_type = std::string(type);
-      r.body.assign(body);
       r.headers.emplace_back("X-Content-Type-Options", "nosniff");
       if (page) {
+        // The page holds no data, except for a viewer who may see it: then it
+        // comes with the current snapshot (dashboard_page.h).
+        std::shared_ptr<const std::string> snapshot;
+        if (Authorized(req)) {
+          std::lock_guard<std::mutex> lock(hub_->mu);
+          snapshot = hub_->snapshot;
+        }
+        if (snapshot) {
+          r.body = RenderDashboardPage(body, *snapshot);
+        } else {
+          r.body.assign(body);
+        }
         r.headers.emplace_back("Content-Security-Policy", std::string(kPagePolicy));
-        r.headers.emplace_back("Cache-Control", "no-cache");
+        r.headers.emplace_back("Cache-Control", snapshot ? "no-store" : "no-cache");
       } else {
+        r.body.assign(body);
         r.headers.emplace_back("Cache-Control", "public, max-age=3600");
       }
       respond(std::move(r));

@@ -78,3 +78,13 @@ TEST_CASE("top: nested entities list committed rows per table", "[top]") {
   CHECK(line.find(" 41 ") != std::string::npos);
   CHECK(text.find("  orders") != std::string::npos);
 }
+
+TEST_CASE("top: a 401 says how to give the token", "[top]") {
+  const std::string none = nomnom::SnapshotError("/dashboard/snapshot", 401, R"({"error":"missing token"})", false);
+  CHECK(none.find("HTTP 401") != std::string::npos);
+  CHECK(none.find("pass --token TOKEN or set NOMNOM_API_TOKEN") != std::string::npos);
+  const std::string wrong = nomnom::SnapshotError("/dashboard/snapshot", 401, "{}", true);
+  CHECK(wrong.find("refused the token") != std::string::npos);
+  const std::string other = nomnom::SnapshotError("/dashboard/snapshot", 503, "no snapshot yet", false);
+  CHECK(other == "GET /dashboard/snapshot: HTTP 503: no snapshot yet");
+}

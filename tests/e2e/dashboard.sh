@@ -106,6 +106,29 @@ browser data
 for f in dashboard.png dashboard-phone.png dashboard-dark.png; do
   assert_cmp "$(stat -c %s "$E2E_TMP/$f")" -gt 10000 "size of the screenshot $f"
 done
+# A plain headless screenshot (no script driving the browser, taken at the
+# load event): the page nomnomd serves already holds the numbers, so it is
+# not an empty page waiting for its first event.
+chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking --disable-sync \
+  --disable-extensions --user-data-dir="$E2E_TMP/chrome-plain" --window-size=1280,900 \
+  --screenshot="$E2E_TMP/plain.png" "$DAEMON_URL/dashboard" >"$E2E_TMP/chromium-plain.log" 2>&1 ||
+  e2e_fail "chromium --screenshot failed: $(tail -n 3 "$E2E_TMP/chromium-plain.log")"
+shot=$(python3 "$E2E_DIR/png_colors.py" "$E2E_TMP/plain.png")
+assert_cmp "$(json_get colours "$shot")" -gt 50 "colours in a plain chromium --screenshot of /dashboard"
+assert_eq "$(python3 -c 'import sys; print(float(sys.argv[1]) > 0.03)' "$(json_get not_background "$shot")")" True \
+  "share of that screenshot that is not background (> 3 %): $(json_get not_background "$shot")"
+page=$(curl -sS "$DAEMON_URL/dashboard")
+committed=$(json_get database.rows_committed "$(curl -sS "$DAEMON_URL/stats")")
+assert_contains "$page" "id=\"total-committed\">$(python3 -c 'import sys; print(f"{int(sys.argv[1]):,}")' "$committed")<" \
+  "GET /dashboard: the committed card holds the number"
+assert_contains "$page" '<script type="application/json" id="snapshot">' "GET /dashboard: the snapshot data block"
+# The same screenshot of a blank page has one colour (the check above can fail).
+printf '<html><body style="background:#f7f7f8"></body></html>' >"$E2E_TMP/blank.html"
+chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking --disable-sync \
+  --user-data-dir="$E2E_TMP/chrome-blank" --window-size=1280,900 --screenshot="$E2E_TMP/blank.png" \
+  "file://$E2E_TMP/blank.html" >/dev/null 2>&1 || e2e_fail "chromium --screenshot of a blank page failed"
+assert_cmp "$(json_get colours "$(python3 "$E2E_DIR/png_colors.py" "$E2E_TMP/blank.png")")" -le 2 \
+  "colours in a screenshot of a blank page (png_colors.py self-check)"
 if [ -n "${DASHBOARD_SCREENSHOTS:-}" ]; then
   cp "$E2E_TMP"/dashboard*.png "$DASHBOARD_SCREENSHOTS/"
   e2e_log "screenshots copied to $DASHBOARD_SCREENSHOTS"

@@ -25,6 +25,15 @@
     el.textContent = fmt.format(value);
   }
 
+  // 15000 -> "15k", 1200000 -> "1.2M": axis labels that fit any value.
+  function si(v) {
+    const a = Math.abs(v);
+    for (const [d, suffix] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+      if (a >= d) return +(v / d).toFixed(a / d >= 100 ? 0 : 1) + suffix;
+    }
+    return String(+v.toFixed(a >= 10 || a === 0 ? 0 : 1));
+  }
+
   function rateText(v) {
     return fmtRate.format(v) + " /s";
   }
@@ -72,7 +81,10 @@
       legend: { live: false },
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
       // Whole seconds on the time axis (the points are a second apart).
-      axes: [Object.assign({ space: 60, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600] }, axis), Object.assign({ size: 50 }, axis)],
+      axes: [
+        Object.assign({ space: 60, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600] }, axis),
+        Object.assign({ size: 56, values: (u, splits) => splits.map(si) }, axis),
+      ],
       series: [
         {},
         { label: "accepted", stroke: cssVar("--accepted"), width: 2, value: (u, v) => (v == null ? "–" : fmtRate.format(v)) },
@@ -118,6 +130,12 @@
       setNumber($("total-" + k), t[k]);
       $("rate-" + k).textContent = rateText(t[k + "_per_s"]);
     }
+    // Committed counts every worker's rows (load --via-nats, other replicas);
+    // accepted only this nomnomd's 202s: more committed than accepted here
+    // came from elsewhere, at least the difference.
+    const elsewhere = t.committed - t.accepted;
+    $("committed-elsewhere").textContent =
+      elsewhere > 0 ? "at least " + fmt.format(elsewhere) + " from other sources (load --via-nats, other nomnomd)" : "";
   }
 
   function renderEntities(s) {
@@ -288,7 +306,26 @@
     };
   }
 
+  // The page as nomnomd served it may carry the current snapshot (a data
+  // block, not a script): show it at once, then follow the event stream.
+  function embeddedSnapshot() {
+    const block = $("snapshot");
+    if (!block) return null;
+    block.remove();
+    try {
+      return JSON.parse(block.textContent);
+    } catch (err) {
+      return null;
+    }
+  }
+
   async function start() {
+    const embedded = embeddedSnapshot();
+    if (embedded) {
+      render(embedded);
+      follow();
+      return;
+    }
     let r;
     try {
       r = await fetch("/dashboard/snapshot", { credentials: "same-origin", cache: "no-store" });
