@@ -29,6 +29,7 @@
 
 #include "cli/service_options.h"
 #include "cli/top.h"
+#include "core/base/build_info.h"
 #include "core/base/log.h"
 #include "core/base/metrics.h"
 #include "core/format/rejects.h"
@@ -715,7 +716,7 @@ int RunTopCommand(const TopArgs& a) {
 int Main(int argc, char** argv) {
   CLI::App app{"nomnom: load JSON data into PostgreSQL, fast and without losing any of it."};
   app.name("nomnom");
-  app.set_version_flag("--version", std::string("nomnom ") + NOMNOM_VERSION);
+  app.set_version_flag("--version", VersionLine("nomnom"));
   app.require_subcommand(1);
 
   LoadArgs load;
