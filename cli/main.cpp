@@ -848,7 +848,8 @@ int Main(int argc, char** argv) {
 
   std::string schema_entity, schema_dir, schema_table, schema_from_table, schema_db;
   CLI::App* schema_cmd = app.add_subcommand("schema", "Print the CREATE TABLE statement for an entity");
-  schema_cmd->add_option("entity", schema_entity, "Entity name (default: the only one, else Order)");
+  schema_cmd->add_option("entity", schema_entity,
+                         "Entity name (default: every entity of the set; with --table: the only one, else Order)");
   schema_cmd->add_option("--entities", schema_dir, "Directory of entity YAML files")->envname("NOMNOM_ENTITIES");
   schema_cmd->add_option("--table", schema_table, "Table name to print instead of conformant_table");
   schema_cmd

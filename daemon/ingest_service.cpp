@@ -160,6 +160,7 @@ IngestService::IngestService(DaemonConfig config, JetStreamClient& js, MetricsRe
             WorkerOptions wo = config_.worker;
             wo.conninfo = config_.database_url;
             wo.worker_name = "worker";
+            wo.process_role = "nomnomd";
             return wo;
           }(),
           config_.workers, &metrics),

@@ -74,7 +74,10 @@ struct WorkerOptions {
   int max_deliver = 3;                  // deliveries after which a chunk is tried alone (see above)
   int64_t retry_max_backoff_ms = 5000;  // between PostgreSQL retries
   std::string worker_name = "worker";   // for logs
-  int64_t idle_exit_ms = 0;             // > 0: Run() returns after this long without messages
+  // Which program runs this process's workers ("nomnomd", "worker"): the
+  // heartbeat names the process "<role>@<host>:<pid>" (dashboards show it).
+  std::string process_role = "worker";
+  int64_t idle_exit_ms = 0;  // > 0: Run() returns after this long without messages
   // Bounds on every database call of the worker (0: none).
   int64_t statement_timeout_ms = 60000;
   int64_t lock_timeout_ms = 30000;

@@ -89,7 +89,7 @@ std::optional<PgError> AddDerivedTableRows(PgConnection& conn, std::string_view 
 
 // A worker process's heartbeat (WorkerPool writes one every few seconds).
 struct WorkerHeartbeat {
-  std::string process;  // "<host>:<pid>": unique while it runs
+  std::string process;  // "<role>@<host>:<pid>" (role: nomnomd or worker): unique while it runs
   int workers = 0;      // worker threads
   std::string states;   // e.g. "fetching 2, committing 1"
   std::string error;    // the last error of a worker backing off, "" when none

@@ -13,7 +13,7 @@ namespace nomnom {
 
 WorkerPool::WorkerPool(JetStreamClient& js, std::vector<Entity> entities, WorkerOptions options, int threads,
                        MetricsRegistry* metrics)
-    : js_(js), metrics_(metrics), conninfo_(options.conninfo) {
+    : js_(js), metrics_(metrics), conninfo_(options.conninfo), process_role_(options.process_role) {
   for (int i = 0; i < threads; ++i) {
     WorkerOptions o = options;
     o.worker_name = options.worker_name + "-" + std::to_string(i);
@@ -40,7 +40,7 @@ void WorkerPool::Start(std::function<void()> on_all_exited) {
 void WorkerPool::HeartbeatMain() {
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown");
-  const std::string process = std::string(host) + ":" + std::to_string(getpid());
+  const std::string process = process_role_ + "@" + host + ":" + std::to_string(getpid());
   std::unique_ptr<PgConnection> conn;
   bool warned = false;
   for (;;) {

@@ -89,6 +89,7 @@ class WorkerPool {
   JetStreamClient& js_;
   MetricsRegistry* metrics_;
   std::string conninfo_;
+  std::string process_role_;  // the heartbeat's "<role>@<host>:<pid>"
   int64_t ledger_retention_ms_ = 0;
   std::thread janitor_;
   std::thread heartbeat_;

@@ -173,11 +173,11 @@ procs=""
 while [ "$SECONDS" -lt "$deadline" ]; do
   http GET /dashboard/snapshot
   procs=$(json_get pipeline.processes)
-  [[ "$procs" == *"\"$host:$worker\""* ]] && break
+  [[ "$procs" == *"@$host:$worker\""* ]] && break
   sleep 0.5
 done
-assert_contains "$procs" "\"process\": \"$host:$worker\", \"workers\": 2" "heartbeat of the separate nomnom worker in the snapshot"
-assert_contains "$procs" "\"process\": \"$host:$DAEMON_PID\", \"workers\": 1" "heartbeat of nomnomd's embedded worker"
+assert_contains "$procs" "\"process\": \"worker@$host:$worker\", \"workers\": 2" "heartbeat of the separate nomnom worker in the snapshot (role@host:pid)"
+assert_contains "$procs" "\"process\": \"nomnomd@$host:$DAEMON_PID\", \"workers\": 1" "heartbeat of nomnomd's embedded worker (role@host:pid)"
 kill -TERM "$worker"
 e2e_wait_pid "$worker" 30 "nomnom worker after SIGTERM"
 assert_eq "$WAIT_RC" 0 "exit code of nomnom worker"

@@ -276,6 +276,9 @@ def run_data(page):
 
     procs = page.eval("Array.from(document.querySelectorAll('#processes li')).map((li) => li.dataset.process)")
     check(len(procs) == 1 and ":" in procs[0], f"the worker process's heartbeat is listed ({procs})")
+    label = page.eval("(document.querySelector('#processes li') || {}).textContent || ''")
+    check(label.startswith("nomnomd on ") and procs and procs[0].split("@", 1)[-1] in label,
+          f"the heartbeat shows its role and host ({label[:60]!r})")
     # The dead letters and rejects, with their ids and status links.
     dl = [d for d in state["dead_letters"] if d["id"] in dead_batches]
     check(len(dl) == 4, f"the 4 dead letters are listed with their batch ids ({len(dl)})")

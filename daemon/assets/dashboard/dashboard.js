@@ -197,7 +197,10 @@
     kv(dl, "Workers here", String(p.workers.count));
     const procs = (p.processes || []).map((x) => {
       const li = el("li", { "data-process": x.process });
-      li.appendChild(el("strong", null, x.process));
+      // "<role>@<host>:<pid>": the program (nomnomd or worker), then where it runs.
+      const at = x.process.indexOf("@");
+      li.appendChild(el("strong", null, at > 0 ? x.process.slice(0, at) : "worker"));
+      li.appendChild(document.createTextNode(" on " + (at > 0 ? x.process.slice(at + 1) : x.process)));
       li.appendChild(document.createTextNode(" · " + x.workers + " worker" + (x.workers === 1 ? "" : "s") + ": " + x.states +
         " · " + fmt.format(x.rows_committed) + " rows committed · seen " + x.age_s.toFixed(1) + " s ago"));
       if (x.error) li.appendChild(el("span", { class: "error" }, x.error));
