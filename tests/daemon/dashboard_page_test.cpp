@@ -40,9 +40,8 @@ TEST_CASE("dashboard page: the totals cards and the snapshot are in the HTML", "
 }
 
 TEST_CASE("dashboard page: client text in the snapshot cannot close the data block", "[dashboard]") {
-  const std::string snapshot =
-      R"({"totals":{"accepted":1,"committed":1,"rejected":0,"dead":0},)"
-      R"("entities":[{"name":"</script><script>alert(1)</script><!--"}]})";
+  const std::string snapshot = R"({"totals":{"accepted":1,"committed":1,"rejected":0,"dead":0},)"
+                               R"("entities":[{"name":"</script><script>alert(1)</script><!--"}]})";
   const std::string html = RenderDashboardPage(kPage, snapshot);
   // Exactly the two closing tags the page itself has: the data block's and the script's.
   size_t closes = 0;

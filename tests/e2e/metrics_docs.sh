@@ -67,6 +67,22 @@ else
   e2e_fail "promtool missing (scripts/deps.sh installs Debian's prometheus package)"
 fi
 
+# --- every API path the docs name is answered (not 404) ----------------------------------
+doc_paths=$(cat "$E2E_ROOT/README.md" "$E2E_ROOT"/docs/*.md "$E2E_ROOT/deploy/README.md" 2>/dev/null |
+  grep -oE '`(GET |POST )?/(ingest|health|live|ready|stats|metrics|dashboard|swagger-ui|api-docs)[^` ]*' |
+  sed -E 's/^`(GET |POST )?//; s/\?.*//; s/[.,:;)]+$//' | grep -v '\*' | sort -u)
+assert_cmp "$(wc -w <<<"$doc_paths")" -ge 8 "API paths named in README.md and docs/"
+for p in $doc_paths; do
+  p=${p//\{id\}/$mid}
+  p=${p//<id>/$mid}
+  case "$p" in
+    /ingest/message | /ingest/batch) code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -d '{}' "$DAEMON_URL$p") ;;
+    /dashboard/events) code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 "$DAEMON_URL$p" || true) ;;
+    *) code=$(curl -sS -o /dev/null -w '%{http_code}' "$DAEMON_URL$p") ;;
+  esac
+  assert_ne "$code" 404 "status of $p, named in the docs"
+done
+
 # The parser itself must catch broken input (else the checks above prove nothing).
 printf '# TYPE h histogram\nh_bucket{le="1"} 5\nh_bucket{le="2"} 3\nh_sum 1\nh_count 3\nx 1\n' >"$E2E_TMP/bad.txt"
 bad=$(python3 "$E2E_DIR/prometheus_check.py" "$E2E_TMP/bad.txt")
