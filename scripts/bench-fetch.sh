@@ -40,7 +40,6 @@ source "$NN_ROOT/scripts/lib/bench.sh"
 readonly TABLE=orders
 readonly SEED=1
 
-
 rounds=3 fetch_list="10 100 1000" cases="1000:450000 100:450000 1:20000" max_bytes=50331648
 idle_exit_ms=1500 timeout=900 build=1
 bench_options "--rounds --no-build --keep" "--fetch --cases --fetch-max-bytes --idle-exit-ms --timeout" "$@"

@@ -67,7 +67,6 @@ readonly STREAM_MAX_MB=16384
 readonly MESSAGE_PREFIX='{"order_key":"'
 readonly MESSAGE_SUFFIX='","customer_key":"36901","order_status":"O","total_price":173665.47,"order_date":"1996-01-02","order_priority":"5-LOW","clerk":"Clerk#000000951","ship_priority":0,"comment":"nstructions sleep furiously among "}'
 
-
 rounds=3 duration=15 wrk_threads=2 connections="64 256" batch_connections="8" batch_kb=1000
 workers_list="1 0" endpoints="message batch" drain_timeout=600 build=1 nomnomd_args="" message_body=unique
 anchor=0 anchor_mb=360

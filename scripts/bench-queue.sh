@@ -58,7 +58,6 @@ source "$NN_ROOT/scripts/lib/bench.sh"
 readonly TABLE=orders  # the Order entity's table, which the workers write
 readonly SEED=1
 
-
 sf=1 rounds=3 worker_threads="1 2" idle_exit_ms=1500 timeout=1800 build=1 commit_end=worker publish_format=binary
 bench_options "--rounds --sf --no-build --keep" "--worker-threads --idle-exit-ms --timeout --commit-end --publish-format" "$@"
 set -- "${BENCH_ARGS[@]}"
