@@ -39,26 +39,19 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$NN_ROOT/scripts/lib/bench.sh"
 
 readonly TABLE=orders
-BENCH_COMMAND=$(printf '%q ' "scripts/$(basename "$0")" "$@")
-BENCH_COMMAND=${BENCH_COMMAND% }
 
 sf=0.2 rounds=3 workers_list="1 2 4" api_seconds=10 connections=256 build=1
+bench_options "--rounds --sf --no-build --keep" "--workers --api-seconds --connections" "$@"
+set -- "${BENCH_ARGS[@]}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --sf) sf=${2:?--sf needs a value}; shift ;;
-    --rounds) rounds=${2:?--rounds needs a value}; shift ;;
-    --workers) workers_list=${2:?--workers needs a value}; shift ;;
-    --api-seconds) api_seconds=${2:?--api-seconds needs a value}; shift ;;
-    --connections) connections=${2:?--connections needs a value}; shift ;;
-    --no-build) build=0 ;;
-    --keep) BENCH_KEEP=1 ;;
-    -h|--help) nn_usage ;;
-    *) nn_die "unknown argument: $1 (see --help)" ;;
+    --workers) workers_list=$2; shift ;;
+    --api-seconds) api_seconds=$2; shift ;;
+    --connections) connections=$2; shift ;;
+    *) bench_unknown_option "$1" ;;
   esac
   shift
 done
-nn_need_number --sf "$sf"
-nn_need_int --rounds 1 "$rounds"
 nn_need_int --api-seconds 1 "$api_seconds"
 nn_need_int --connections 1 "$connections"
 read -r -a worker_counts <<<"$workers_list"

@@ -5,48 +5,48 @@
 # with its embedded worker, idle (no ingest), so the difference is the
 # viewers' cost: one shared snapshot a second, written N times.
 #
-# Usage: scripts/bench-dashboard.sh [--viewers N] [--seconds S] [--rounds R]
-#   defaults: 50 viewers, 30 s windows, 3 rounds (each: none, then N viewers)
+# Usage: scripts/bench-dashboard.sh [options]
+#   --viewers N        open /dashboard/events streams in the busy windows (default 50)
+#   --seconds S        length of each CPU window (default 30)
+#   --rounds R         rounds, each a window with no viewer, then one with N (default 3)
+#   --no-build         skip scripts/deps.sh --bench and scripts/build.sh
+#   --keep             keep the temp dir (nomnomd's log, what each viewer received) at exit
+#   -h, --help         this text
+# Uses a throwaway PostgreSQL and nats-server of its own.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=lib/services.sh source-path=SCRIPTDIR
-source "$root/scripts/lib/services.sh"
+# shellcheck source=lib/common.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/bench.sh source-path=SCRIPTDIR
+source "$NN_ROOT/scripts/lib/bench.sh"
 
-viewers=50 seconds=30 rounds=3
+viewers=50 seconds=30 rounds=3 build=1
+bench_options "--rounds --no-build --keep" "--viewers --seconds" "$@"
+set -- "${BENCH_ARGS[@]}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --viewers) viewers=$2; shift 2 ;;
-    --seconds) seconds=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) echo "bench-dashboard: unknown argument $1" >&2; exit 2 ;;
+    --viewers) viewers=$2; shift ;;
+    --seconds) seconds=$2; shift ;;
+    *) bench_unknown_option "$1" ;;
   esac
+  shift
 done
-nomnomd=${NOMNOMD_BIN:-$root/build/daemon/nomnomd}
-[ -x "$nomnomd" ] || { echo "bench-dashboard: no $nomnomd (scripts/build.sh)" >&2; exit 1; }
+nn_need_int --viewers 1 "$viewers"
+nn_need_int --seconds 1 "$seconds"
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  # Only what this script started (a bare `wait` would also wait for nats-server).
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  nn_stop_services
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+bench_prepare "$build" curl nats-server
+trap bench_cleanup EXIT
+tmp=$BENCH_TMP
 nn_start_postgres >&2
 nn_start_nats >&2
 port=$(nn_free_port)
-"$nomnomd" --listen "127.0.0.1:$port" --db "$DATABASE_URL" --nats "$NATS_URL" --workers 1 \
-  --dashboard-viewers $((viewers + 10)) >"$tmp/nomnomd.log" 2>&1 &
-daemon=$!
-pids+=("$daemon")
+daemon=""
+bench_spawn daemon "$NOMNOMD" --listen "127.0.0.1:$port" --db "$DATABASE_URL" --nats "$NATS_URL" --workers 1 \
+  --dashboard-viewers $((viewers + 10)) >"$tmp/nomnomd.log" 2>&1
 for _ in $(seq 1 100); do
   curl -sf -o /dev/null "http://127.0.0.1:$port/ready" && break
   sleep 0.1
 done
-curl -sf -o /dev/null "http://127.0.0.1:$port/ready" || { echo "bench-dashboard: nomnomd not ready" >&2; exit 1; }
+curl -sf -o /dev/null "http://127.0.0.1:$port/ready" || { bench_dump_logs "$tmp"; nn_die "nomnomd not ready"; }
 # Fill the snapshot's list of rejects (20 bad lines with their reasons), so the
 # viewers get a snapshot of realistic size.
 {
@@ -83,7 +83,7 @@ for r in $(seq 1 "$rounds"); do
   done
   sleep 3
   open=$(curl -sS "http://127.0.0.1:$port/dashboard/snapshot" >/dev/null && echo ok)
-  [ "$open" = ok ] || { echo "bench-dashboard: snapshot failed" >&2; exit 1; }
+  [ "$open" = ok ] || nn_die "GET /dashboard/snapshot failed"
   count_events() { for i in $(seq 1 "$viewers"); do grep -c '^data: {' "$tmp/viewer-$i.txt" || true; done; }
   count_events >"$tmp/before"
   busy=$(cpu_window)

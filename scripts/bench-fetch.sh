@@ -40,27 +40,21 @@ source "$NN_ROOT/scripts/lib/bench.sh"
 readonly TABLE=orders
 readonly SEED=1
 
-BENCH_COMMAND=$(printf '%q ' "scripts/$(basename "$0")" "$@")
-BENCH_COMMAND=${BENCH_COMMAND% }
-
 rounds=3 fetch_list="10 100 1000" cases="1000:450000 100:450000 1:20000" max_bytes=50331648
 idle_exit_ms=1500 timeout=900 build=1
+bench_options "--rounds --no-build --keep" "--fetch --cases --fetch-max-bytes --idle-exit-ms --timeout" "$@"
+set -- "${BENCH_ARGS[@]}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --rounds) rounds=${2:?--rounds needs a value}; shift ;;
-    --fetch) fetch_list=${2:?--fetch needs a value}; shift ;;
-    --cases) cases=${2:?--cases needs a value}; shift ;;
-    --fetch-max-bytes) max_bytes=${2:?--fetch-max-bytes needs a value}; shift ;;
-    --idle-exit-ms) idle_exit_ms=${2:?--idle-exit-ms needs a value}; shift ;;
-    --timeout) timeout=${2:?--timeout needs a value}; shift ;;
-    --no-build) build=0 ;;
-    --keep) BENCH_KEEP=1 ;;
-    -h|--help) nn_usage ;;
-    *) nn_die "unknown argument: $1 (see --help)" ;;
+    --fetch) fetch_list=$2; shift ;;
+    --cases) cases=$2; shift ;;
+    --fetch-max-bytes) max_bytes=$2; shift ;;
+    --idle-exit-ms) idle_exit_ms=$2; shift ;;
+    --timeout) timeout=$2; shift ;;
+    *) bench_unknown_option "$1" ;;
   esac
   shift
 done
-nn_need_int --rounds 1 "$rounds"
 nn_need_int --fetch-max-bytes 0 "$max_bytes"
 nn_need_int --idle-exit-ms 1 "$idle_exit_ms"
 nn_need_int --timeout 1 "$timeout"

@@ -29,24 +29,19 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/bench.sh source-path=SCRIPTDIR
 source "$NN_ROOT/scripts/lib/bench.sh"
 
-BENCH_COMMAND=$(printf '%q ' "scripts/$(basename "$0")" "$@")
-BENCH_COMMAND=${BENCH_COMMAND% }
 rounds=5 duration=10 connections=1024 wrk_threads=2 nomnomd_args="" build=1
+bench_options "--rounds --no-build --keep" "--duration --connections --wrk-threads --nomnomd-args" "$@"
+set -- "${BENCH_ARGS[@]}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --rounds) rounds=${2:?}; shift ;;
-    --duration) duration=${2:?}; shift ;;
-    --connections) connections=${2:?}; shift ;;
-    --wrk-threads) wrk_threads=${2:?}; shift ;;
-    --nomnomd-args) nomnomd_args=${2?}; shift ;;
-    --no-build) build=0 ;;
-    --keep) BENCH_KEEP=1 ;;
-    -h|--help) nn_usage ;;
-    *) nn_die "unknown argument: $1 (see --help)" ;;
+    --duration) duration=$2; shift ;;
+    --connections) connections=$2; shift ;;
+    --wrk-threads) wrk_threads=$2; shift ;;
+    --nomnomd-args) nomnomd_args=$2; shift ;;
+    *) bench_unknown_option "$1" ;;
   esac
   shift
 done
-nn_need_int --rounds 1 "$rounds"
 nn_need_int --duration 1 "$duration"
 nn_need_int --connections 1 "$connections"
 nn_need_int --wrk-threads 1 "$wrk_threads"

@@ -67,35 +67,29 @@ readonly STREAM_MAX_MB=16384
 readonly MESSAGE_PREFIX='{"order_key":"'
 readonly MESSAGE_SUFFIX='","customer_key":"36901","order_status":"O","total_price":173665.47,"order_date":"1996-01-02","order_priority":"5-LOW","clerk":"Clerk#000000951","ship_priority":0,"comment":"nstructions sleep furiously among "}'
 
-BENCH_COMMAND=$(printf '%q ' "scripts/$(basename "$0")" "$@")
-BENCH_COMMAND=${BENCH_COMMAND% }
-
 rounds=3 duration=15 wrk_threads=2 connections="64 256" batch_connections="8" batch_kb=1000
 workers_list="1 0" endpoints="message batch" drain_timeout=600 build=1 nomnomd_args="" message_body=unique
 anchor=0 anchor_mb=360
+bench_options "--rounds --no-build --keep" "--duration --wrk-threads --connections --batch-connections --batch-kb --workers --endpoints --drain-timeout --nomnomd-args --message-body --anchor-mb" "$@"
+set -- "${BENCH_ARGS[@]}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --rounds) rounds=${2:?--rounds needs a value}; shift ;;
-    --duration) duration=${2:?--duration needs a value}; shift ;;
-    --wrk-threads) wrk_threads=${2:?--wrk-threads needs a value}; shift ;;
-    --connections) connections=${2:?--connections needs a value}; shift ;;
-    --batch-connections) batch_connections=${2:?--batch-connections needs a value}; shift ;;
-    --batch-kb) batch_kb=${2:?--batch-kb needs a value}; shift ;;
-    --workers) workers_list=${2:?--workers needs a value}; shift ;;
-    --endpoints) endpoints=${2:?--endpoints needs a value}; shift ;;
-    --drain-timeout) drain_timeout=${2:?--drain-timeout needs a value}; shift ;;
-    --nomnomd-args) nomnomd_args=${2?--nomnomd-args needs a value}; shift ;;
-    --message-body) message_body=${2:?--message-body needs a value}; shift ;;
+    --duration) duration=$2; shift ;;
+    --wrk-threads) wrk_threads=$2; shift ;;
+    --connections) connections=$2; shift ;;
+    --batch-connections) batch_connections=$2; shift ;;
+    --batch-kb) batch_kb=$2; shift ;;
+    --workers) workers_list=$2; shift ;;
+    --endpoints) endpoints=$2; shift ;;
+    --drain-timeout) drain_timeout=$2; shift ;;
+    --nomnomd-args) nomnomd_args=$2; shift ;;
+    --message-body) message_body=$2; shift ;;
     --via-nats-anchor) anchor=1 ;;
-    --anchor-mb) anchor_mb=${2:?--anchor-mb needs a value}; shift ;;
-    --no-build) build=0 ;;
-    --keep) BENCH_KEEP=1 ;;
-    -h|--help) nn_usage ;;
-    *) nn_die "unknown argument: $1 (see --help)" ;;
+    --anchor-mb) anchor_mb=$2; shift ;;
+    *) bench_unknown_option "$1" ;;
   esac
   shift
 done
-nn_need_int --rounds 1 "$rounds"
 nn_need_int --duration 1 "$duration"
 nn_need_int --wrk-threads 1 "$wrk_threads"
 nn_need_int --batch-kb 1 "$batch_kb"

@@ -54,29 +54,19 @@ readonly TABLE=orders_x
 readonly SEED=1
 readonly LOADERS=(psql-limit psql-copy nomnom-error nomnom-fresh psql-parallel psql-staging nomnom-nothing nomnom-jobs1)
 
-BENCH_COMMAND=$(printf '%q ' "scripts/$(basename "$0")" "$@")
-BENCH_COMMAND=${BENCH_COMMAND% }
-
 sf=1 rounds=3 jobs="" memory=0 build=1 with_pgloader=0 only_loaders="" baseline_bin=""
+bench_options "--rounds --sf --jobs --no-build --keep" "--loaders --baseline-bin" "$@"
+set -- "${BENCH_ARGS[@]}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --sf) sf=${2:?--sf needs a value}; shift ;;
-    --rounds) rounds=${2:?--rounds needs a value}; shift ;;
-    --jobs) jobs=${2:?--jobs needs a value}; shift ;;
     --memory) memory=1 ;;
     --with-pgloader) with_pgloader=1 ;;
-    --loaders) only_loaders=${2:?--loaders needs a value}; shift ;;
-    --baseline-bin) baseline_bin=${2:?--baseline-bin needs a value}; shift ;;
-    --no-build) build=0 ;;
-    --keep) BENCH_KEEP=1 ;;
-    -h|--help) nn_usage ;;
-    *) nn_die "unknown argument: $1 (see --help)" ;;
+    --loaders) only_loaders=$2; shift ;;
+    --baseline-bin) baseline_bin=$2; shift ;;
+    *) bench_unknown_option "$1" ;;
   esac
   shift
 done
-nn_need_number --sf "$sf"
-nn_need_int --rounds 1 "$rounds"
-[ -z "$jobs" ] || nn_need_int --jobs 1 "$jobs"
 if [ -n "$baseline_bin" ]; then
   [ -x "$baseline_bin" ] || nn_die "--baseline-bin $baseline_bin is not an executable"
   baseline_bin=$(realpath "$baseline_bin")

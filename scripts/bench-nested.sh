@@ -4,43 +4,45 @@
 # against loading the same rows as two flat files, orders then line items
 # (--entity OrderLineItem), with nomnom load; prints a markdown table.
 #
-# Usage: scripts/bench-nested.sh [--sf X] [--rounds N] [--on-conflict MODE] [--jobs N]
+# Usage: scripts/bench-nested.sh [options]
 #   --sf X             scale factor (default 0.1: 150,000 orders, ~600,000 line items)
 #   --rounds N         rounds, nested and flat alternating (default 3)
 #   --on-conflict M    error (default), nothing or update
 #   --jobs N           nomnom load --jobs (default: nomnom's own)
+#   --no-build         skip scripts/deps.sh --bench and scripts/build.sh
+#   --keep             keep the temp dir (data) at exit
+#   -h, --help         this text
 # Each run starts from empty tables (DROP, CHECKPOINT, outside the timed part)
 # and must end with every order and line item loaded (counted), or the script
 # fails. The flat line-items file is derived from the nested one with python3
 # (each element plus its order_key), outside the timed part. Wall time: date
-# +%s.%N around the clients. Uses build/cli/nomnom (scripts/build.sh) and a
-# throwaway PostgreSQL of its own.
+# +%s.%N around the clients. Uses a throwaway PostgreSQL of its own.
 set -euo pipefail
-NN_SCRIPT=$0
 # shellcheck source=lib/common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/bench.sh source-path=SCRIPTDIR
+source "$NN_ROOT/scripts/lib/bench.sh"
 
-sf=0.1 rounds=3 mode=error jobs=()
+sf=0.1 rounds=3 mode=error jobs="" build=1
+bench_options "--rounds --sf --jobs --no-build --keep" "--on-conflict" "$@"
+set -- "${BENCH_ARGS[@]}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --sf) sf=${2:?--sf needs a value}; shift ;;
-    --rounds) rounds=${2:?--rounds needs a value}; shift ;;
-    --on-conflict) mode=${2:?--on-conflict needs a value}; shift ;;
-    --jobs) jobs=(--jobs "${2:?--jobs needs a value}"); shift ;;
-    -h|--help) nn_usage ;;
-    *) nn_die "unknown argument: $1 (see --help)" ;;
+    --on-conflict) mode=$2; shift ;;
+    *) bench_unknown_option "$1" ;;
   esac
   shift
 done
-nn_need_number --sf "$sf"
-nn_need_int --rounds 1 "$rounds"
-nomnom=$NN_ROOT/build/cli/nomnom
-[ -x "$nomnom" ] || nn_die "build first: scripts/build.sh"
-entities=$NN_ROOT/data/tpch/entities-nested
+case "$mode" in error|nothing|update) ;; *) nn_die "--on-conflict must be error, nothing or update, not '$mode'" ;; esac
+jobs_opt=()
+[ -z "$jobs" ] || jobs_opt=(--jobs "$jobs")
 
-tmp=$(mktemp -d /tmp/nomnom-bench-nested.XXXXXX)
+bench_prepare "$build" psql python3
+trap bench_cleanup EXIT
+nomnom=$NOMNOM
+entities=$NN_ROOT/data/tpch/entities-nested
+tmp=$BENCH_TMP
 chmod 755 "$tmp"
-nn_on_exit "nn_stop_services; rm -rf '$tmp'"
 nn_start_postgres
 
 nn_log "generating SF $sf nested orders and the two flat files"
@@ -70,31 +72,29 @@ check() {
   got=$(psql -X -At "$DATABASE_URL" -c "SELECT (SELECT count(*) FROM orders) || ' ' || (SELECT count(*) FROM order_line_items)")
   [ "$got" == "$orders $items" ] || nn_die "$1: expected $orders orders and $items line items, found $got"
 }
-now() { date +%s.%N; }
-load() { "$nomnom" load "$@" --on-conflict "$mode" "${jobs[@]}" -q --db "$DATABASE_URL"; }
+load() { "$nomnom" load "$@" --on-conflict "$mode" "${jobs_opt[@]}" -q --db "$DATABASE_URL"; }
 
 nested_times=() flat_times=()
 for ((r = 1; r <= rounds; r++)); do
   reset
-  t0=$(now)
+  t0=$(bench_now)
   load "$tmp/nested.ndjson" --entities "$entities" --entity Order
-  t1=$(now)
+  t1=$(bench_now)
   check "nested round $r"
-  nested_times+=("$(echo "$t1 - $t0" | bc)")
+  nested_times+=("$(bench_fsub "$t1" "$t0")")
   reset
-  t0=$(now)
+  t0=$(bench_now)
   load "$tmp/orders.ndjson"
   load "$tmp/items.ndjson" --entities "$entities" --entity OrderLineItem
-  t1=$(now)
+  t1=$(bench_now)
   check "flat round $r"
-  flat_times+=("$(echo "$t1 - $t0" | bc)")
+  flat_times+=("$(bench_fsub "$t1" "$t0")")
   nn_log "round $r: nested ${nested_times[-1]} s, flat ${flat_times[-1]} s"
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-mn=$(median "${nested_times[@]}")
-mf=$(median "${flat_times[@]}")
+mn=$(printf '%s\n' "${nested_times[@]}" | bench_median)
+mf=$(printf '%s\n' "${flat_times[@]}" | bench_median)
 echo "| SF $sf, --on-conflict $mode, $rounds rounds | median s | all rounds (s) |"
 echo "|---|---|---|"
 echo "| nested (orders with line_items) | $mn | ${nested_times[*]} |"
 echo "| flat: orders, then line items | $mf | ${flat_times[*]} |"
-echo "| nested / flat | $(echo "scale=3; $mn / $mf" | bc) | |"
+echo "| nested / flat | $(awk -v a="$mn" -v b="$mf" 'BEGIN { printf "%.3f", a / b }') | |"

@@ -20,20 +20,21 @@
 set -euo pipefail
 # shellcheck source=lib/common.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/bench.sh source-path=SCRIPTDIR
+source "$NN_ROOT/scripts/lib/bench.sh"
 
 sf=1 loaders="psql-limit nomnom-error nomnom-nothing nomnom-fresh" nomnom="$NN_ROOT/build/cli/nomnom" build=1
+bench_options "--sf --no-build" "--loaders --nomnom" "$@"
+set -- "${BENCH_ARGS[@]}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --sf) sf=${2:?--sf needs a value}; shift ;;
-    --loaders) loaders=${2:?--loaders needs a value}; shift ;;
-    --nomnom) nomnom=${2:?--nomnom needs a value}; shift ;;
-    --no-build) build=0 ;;
-    -h|--help) nn_usage ;;
-    *) nn_die "unknown argument: $1 (see --help)" ;;
+    --loaders) loaders=$2; shift ;;
+    --nomnom) nomnom=$2; shift ;;
+    *) bench_unknown_option "$1" ;;
   esac
   shift
 done
-nn_need_number --sf "$sf"
+[ -n "$loaders" ] || nn_die "--loaders needs at least one loader"
 if [ "$build" = 1 ]; then
   "$NN_ROOT/scripts/deps.sh"
   "$NN_ROOT/scripts/build.sh"
@@ -111,13 +112,13 @@ for loader in $loaders; do
   new_table
   psql_ -c 'SELECT pg_stat_statements_reset()' >/dev/null
   declare -A before=()
-  while IFS== read -r k v; do before[$k]=$v; done < <(snapshot)
+  while IFS='=' read -r k v; do before[$k]=$v; done < <(snapshot)
   start=$(date +%s.%N)
   run_loader "$loader" >"$tmp/$loader.log" 2>&1 || { cat "$tmp/$loader.log" >&2; nn_die "$loader failed"; }
   wall=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
   # Counters settle: the stats of the loader's backends are flushed at their exit.
   sleep 1
-  while IFS== read -r k v; do result[$loader,$k]=$((v - ${before[$k]})); done < <(snapshot)
+  while IFS='=' read -r k v; do result[$loader,$k]=$((v - ${before[$k]})); done < <(snapshot)
   got=$(psql_ -At -c "SELECT count(*) FROM $TABLE")
   [ "$got" = "$rows" ] || nn_die "$loader: $got rows in $TABLE, expected $rows"
   # Statements by kind, from pg_stat_statements (utility statements included).

@@ -58,28 +58,20 @@ source "$NN_ROOT/scripts/lib/bench.sh"
 readonly TABLE=orders  # the Order entity's table, which the workers write
 readonly SEED=1
 
-BENCH_COMMAND=$(printf '%q ' "scripts/$(basename "$0")" "$@")
-BENCH_COMMAND=${BENCH_COMMAND% }
-
 sf=1 rounds=3 worker_threads="1 2" idle_exit_ms=1500 timeout=1800 build=1 commit_end=worker publish_format=binary
+bench_options "--rounds --sf --no-build --keep" "--worker-threads --idle-exit-ms --timeout --commit-end --publish-format" "$@"
+set -- "${BENCH_ARGS[@]}"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --sf) sf=${2:?--sf needs a value}; shift ;;
-    --rounds) rounds=${2:?--rounds needs a value}; shift ;;
-    --worker-threads) worker_threads=${2:?--worker-threads needs a value}; shift ;;
-    --idle-exit-ms) idle_exit_ms=${2:?--idle-exit-ms needs a value}; shift ;;
-    --timeout) timeout=${2:?--timeout needs a value}; shift ;;
-    --commit-end) commit_end=${2:?--commit-end needs a value}; shift ;;
-    --publish-format) publish_format=${2:?--publish-format needs a value}; shift ;;
-    --no-build) build=0 ;;
-    --keep) BENCH_KEEP=1 ;;
-    -h|--help) nn_usage ;;
-    *) nn_die "unknown argument: $1 (see --help)" ;;
+    --worker-threads) worker_threads=$2; shift ;;
+    --idle-exit-ms) idle_exit_ms=$2; shift ;;
+    --timeout) timeout=$2; shift ;;
+    --commit-end) commit_end=$2; shift ;;
+    --publish-format) publish_format=$2; shift ;;
+    *) bench_unknown_option "$1" ;;
   esac
   shift
 done
-nn_need_number --sf "$sf"
-nn_need_int --rounds 1 "$rounds"
 nn_need_int --idle-exit-ms 1 "$idle_exit_ms"
 nn_need_int --timeout 1 "$timeout"
 case "$commit_end" in worker|poll) ;; *) nn_die "--commit-end must be worker or poll, not '$commit_end'" ;; esac

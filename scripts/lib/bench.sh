@@ -13,10 +13,87 @@
 #                          throwaway services; run from the EXIT trap
 #   bench_fresh_nats       stops the nats-server this script started (if any)
 #                          and starts a new one with an empty JetStream store
+#   bench_options COMMON OWN_VALUED ARGS...
+#                          the options every script shares (see below); the
+#                          rest is left in BENCH_ARGS for the script's own loop
 
 BENCH_PIDS=()
 BENCH_TMP=""
 BENCH_KEEP=0
+
+# ---- options every bench script shares
+#
+#   rounds=3 sf=1                      # the script's defaults, before the call
+#   bench_options "--rounds --sf --no-build --keep" "--workers --loaders" "$@"
+#   set -- "${BENCH_ARGS[@]}"
+#   while [ $# -gt 0 ]; do
+#     case "$1" in
+#       --workers) workers=$2; shift ;;   # bench_options checked the value is there
+#       --memory) memory=1 ;;
+#       *) bench_unknown_option "$1" ;;
+#     esac
+#     shift
+#   done
+#
+# COMMON names the shared options the script takes, of:
+#   --rounds N   sets rounds (checked: a positive integer)
+#   --sf X       sets sf (checked: a positive number)
+#   --jobs N     sets jobs (checked: a positive integer; unset: nomnom's own)
+#   --no-build   sets build=0 (build is 1 unless the script set it): skip
+#                scripts/deps.sh --bench and scripts/build.sh
+#   --keep       sets BENCH_KEEP=1: keep the temp dir at exit
+# -h/--help (the comment block at the top of the script) is always taken; a
+# shared option the script does not name is an unknown argument for it.
+# OWN_VALUED lists the script's own options that take a value: each must be
+# followed by one (else "--x needs a value"), which passes through untouched
+# even when it starts with "--" (--nomnomd-args "--workers 2"). Everything
+# else is left, in order, in BENCH_ARGS. Also sets BENCH_COMMAND, the command
+# line as the report prints it.
+BENCH_ARGS=()
+# rounds, sf, jobs and build are the calling script's variables.
+# shellcheck disable=SC2034
+bench_options() {
+  local common=" $1 " valued=" $2 " opt
+  shift 2
+  BENCH_COMMAND=$(printf '%q ' "scripts/$(basename "$0")" "$@")
+  BENCH_COMMAND=${BENCH_COMMAND% }
+  BENCH_ARGS=()
+  build=${build:-1}
+  while [ $# -gt 0 ]; do
+    opt=$1
+    case "$opt" in
+      -h|--help) nn_usage ;;
+    esac
+    if [[ $opt == --* && $common == *" $opt "* ]]; then
+      case "$opt" in
+        --rounds|--sf|--jobs)
+          [ $# -ge 2 ] || nn_die "$opt needs a value (see --help)"
+          case "$opt" in
+            --rounds) nn_need_int --rounds 1 "$2"; rounds=$2 ;;
+            --sf) nn_need_number --sf "$2"; sf=$2 ;;
+            --jobs) nn_need_int --jobs 1 "$2"; jobs=$2 ;;
+          esac
+          shift ;;
+        --no-build) build=0 ;;
+        --keep) BENCH_KEEP=1 ;;
+        *) nn_die "bench_options: $opt is not a shared option (scripts/lib/bench.sh)" ;;
+      esac
+    elif [[ $opt == -* && $valued == *" $opt "* ]]; then
+      [ $# -ge 2 ] || nn_die "$opt needs a value (see --help)"
+      BENCH_ARGS+=("$opt" "$2")
+      shift
+    else
+      BENCH_ARGS+=("$opt")
+    fi
+    shift
+  done
+  # The defaults the script set are checked too (a typo there fails at once).
+  [[ $common != *" --rounds "* ]] || nn_need_int --rounds 1 "$rounds"
+  [[ $common != *" --sf "* ]] || nn_need_number --sf "$sf"
+}
+
+# bench_unknown_option ARG: the last branch of a script's own option loop.
+bench_unknown_option() { nn_die "unknown argument: $1 (see --help)"; }
 CLK_TCK=$(getconf CLK_TCK)
 
 bench_now() { date +%s.%N; }
