@@ -469,10 +469,18 @@ bool DelimitedEncoder::EncodeValue(const Field& f, const DelimitedField& v, Byte
       pg::AppendTextField(*out, std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
       return true;
     }
-    case FieldType::kJson:
-      if (!IsValidUtf8(s) || !IsJsonValue(s)) return bad("a JSON value");
+    case FieldType::kJson: {
+      if (!IsValidUtf8(s)) return bad("a JSON value");
+      // What jsonb cannot store is refused here, not by PostgreSQL after the row was taken.
+      const JsonCheck check = CheckJsonValue(s, JsonRules::kJsonb);
+      if (check == JsonCheck::kMalformed) return bad("a JSON value");
+      if (check != JsonCheck::kOk) {
+        *error = std::string(JsonCheckMessage(check)) + ": '" + Excerpt(s) + "'";
+        return false;
+      }
       pg::AppendJsonbField(*out, s);
       return true;
+    }
     case FieldType::kJsonText:
       if (!IsValidUtf8(s) || !IsJsonValue(s)) return bad("a JSON value");
       pg::AppendTextField(*out, s);

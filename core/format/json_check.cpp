@@ -8,17 +8,47 @@ namespace {
 
 class Checker {
  public:
-  explicit Checker(std::string_view s) : s_(s) {}
+  Checker(std::string_view s, JsonRules rules) : s_(s), jsonb_(rules == JsonRules::kJsonb) {}
 
-  bool Whole() {
+  JsonCheck Whole() {
     Space();
-    if (!Value(0)) return false;
+    if (!Value(0)) return failure_;
     Space();
-    return i_ == s_.size();
+    return i_ == s_.size() ? JsonCheck::kOk : JsonCheck::kMalformed;
   }
 
  private:
-  static constexpr int kMaxDepth = 1024;
+  static constexpr int kMaxDepth = kMaxJsonDepth;
+  bool Fail(JsonCheck why) {
+    failure_ = why;
+    return false;
+  }
+  static int HexValue(char c) {
+    if (Digit(c)) return c - '0';
+    return (c | 0x20) - 'a' + 10;
+  }
+  // The 4 hex digits of a \u escape at i_ (false if they are not hex).
+  bool CodeUnit(unsigned* unit) {
+    *unit = 0;
+    for (int k = 0; k < 4; ++k) {
+      if (!More() || !Hex(s_[i_])) return false;
+      *unit = *unit * 16 + static_cast<unsigned>(HexValue(s_[i_++]));
+    }
+    return true;
+  }
+  // jsonb: the escape just read must not be U+0000 or half a surrogate pair.
+  bool JsonbUnit(unsigned unit) {
+    if (unit == 0) return Fail(JsonCheck::kNulEscape);
+    if (unit >= 0xDC00 && unit <= 0xDFFF) return Fail(JsonCheck::kLoneSurrogate);  // a low half first
+    if (unit >= 0xD800 && unit <= 0xDBFF) {                                        // a high half: its low half next
+      unsigned low = 0;
+      if (s_.substr(i_, 2) != "\\u") return Fail(JsonCheck::kLoneSurrogate);
+      i_ += 2;
+      if (!CodeUnit(&low)) return false;
+      if (low < 0xDC00 || low > 0xDFFF) return Fail(JsonCheck::kLoneSurrogate);
+    }
+    return true;
+  }
 
   bool More() const { return i_ < s_.size(); }
   char Peek() const { return s_[i_]; }
@@ -67,9 +97,9 @@ class Checker {
         if (!More()) return false;
         const char e = s_[i_++];
         if (e == 'u') {
-          for (int k = 0; k < 4; ++k) {
-            if (!More() || !Hex(s_[i_++])) return false;
-          }
+          unsigned unit = 0;
+          if (!CodeUnit(&unit)) return false;
+          if (jsonb_ && !JsonbUnit(unit)) return false;
         } else if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' && e != 'r' && e != 't') {
           return false;
         }
@@ -97,7 +127,7 @@ class Checker {
     }
   }
   bool Object(int depth) {
-    if (depth > kMaxDepth) return false;
+    if (depth > kMaxDepth) return Fail(JsonCheck::kTooDeep);
     ++i_;
     Space();
     if (More() && Peek() == '}') {
@@ -120,7 +150,7 @@ class Checker {
     }
   }
   bool Array(int depth) {
-    if (depth > kMaxDepth) return false;
+    if (depth > kMaxDepth) return Fail(JsonCheck::kTooDeep);
     ++i_;
     Space();
     if (More() && Peek() == ']') {
@@ -139,12 +169,32 @@ class Checker {
   }
 
   std::string_view s_;
+  const bool jsonb_;
   size_t i_ = 0;
+  JsonCheck failure_ = JsonCheck::kMalformed;  // why Value() returned false
 };
 
 }  // namespace
 
-bool IsJsonValue(std::string_view text) { return Checker(text).Whole(); }
+JsonCheck CheckJsonValue(std::string_view text, JsonRules rules) { return Checker(text, rules).Whole(); }
+
+static_assert(kMaxJsonDepth == 1024, "JsonCheckMessage names the depth");
+
+std::string_view JsonCheckMessage(JsonCheck result) {
+  switch (result) {
+    case JsonCheck::kOk:
+      return "";
+    case JsonCheck::kMalformed:
+      return "malformed JSON";
+    case JsonCheck::kTooDeep:
+      return "JSON nested deeper than 1024 levels";
+    case JsonCheck::kNulEscape:
+      return "a \\u0000 escape, which PostgreSQL's jsonb cannot store";
+    case JsonCheck::kLoneSurrogate:
+      return "a \\u escape of half a UTF-16 surrogate pair, which PostgreSQL's jsonb refuses";
+  }
+  return "malformed JSON";
+}
 
 std::string_view JsonTypeName(simdjson::ondemand::json_type t) {
   switch (t) {

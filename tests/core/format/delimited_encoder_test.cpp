@@ -172,6 +172,34 @@ TEST_CASE("a Uuid column in CSV encodes like the NDJSON encoder's, and a bad UUI
   CHECK(a.size() == good);
 }
 
+TEST_CASE("a Json column refuses what jsonb cannot store, naming why", "[delimited][json_check]") {
+  auto e = nomnom::ParseEntity(R"(entity:
+  name: Doc
+  fields:
+    - { name: id, type: Integer, nullable: false }
+    - { name: body, type: Json, nullable: true }
+  persistence:
+    database: { conformant_table: docs, unicity_fields: [id] }
+)",
+                               "docs.yaml");
+  REQUIRE(e.ok());
+  DelimitedEncoder enc(*e);
+  ByteBuffer out;
+  std::string error;
+  CHECK(enc.Encode({{"1", false}, {R"({"a":"\u00e9 \ud83d\ude00"})", false}}, &out, nullptr, &error));
+  const size_t good = out.size();
+  CHECK_FALSE(enc.Encode({{"2", false}, {R"({"a":"x\u0000y"})", false}}, &out, nullptr, &error));
+  CHECK_THAT(error, Contains("column 2") && Contains("\\u0000") && Contains("jsonb"));
+  CHECK_FALSE(enc.Encode({{"3", false}, {R"(["\ud83d"])", false}}, &out, nullptr, &error));
+  CHECK_THAT(error, Contains("surrogate"));
+  CHECK_FALSE(
+      enc.Encode({{"4", false}, {std::string(1100, '[') + std::string(1100, ']'), false}}, &out, nullptr, &error));
+  CHECK_THAT(error, Contains("nested deeper than 1024 levels"));
+  CHECK_FALSE(enc.Encode({{"5", false}, {"{nope}", false}}, &out, nullptr, &error));
+  CHECK_THAT(error, Contains("expected a JSON value"));
+  CHECK(out.size() == good);
+}
+
 TEST_CASE("a key hashes by its encoded value: 1 and 01 route alike, 1 and 2 apart", "[delimited]") {
   auto e = nomnom::ParseEntity(R"(entity:
   name: Item

@@ -29,6 +29,37 @@ TEST_CASE("json check: invalid values", "[json_check]") {
   CHECK(IsJsonValue(std::string(100, '[') + std::string(100, ']')));
 }
 
+TEST_CASE("json check: why a value is refused, and what jsonb cannot store", "[json_check]") {
+  using nomnom::CheckJsonValue;
+  using nomnom::JsonCheck;
+  using nomnom::JsonRules;
+  CHECK(CheckJsonValue("[1,,2]", JsonRules::kJson) == JsonCheck::kMalformed);
+  const std::string deep = std::string(2000, '[') + std::string(2000, ']');
+  CHECK(CheckJsonValue(deep, JsonRules::kJson) == JsonCheck::kTooDeep);
+  CHECK(CheckJsonValue(deep, JsonRules::kJsonb) == JsonCheck::kTooDeep);
+  CHECK(nomnom::JsonCheckMessage(JsonCheck::kTooDeep) == "JSON nested deeper than 1024 levels");
+  const std::string at_limit = std::string(1024, '[') + std::string(1024, ']');
+  CHECK(CheckJsonValue(at_limit, JsonRules::kJsonb) == JsonCheck::kOk);
+  CHECK(CheckJsonValue("[" + at_limit + "]", JsonRules::kJson) == JsonCheck::kTooDeep);
+  // JSON allows these; jsonb does not.
+  for (const char* s : {R"("a\u0000b")", R"({"k":"\u0000"})"}) {
+    INFO(s);
+    CHECK(CheckJsonValue(s, JsonRules::kJson) == JsonCheck::kOk);
+    CHECK(CheckJsonValue(s, JsonRules::kJsonb) == JsonCheck::kNulEscape);
+  }
+  for (const char* s : {R"("\ud83d")", R"("\ud83dx")", R"("\udc00")", R"("\ud83d\u0041")", R"(["\uDBFF"])"}) {
+    INFO(s);
+    CHECK(CheckJsonValue(s, JsonRules::kJson) == JsonCheck::kOk);
+    CHECK(CheckJsonValue(s, JsonRules::kJsonb) == JsonCheck::kLoneSurrogate);
+  }
+  // A whole pair, and escapes that are no surrogates, are fine for jsonb.
+  for (const char* s : {R"("\ud83d\ude00")", R"("\u00e9\u0001")", R"({"a":["\uD834\uDD1E"]})"}) {
+    INFO(s);
+    CHECK(CheckJsonValue(s, JsonRules::kJsonb) == JsonCheck::kOk);
+  }
+  CHECK(CheckJsonValue(R"("\ud83d\uzzzz")", JsonRules::kJsonb) == JsonCheck::kMalformed);
+}
+
 TEST_CASE("encoder: malformed JSON in an unknown field's value or a Json field is rejected",
           "[json_check][row_encoder]") {
   auto e = nomnom::ParseEntity(
