@@ -363,6 +363,17 @@ bool JetStreamClient::SubjectContains(std::string_view outer, std::string_view i
   }
 }
 
+bool JetStreamClient::ValidSubjectToken(std::string_view token) {
+  if (token.empty()) return false;
+  for (char c : token) {
+    if (c == '.' || c == '*' || c == '>' || std::isspace(static_cast<unsigned char>(c)) ||
+        std::iscntrl(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 Status JetStreamClient::ValidateConfig(const JetStreamConfig& c) {
   auto bad = [](const std::string& m) { return Status::InvalidArgument("JetStream configuration: " + m); };
   if (SplitServerList(c.url).empty()) return bad("the NATS URL is empty");

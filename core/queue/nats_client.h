@@ -185,6 +185,11 @@ class JetStreamClient {
   static bool SubjectsOverlap(std::string_view a, std::string_view b);
   // True when every subject matching `inner` also matches `outer`.
   static bool SubjectContains(std::string_view outer, std::string_view inner);
+  // True when `token` can stand between two dots of a subject: non-empty, no
+  // '.', '*', '>', whitespace or control characters. An entity name is one
+  // (EntitySubject): anything else makes nats-server refuse the publish, or
+  // drop the connection every publisher of the process shares.
+  static bool ValidSubjectToken(std::string_view token);
 
   const JetStreamConfig& config() const;
   std::string EntitySubject(std::string_view entity) const;      // <subject_prefix>.<entity>
