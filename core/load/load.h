@@ -133,6 +133,13 @@ class Load {
   void ParseFlat(const ParseTask& task, RowEncoder* encoder, ChunkParts* parts);
   void ParseNested(const ParseTask& task, NestedEncoder* encoder, ChunkParts* parts);
   void ParseDelimited(const ParseTask& task, DelimitedParser* parser, DelimitedEncoder* encoder, ChunkParts* parts);
+  // A delimited chunk's records (each returns how many non-blank ones it saw):
+  // every column kept, parsed and encoded in one pass; or, under a header
+  // with columns the entity does not have, the others.
+  uint64_t ParseRecordsFused(const ParseTask& task, DelimitedParser* parser, DelimitedEncoder* encoder,
+                             ChunkParts* parts);
+  uint64_t ParseRecordsKept(const ParseTask& task, DelimitedParser* parser, DelimitedEncoder* encoder,
+                            ChunkParts* parts);
   // A parser's parts for one chunk, started (EncodedPartBuilder::Start):
   // flat ones from the pool, reserved for the whole chunk without hash routing.
   void StartParts(const ParseTask& task, ChunkParts* parts);

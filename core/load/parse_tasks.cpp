@@ -123,58 +123,70 @@ bool Load::RejectTooLong(uint32_t source, uint64_t line, std::string_view raw) {
 
 void Load::ParseDelimited(const ParseTask& task, DelimitedParser* parser, DelimitedEncoder* encoder,
                           ChunkParts* parts) {
-  const Chunk& chunk = *task.chunk;
   StartParts(task, parts);
+  const uint64_t rows = task.columns == nullptr || task.columns->kept.empty()
+                            ? ParseRecordsFused(task, parser, encoder, parts)
+                            : ParseRecordsKept(task, parser, encoder, parts);
+  SendParts(task, rows, parts);
+}
+
+uint64_t Load::ParseRecordsFused(const ParseTask& task, DelimitedParser* parser, DelimitedEncoder* encoder,
+                                 ChunkParts* parts) {
+  // Each record is parsed and encoded in one pass (DelimitedEncoder::
+  // ParseAndEncode), with the same rows, rejects and messages as
+  // ParseRecordsKept; what a blank or too long record encoded is taken back.
+  const Chunk& chunk = *task.chunk;
+  const std::string_view text = chunk.data.view().substr(task.skip_bytes);
+  std::string error;
+  uint64_t rows = 0;
+  size_t off = 0;
+  uint64_t line = chunk.first_line + task.skip_lines;
+  while (off < text.size()) {
+    size_t consumed = 0;
+    uint64_t lines = 0;
+    error.clear();
+    uint64_t key_hash = 0;
+    ByteBuffer* out = parts->RowOut();
+    const size_t start = out->size();
+    const auto r = encoder->ParseAndEncode(parser, text.substr(off), /*at_end=*/true, line, out,
+                                           hash_routing_ ? &key_hash : nullptr, &consumed, &lines, &error);
+    if (consumed == 0) consumed = text.size() - off;  // cannot happen with at_end; never loop
+    const std::string_view raw = RecordRaw(text.substr(off, consumed));
+    const uint64_t this_line = line;
+    off += consumed;
+    line += lines;
+    if (raw.empty() || IsBlank(raw)) {
+      out->Truncate(start);
+      continue;
+    }
+    ++rows;
+    if (RejectTooLong(task.source, this_line, raw)) {
+      out->Truncate(start);
+      continue;
+    }
+    if (r == DelimitedEncoder::Fused::kParseError || r == DelimitedEncoder::Fused::kNeedMore) {
+      // The reject names the line already: "line N, " only when it differs.
+      const std::string own = "line " + std::to_string(this_line) + ", ";
+      if (error.compare(0, own.size(), own) == 0) error.erase(0, own.size());
+      Reject(task.source, this_line, raw, std::move(error));
+      continue;
+    }
+    if (r == DelimitedEncoder::Fused::kRejected) {
+      Reject(task.source, this_line, raw, std::move(error));
+      continue;
+    }
+    parts->AddRow(start, key_hash, RowOrigin{task.source, this_line, raw});
+  }
+  return rows;
+}
+
+uint64_t Load::ParseRecordsKept(const ParseTask& task, DelimitedParser* parser, DelimitedEncoder* encoder,
+                                ChunkParts* parts) {
+  const Chunk& chunk = *task.chunk;
+  const std::string_view text = chunk.data.view().substr(task.skip_bytes);
   std::vector<DelimitedField> fields, kept;
   std::string error;
   uint64_t rows = 0;
-  const std::string_view text = chunk.data.view().substr(task.skip_bytes);
-  if (task.columns == nullptr || task.columns->kept.empty()) {
-    // Every column is kept: each record is parsed and encoded in one pass
-    // (DelimitedEncoder::ParseAndEncode), with the same rows, rejects and
-    // messages as the ForEachRecordIn path below; what a blank or too long
-    // record encoded is taken back.
-    size_t off = 0;
-    uint64_t line = chunk.first_line + task.skip_lines;
-    while (off < text.size()) {
-      size_t consumed = 0;
-      uint64_t lines = 0;
-      error.clear();
-      uint64_t key_hash = 0;
-      ByteBuffer* out = parts->RowOut();
-      const size_t start = out->size();
-      const auto r = encoder->ParseAndEncode(parser, text.substr(off), /*at_end=*/true, line, out,
-                                             hash_routing_ ? &key_hash : nullptr, &consumed, &lines, &error);
-      if (consumed == 0) consumed = text.size() - off;  // cannot happen with at_end; never loop
-      const std::string_view raw = RecordRaw(text.substr(off, consumed));
-      const uint64_t this_line = line;
-      off += consumed;
-      line += lines;
-      if (raw.empty() || IsBlank(raw)) {
-        out->Truncate(start);
-        continue;
-      }
-      ++rows;
-      if (RejectTooLong(task.source, this_line, raw)) {
-        out->Truncate(start);
-        continue;
-      }
-      if (r == DelimitedEncoder::Fused::kParseError || r == DelimitedEncoder::Fused::kNeedMore) {
-        // The reject names the line already: "line N, " only when it differs.
-        const std::string own = "line " + std::to_string(this_line) + ", ";
-        if (error.compare(0, own.size(), own) == 0) error.erase(0, own.size());
-        Reject(task.source, this_line, raw, std::move(error));
-        continue;
-      }
-      if (r == DelimitedEncoder::Fused::kRejected) {
-        Reject(task.source, this_line, raw, std::move(error));
-        continue;
-      }
-      parts->AddRow(start, key_hash, RowOrigin{task.source, this_line, raw});
-    }
-    SendParts(task, rows, parts);
-    return;
-  }
   ForEachRecordIn(
       text, chunk.first_line + task.skip_lines, parser, &fields, &error,
       [&](uint64_t line, std::string_view raw, bool parsed) {
@@ -195,7 +207,7 @@ void Load::ParseDelimited(const ParseTask& task, DelimitedParser* parser, Delimi
         parts->AddRow(start, key_hash, RowOrigin{task.source, line, raw});
         return true;
       });
-  SendParts(task, rows, parts);
+  return rows;
 }
 
 void Load::ParserDelimitedMain() {
