@@ -151,6 +151,10 @@ class Load {
   Status UseColumns(DelimitedEncoder* encoder, const HeaderDecision* columns) const;
   // Rejects a record longer than the limit (true), keeping only its start.
   bool RejectTooLong(uint32_t source, uint64_t line, std::string_view raw);
+  // Rejects the lines (records) the reader cut from a chunk for being longer than the limit.
+  void RejectOversize(uint32_t source, const Chunk& chunk);
+  // The reject message of a line (record) longer than the limit: `what` + its size + the limit.
+  std::string TooLong(const std::string& what, uint64_t bytes) const;
 
   void SinkMain(RowSink* sink, BoundedQueue<SinkItem>* queue);
   void Flush(RowSink* sink, std::vector<std::unique_ptr<EncodedPart>>* batch);

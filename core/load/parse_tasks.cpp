@@ -113,11 +113,7 @@ Status Load::UseColumns(DelimitedEncoder* encoder, const HeaderDecision* columns
 
 bool Load::RejectTooLong(uint32_t source, uint64_t line, std::string_view raw) {
   if (raw.size() <= options_.max_line_bytes) return false;
-  Reject(source, line, raw.substr(0, 256),
-         "record of " + std::to_string(raw.size()) + " bytes is longer than the limit of " +
-             std::to_string(options_.max_line_bytes) + " bytes" +
-             (options_.max_line_name.empty() ? std::string() : " (" + options_.max_line_name + ")") +
-             "; raw holds its start");
+  Reject(source, line, raw.substr(0, 256), TooLong("record of ", raw.size()));
   return true;
 }
 

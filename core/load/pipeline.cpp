@@ -50,6 +50,23 @@ void Load::Reject(uint32_t source, uint64_t line, std::string_view raw, std::str
   }
 }
 
+std::string Load::TooLong(const std::string& what, uint64_t bytes) const {
+  return what + std::to_string(bytes) + " bytes is longer than the limit of " +
+         std::to_string(options_.max_line_bytes) + " bytes" +
+         (options_.max_line_name.empty() ? std::string() : " (" + options_.max_line_name + ")") +
+         "; raw holds its start";
+}
+
+void Load::RejectOversize(uint32_t source, const Chunk& chunk) {
+  for (const OversizeLine& o : chunk.oversize) {
+    progress_->rows_read.fetch_add(1, std::memory_order_relaxed);
+    const std::string what = o.last_line > o.line ? "record on lines " + std::to_string(o.line) + "-" +
+                                                        std::to_string(o.last_line) + " of at least "
+                                                  : std::string(delimited_ ? "record" : "line") + " of ";
+    Reject(source, o.line, o.prefix, TooLong(what, o.bytes));
+  }
+}
+
 NdjsonReaderOptions Load::ReaderOptions() const {
   NdjsonReaderOptions ropts;
   ropts.chunk_bytes = options_.chunk_bytes;
@@ -91,17 +108,7 @@ void Load::ReaderMain() {
         Fail(more.status());
         break;
       }
-      for (const OversizeLine& o : chunk->oversize) {
-        progress_->rows_read.fetch_add(1, std::memory_order_relaxed);
-        const std::string what = o.last_line > o.line ? "record on lines " + std::to_string(o.line) + "-" +
-                                                            std::to_string(o.last_line) + " of at least "
-                                                      : std::string(delimited_ ? "record" : "line") + " of ";
-        Reject(source, o.line, o.prefix,
-               what + std::to_string(o.bytes) + " bytes is longer than the limit of " +
-                   std::to_string(options_.max_line_bytes) + " bytes" +
-                   (options_.max_line_name.empty() ? std::string() : " (" + options_.max_line_name + ")") +
-                   "; raw holds its start");
-      }
+      RejectOversize(source, *chunk);
       progress_->raw_bytes_read.store(raw_done + raw_bytes_read(), std::memory_order_relaxed);
       if (!*more || cancelled()) break;
       ParseTask task;
