@@ -230,6 +230,141 @@ Result<std::vector<Entity>> EntityFromTable(const std::string& db, const std::st
   return std::vector<Entity>{std::move(e).value()};
 }
 
+// The options of `nomnom load` as the load takes them (rejects and the
+// sink_factory are set later); errors are usage errors. The flags are named
+// in the load's messages (ValidateLoadOptions).
+Result<LoadOptions> MakeLoadOptions(const LoadArgs& a, std::vector<Entity>& family) {
+  auto mode = ParseConflictMode(a.on_conflict);
+  if (!mode.ok()) return mode.status();
+  auto requested_format = ParseInputFormat(a.format);
+  auto format = requested_format.ok() ? ResolveInputFormat(a.inputs, *requested_format) : requested_format;
+  if (!format.ok()) return format.status();
+  LoadOptions opts;
+  opts.inputs = a.inputs;
+  opts.format = *format;
+  opts.header = a.header ? HeaderMode::kYes : a.no_header ? HeaderMode::kNo : HeaderMode::kAuto;
+  opts.conninfo = a.db;
+  // --fresh has --on-conflict error's semantics: it is the mode unless another was asked for.
+  opts.mode = a.fresh && !a.on_conflict_given ? ConflictMode::kError : *mode;
+  opts.jobs = a.jobs;
+  opts.parsers = a.parsers;
+  opts.batch_rows = a.batch_rows;
+  opts.batch_bytes = a.batch_mb << 20;
+  opts.max_line_bytes = a.max_line_mb << 20;
+  opts.max_errors = a.max_errors;
+  opts.max_errors_name = "--max-errors";  // core names no flags: it is told what to call its limits
+  opts.max_line_name = "--max-line-mb";
+  opts.strict = a.strict;
+  opts.fresh = a.fresh;
+  opts.fresh_name = "--fresh";
+  opts.mode_name = "--on-conflict";
+  opts.header_name = "--header and --no-header";
+  opts.publish_name = "--via-nats";
+  opts.notice = [](const std::string& message) { std::fprintf(stderr, "nomnom: %s\n", message.c_str()); };
+  for (size_t i = 1; i < family.size(); ++i) opts.derived.push_back(&family[i]);
+  return opts;
+}
+
+// --via-nats: where the load's rows go instead of PostgreSQL, and what was
+// published (for the summary).
+struct Publishing {
+  std::unique_ptr<JetStreamClient> js;
+  std::shared_ptr<PublishCounters> counters = std::make_shared<PublishCounters>();
+  std::string format_name;  // "binary" or "ndjson"
+};
+
+// Connects to JetStream and points opts->sink_factory at it: binary COPY
+// tuples for flat entities by default; nested entities (a root with derived
+// entities) are published as NDJSON. `pub` and `a` must outlive the load.
+Status StartPublishing(LoadArgs& a, const Entity& entity, LoadOptions* opts, Publishing* pub) {
+  const bool nested = !opts->derived.empty();
+  auto client = ConnectJetStream(a.nats, "nomnom-load");
+  if (!client.ok()) return client.status();
+  pub->js = std::move(client).value();
+  if (a.publish_format == "binary" && nested) {
+    return Status::InvalidArgument("--publish-format binary: " + entity.name +
+                                   " has derived entities, whose rows are published as NDJSON");
+  }
+  const PublishFormat format =
+      a.publish_format == "ndjson" || nested ? PublishFormat::kNdjson : PublishFormat::kPgCopy1;
+  pub->format_name = format == PublishFormat::kPgCopy1 ? "binary" : "ndjson";
+  opts->sink_factory = [pub, e = &entity, &a, format](int) -> Result<std::unique_ptr<RowSink>> {
+    return std::unique_ptr<RowSink>(
+        std::make_unique<PublishSink>(*pub->js, *e, a.chunk_rows, a.chunk_kb << 10, pub->counters, format));
+  };
+  return Status::Ok();
+}
+
+// What `nomnom load` prints at the end: the summary as one JSON object.
+void PrintLoadJson(const LoadArgs& a, const Entity& entity, ConflictMode mode, const LoadSummary& s,
+                   const Publishing& pub) {
+  nlohmann::ordered_json j;
+  j["status"] = s.status.ok() ? "ok" : "error";
+  if (!s.status.ok()) j["error"] = s.status.message();
+  j["table"] = s.table;
+  j["entity"] = entity.name;
+  j["on_conflict"] = std::string(ConflictModeName(mode));
+  if (a.fresh) j["fresh"] = true;
+  j["rows_read"] = s.rows_read;
+  j["inserted"] = s.inserted;
+  j["updated"] = s.updated;
+  j["skipped"] = s.skipped;
+  j["rejected"] = s.rejected;
+  j["bytes"] = s.bytes;
+  if (!s.tables.empty()) {
+    nlohmann::ordered_json tables = nlohmann::ordered_json::array();
+    for (const auto& t : s.tables) {
+      tables.push_back({{"table", t.table},
+                        {"inserted", t.inserted},
+                        {"updated", t.updated},
+                        {"skipped", t.skipped},
+                        {"deleted", t.deleted}});
+    }
+    j["tables"] = std::move(tables);
+  }
+  if (a.via_nats) {
+    j["published_rows"] = pub.counters->rows_acked.load();
+    j["published_chunks"] = pub.counters->chunks_acked.load();
+    j["publish_format"] = pub.format_name;
+    j["stream"] = a.nats.js.stream;
+  }
+  j["seconds"] = s.seconds;
+  j["rows_per_second"] = s.seconds > 0 ? static_cast<double>(s.rows_read) / s.seconds : 0;
+  std::printf("%s\n", j.dump().c_str());
+}
+
+// What `nomnom load` prints at the end: the summary for people (and how
+// many rejected rows were not shown).
+void PrintLoadText(const LoadArgs& a, const Entity& entity, ConflictMode mode, const LoadSummary& s,
+                   const Publishing& pub, uint64_t hidden_rejects) {
+  if (hidden_rejects > 0 && !a.quiet) {
+    std::fprintf(stderr, "nomnom: %s more rejected rows not shown%s\n", Thousands(hidden_rejects).c_str(),
+                 a.rejects.empty() ? " (use --rejects FILE to keep them all)" : "");
+  }
+  if (a.via_nats) {
+    std::printf("nomnom: published %s rows of %s in %s chunks to JetStream stream %s (subject %s)\n",
+                Thousands(pub.counters->rows_acked.load()).c_str(), entity.name.c_str(),
+                Thousands(pub.counters->chunks_acked.load()).c_str(), a.nats.js.stream.c_str(),
+                pub.js ? pub.js->EntitySubject(entity.name).c_str() : "?");
+  }
+  std::printf("nomnom: %s %s %s %s (on-conflict %s)\n",
+              s.status.ok() ? (a.via_nats ? "validated" : "loaded") : "stopped loading",
+              a.inputs.size() == 1 ? a.inputs[0].c_str() : (std::to_string(a.inputs.size()) + " inputs").c_str(),
+              a.via_nats ? "for" : "into", s.table.c_str(),
+              (std::string(ConflictModeName(mode)) + (a.fresh ? ", --fresh" : "")).c_str());
+  std::printf("  rows read  %15s\n  inserted   %15s\n  updated    %15s\n  skipped    %15s\n  rejected   %15s\n",
+              Thousands(s.rows_read).c_str(), Thousands(s.inserted).c_str(), Thousands(s.updated).c_str(),
+              Thousands(s.skipped).c_str(), Thousands(s.rejected).c_str());
+  for (const auto& t : s.tables) {
+    std::printf("  %s: inserted %s, updated %s, skipped %s, deleted %s\n", t.table.c_str(),
+                Thousands(t.inserted).c_str(), Thousands(t.updated).c_str(), Thousands(t.skipped).c_str(),
+                Thousands(t.deleted).c_str());
+  }
+  const double rate = s.seconds > 0 ? static_cast<double>(s.rows_read) / s.seconds : 0;
+  std::printf("  bytes      %15s\n  time       %13.2f s\n  rate       %11s rows/s\n", Megabytes(s.bytes).c_str(),
+              s.seconds, Thousands(static_cast<uint64_t>(rate)).c_str());
+}
+
 int RunLoadCommand(LoadArgs& a) {
   if (!a.into.empty() && (!a.entity.empty() || !a.table.empty() || a.via_nats)) {
     PrintError(Status::InvalidArgument(
@@ -249,51 +384,11 @@ int RunLoadCommand(LoadArgs& a) {
     entity->table_schema = dot == std::string::npos ? "" : a.table.substr(0, dot);
     entity->table = dot == std::string::npos ? a.table : a.table.substr(dot + 1);
   }
-  auto mode = ParseConflictMode(a.on_conflict);
-  if (!mode.ok()) {
-    PrintError(mode.status());
+  auto opts = MakeLoadOptions(a, *family);
+  Status valid = opts.ok() ? ValidateLoadOptions(*opts, *entity, a.via_nats) : opts.status();
+  if (!valid.ok()) {
+    PrintError(valid);
     return kExitUsage;
-  }
-  auto requested_format = ParseInputFormat(a.format);
-  auto format = requested_format.ok() ? ResolveInputFormat(a.inputs, *requested_format) : requested_format;
-  if (!format.ok()) {
-    PrintError(format.status());
-    return kExitUsage;
-  }
-  if (*format != InputFormat::kNdjson) {
-    const std::string name = InputFormatName(*format);
-    std::string refused;
-    if (a.via_nats) refused = "--via-nats publishes JSON rows for the workers; convert " + name + " input to NDJSON";
-    if (family->size() > 1) {
-      refused = entity->name + " fills its derived entities' tables too, which only NDJSON input can carry (" + name +
-                " input is flat rows of one table)";
-    }
-    if (!refused.empty()) {
-      PrintError(Status::InvalidArgument(refused));
-      return kExitUsage;
-    }
-  } else if (a.header || a.no_header) {
-    PrintError(Status::InvalidArgument("--header and --no-header are for CSV and .tbl input"));
-    return kExitUsage;
-  }
-  if (a.fresh) {
-    if (a.on_conflict_given && *mode != ConflictMode::kError) {
-      PrintError(
-          Status::InvalidArgument("--fresh has --on-conflict error's semantics; it cannot be combined with "
-                                  "--on-conflict " +
-                                  a.on_conflict));
-      return kExitUsage;
-    }
-    if (a.via_nats) {
-      PrintError(Status::InvalidArgument("--fresh loads into PostgreSQL; it cannot be combined with --via-nats"));
-      return kExitUsage;
-    }
-    if (family->size() > 1) {
-      PrintError(Status::InvalidArgument("--fresh loads one table; " + entity->name +
-                                         " fills its derived entities' tables too (load without --fresh)"));
-      return kExitUsage;
-    }
-    mode = ConflictMode::kError;
   }
   std::unique_ptr<RejectFileWriter> rejects_file;
   if (!a.rejects.empty()) {
@@ -305,54 +400,13 @@ int RunLoadCommand(LoadArgs& a) {
     rejects_file = std::move(w).value();
   }
   RejectReporter reporter(rejects_file.get(), a.quiet);
-
-  LoadOptions opts;
-  opts.inputs = a.inputs;
-  opts.format = *format;
-  opts.header = a.header ? HeaderMode::kYes : a.no_header ? HeaderMode::kNo : HeaderMode::kAuto;
-  opts.conninfo = a.db;
-  opts.mode = *mode;
-  opts.jobs = a.jobs;
-  opts.parsers = a.parsers;
-  opts.batch_rows = a.batch_rows;
-  opts.batch_bytes = a.batch_mb << 20;
-  opts.max_line_bytes = a.max_line_mb << 20;
-  opts.max_errors = a.max_errors;
-  opts.max_errors_name = "--max-errors";  // core names no flags: it is told what to call its limits
-  opts.max_line_name = "--max-line-mb";
-  opts.strict = a.strict;
-  opts.rejects = &reporter;
-  opts.fresh = a.fresh;
-  opts.fresh_name = "--fresh";
-  opts.notice = [](const std::string& message) { std::fprintf(stderr, "nomnom: %s\n", message.c_str()); };
-  for (size_t i = 1; i < family->size(); ++i) opts.derived.push_back(&(*family)[i]);
-
-  std::unique_ptr<JetStreamClient> js;
-  auto publish_counters = std::make_shared<PublishCounters>();
-  std::string publish_format_name;  // --via-nats: "binary" or "ndjson", for the summary
+  opts->rejects = &reporter;
+  Publishing pub;
   if (a.via_nats) {
-    auto client = ConnectJetStream(a.nats, "nomnom-load");
-    if (!client.ok()) {
-      PrintError(client.status());
+    if (Status s = StartPublishing(a, *entity, &*opts, &pub); !s.ok()) {
+      PrintError(s);
       return kExitFatal;
     }
-    js = std::move(client).value();
-    const Entity* e = &*entity;
-    // Binary COPY tuples for flat entities by default; nested entities (a
-    // root with derived entities) are published as NDJSON.
-    const bool nested = family->size() > 1;
-    if (a.publish_format == "binary" && nested) {
-      PrintError(Status::InvalidArgument("--publish-format binary: " + e->name +
-                                         " has derived entities, whose rows are published as NDJSON"));
-      return kExitFatal;
-    }
-    const PublishFormat publish_format =
-        a.publish_format == "ndjson" || nested ? PublishFormat::kNdjson : PublishFormat::kPgCopy1;
-    publish_format_name = publish_format == PublishFormat::kPgCopy1 ? "binary" : "ndjson";
-    opts.sink_factory = [&js, e, &a, publish_counters, publish_format](int) -> Result<std::unique_ptr<RowSink>> {
-      return std::unique_ptr<RowSink>(
-          std::make_unique<PublishSink>(*js, *e, a.chunk_rows, a.chunk_kb << 10, publish_counters, publish_format));
-    };
   }
 
   LoadProgress progress;
@@ -360,75 +414,17 @@ int RunLoadCommand(LoadArgs& a) {
   {
     std::unique_ptr<ProgressLine> line;
     if (!a.quiet && isatty(STDERR_FILENO)) line = std::make_unique<ProgressLine>(progress);
-    s = RunLoad(*entity, opts, &progress);
+    s = RunLoad(*entity, *opts, &progress);
   }
-
   if (a.via_nats) {
     // Nothing was written to PostgreSQL: the rows were published (counted below).
     s.inserted = s.updated = s.skipped = 0;
     s.tables.clear();
   }
-  const double rate = s.seconds > 0 ? static_cast<double>(s.rows_read) / s.seconds : 0;
   if (a.json) {
-    nlohmann::ordered_json j;
-    j["status"] = s.status.ok() ? "ok" : "error";
-    if (!s.status.ok()) j["error"] = s.status.message();
-    j["table"] = s.table;
-    j["entity"] = entity->name;
-    j["on_conflict"] = std::string(ConflictModeName(*mode));
-    if (a.fresh) j["fresh"] = true;
-    j["rows_read"] = s.rows_read;
-    j["inserted"] = s.inserted;
-    j["updated"] = s.updated;
-    j["skipped"] = s.skipped;
-    j["rejected"] = s.rejected;
-    j["bytes"] = s.bytes;
-    if (!s.tables.empty()) {
-      nlohmann::ordered_json tables = nlohmann::ordered_json::array();
-      for (const auto& t : s.tables) {
-        tables.push_back({{"table", t.table},
-                          {"inserted", t.inserted},
-                          {"updated", t.updated},
-                          {"skipped", t.skipped},
-                          {"deleted", t.deleted}});
-      }
-      j["tables"] = std::move(tables);
-    }
-    if (a.via_nats) {
-      j["published_rows"] = publish_counters->rows_acked.load();
-      j["published_chunks"] = publish_counters->chunks_acked.load();
-      j["publish_format"] = publish_format_name;
-      j["stream"] = a.nats.js.stream;
-    }
-    j["seconds"] = s.seconds;
-    j["rows_per_second"] = rate;
-    std::printf("%s\n", j.dump().c_str());
+    PrintLoadJson(a, *entity, opts->mode, s, pub);
   } else if (!a.quiet || !s.status.ok()) {
-    if (reporter.hidden() > 0 && !a.quiet) {
-      std::fprintf(stderr, "nomnom: %s more rejected rows not shown%s\n", Thousands(reporter.hidden()).c_str(),
-                   a.rejects.empty() ? " (use --rejects FILE to keep them all)" : "");
-    }
-    if (a.via_nats) {
-      std::printf("nomnom: published %s rows of %s in %s chunks to JetStream stream %s (subject %s)\n",
-                  Thousands(publish_counters->rows_acked.load()).c_str(), entity->name.c_str(),
-                  Thousands(publish_counters->chunks_acked.load()).c_str(), a.nats.js.stream.c_str(),
-                  js ? js->EntitySubject(entity->name).c_str() : "?");
-    }
-    std::printf("nomnom: %s %s %s %s (on-conflict %s)\n",
-                s.status.ok() ? (a.via_nats ? "validated" : "loaded") : "stopped loading",
-                a.inputs.size() == 1 ? a.inputs[0].c_str() : (std::to_string(a.inputs.size()) + " inputs").c_str(),
-                a.via_nats ? "for" : "into", s.table.c_str(),
-                (std::string(ConflictModeName(*mode)) + (a.fresh ? ", --fresh" : "")).c_str());
-    std::printf("  rows read  %15s\n  inserted   %15s\n  updated    %15s\n  skipped    %15s\n  rejected   %15s\n",
-                Thousands(s.rows_read).c_str(), Thousands(s.inserted).c_str(), Thousands(s.updated).c_str(),
-                Thousands(s.skipped).c_str(), Thousands(s.rejected).c_str());
-    for (const auto& t : s.tables) {
-      std::printf("  %s: inserted %s, updated %s, skipped %s, deleted %s\n", t.table.c_str(),
-                  Thousands(t.inserted).c_str(), Thousands(t.updated).c_str(), Thousands(t.skipped).c_str(),
-                  Thousands(t.deleted).c_str());
-    }
-    std::printf("  bytes      %15s\n  time       %13.2f s\n  rate       %11s rows/s\n", Megabytes(s.bytes).c_str(),
-                s.seconds, Thousands(static_cast<uint64_t>(rate)).c_str());
+    PrintLoadText(a, *entity, opts->mode, s, pub, reporter.hidden());
   }
   std::fflush(stdout);
   if (!s.status.ok()) {
@@ -713,6 +709,125 @@ int RunTopCommand(const TopArgs& a) {
   }
 }
 
+// `nomnom load`'s options, into *load; *on_conflict is --on-conflict (to
+// tell whether it was given).
+CLI::App* AddLoadCommand(CLI::App& app, LoadArgs* load, CLI::Option** on_conflict) {
+  CLI::App* load_cmd =
+      app.add_subcommand("load", "Load NDJSON, CSV or .tbl files (or - for stdin; .gz and .zst too) into PostgreSQL");
+  load_cmd->add_option("inputs", load->inputs, "NDJSON, CSV or .tbl inputs: files, .gz, .zst, or - for stdin")
+      ->required();
+  load_cmd
+      ->add_option("--format", load->format,
+                   "ndjson, csv (RFC 4180) or tbl (dbgen's |-separated layout); default: by the inputs' "
+                   "extensions (.csv, .tbl, also with .gz/.zst; anything else and stdin: ndjson)")
+      ->check(CLI::IsMember({"auto", "ndjson", "csv", "tbl"}));
+  CLI::Option* header_opt = load_cmd->add_flag(
+      "--header", load->header, "CSV/.tbl: the first record of each input is a header; columns are mapped by name");
+  load_cmd
+      ->add_flag("--no-header", load->no_header,
+                 "CSV/.tbl: the first record is data (default: it is a header when its values are field names)")
+      ->excludes(header_opt);
+  load_cmd->add_option("--db", load->db, "PostgreSQL URL or conninfo (default: DATABASE_URL, else the PG* variables)")
+      ->envname("DATABASE_URL");
+  load_cmd->add_option("--entity", load->entity, "Entity to load (default: the only one defined, else Order)");
+  load_cmd->add_option("--entities", load->entities_dir, "Directory of entity YAML files (default: bundled TPC-H)")
+      ->envname("NOMNOM_ENTITIES");
+  load_cmd->add_option("--table", load->table,
+                       "Target table, overriding the entity's conformant_table ([schema.]name)");
+  load_cmd->add_option("--into", load->into,
+                       "Load into this existing table ([schema.]name) without an entity file: JSON keys map to "
+                       "its columns by name, the conflict key is its primary (or unique) key");
+  *on_conflict =
+      load_cmd
+          ->add_option(
+              "--on-conflict", load->on_conflict,
+              "error: COPY straight into the table; nothing: skip rows whose key exists; update: last row wins")
+          ->check(CLI::IsMember({"error", "nothing", "update"}))
+          ->capture_default_str();
+  load_cmd->add_option("-j,--jobs", load->jobs, "PostgreSQL connections loading in parallel")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  load_cmd->add_option("--parsers", load->parsers, "Parser threads (NDJSON, CSV, .tbl)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  load_cmd->add_option("--batch-rows", load->batch_rows, "Rows per COPY transaction")
+      ->check(CLI::Range(size_t{1}, size_t{100000000}))
+      ->capture_default_str();
+  load_cmd->add_option("--batch-mb", load->batch_mb, "Encoded megabytes per COPY transaction")
+      ->check(CLI::Range(size_t{1}, size_t{1024}))
+      ->capture_default_str();
+  load_cmd->add_option("--max-line-mb", load->max_line_mb, "Longest accepted line in megabytes")
+      ->check(CLI::Range(size_t{1}, size_t{1024}))
+      ->capture_default_str();
+  load_cmd->add_option("--max-errors", load->max_errors, "Stop (exit 4) when more than N rows are rejected; -1: never")
+      ->capture_default_str();
+  load_cmd->add_option("--rejects", load->rejects, "Write rejected lines to FILE as NDJSON {file,line,error,raw}");
+  load_cmd->add_flag("--strict", load->strict, "Reject objects with fields the entity does not define");
+  load_cmd->add_flag("--fresh", load->fresh,
+                     "Into an empty (or new) table: COPY without its primary key and build the key at the end; "
+                     "--on-conflict error semantics, all or nothing");
+  load_cmd->add_flag("-q,--quiet", load->quiet, "No progress, no summary");
+  load_cmd->add_flag("--json", load->json, "Print the summary as one JSON object");
+  load_cmd->add_flag("--via-nats", load->via_nats,
+                     "Publish the validated rows to NATS JetStream for the workers instead of writing PostgreSQL");
+  load_cmd
+      ->add_option("--publish-format", load->publish_format,
+                   "With --via-nats: chunk bodies as 'binary' COPY tuples (the default for entities without "
+                   "derived entities) or 'ndjson' lines")
+      ->check(CLI::IsMember({"ndjson", "binary"}));
+  load_cmd->add_option("--chunk-rows", load->chunk_rows, "With --via-nats: rows per chunk message")
+      ->capture_default_str();
+  load_cmd
+      ->add_option("--chunk-kb", load->chunk_kb,
+                   "With --via-nats: KB per chunk message (JetStream's max payload is 1 MB)")
+      ->check(CLI::Range(size_t{1}, size_t{65536}))
+      ->capture_default_str();
+  AddNatsOptions(load_cmd, &load->nats);
+  return load_cmd;
+}
+
+// `nomnom gen tpch ...`: the subcommands, one per table, their options into *gen.
+struct GenCommands {
+  CLI::App* orders = nullptr;
+  std::vector<CLI::App*> tables;  // the other tables
+};
+GenCommands AddGenCommands(CLI::App& app, GenArgs* gen) {
+  GenCommands cmds;
+  CLI::App* gen_cmd = app.add_subcommand("gen", "Generate test data");
+  CLI::App* tpch_cmd = gen_cmd->add_subcommand("tpch", "TPC-H-shaped data");
+  gen_cmd->require_subcommand(1);
+  tpch_cmd->require_subcommand(1);
+  cmds.orders = tpch_cmd->add_subcommand("orders", "ORDERS rows (1,500,000 x SF), deterministic per --seed");
+  for (const char* t : {"region", "nation", "supplier", "customer", "part", "partsupp", "lineitem"}) {
+    cmds.tables.push_back(tpch_cmd->add_subcommand(
+        t,
+        std::string("TPC-H ") + t + " rows, deterministic per --seed (load with --entities data/tpch/entities-full)"));
+  }
+  for (CLI::App* c : cmds.tables) {
+    c->add_option("--sf", gen->sf, "Scale factor (may be fractional)")->capture_default_str();
+    c->add_option("--seed", gen->seed, "Random seed")->capture_default_str();
+    c->add_option("--format", gen->format, "ndjson, csv (no header) or tbl (dbgen's layout)")
+        ->check(CLI::IsMember({"ndjson", "csv", "tbl"}))
+        ->capture_default_str();
+    c->add_option("-o,--output", gen->output, "Output file (- for stdout)")->capture_default_str();
+  }
+  cmds.orders->add_option("--sf", gen->sf, "Scale factor (may be fractional)")->capture_default_str();
+  cmds.orders->add_option("--seed", gen->seed, "Random seed")->capture_default_str();
+  cmds.orders
+      ->add_option("--format", gen->format,
+                   "ndjson, csv (csv: the table's column order, no header) or tbl (dbgen's layout, TPC-H's columns)")
+      ->check(CLI::IsMember({"ndjson", "csv", "tbl"}))
+      ->capture_default_str();
+  cmds.orders->add_option("-o,--output", gen->output, "Output file (- for stdout)")->capture_default_str();
+  cmds.orders->add_flag("--nested", gen->nested,
+                        "Each order with its line items as a line_items array (load with --entities "
+                        "data/tpch/entities-nested)");
+  cmds.orders->add_flag(
+      "--spec", gen->spec,
+      "TPC-H's column names and types, o_orderkey ... (load with --entities data/tpch/entities-full)");
+  return cmds;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"nomnom: load JSON data into PostgreSQL, fast and without losing any of it."};
   app.name("nomnom");
@@ -720,110 +835,13 @@ int Main(int argc, char** argv) {
   app.require_subcommand(1);
 
   LoadArgs load;
-  CLI::App* load_cmd =
-      app.add_subcommand("load", "Load NDJSON, CSV or .tbl files (or - for stdin; .gz and .zst too) into PostgreSQL");
-  load_cmd->add_option("inputs", load.inputs, "NDJSON, CSV or .tbl inputs: files, .gz, .zst, or - for stdin")
-      ->required();
-  load_cmd
-      ->add_option("--format", load.format,
-                   "ndjson, csv (RFC 4180) or tbl (dbgen's |-separated layout); default: by the inputs' "
-                   "extensions (.csv, .tbl, also with .gz/.zst; anything else and stdin: ndjson)")
-      ->check(CLI::IsMember({"auto", "ndjson", "csv", "tbl"}));
-  CLI::Option* header_opt = load_cmd->add_flag(
-      "--header", load.header, "CSV/.tbl: the first record of each input is a header; columns are mapped by name");
-  load_cmd
-      ->add_flag("--no-header", load.no_header,
-                 "CSV/.tbl: the first record is data (default: it is a header when its values are field names)")
-      ->excludes(header_opt);
-  load_cmd->add_option("--db", load.db, "PostgreSQL URL or conninfo (default: DATABASE_URL, else the PG* variables)")
-      ->envname("DATABASE_URL");
-  load_cmd->add_option("--entity", load.entity, "Entity to load (default: the only one defined, else Order)");
-  load_cmd->add_option("--entities", load.entities_dir, "Directory of entity YAML files (default: bundled TPC-H)")
-      ->envname("NOMNOM_ENTITIES");
-  load_cmd->add_option("--table", load.table, "Target table, overriding the entity's conformant_table ([schema.]name)");
-  load_cmd->add_option("--into", load.into,
-                       "Load into this existing table ([schema.]name) without an entity file: JSON keys map to "
-                       "its columns by name, the conflict key is its primary (or unique) key");
-  CLI::Option* on_conflict_opt =
-      load_cmd
-          ->add_option(
-              "--on-conflict", load.on_conflict,
-              "error: COPY straight into the table; nothing: skip rows whose key exists; update: last row wins")
-          ->check(CLI::IsMember({"error", "nothing", "update"}))
-          ->capture_default_str();
-  load_cmd->add_option("-j,--jobs", load.jobs, "PostgreSQL connections loading in parallel")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  load_cmd->add_option("--parsers", load.parsers, "Parser threads (NDJSON, CSV, .tbl)")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  load_cmd->add_option("--batch-rows", load.batch_rows, "Rows per COPY transaction")
-      ->check(CLI::Range(size_t{1}, size_t{100000000}))
-      ->capture_default_str();
-  load_cmd->add_option("--batch-mb", load.batch_mb, "Encoded megabytes per COPY transaction")
-      ->check(CLI::Range(size_t{1}, size_t{1024}))
-      ->capture_default_str();
-  load_cmd->add_option("--max-line-mb", load.max_line_mb, "Longest accepted line in megabytes")
-      ->check(CLI::Range(size_t{1}, size_t{1024}))
-      ->capture_default_str();
-  load_cmd->add_option("--max-errors", load.max_errors, "Stop (exit 4) when more than N rows are rejected; -1: never")
-      ->capture_default_str();
-  load_cmd->add_option("--rejects", load.rejects, "Write rejected lines to FILE as NDJSON {file,line,error,raw}");
-  load_cmd->add_flag("--strict", load.strict, "Reject objects with fields the entity does not define");
-  load_cmd->add_flag("--fresh", load.fresh,
-                     "Into an empty (or new) table: COPY without its primary key and build the key at the end; "
-                     "--on-conflict error semantics, all or nothing");
-  load_cmd->add_flag("-q,--quiet", load.quiet, "No progress, no summary");
-  load_cmd->add_flag("--json", load.json, "Print the summary as one JSON object");
-  load_cmd->add_flag("--via-nats", load.via_nats,
-                     "Publish the validated rows to NATS JetStream for the workers instead of writing PostgreSQL");
-  load_cmd
-      ->add_option("--publish-format", load.publish_format,
-                   "With --via-nats: chunk bodies as 'binary' COPY tuples (the default for entities without "
-                   "derived entities) or 'ndjson' lines")
-      ->check(CLI::IsMember({"ndjson", "binary"}));
-  load_cmd->add_option("--chunk-rows", load.chunk_rows, "With --via-nats: rows per chunk message")
-      ->capture_default_str();
-  load_cmd
-      ->add_option("--chunk-kb", load.chunk_kb,
-                   "With --via-nats: KB per chunk message (JetStream's max payload is 1 MB)")
-      ->check(CLI::Range(size_t{1}, size_t{65536}))
-      ->capture_default_str();
-  AddNatsOptions(load_cmd, &load.nats);
+  CLI::Option* on_conflict_opt = nullptr;
+  CLI::App* load_cmd = AddLoadCommand(app, &load, &on_conflict_opt);
 
   GenArgs gen;
-  CLI::App* gen_cmd = app.add_subcommand("gen", "Generate test data");
-  CLI::App* tpch_cmd = gen_cmd->add_subcommand("tpch", "TPC-H-shaped data");
-  gen_cmd->require_subcommand(1);
-  tpch_cmd->require_subcommand(1);
-  CLI::App* orders_cmd = tpch_cmd->add_subcommand("orders", "ORDERS rows (1,500,000 x SF), deterministic per --seed");
-  std::vector<CLI::App*> table_cmds;
-  for (const char* t : {"region", "nation", "supplier", "customer", "part", "partsupp", "lineitem"}) {
-    table_cmds.push_back(tpch_cmd->add_subcommand(
-        t,
-        std::string("TPC-H ") + t + " rows, deterministic per --seed (load with --entities data/tpch/entities-full)"));
-  }
-  for (CLI::App* c : table_cmds) {
-    c->add_option("--sf", gen.sf, "Scale factor (may be fractional)")->capture_default_str();
-    c->add_option("--seed", gen.seed, "Random seed")->capture_default_str();
-    c->add_option("--format", gen.format, "ndjson, csv (no header) or tbl (dbgen's layout)")
-        ->check(CLI::IsMember({"ndjson", "csv", "tbl"}))
-        ->capture_default_str();
-    c->add_option("-o,--output", gen.output, "Output file (- for stdout)")->capture_default_str();
-  }
-  orders_cmd->add_option("--sf", gen.sf, "Scale factor (may be fractional)")->capture_default_str();
-  orders_cmd->add_option("--seed", gen.seed, "Random seed")->capture_default_str();
-  orders_cmd
-      ->add_option("--format", gen.format,
-                   "ndjson, csv (csv: the table's column order, no header) or tbl (dbgen's layout, TPC-H's columns)")
-      ->check(CLI::IsMember({"ndjson", "csv", "tbl"}))
-      ->capture_default_str();
-  orders_cmd->add_option("-o,--output", gen.output, "Output file (- for stdout)")->capture_default_str();
-  orders_cmd->add_flag("--nested", gen.nested,
-                       "Each order with its line items as a line_items array (load with --entities "
-                       "data/tpch/entities-nested)");
-  orders_cmd->add_flag("--spec", gen.spec,
-                       "TPC-H's column names and types, o_orderkey ... (load with --entities data/tpch/entities-full)");
+  const GenCommands gen_cmds = AddGenCommands(app, &gen);
+  CLI::App* orders_cmd = gen_cmds.orders;
+  const std::vector<CLI::App*>& table_cmds = gen_cmds.tables;
 
   WorkerArgs worker;
   CLI::App* worker_cmd = app.add_subcommand("worker", "Drain NATS JetStream into PostgreSQL until SIGTERM/SIGINT");

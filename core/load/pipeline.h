@@ -64,6 +64,11 @@ struct LoadOptions {
   // kError and inputs that can be read again (not "-").
   bool fresh = false;
   std::string fresh_name = "fresh load";  // what the caller calls it (e.g. a flag), for messages
+  // What the caller calls the conflict mode, the header mode and the
+  // sink_factory (e.g. flags), for ValidateLoadOptions' messages.
+  std::string mode_name = "conflict mode";
+  std::string header_name = "header modes";
+  std::string publish_name = "the sink_factory";
   // Sentences worth telling the user (e.g. an interrupted fresh load found
   // and cleaned up). May be null.
   std::function<void(const std::string&)> notice;
@@ -104,6 +109,19 @@ struct LoadSummary {
   std::vector<Table> tables;
   Status status;  // OK, or the fatal error that stopped the load
 };
+
+// Whether `options` make a load of `entity` (plus options.derived), whose
+// rows go to PostgreSQL or, when `published`, to options.sink_factory (a
+// caller may check before it has made the factory). Checks the combinations
+// of options, not the inputs' contents or whether they can be read: no
+// inputs, fewer than one job or parser, inputs of different formats
+// (ResolveInputFormat), CSV or .tbl input with derived entities or
+// published, a header mode with NDJSON input, and a fresh load with a
+// conflict mode other than kError, published, or with derived entities.
+// Returns the first problem found, as kInvalidArgument with one message per
+// combination (naming things as options' *_name fields say). Pure; RunLoad
+// calls it first.
+Status ValidateLoadOptions(const LoadOptions& options, const Entity& entity, bool published);
 
 // Runs a load to completion (or the first fatal error). Always returns a
 // summary of what was committed; summary.status says whether it finished.
