@@ -155,7 +155,12 @@ class CopySink {
  private:
   CopySink(std::unique_ptr<PgConnection> owned, PgConnection* conn, const Entity& entity, ConflictMode mode,
            CopySinkOptions options);
+  // Prepares the session: the staging table (CreateStagingTable) and the
+  // statements of the conflict mode (the SQL builders in copy_sink.cpp).
   Status Prepare();
+  // kNothing/kUpdate: the session's staging table (kUpdate: with the arrival
+  // order and stream sequence columns).
+  Status CreateStagingTable();
   Status Reconnect();
 
   // A view of rows [lo, hi) of the current batch as COPY stream slices.
