@@ -2,7 +2,9 @@
 //
 // Each fetch (up to fetch_messages messages / fetch_max_bytes) becomes, per
 // entity, one transaction: the chunks' rows are COPYed into the staging table
-// and merged into the target (CopySink), each chunk's id is inserted into the
+// and merged into the target (the entity's PgRowSink: a CopySink, or a
+// NestedSink for an entity with derived entities), and in the same
+// transaction (its bookkeeping) each chunk's id is inserted into the
 // ledger table, and rows that cannot be stored (rejected by the encoder or by
 // PostgreSQL) are inserted into the dead-letter table (core/worker/ledger.h); then
 // COMMIT, and only then the messages are acknowledged and the dead letters
