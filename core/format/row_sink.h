@@ -1,9 +1,10 @@
 // RowSink: where the load pipeline's sink threads put encoded rows.
 //
-// CopySinks write PostgreSQL (CopyRowSink in copy_sink.h); a JetStream sink
-// (publish_sink.h) publishes the validated rows for workers instead (`nomnom
-// load --via-nats`). One RowSink is used by one sink thread. The row types are
-// in encoded_rows.h.
+// CopySink and NestedSink write PostgreSQL (core/pg/pg_row_sink.h: PgRowSink
+// adds bookkeeping in the rows' transaction, which the ingest worker uses); a
+// JetStream sink (publish_sink.h) publishes the validated rows for workers
+// instead (`nomnom load --via-nats`). One RowSink is used by one sink thread.
+// The row types are in encoded_rows.h.
 #pragma once
 
 #include <vector>

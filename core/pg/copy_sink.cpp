@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <string_view>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "core/format/pg_binary.h"
 
@@ -83,6 +86,146 @@ std::string VersionTableName(const std::string& table) {
   return name + "_" + hex;
 }
 
+// The SQL of CopySink::Prepare's merge (kNothing/kUpdate). Pure string
+// builders; identifiers are quoted here.
+
+// The tables and column lists every merge statement names.
+struct MergeTables {
+  std::string target;  // quoted, qualified
+  std::string stage;   // pg_temp.<staging table>
+  std::string cols;    // ColumnList
+  std::string keys;    // KeyColumnList
+};
+
+// " AND a.<l[0]> = b.<r[0]> AND ..." over the shorter of the two lists.
+std::string ColumnsMatch(std::string_view a, const std::vector<std::string>& l, std::string_view b,
+                         const std::vector<std::string>& r) {
+  std::string s;
+  for (size_t i = 0; i < l.size() && i < r.size(); ++i) {
+    s += " AND " + std::string(a) + "." + QuoteIdent(l[i]) + " = " + std::string(b) + "." + QuoteIdent(r[i]);
+  }
+  return s;
+}
+
+// " AND a.<key> = b.<key> ..." over the entity's key columns.
+std::string KeyMatch(const Entity& e, std::string_view a, std::string_view b) {
+  std::string s;
+  for (size_t k : e.key_fields) {
+    const std::string col = QuoteIdent(e.fields[k].name);
+    s += " AND " + std::string(a) + "." + col + " = " + std::string(b) + "." + col;
+  }
+  return s;
+}
+
+// With a roots table: " AND r.<root key column> = x.<root column> ..." (x
+// the derived table's alias); "" without one.
+std::string RootMatch(const CopySinkOptions& o, std::string_view x) {
+  if (o.roots_table.empty()) return "";
+  return ColumnsMatch("r", o.parent_key_columns, x, o.parent_columns);
+}
+
+// "t.<parent column> = s.<parent column> AND ..." ("" without parent columns).
+std::string ParentMatch(const CopySinkOptions& o) {
+  const std::string m = ColumnsMatch("t", o.parent_columns, "s", o.parent_columns);
+  return m.empty() ? m : m.substr(5);  // without the leading " AND "
+}
+
+// kNothing: the staged rows into the target, skipping existing keys; with a
+// parent, no rows for a parent that has rows already; with a roots table,
+// none for a root that existed before the batch; with mark_existing_roots_table
+// a statement returning its insert count that marks the roots it skipped.
+std::string NothingMergeSql(const Entity& e, const CopySinkOptions& o, const MergeTables& t) {
+  const std::string parent_match = ParentMatch(o);
+  const std::string root_match = RootMatch(o, "s");
+  std::string only_new_parents =
+      parent_match.empty() ? "" : " s WHERE NOT EXISTS (SELECT 1 FROM " + t.target + " t WHERE " + parent_match + ")";
+  if (!root_match.empty()) {
+    only_new_parents =
+        " s WHERE NOT EXISTS (SELECT 1 FROM " + o.roots_table + " r WHERE r.nomnom_existed" + root_match + ")";
+  }
+  std::string merge = "INSERT INTO " + t.target + " (" + t.cols + ") SELECT " + t.cols + " FROM " + t.stage +
+                      only_new_parents + " ON CONFLICT (" + t.keys + ") DO NOTHING";
+  if (o.mark_existing_roots_table.empty()) return merge;
+  // What ON CONFLICT skipped was there before or was inserted by a
+  // transaction this one waited for: either way not this batch's root.
+  return "WITH ins AS (" + merge + " RETURNING " + t.keys + "), mark AS (UPDATE " + o.mark_existing_roots_table +
+         " r SET nomnom_existed = true WHERE NOT EXISTS (SELECT 1 FROM ins WHERE true" + KeyMatch(e, "ins", "r") +
+         ")) SELECT count(*) FROM ins";
+}
+
+// kUpdate, a derived entity: the DELETE of the rows the batch's parents (or
+// roots) no longer have, and with a roots table and the parent's version
+// table the same only for roots whose applied version is the line's
+// (before_merge_sql_, before_merge_seq_sql_; "" when none applies).
+std::pair<std::string, std::string> BeforeMergeSql(const Entity& e, const CopySinkOptions& o, const MergeTables& t) {
+  const std::string root_match = RootMatch(o, "t");
+  const std::string key_match = KeyMatch(e, "s", "t");
+  if (!root_match.empty()) {
+    const std::string head =
+        "DELETE FROM " + t.target + " t WHERE EXISTS (SELECT 1 FROM " + o.roots_table + " r WHERE true" + root_match;
+    const std::string tail = ") AND NOT EXISTS (SELECT 1 FROM " + t.stage + " s WHERE true" + key_match + ")";
+    std::string seq;
+    if (!o.parent_version_table.empty()) {
+      seq = head + " AND NOT EXISTS (SELECT 1 FROM " + o.parent_version_table +
+            " v WHERE v.nomnom_stream_seq > r.nomnom_stream_seq" +
+            ColumnsMatch("v", o.parent_key_columns, "r", o.parent_key_columns) + ")" + tail;
+    }
+    return {head + tail, seq};
+  }
+  if (o.parent_columns.empty()) return {};
+  std::string parents;
+  for (const std::string& c : o.parent_columns) parents += (parents.empty() ? "" : ", ") + QuoteIdent(c);
+  return {"DELETE FROM " + t.target + " t WHERE (" + parents + ") IN (SELECT " + parents + " FROM " + t.stage +
+              ") AND NOT EXISTS (SELECT 1 FROM " + t.stage + " s WHERE true" + key_match + ")",
+          ""};
+}
+
+// kUpdate: the tail of the merge's INSERT (ON CONFLICT DO UPDATE ...) and the
+// statement counting inserted and all merged rows. A partitioned table cannot
+// return system columns (xmax) from INSERT ... RETURNING, so there a row
+// counts as inserted when its key was not in the table in the statement's
+// snapshot.
+std::string UpdateReturningSql(const Entity& e, const MergeTables& t, bool partitioned) {
+  std::string set;
+  for (const Field& f : e.fields) {
+    if (!set.empty()) set += ", ";
+    set += QuoteIdent(f.name) + " = EXCLUDED." + QuoteIdent(f.name);
+  }
+  const std::string upsert = " ON CONFLICT (" + t.keys + ") DO UPDATE SET " + set;
+  if (partitioned) {
+    return upsert + " RETURNING " + t.keys + ") SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM " + t.target +
+           " t WHERE true" + KeyMatch(e, "t", "ins") + ")), count(*) FROM ins";
+  }
+  return upsert + " RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM ins";
+}
+
+// kUpdate with stream sequences, a derived entity: drops the staged rows
+// whose parent's applied version is newer than their own message ("" without
+// the parent's version table).
+std::string ParentGuardSql(const CopySinkOptions& o, const MergeTables& t) {
+  if (o.parent_version_table.empty() || o.parent_key_columns.size() != o.parent_columns.size()) return "";
+  return "DELETE FROM " + t.stage + " s WHERE EXISTS (SELECT 1 FROM " + o.parent_version_table +
+         " v WHERE v.nomnom_stream_seq > s.nomnom_stream_seq" +
+         ColumnsMatch("v", o.parent_key_columns, "s", o.parent_columns) + ")";
+}
+
+// kUpdate with stream sequences: upserts each staged key's newest sequence
+// into the version table and drops the staged rows of keys that lost. A NULL
+// key never conflicts, so such rows are neither versioned nor dropped.
+std::string VersionGuardSql(const Entity& e, const std::string& version_table, const MergeTables& t) {
+  std::string not_null;
+  for (size_t k : e.key_fields) {
+    not_null += (not_null.empty() ? "" : " AND ") + ("s." + QuoteIdent(e.fields[k].name) + " IS NOT NULL");
+  }
+  return "WITH v AS (INSERT INTO " + version_table + " AS v (" + t.keys + ", nomnom_stream_seq) SELECT DISTINCT ON (" +
+         t.keys + ") " + t.keys + ", nomnom_stream_seq FROM " + t.stage + " s WHERE " + not_null + " ORDER BY " +
+         t.keys + ", nomnom_stream_seq DESC ON CONFLICT (" + t.keys +
+         ") DO UPDATE SET nomnom_stream_seq = EXCLUDED.nomnom_stream_seq"
+         " WHERE v.nomnom_stream_seq <= EXCLUDED.nomnom_stream_seq RETURNING " +
+         t.keys + ") DELETE FROM " + t.stage + " s WHERE " + not_null + " AND NOT EXISTS (SELECT 1 FROM v WHERE true" +
+         KeyMatch(e, "v", "s") + ")";
+}
+
 }  // namespace
 
 CopySink::CopySink(std::unique_ptr<PgConnection> owned, PgConnection* conn, const Entity& entity, ConflictMode mode,
@@ -149,159 +292,57 @@ Status CopySink::Prepare() {
     copy_sql_ = "COPY " + target + " (" + cols + ") FROM STDIN (FORMAT binary)";
     return Status::Ok();
   }
-  const std::string stage = "pg_temp." + QuoteIdent(options_.staging_table);
-  // The staging table has the target's column types but none of its
-  // constraints; ON COMMIT DELETE ROWS empties it after every batch.
-  std::string create = "CREATE TEMP TABLE " + QuoteIdent(options_.staging_table) + " ON COMMIT DELETE ROWS AS SELECT " +
-                       cols + " FROM " + target + " WITH NO DATA";
-  if (auto err = conn_->TryExec(create)) return ToStatus(*err, "cannot create the staging table");
-  if (mode_ == ConflictMode::kUpdate) {
-    // Arrival order, so the last occurrence of a key wins; and the stream
-    // sequence of the row's message, when it has one.
-    if (auto err = conn_->TryExec("ALTER TABLE " + stage +
-                                  " ADD COLUMN nomnom_seq bigint GENERATED ALWAYS AS IDENTITY,"
-                                  " ADD COLUMN nomnom_stream_seq bigint")) {
-      return ToStatus(*err, "cannot prepare the staging table");
-    }
-  }
-  copy_sql_ = "COPY " + stage + " (" + cols + ") FROM STDIN (FORMAT binary)";
+  if (Status s = CreateStagingTable(); !s.ok()) return s;
+  const MergeTables t{target, "pg_temp." + QuoteIdent(options_.staging_table), cols, KeyColumnList(entity_)};
+  copy_sql_ = "COPY " + t.stage + " (" + cols + ") FROM STDIN (FORMAT binary)";
   direct_copy_sql_ = "COPY " + target + " (" + cols + ") FROM STDIN (FORMAT binary)";
-  const std::string keys = KeyColumnList(entity_);
-  std::string parent_match;  // t.<parent column> = s.<parent column> ...
-  for (const std::string& c : options_.parent_columns) {
-    parent_match += (parent_match.empty() ? "" : " AND ") + ("t." + QuoteIdent(c) + " = s." + QuoteIdent(c));
-  }
-  // With a roots table: t.<root column> = r.<root key column> ...
-  std::string root_match;
-  if (!options_.roots_table.empty()) {
-    for (size_t i = 0; i < options_.parent_columns.size() && i < options_.parent_key_columns.size(); ++i) {
-      root_match +=
-          " AND r." + QuoteIdent(options_.parent_key_columns[i]) + " = t." + QuoteIdent(options_.parent_columns[i]);
-    }
-  }
   before_merge_sql_.clear();
   before_merge_seq_sql_.clear();
   if (mode_ == ConflictMode::kNothing) {
-    // With a parent: no rows for a parent that has rows already; with a
-    // roots table: none for a root that existed before the batch.
-    std::string only_new_parents =
-        parent_match.empty() ? "" : " s WHERE NOT EXISTS (SELECT 1 FROM " + target + " t WHERE " + parent_match + ")";
-    if (!root_match.empty()) {
-      std::string m = root_match;
-      for (size_t at = m.find(" = t."); at != std::string::npos; at = m.find(" = t.", at)) m.replace(at, 5, " = s.");
-      only_new_parents =
-          " s WHERE NOT EXISTS (SELECT 1 FROM " + options_.roots_table + " r WHERE r.nomnom_existed" + m + ")";
-    }
-    merge_sql_ = "INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + only_new_parents +
-                 " ON CONFLICT (" + keys + ") DO NOTHING";
+    merge_sql_ = NothingMergeSql(entity_, options_, t);
     merge_count_in_row_ = !options_.mark_existing_roots_table.empty();
-    if (merge_count_in_row_) {
-      // What ON CONFLICT skipped was there before or was inserted by a
-      // transaction this one waited for: either way not this batch's root.
-      std::string inserted;
-      for (size_t k : entity_.key_fields) {
-        const std::string col = QuoteIdent(entity_.fields[k].name);
-        inserted += " AND ins." + col + " = r." + col;
-      }
-      merge_sql_ = "WITH ins AS (" + merge_sql_ + " RETURNING " + keys + "), mark AS (UPDATE " +
-                   options_.mark_existing_roots_table +
-                   " r SET nomnom_existed = true WHERE NOT EXISTS (SELECT 1 FROM ins WHERE true" + inserted +
-                   ")) SELECT count(*) FROM ins";
-    }
-  } else {
-    if (!root_match.empty()) {
-      // The rows of the batch's roots that the batch no longer has; with
-      // stream sequences only for roots whose applied version is the line's.
-      std::string key_match, version_match;
-      for (size_t k : entity_.key_fields) {
-        const std::string col = QuoteIdent(entity_.fields[k].name);
-        key_match += " AND s." + col + " = t." + col;
-      }
-      for (const std::string& c : options_.parent_key_columns) {
-        version_match += " AND v." + QuoteIdent(c) + " = r." + QuoteIdent(c);
-      }
-      const std::string head = "DELETE FROM " + target + " t WHERE EXISTS (SELECT 1 FROM " + options_.roots_table +
-                               " r WHERE true" + root_match;
-      const std::string tail = ") AND NOT EXISTS (SELECT 1 FROM " + stage + " s WHERE true" + key_match + ")";
-      before_merge_sql_ = head + tail;
-      if (!options_.parent_version_table.empty()) {
-        before_merge_seq_sql_ = head + " AND NOT EXISTS (SELECT 1 FROM " + options_.parent_version_table +
-                                " v WHERE v.nomnom_stream_seq > r.nomnom_stream_seq" + version_match + ")" + tail;
-      }
-    } else if (!parent_match.empty()) {
-      std::string key_match;
-      for (size_t k : entity_.key_fields) {
-        const std::string col = QuoteIdent(entity_.fields[k].name);
-        key_match += " AND s." + col + " = t." + col;
-      }
-      std::string parents;
-      for (const std::string& c : options_.parent_columns) parents += (parents.empty() ? "" : ", ") + QuoteIdent(c);
-      before_merge_sql_ = "DELETE FROM " + target + " t WHERE (" + parents + ") IN (SELECT " + parents + " FROM " +
-                          stage + ") AND NOT EXISTS (SELECT 1 FROM " + stage + " s WHERE true" + key_match + ")";
-    }
-    std::string set;
-    for (const Field& f : entity_.fields) {
-      if (!set.empty()) set += ", ";
-      set += QuoteIdent(f.name) + " = EXCLUDED." + QuoteIdent(f.name);
-    }
-    // A partitioned table cannot return system columns (xmax) from INSERT
-    // ... RETURNING, so there a row counts as inserted when its key was not
-    // in the table in the statement's snapshot.
-    PgRows kind;
-    if (auto err =
-            conn_->TryExecParams("SELECT relkind::text FROM pg_class WHERE oid = $1::regclass", {target}, &kind)) {
-      return ToStatus(*err, "cannot read the kind of table " + target);
-    }
-    const bool partitioned = !kind.rows.empty() && kind.rows[0].at(0).value_or("") == "p";
-    std::string key_match;
-    for (size_t k : entity_.key_fields) {
-      const std::string col = QuoteIdent(entity_.fields[k].name);
-      key_match += " AND t." + col + " = ins." + col;
-    }
-    // One pass when the batch has no duplicate keys (the common case); see
-    // MergeUpdate for batches that do.
-    const std::string returning =
-        partitioned
-            ? " ON CONFLICT (" + keys + ") DO UPDATE SET " + set + " RETURNING " + keys +
-                  ") SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM " + target + " t WHERE true" + key_match +
-                  ")), count(*) FROM ins"
-            : " ON CONFLICT (" + keys + ") DO UPDATE SET " + set +
-                  " RETURNING (xmax = 0) AS inserted) SELECT count(*) FILTER (WHERE inserted), count(*) FROM ins";
-    merge_sql_ = "WITH ins AS (INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + stage + returning;
-    max_dup_sql_ = "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM " + stage + " GROUP BY " + keys + ") d";
-    // Rows without a stream sequence have NULL there: input order decides.
-    merge_pass_sql_ = "WITH ranked AS (SELECT " + cols + ", row_number() OVER (PARTITION BY " + keys +
-                      " ORDER BY nomnom_stream_seq, nomnom_seq) AS nomnom_rn FROM " + stage +
-                      "), ins AS (INSERT INTO " + target + " (" + cols + ") SELECT " + cols +
-                      " FROM ranked WHERE nomnom_rn = $1" + returning;
-    seq_copy_sql_ = "COPY " + stage + " (" + cols + ", nomnom_stream_seq) FROM STDIN (FORMAT binary)";
-    version_table_ = QuoteQualified(entity_.table_schema, VersionTableName(entity_.table));
-    parent_guard_sql_.clear();
-    if (!options_.parent_version_table.empty() &&
-        options_.parent_key_columns.size() == options_.parent_columns.size()) {
-      std::string match;
-      for (size_t i = 0; i < options_.parent_columns.size(); ++i) {
-        match +=
-            " AND v." + QuoteIdent(options_.parent_key_columns[i]) + " = s." + QuoteIdent(options_.parent_columns[i]);
-      }
-      parent_guard_sql_ = "DELETE FROM " + stage + " s WHERE EXISTS (SELECT 1 FROM " + options_.parent_version_table +
-                          " v WHERE v.nomnom_stream_seq > s.nomnom_stream_seq" + match + ")";
-    }
-    std::string not_null, matches;
-    for (size_t k : entity_.key_fields) {
-      const std::string col = QuoteIdent(entity_.fields[k].name);
-      not_null += (not_null.empty() ? "" : " AND ") + ("s." + col + " IS NOT NULL");
-      matches += " AND v." + col + " = s." + col;
-    }
-    // A NULL key never conflicts, so such rows are neither versioned nor dropped.
-    version_guard_sql_ = "WITH v AS (INSERT INTO " + version_table_ + " AS v (" + keys +
-                         ", nomnom_stream_seq) SELECT DISTINCT ON (" + keys + ") " + keys +
-                         ", nomnom_stream_seq FROM " + stage + " s WHERE " + not_null + " ORDER BY " + keys +
-                         ", nomnom_stream_seq DESC ON CONFLICT (" + keys +
-                         ") DO UPDATE SET nomnom_stream_seq = EXCLUDED.nomnom_stream_seq"
-                         " WHERE v.nomnom_stream_seq <= EXCLUDED.nomnom_stream_seq RETURNING " +
-                         keys + ") DELETE FROM " + stage + " s WHERE " + not_null +
-                         " AND NOT EXISTS (SELECT 1 FROM v WHERE true" + matches + ")";
+    return Status::Ok();
+  }
+  std::tie(before_merge_sql_, before_merge_seq_sql_) = BeforeMergeSql(entity_, options_, t);
+  // A partitioned table cannot return system columns (xmax) from INSERT
+  // ... RETURNING (see UpdateReturningSql).
+  PgRows kind;
+  if (auto err = conn_->TryExecParams("SELECT relkind::text FROM pg_class WHERE oid = $1::regclass", {target}, &kind)) {
+    return ToStatus(*err, "cannot read the kind of table " + target);
+  }
+  const bool partitioned = !kind.rows.empty() && kind.rows[0].at(0).value_or("") == "p";
+  const std::string returning = UpdateReturningSql(entity_, t, partitioned);
+  // One pass when the batch has no duplicate keys (the common case); see
+  // MergeUpdate for batches that do.
+  merge_sql_ = "WITH ins AS (INSERT INTO " + target + " (" + cols + ") SELECT " + cols + " FROM " + t.stage + returning;
+  max_dup_sql_ =
+      "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM " + t.stage + " GROUP BY " + t.keys + ") d";
+  // Rows without a stream sequence have NULL there: input order decides.
+  merge_pass_sql_ = "WITH ranked AS (SELECT " + cols + ", row_number() OVER (PARTITION BY " + t.keys +
+                    " ORDER BY nomnom_stream_seq, nomnom_seq) AS nomnom_rn FROM " + t.stage +
+                    "), ins AS (INSERT INTO " + target + " (" + cols + ") SELECT " + cols +
+                    " FROM ranked WHERE nomnom_rn = $1" + returning;
+  seq_copy_sql_ = "COPY " + t.stage + " (" + cols + ", nomnom_stream_seq) FROM STDIN (FORMAT binary)";
+  version_table_ = QuoteQualified(entity_.table_schema, VersionTableName(entity_.table));
+  parent_guard_sql_ = ParentGuardSql(options_, t);
+  version_guard_sql_ = VersionGuardSql(entity_, version_table_, t);
+  return Status::Ok();
+}
+
+Status CopySink::CreateStagingTable() {
+  // The staging table has the target's column types but none of its
+  // constraints; ON COMMIT DELETE ROWS empties it after every batch.
+  const std::string create = "CREATE TEMP TABLE " + QuoteIdent(options_.staging_table) +
+                             " ON COMMIT DELETE ROWS AS SELECT " + ColumnList(entity_) + " FROM " +
+                             entity_.QualifiedTable() + " WITH NO DATA";
+  if (auto err = conn_->TryExec(create)) return ToStatus(*err, "cannot create the staging table");
+  if (mode_ != ConflictMode::kUpdate) return Status::Ok();
+  // Arrival order, so the last occurrence of a key wins; and the stream
+  // sequence of the row's message, when it has one.
+  if (auto err = conn_->TryExec("ALTER TABLE pg_temp." + QuoteIdent(options_.staging_table) +
+                                " ADD COLUMN nomnom_seq bigint GENERATED ALWAYS AS IDENTITY,"
+                                " ADD COLUMN nomnom_stream_seq bigint")) {
+    return ToStatus(*err, "cannot prepare the staging table");
   }
   return Status::Ok();
 }

@@ -52,10 +52,10 @@
 #include <vector>
 
 #include "core/format/encoded_rows.h"
-#include "core/format/row_sink.h"
 #include "core/format/schema.h"
 #include "core/pg/conflict_mode.h"
 #include "core/pg/pg_connection.h"
+#include "core/pg/pg_row_sink.h"
 
 namespace nomnom {
 
@@ -63,11 +63,6 @@ namespace nomnom {
 // table "<prefix><target table>" in the target's schema holds, per key, the
 // stream sequence of the message whose row was applied last.
 inline constexpr std::string_view kVersionTablePrefix = "nomnom_versions_";
-
-// Runs inside the batch's transaction just before COMMIT; returning an error
-// aborts (and, if transient, retries) the whole transaction.
-using BeforeCommitFn =
-    std::function<std::optional<PgError>(PgConnection& conn, const std::vector<RejectedRow>& rejected)>;
 
 struct CopySinkOptions {
   int max_transient_retries = 8;  // then the error is returned
@@ -111,19 +106,21 @@ struct CopySinkOptions {
 // The quoted, qualified name of the version table of an entity's table.
 std::string VersionTableFor(const Entity& entity);
 
-class CopySink {
+class CopySink : public PgRowSink {
  public:
   // Prepares the connection (staging table for kNothing/kUpdate). The target
   // table must already exist (EnsureTable).
   static Result<std::unique_ptr<CopySink>> Create(std::unique_ptr<PgConnection> conn, const Entity& entity,
                                                   ConflictMode mode, CopySinkOptions options = {});
 
-  // Loads every row of `parts` (in order) in one transaction. After COMMIT the
-  // rejected rows are passed to on_reject. Returns the counts, or a Status for
-  // an error that is not about particular rows (connection lost for good,
-  // permission denied, ...); then nothing of the batch was committed.
+  // PgRowSink::Write: loads every row of `parts` (in order) in one
+  // transaction, with the caller's before_commit (may be null) in it. After
+  // COMMIT the rejected rows are passed to on_reject. Returns the counts, or a
+  // Status for an error that is not about particular rows (connection lost for
+  // good, permission denied, ...); then nothing of the batch was committed.
+  using PgRowSink::Write;
   Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject,
-                            const BeforeCommitFn& before_commit = nullptr);
+                            const BeforeCommitFn& before_commit) override;
 
   PgConnection& connection() { return *conn_; }
 
@@ -155,7 +152,12 @@ class CopySink {
  private:
   CopySink(std::unique_ptr<PgConnection> owned, PgConnection* conn, const Entity& entity, ConflictMode mode,
            CopySinkOptions options);
+  // Prepares the session: the staging table (CreateStagingTable) and the
+  // statements of the conflict mode (the SQL builders in copy_sink.cpp).
   Status Prepare();
+  // kNothing/kUpdate: the session's staging table (kUpdate: with the arrival
+  // order and stream sequence columns).
+  Status CreateStagingTable();
   Status Reconnect();
 
   // A view of rows [lo, hi) of the current batch as COPY stream slices.
@@ -212,7 +214,8 @@ class CopySink {
   std::string conninfo_;
 };
 
-// Adapts a CopySink to the load pipeline's RowSink.
+// Adapts a CopySink to the load pipeline's RowSink (a CopySink is a RowSink
+// itself now; this owner is kept for the pipeline's callers).
 class CopyRowSink : public RowSink {
  public:
   explicit CopyRowSink(std::unique_ptr<CopySink> sink) : sink_(std::move(sink)) {}

@@ -38,12 +38,12 @@
 #include <optional>
 #include <vector>
 
-#include "core/format/row_sink.h"
 #include "core/pg/copy_sink.h"
+#include "core/pg/pg_row_sink.h"
 
 namespace nomnom {
 
-class NestedSink : public RowSink {
+class NestedSink : public PgRowSink {
  public:
   // options: retries, reconnect and backoff as CopySink's (the other fields
   // are set per table).
@@ -51,14 +51,13 @@ class NestedSink : public RowSink {
                                                     const std::vector<const Entity*>& derived, ConflictMode mode,
                                                     CopySinkOptions options = {});
 
-  // BatchResult's counts are the root table's; BatchResult::tables has every
-  // table's (root first). `rejected` counts rejected lines. before_commit, as
-  // in CopySink::Write, sees the rejected lines (their root rows' origins).
-  Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject) override {
-    return Write(parts, on_reject, nullptr);
-  }
+  // PgRowSink::Write. BatchResult's counts are the root table's;
+  // BatchResult::tables has every table's (root first). `rejected` counts
+  // rejected lines. before_commit sees the rejected lines (their root rows'
+  // origins).
+  using PgRowSink::Write;
   Result<BatchResult> Write(const std::vector<const EncodedPart*>& parts, const RejectFn& on_reject,
-                            const BeforeCommitFn& before_commit);
+                            const BeforeCommitFn& before_commit) override;
 
  private:
   NestedSink() = default;

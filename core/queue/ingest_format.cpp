@@ -1,10 +1,13 @@
 #include "core/queue/ingest_format.h"
 
+#include "core/base/utf8.h"
+
 #include <boost/uuid/name_generator_sha1.hpp>
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 #include <charconv>
 #include <mutex>
+#include <utility>
 
 namespace nomnom {
 
@@ -92,6 +95,40 @@ std::optional<StatusKey> ParseStatusId(std::string_view id) {
     return key;
   }
   return std::nullopt;
+}
+
+// --- Reading a chunk message ---
+
+ChunkMessage ParseChunkMessage(std::string_view subject, const HeaderLookup& header) {
+  ChunkMessage m;
+  // Headers are bytes; what goes into PostgreSQL text must be UTF-8.
+  m.id = EscapeInvalidUtf8(header("Nats-Msg-Id").value_or(""));
+  std::string entity = header(kHeaderEntity).value_or("");
+  if (entity.empty()) {
+    const size_t dot = subject.rfind('.');
+    if (dot != std::string_view::npos) entity = std::string(subject.substr(dot + 1));
+  }
+  m.entity = EscapeInvalidUtf8(entity);
+  m.batch = EscapeInvalidUtf8(header(kHeaderBatch).value_or(""));
+  m.format = EscapeInvalidUtf8(header(kHeaderFormat).value_or(""));
+  m.schema = EscapeInvalidUtf8(header(kHeaderSchema).value_or(""));
+  if (auto chunk = ParseChunkHeader(header(kHeaderChunk).value_or(""))) {
+    m.chunk_index = chunk->first;
+    m.chunk_count = chunk->second;
+  }
+  const std::string rows_text = header(kHeaderRows).value_or("");
+  auto [end, ec] = std::from_chars(rows_text.data(), rows_text.data() + rows_text.size(), m.rows);
+  const bool rows_ok = ec == std::errc() && end == rows_text.data() + rows_text.size() && !rows_text.empty();
+  if (!rows_ok) m.rows = 0;
+  if (m.id.empty()) {
+    m.malformed = "message has no Nats-Msg-Id header";
+  } else if (!m.format.empty() && m.format != kFormatPgCopy1) {
+    m.malformed = "unknown chunk format '" + m.format + "' (Nomnom-Format; this worker reads NDJSON and " +
+                  std::string(kFormatPgCopy1) + ")";
+  } else if (!m.format.empty() && !rows_ok) {
+    m.malformed = "pgcopy1 chunk without a valid Nomnom-Rows header ('" + EscapeInvalidUtf8(rows_text) + "')";
+  }
+  return m;
 }
 
 }  // namespace nomnom

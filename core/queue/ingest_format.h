@@ -31,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -70,5 +71,34 @@ struct StatusKey {
   uint32_t row = 0;      // kMessage: 0-based row in the chunk
 };
 std::optional<StatusKey> ParseStatusId(std::string_view id);
+
+// --- Reading a chunk message (the workers' side) ---
+
+// What a worker reads from a chunk message's subject and headers. Header
+// values are bytes; every string here is made valid UTF-8 (EscapeInvalidUtf8)
+// since it goes into PostgreSQL text.
+struct ChunkMessage {
+  std::string id;            // Nats-Msg-Id ("" when absent)
+  std::string entity;        // Nomnom-Entity, else the subject's last token
+  std::string batch;         // Nomnom-Batch ("" when absent)
+  uint32_t chunk_index = 0;  // Nomnom-Chunk "k/n" (0/1 when absent or malformed)
+  uint32_t chunk_count = 1;
+  std::string format;  // Nomnom-Format ("" for NDJSON)
+  std::string schema;  // Nomnom-Schema ("" when absent)
+  uint64_t rows = 0;   // Nomnom-Rows, when valid (required for pgcopy1)
+  // Why the message cannot be applied whatever the worker's entities ("" when
+  // it may be): no Nats-Msg-Id, an unknown Nomnom-Format, or a pgcopy1 chunk
+  // without a valid Nomnom-Rows. The fields above are filled either way (a
+  // malformed chunk is dead-lettered under its id, batch and entity).
+  std::string malformed;
+};
+
+// The first value of a header (case-sensitive name), or nullopt.
+using HeaderLookup = std::function<std::optional<std::string>(std::string_view name)>;
+
+// Reads a chunk message; pure (no I/O), thread-safe. Not checked here, as they
+// need the worker's entities: whether the entity is known, and a pgcopy1
+// chunk's schema and tuple framing.
+ChunkMessage ParseChunkMessage(std::string_view subject, const HeaderLookup& header);
 
 }  // namespace nomnom

@@ -1,5 +1,4 @@
 #include "core/worker/ingest_worker.h"
-#include "core/pg/catalog_entity.h"
 
 #include <algorithm>
 #include <charconv>
@@ -11,12 +10,14 @@
 #include <utility>
 
 #include "core/base/log.h"
+#include "core/format/encoded_part_builder.h"
 #include "core/format/ndjson_reader.h"
 #include "core/format/nested_encoder.h"
 #include "core/format/pgcopy_chunk.h"
 #include "core/format/rejects.h"
 #include "core/format/row_encoder.h"
 #include "core/format/tuple_json.h"
+#include "core/pg/catalog_entity.h"
 #include "core/pg/copy_sink.h"
 #include "core/pg/nested_sink.h"
 #include "core/queue/chunk_writer.h"
@@ -61,22 +62,19 @@ std::string_view WorkerStateName(WorkerState state) {
 
 struct IngestWorker::EntityState {
   const Entity* entity = nullptr;
-  std::unique_ptr<CopySink> sink;
-  std::unique_ptr<RowEncoder> encoder;
-  // An entity with derived entities: each row fills its table and theirs.
+  // A CopySink, or for an entity with derived entities a NestedSink (each
+  // row fills its table and theirs).
+  std::unique_ptr<PgRowSink> sink;
+  std::unique_ptr<RowEncoder> encoder;  // no derived entities
   std::vector<const Entity*> derived;
-  std::unique_ptr<NestedSink> nested_sink;
-  std::unique_ptr<NestedEncoder> nested_encoder;
-  std::string schema;  // SchemaFingerprint(*entity), what pgcopy1 chunks must carry
+  std::unique_ptr<NestedEncoder> nested_encoder;  // derived entities
+  std::string schema;                             // SchemaFingerprint(*entity), what pgcopy1 chunks must carry
 };
 
-struct IngestWorker::Held {
+// A fetched message: what its headers say (ParseChunkMessage) and what we
+// learned about it.
+struct IngestWorker::Held : ChunkMessage {
   std::unique_ptr<FetchedMessage> msg;
-  std::string id;
-  std::string entity;
-  std::string batch;
-  uint32_t chunk_index = 0;
-  uint32_t chunk_count = 1;
   // kHeld until acked, found in the ledger or dead-lettered (kSettled), or
   // handed back to JetStream (kReleased).
   enum class Fate { kHeld, kSettled, kReleased } fate = Fate::kHeld;
@@ -86,10 +84,9 @@ struct IngestWorker::Held {
   // released) and is never written itself.
   Held* original = nullptr;
   bool alone = false;  // delivered more than max_deliver times: committed alone
-  // Nomnom-Format ("" for NDJSON). A pgcopy1 chunk is written only once step
-  // 2 of ProcessFetch has checked its schema and framing (binary set, and
-  // offsets holding the start of each tuple in the body).
-  std::string format;
+  // A pgcopy1 chunk is written only once ScreenChunks has checked its schema
+  // and framing (binary set, and offsets holding the start of each tuple in
+  // the body).
   bool binary = false;
   std::vector<uint32_t> offsets;
 };
@@ -187,7 +184,7 @@ Result<IngestWorker::EntityState*> IngestWorker::StateFor(const std::string& nam
     }
     auto sink = NestedSink::Create(std::move(conn).value(), *entity, state->derived, options_.mode, sopts);
     if (!sink.ok()) return sink.status();
-    state->nested_sink = std::move(sink).value();
+    state->sink = std::move(sink).value();
     state->nested_encoder = std::make_unique<NestedEncoder>(*entity, state->derived, RowEncoderOptions{});
   } else {
     auto sink = CopySink::Create(std::move(conn).value(), *entity, options_.mode, sopts);
@@ -198,6 +195,26 @@ Result<IngestWorker::EntityState*> IngestWorker::StateFor(const std::string& nam
   EntityState* raw = state.get();
   states_.emplace(name, std::move(state));
   return raw;
+}
+
+// --- Settling one message ---
+
+void IngestWorker::Ack(Held& h, const std::string& name, bool wait) {
+  Release(h.msg.get());
+  Status s = wait ? h.msg->Ack() : h.msg->AckNoWait();
+  if (!s.ok()) Log(options_.worker_name, "ack of " + name + " failed: " + s.message());
+  h.fate = Held::Fate::kSettled;
+}
+
+void IngestWorker::HandBack(Held& h, int64_t delay_ms) {
+  Release(h.msg.get());
+  if (Status s = h.msg->Nak(delay_ms); !s.ok()) Log(options_.worker_name, s.message());
+  h.fate = Held::Fate::kReleased;
+}
+
+void IngestWorker::Failed(const std::string& what) {
+  Log(options_.worker_name, what);
+  SetError(what);
 }
 
 Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
@@ -225,14 +242,13 @@ Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
   dead.deliveries = h.msg->NumDelivered();
   auto inserted = DeadLetterWholeChunk(*meta_conn_, ledger, dead);
   if (!inserted.ok()) return inserted.status();
-  Release(h.msg.get());
-  h.fate = Held::Fate::kSettled;
   if (!*inserted) {
-    if (Status s = h.msg->Ack(); !s.ok())
-      Log(options_.worker_name, "ack of " + ledger.msg_id + " failed: " + s.message());
+    Ack(h, ledger.msg_id);
     counters_.duplicates_skipped.fetch_add(1);
     return Status::Ok();
   }
+  Release(h.msg.get());
+  h.fate = Held::Fate::kSettled;
   OutgoingMessage dl =
       MakeDeadLetterMessage(js_.DeadLetterSubject(h.entity.empty() ? "unknown" : h.entity), ledger.msg_id, h.batch,
                             h.entity, std::nullopt, error, std::string(h.msg->body()));
@@ -251,10 +267,6 @@ Status IngestWorker::DeadLetterWhole(Held& h, const std::string& error) {
 
 Result<std::string> IngestWorker::CheckBinaryChunk(Held& h) {
   h.binary = false;
-  if (h.format != kFormatPgCopy1) {
-    return "unknown chunk format '" + h.format + "' (Nomnom-Format; this worker reads NDJSON and " +
-           std::string(kFormatPgCopy1) + ")";
-  }
   auto es = StateFor(h.entity);
   if (!es.ok()) return es.status();
   const EntityState& state = **es;
@@ -262,192 +274,180 @@ Result<std::string> IngestWorker::CheckBinaryChunk(Held& h) {
     return "pgcopy1 chunk for entity '" + h.entity +
            "', which has derived entities: its rows must be published as NDJSON";
   }
-  const std::string theirs = EscapeInvalidUtf8(h.msg->Header(std::string(kHeaderSchema)).value_or(""));
-  if (theirs != state.schema) {
-    return "schema mismatch, not applied: the chunk's tuples were encoded for schema '" + theirs +
+  if (h.schema != state.schema) {
+    return "schema mismatch, not applied: the chunk's tuples were encoded for schema '" + h.schema +
            "' (Nomnom-Schema), this worker's entity '" + state.entity->name + "' (table " + state.entity->TableName() +
            ") has schema '" + state.schema + "'";
   }
-  const std::string rows_text = h.msg->Header(std::string(kHeaderRows)).value_or("");
-  uint64_t rows = 0;
-  auto [end, ec] = std::from_chars(rows_text.data(), rows_text.data() + rows_text.size(), rows);
-  if (ec != std::errc() || end != rows_text.data() + rows_text.size() || rows_text.empty()) {
-    return "pgcopy1 chunk without a valid Nomnom-Rows header ('" + EscapeInvalidUtf8(rows_text) + "')";
-  }
-  const std::string bad = WalkTuples(h.msg->body(), state.entity->fields.size(), rows, &h.offsets);
+  const std::string bad = WalkTuples(h.msg->body(), state.entity->fields.size(), h.rows, &h.offsets);
   if (!bad.empty()) return "malformed pgcopy1 body: " + bad;
   h.binary = true;
   return std::string();
 }
 
-Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
-  // Encode every chunk's rows into one part per chunk, parsing each row in
-  // place in the message (which lives until the message is settled): only a
-  // row with fewer than kChunkPadding bytes of the body behind it is parsed
-  // from a padded copy (scratch_line_); its RowOrigin still points into the
-  // message. The parts are the worker's scratch, reused from one fetch to the
-  // next (cleared here, their capacity kept): fresh multi-megabyte buffers
-  // per fetch cost page faults (large blocks are mmapped, see cli/main.cpp).
-  // Nothing points into them once this returns.
-  std::vector<std::unique_ptr<EncodedPart>>& parts = scratch_parts_;
-  for (auto& p : parts) {
-    p->tuples.clear();
-    p->offsets.clear();
-    p->origins.clear();
-    p->children.clear();  // nested entities: made anew per chunk (one per derived entity)
-    p->by_parent.clear();
-  }
-  size_t used_parts = 0;
-  struct DeadRow {
-    size_t held;
-    uint64_t line;
-    std::string error;
-    std::string raw;
-  };
-  std::vector<DeadRow> dead_rows;
+// --- CommitEntity: encode, write with bookkeeping, settle ---
+
+// A row that is dead-lettered in the commit's transaction.
+struct IngestWorker::DeadRow {
+  size_t held;  // index of its message in Commit::held
+  uint64_t line;
   std::string error;
-  for (size_t i = 0; i < held.size(); ++i) {
-    Held& h = *held[i];
-    const std::string_view body = h.msg->body();
-    if (used_parts == parts.size()) parts.push_back(std::make_unique<EncodedPart>());
-    EncodedPart* part = parts[used_parts++].get();
+  std::string raw;
+};
+
+// One entity's transaction of a fetch: its messages, their encoded rows and
+// the rows that are dead-lettered.
+struct IngestWorker::Commit {
+  EntityState& es;
+  const std::vector<Held*>& held;
+  std::vector<const EncodedPart*> parts;  // one per held message, in scratch_parts_
+  std::vector<DeadRow> encoder_dead;      // rows the encoder rejected
+  std::vector<DeadRow> pg_dead;           // rows PostgreSQL rejected (set by WriteBookkeeping)
+  bool ledger_conflict = false;           // another worker committed one of the chunks meanwhile
+};
+
+void IngestWorker::EncodeChunks(Commit& c) {
+  // One part per chunk, parsing each row in place in the message (which lives
+  // until the message is settled). The parts are the worker's scratch, reused
+  // from one fetch to the next (emptied, their capacity kept): fresh
+  // multi-megabyte buffers per fetch cost page faults (large blocks are
+  // mmapped, see cli/main.cpp). Nothing points into them once CommitEntity
+  // returns.
+  EncodedPartBuilder builder;
+  c.parts.clear();
+  for (size_t i = 0; i < c.held.size(); ++i) {
+    if (i == scratch_parts_.size()) scratch_parts_.push_back(std::make_unique<EncodedPart>());
+    const Held& h = *c.held[i];
+    // Nested entities: one child part per derived entity.
+    builder.Start(scratch_parts_[i].get(), 0, nullptr, c.es.derived.size());
     if (h.binary) {
-      // pgcopy1: the tuples as published, framing checked in ProcessFetch.
-      part->tuples.Append(body.data(), body.size());
-      part->offsets = h.offsets;
-      part->origins.reserve(h.offsets.size());
-      for (size_t r = 0; r < h.offsets.size(); ++r) {
-        const size_t end = r + 1 < h.offsets.size() ? h.offsets[r + 1] : body.size();
-        part->origins.push_back(RowOrigin{static_cast<uint32_t>(i), r + 1,
-                                          body.substr(h.offsets[r], end - h.offsets[r]), h.msg->StreamSequence()});
-      }
-      continue;
+      EncodeBinaryChunk(h, static_cast<uint32_t>(i), builder);
+    } else {
+      EncodeJsonChunk(c, static_cast<uint32_t>(i), builder);
     }
-    part->tuples.Reserve(body.size() + body.size() / 4);
-    NestedEncoder::Output nested_out;
-    if (es.nested_encoder) {
-      nested_out.root = &part->tuples;
-      for (size_t d = 0; d < es.derived.size(); ++d) {
-        part->children.push_back(std::make_unique<EncodedPart>());
-        nested_out.children.push_back(&part->children.back()->tuples);
-        nested_out.child_offsets.push_back(&part->children.back()->offsets);
-      }
+    c.parts.push_back(builder.Finish());
+  }
+}
+
+void IngestWorker::EncodeBinaryChunk(const Held& h, uint32_t source, EncodedPartBuilder& builder) {
+  // pgcopy1: the tuples as published, framing checked by CheckBinaryChunk.
+  const std::string_view body = h.msg->body();
+  builder.tuples()->Append(body.data(), body.size());
+  builder.Reserve(0, h.offsets.size());
+  for (size_t r = 0; r < h.offsets.size(); ++r) {
+    const size_t end = r + 1 < h.offsets.size() ? h.offsets[r + 1] : body.size();
+    builder.AddRow(h.offsets[r],
+                   RowOrigin{source, r + 1, body.substr(h.offsets[r], end - h.offsets[r]), h.msg->StreamSequence()});
+  }
+}
+
+void IngestWorker::EncodeJsonChunk(Commit& c, uint32_t source, EncodedPartBuilder& builder) {
+  // Only a row with fewer than kChunkPadding bytes of the body behind it is
+  // parsed from a padded copy (scratch_line_); its RowOrigin still points
+  // into the message.
+  const Held& h = *c.held[source];
+  const std::string_view body = h.msg->body();
+  builder.Reserve(body.size(), 0);
+  NestedEncoder::Output nested_out;
+  if (c.es.nested_encoder) builder.BindNested(&nested_out);
+  std::string error;
+  ForEachPaddedLine(body, body.size(), [&](std::string_view line, uint64_t line_no, size_t readable) {
+    if (line.empty()) return true;
+    const size_t start = builder.tuples()->size();
+    std::string_view parse = line;
+    if (readable < line.size() + kChunkPadding) {
+      scratch_line_.assign(line);
+      scratch_line_.append(kChunkPadding, ' ');
+      parse = std::string_view(scratch_line_.data(), line.size());
+      readable = scratch_line_.size();
     }
-    ForEachPaddedLine(body, body.size(), [&](std::string_view line, uint64_t line_no, size_t readable) {
-      if (line.empty()) return true;
-      const size_t start = part->tuples.size();
-      std::string_view parse = line;
-      if (readable < line.size() + kChunkPadding) {
-        scratch_line_.assign(line);
-        scratch_line_.append(kChunkPadding, ' ');
-        parse = std::string_view(scratch_line_.data(), line.size());
-        readable = scratch_line_.size();
-      }
-      const RowOrigin origin{static_cast<uint32_t>(i), line_no, line, h.msg->StreamSequence()};
-      if (es.nested_encoder) {
-        std::vector<size_t> before;
-        for (auto& c : part->children) before.push_back(c->rows());
-        if (!es.nested_encoder->Encode(parse, readable, nested_out, nullptr, &error)) {
-          dead_rows.push_back(DeadRow{i, line_no, error, std::string(line)});
-          return true;
-        }
-        for (size_t d = 0; d < part->children.size(); ++d) {
-          EncodedPart& c = *part->children[d];
-          c.by_parent.push_back(static_cast<uint32_t>(before[d]));
-          c.origins.resize(c.rows(), origin);
-        }
-      } else if (!es.encoder->Encode(parse, readable, &part->tuples, nullptr, &error)) {
-        dead_rows.push_back(DeadRow{i, line_no, error, std::string(line)});
-        return true;
-      }
-      part->offsets.push_back(static_cast<uint32_t>(start));
-      part->origins.push_back(origin);
+    const bool encoded = c.es.nested_encoder ? c.es.nested_encoder->Encode(parse, readable, nested_out, nullptr, &error)
+                                             : c.es.encoder->Encode(parse, readable, builder.tuples(), nullptr, &error);
+    if (!encoded) {
+      c.encoder_dead.push_back(DeadRow{source, line_no, error, std::string(line)});
       return true;
-    });
-    for (auto& c : part->children) c->by_parent.push_back(static_cast<uint32_t>(c->rows()));
-  }
-  std::vector<const EncodedPart*> views;
-  for (size_t i = 0; i < used_parts; ++i) views.push_back(parts[i].get());
+    }
+    builder.AddRow(start, RowOrigin{source, line_no, line, h.msg->StreamSequence()});
+    return true;
+  });
+}
 
-  std::vector<DeadRow> pg_dead;
-  bool ledger_conflict = false;
-  auto before_commit = [&](PgConnection& conn, const std::vector<RejectedRow>& rejected) -> std::optional<PgError> {
-    pg_dead.clear();
-    for (const RejectedRow& r : rejected) {
-      // A row of a pgcopy1 chunk is dead-lettered as JSON rendered from its tuple.
-      pg_dead.push_back(
-          DeadRow{r.origin->source, r.origin->line, r.error,
-                  held[r.origin->source]->binary ? TupleRaw(*es.entity, r.origin->raw) : std::string(r.origin->raw)});
-    }
-    // Dead letters (encoder and PostgreSQL rejects) in this transaction.
-    for (const auto* list : {&dead_rows, &pg_dead}) {
-      for (const DeadRow& d : *list) {
-        const Held& h = *held[d.held];
-        DeadLetterRow row;
-        row.msg_id = h.id;
-        row.batch_id = h.batch;
-        row.entity = h.entity;
-        row.line = d.line;
-        row.error = d.error;
-        row.raw = d.raw;
-        row.deliveries = h.msg->NumDelivered();
-        if (auto err = InsertDeadLetter(conn, row)) return err;
-      }
-    }
-    // The ledger: one row per chunk, in one statement. A conflict means
-    // another worker committed a chunk meanwhile: roll back rather than write
-    // it twice.
-    std::vector<LedgerRow> ledger(held.size());
-    for (size_t i = 0; i < held.size(); ++i) {
-      const Held* h = held[i];
-      uint64_t encoder_dead = 0, pg_dead_rows = 0;
-      for (const DeadRow& d : dead_rows) encoder_dead += d.held == i ? 1 : 0;
-      for (const DeadRow& d : pg_dead) pg_dead_rows += d.held == i ? 1 : 0;
-      LedgerRow& l = ledger[i];
-      l.msg_id = h->id;
-      l.batch_id = h->batch;
-      l.chunk_index = h->chunk_index;
-      l.chunk_count = h->chunk_count;
-      l.entity = h->entity;
-      l.rows_committed = parts[i]->rows() - pg_dead_rows;
-      l.rows_dead = encoder_dead + pg_dead_rows;
-      l.stream_seq = h->msg->StreamSequence();
-    }
-    // A conflict means another worker committed a chunk meanwhile: roll back
-    // rather than write it twice.
-    if (auto err = InsertLedgerRows(conn, ledger, &ledger_conflict)) return err;
-    if (es.derived.empty()) return std::nullopt;
-    // Nested entities: the derived tables' rows, for the dashboard's and
-    // /stats' per-table counts. A derived row carries its root row's origin;
-    // the rows of a root PostgreSQL rejected are not stored.
-    std::set<std::pair<uint32_t, uint64_t>> lost;
-    for (const RejectedRow& r : rejected) lost.emplace(r.origin->source, r.origin->line);
-    std::vector<std::pair<std::string, uint64_t>> table_rows;
-    for (size_t d = 0; d < es.derived.size(); ++d) {
-      uint64_t n = 0;
-      for (size_t i = 0; i < used_parts; ++i) {
-        if (d >= parts[i]->children.size()) continue;
-        const EncodedPart& c = *parts[i]->children[d];
-        if (lost.empty()) {
-          n += c.rows();
-          continue;
-        }
-        for (const RowOrigin& o : c.origins) n += lost.count({o.source, o.line}) == 0 ? 1 : 0;
-      }
-      table_rows.emplace_back(es.derived[d]->TableName(), n);
-    }
-    return AddDerivedTableRows(conn, held.front()->entity, table_rows);
-  };
-
-  const auto started = std::chrono::steady_clock::now();
-  auto result = es.nested_sink ? es.nested_sink->Write(
-                                     views, [](const RowOrigin&, std::string_view) {}, before_commit)
-                               : es.sink->Write(
-                                     views, [](const RowOrigin&, std::string_view) {}, before_commit);
-  if (!result.ok()) {
-    if (ledger_conflict) return Status::Conflict(result.status().message());
-    return result.status();
+std::optional<PgError> IngestWorker::WriteBookkeeping(PgConnection& conn, Commit& c,
+                                                      const std::vector<RejectedRow>& rejected) {
+  c.pg_dead.clear();
+  for (const RejectedRow& r : rejected) {
+    // A row of a pgcopy1 chunk is dead-lettered as JSON rendered from its tuple.
+    c.pg_dead.push_back(
+        DeadRow{r.origin->source, r.origin->line, r.error,
+                c.held[r.origin->source]->binary ? TupleRaw(*c.es.entity, r.origin->raw) : std::string(r.origin->raw)});
   }
+  // Dead letters (encoder and PostgreSQL rejects) in this transaction.
+  for (const auto* list : {&c.encoder_dead, &c.pg_dead}) {
+    for (const DeadRow& d : *list) {
+      const Held& h = *c.held[d.held];
+      DeadLetterRow row;
+      row.msg_id = h.id;
+      row.batch_id = h.batch;
+      row.entity = h.entity;
+      row.line = d.line;
+      row.error = d.error;
+      row.raw = d.raw;
+      row.deliveries = h.msg->NumDelivered();
+      if (auto err = InsertDeadLetter(conn, row)) return err;
+    }
+  }
+  // The ledger: one row per chunk, in one statement. A conflict means another
+  // worker committed a chunk meanwhile: roll back rather than write it twice.
+  if (auto err = InsertLedgerRows(conn, LedgerRowsOf(c), &c.ledger_conflict)) return err;
+  if (c.es.derived.empty()) return std::nullopt;
+  return AddDerivedTableRows(conn, c.held.front()->entity, DerivedTableRows(c, rejected));
+}
+
+std::vector<LedgerRow> IngestWorker::LedgerRowsOf(const Commit& c) {
+  std::vector<LedgerRow> ledger(c.held.size());
+  for (size_t i = 0; i < c.held.size(); ++i) {
+    const Held* h = c.held[i];
+    uint64_t encoder_dead = 0, pg_dead_rows = 0;
+    for (const DeadRow& d : c.encoder_dead) encoder_dead += d.held == i ? 1 : 0;
+    for (const DeadRow& d : c.pg_dead) pg_dead_rows += d.held == i ? 1 : 0;
+    LedgerRow& l = ledger[i];
+    l.msg_id = h->id;
+    l.batch_id = h->batch;
+    l.chunk_index = h->chunk_index;
+    l.chunk_count = h->chunk_count;
+    l.entity = h->entity;
+    l.rows_committed = c.parts[i]->rows() - pg_dead_rows;
+    l.rows_dead = encoder_dead + pg_dead_rows;
+    l.stream_seq = h->msg->StreamSequence();
+  }
+  return ledger;
+}
+
+std::vector<std::pair<std::string, uint64_t>> IngestWorker::DerivedTableRows(const Commit& c,
+                                                                             const std::vector<RejectedRow>& rejected) {
+  // A derived row carries its root row's origin; the rows of a root
+  // PostgreSQL rejected are not stored.
+  std::set<std::pair<uint32_t, uint64_t>> lost;
+  for (const RejectedRow& r : rejected) lost.emplace(r.origin->source, r.origin->line);
+  std::vector<std::pair<std::string, uint64_t>> table_rows;
+  for (size_t d = 0; d < c.es.derived.size(); ++d) {
+    uint64_t n = 0;
+    for (const EncodedPart* part : c.parts) {
+      if (d >= part->children.size()) continue;
+      const EncodedPart& child = *part->children[d];
+      if (lost.empty()) {
+        n += child.rows();
+        continue;
+      }
+      for (const RowOrigin& o : child.origins) n += lost.count({o.source, o.line}) == 0 ? 1 : 0;
+    }
+    table_rows.emplace_back(c.es.derived[d]->TableName(), n);
+  }
+  return table_rows;
+}
+
+void IngestWorker::RecordCommit(const Commit& c, const BatchResult& result,
+                                std::chrono::steady_clock::time_point started) {
   if (metrics_ != nullptr) {
     metrics_->Histogram("nomnom_worker_commit_seconds", "Time to commit one fetched batch (COPY, merge, ledger)")
         .Observe(SecondsSince(started));
@@ -455,25 +455,21 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
   counters_.last_commit_unix_us.store(static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count()));
-  uint64_t committed_rows = result->inserted + result->updated + result->skipped;
-  counters_.rows_committed.fetch_add(committed_rows);
-  counters_.rows_inserted.fetch_add(result->inserted);
-  counters_.rows_dead.fetch_add(dead_rows.size() + pg_dead.size());
+  counters_.rows_committed.fetch_add(result.inserted + result.updated + result.skipped);
+  counters_.rows_inserted.fetch_add(result.inserted);
+  counters_.rows_dead.fetch_add(c.encoder_dead.size() + c.pg_dead.size());
+}
+
+void IngestWorker::SettleCommitted(const Commit& c) {
   // Ack only after COMMIT: all but the last without waiting, the last one
   // synchronously (acks travel in order, so its confirmation covers the
   // others). A lost ack means a redelivery that the ledger absorbs.
-  for (size_t i = 0; i < held.size(); ++i) {
-    Held* h = held[i];
-    Release(h->msg.get());
-    Status s = i + 1 < held.size() ? h->msg->AckNoWait() : h->msg->Ack();
-    if (!s.ok()) Log(options_.worker_name, "ack of " + h->id + " failed: " + s.message());
-    h->fate = Held::Fate::kSettled;
-  }
-  counters_.messages_committed.fetch_add(held.size());
+  for (size_t i = 0; i < c.held.size(); ++i) Ack(*c.held[i], c.held[i]->id, i + 1 == c.held.size());
+  counters_.messages_committed.fetch_add(c.held.size());
   // Copies in the dead-letter stream, after the table has them.
-  for (const auto* list : {&dead_rows, &pg_dead}) {
+  for (const auto* list : {&c.encoder_dead, &c.pg_dead}) {
     for (const DeadRow& d : *list) {
-      const Held& h = *held[d.held];
+      const Held& h = *c.held[d.held];
       const OutgoingMessage dl =
           MakeDeadLetterMessage(js_.DeadLetterSubject(h.entity), h.id, h.batch, h.entity, d.line, d.error, d.raw);
       if (Status s = js_.Publish(dl); !s.ok()) {
@@ -481,201 +477,219 @@ Status IngestWorker::CommitEntity(EntityState& es, std::vector<Held*>& held) {
       }
     }
   }
+}
+
+Status IngestWorker::CommitEntity(EntityState& es, const std::vector<Held*>& held) {
+  Commit c{es, held, {}, {}, {}, false};
+  EncodeChunks(c);
+  const auto started = std::chrono::steady_clock::now();
+  auto result = es.sink->Write(
+      c.parts, [](const RowOrigin&, std::string_view) {},
+      [&](PgConnection& conn, const std::vector<RejectedRow>& rejected) {
+        return WriteBookkeeping(conn, c, rejected);
+      });
+  if (!result.ok()) {
+    if (c.ledger_conflict) return Status::Conflict(result.status().message());
+    return result.status();
+  }
+  RecordCommit(c, *result, started);
+  SettleCommitted(c);
   return Status::Ok();
 }
 
-Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> msgs) {
+// --- ProcessFetch: decode, skip what is settled, screen, commit per entity ---
+
+std::vector<IngestWorker::Held> IngestWorker::TakeHold(std::vector<std::unique_ptr<FetchedMessage>> msgs) {
   std::vector<Held> held(msgs.size());
   for (size_t i = 0; i < msgs.size(); ++i) {
     Held& h = held[i];
     h.msg = std::move(msgs[i]);
     Hold(h.msg.get());
-    h.id = h.msg->Header("Nats-Msg-Id").value_or("");
-    h.entity = h.msg->Header(std::string(kHeaderEntity)).value_or("");
-    if (h.entity.empty()) {
-      const std::string_view subj = h.msg->subject();
-      const size_t dot = subj.rfind('.');
-      if (dot != std::string_view::npos) h.entity = std::string(subj.substr(dot + 1));
-    }
-    h.batch = h.msg->Header(std::string(kHeaderBatch)).value_or("");
-    // Headers are bytes; what goes into PostgreSQL text must be UTF-8.
-    h.id = EscapeInvalidUtf8(h.id);
-    h.entity = EscapeInvalidUtf8(h.entity);
-    h.batch = EscapeInvalidUtf8(h.batch);
-    h.format = EscapeInvalidUtf8(h.msg->Header(std::string(kHeaderFormat)).value_or(""));
-    if (auto chunk = ParseChunkHeader(h.msg->Header(std::string(kHeaderChunk)).value_or(""))) {
-      h.chunk_index = chunk->first;
-      h.chunk_count = chunk->second;
-    }
+    static_cast<ChunkMessage&>(h) =
+        ParseChunkMessage(h.msg->subject(), [&h](std::string_view name) { return h.msg->Header(name); });
   }
   // Two copies of one chunk id (an Idempotency-Key re-sent after JetStream's
   // duplicate window while the first copy is still queued): only the first
   // copy (lowest stream sequence) is committed, the others follow its fate.
   // Both in one ledger insert would conflict with each other on every round.
-  {
-    std::map<std::string, Held*> first;
+  std::map<std::string, Held*> first;
+  for (Held& h : held) {
+    if (h.id.empty()) continue;
+    auto [it, inserted] = first.emplace(h.id, &h);
+    if (!inserted && h.msg->StreamSequence() < it->second->msg->StreamSequence()) it->second = &h;
+  }
+  for (Held& h : held) {
+    if (h.id.empty()) continue;
+    Held* keep = first[h.id];
+    if (keep != &h) h.original = keep;
+  }
+  return held;
+}
+
+bool IngestWorker::ReconnectMeta() {
+  if (meta_conn_->IsOk()) return true;
+  Status s = meta_conn_->Reconnect();
+  if (s.ok()) return true;
+  Failed(s.message() + " (will retry)");
+  counters_.transient_errors.fetch_add(1);
+  return false;
+}
+
+bool IngestWorker::SkipCommitted(std::vector<Held>& held) {
+  std::vector<std::string> ids;
+  for (const Held& h : held) {
+    if (!h.done() && h.original == nullptr && !h.id.empty()) ids.push_back(h.id);
+  }
+  if (ids.empty()) return true;
+  auto found = FindInLedger(*meta_conn_, ids);
+  if (!found.ok()) {
+    Failed("ledger lookup failed, will retry: " + found.status().message());
+    counters_.transient_errors.fetch_add(1);
+    return false;
+  }
+  for (const std::string& id : *found) {
     for (Held& h : held) {
-      if (h.id.empty()) continue;
-      auto [it, inserted] = first.emplace(h.id, &h);
-      if (!inserted && h.msg->StreamSequence() < it->second->msg->StreamSequence()) it->second = &h;
-    }
-    for (Held& h : held) {
-      if (h.id.empty()) continue;
-      Held* keep = first[h.id];
-      if (keep != &h) h.original = keep;
+      if (h.done() || h.original != nullptr || h.id != id) continue;
+      Ack(h, h.id);
+      counters_.duplicates_skipped.fetch_add(1);
     }
   }
-  auto release = [&](Held& h, int64_t delay_ms) {
-    Release(h.msg.get());
-    if (Status s = h.msg->Nak(delay_ms); !s.ok()) Log(options_.worker_name, s.message());
-    h.fate = Held::Fate::kReleased;
-  };
-  // Until everything fetched is settled or released (or we stop): retry.
-  // The first round always runs, even when Stop() came during the fetch: the
-  // messages in hand are committed and acked before the worker stops.
-  int round = 0;
-  for (; round == 0 || !stop_.load(); ++round) {
-    state_.store(WorkerState::kCommitting);
-    bool retry = false;
-    auto failed = [&](const std::string& what) {
-      Log(options_.worker_name, what);
-      SetError(what);
-      retry = true;
-    };
-    // 0. The connection for ledger look-ups and whole-chunk dead letters.
-    if (!meta_conn_->IsOk()) {
-      if (Status s = meta_conn_->Reconnect(); !s.ok()) {
-        failed(s.message() + " (will retry)");
-        counters_.transient_errors.fetch_add(1);
-      }
+  return true;
+}
+
+bool IngestWorker::ScreenChunks(std::vector<Held>& held) {
+  bool ok = true;
+  for (Held& h : held) {
+    if (h.done() || h.original != nullptr) continue;
+    std::string why = h.malformed;
+    if (why.empty() && FindEntity(entities_, h.entity) == nullptr && !IsTableEntityName(h.entity)) {
+      why = "unknown entity '" + h.entity + "'";
     }
-    // 1. Chunks already committed (a redelivery): ack without writing.
-    std::vector<std::string> ids;
-    for (const Held& h : held) {
-      if (!h.done() && h.original == nullptr && !h.id.empty()) ids.push_back(h.id);
-    }
-    if (!retry && !ids.empty()) {
-      auto found = FindInLedger(*meta_conn_, ids);
-      if (!found.ok()) {
-        failed("ledger lookup failed, will retry: " + found.status().message());
-        counters_.transient_errors.fetch_add(1);
-      } else {
-        for (const std::string& id : *found) {
-          for (Held& h : held) {
-            if (h.done() || h.original != nullptr || h.id != id) continue;
-            Release(h.msg.get());
-            if (Status s = h.msg->Ack(); !s.ok())
-              Log(options_.worker_name, "ack of " + h.id + " failed: " + s.message());
-            h.fate = Held::Fate::kSettled;
-            counters_.duplicates_skipped.fetch_add(1);
-          }
-        }
+    if (why.empty() && !h.format.empty()) {
+      auto checked = CheckBinaryChunk(h);
+      if (!checked.ok()) {
+        // Cannot tell yet (e.g. PostgreSQL away while preparing the
+        // entity): never fall back to reading the body as NDJSON.
+        Failed("cannot prepare " + h.entity + ", will retry: " + checked.status().message());
+        ok = false;
+        continue;
       }
+      why = *checked;
     }
-    // 2. Messages that cannot be processed (content: dead-lettered at once),
-    // and those tried too often (committed alone).
-    if (!retry) {
-      for (Held& h : held) {
-        if (h.done() || h.original != nullptr) continue;
-        std::string why;
-        if (h.id.empty()) {
-          why = "message has no Nats-Msg-Id header";
-        } else if (FindEntity(entities_, h.entity) == nullptr && !IsTableEntityName(h.entity)) {
-          why = "unknown entity '" + h.entity + "'";
-        }
-        if (why.empty() && !h.format.empty()) {
-          auto checked = CheckBinaryChunk(h);
-          if (!checked.ok()) {
-            // Cannot tell yet (e.g. PostgreSQL away while preparing the
-            // entity): never fall back to reading the body as NDJSON.
-            failed("cannot prepare " + h.entity + ", will retry: " + checked.status().message());
-            continue;
-          }
-          why = *checked;
-        }
-        if (!why.empty()) {
-          if (Status s = DeadLetterWhole(h, why); !s.ok()) failed("dead-lettering failed, will retry: " + s.message());
-        } else if (h.msg->NumDelivered() > static_cast<uint64_t>(options_.max_deliver)) {
-          h.alone = true;
-        }
+    if (!why.empty()) {
+      if (Status s = DeadLetterWhole(h, why); !s.ok()) {
+        Failed("dead-lettering failed, will retry: " + s.message());
+        ok = false;
       }
+    } else if (h.msg->NumDelivered() > static_cast<uint64_t>(options_.max_deliver)) {
+      h.alone = true;
     }
-    // 3. Everything else, per entity, one transaction each; a message tried
-    // too often in a transaction of its own.
-    if (!retry) {
-      std::vector<std::pair<std::string, std::vector<Held*>>> groups;
-      std::map<std::string, size_t> group_of;
-      for (Held& h : held) {
-        if (h.done() || h.original != nullptr) continue;
-        if (h.alone) {
-          groups.push_back({h.entity, {&h}});
-          continue;
-        }
-        auto [it, inserted] = group_of.emplace(h.entity, groups.size());
-        if (inserted) groups.push_back({h.entity, {}});
-        groups[it->second].second.push_back(&h);
-      }
-      for (auto& [name, list] : groups) {
-        if (stop_.load() && round > 0) break;
-        auto es = StateFor(name);
-        if (!es.ok()) {
-          failed("cannot prepare " + name + ", will retry: " + es.status().message());
-          continue;
-        }
-        Status s = CommitEntity(**es, list);
-        if (s.ok()) continue;
-        if (s.code() == StatusCode::kConflict || IsInfrastructure(s)) {
-          // Another worker committed a chunk meanwhile (the ledger look-up
-          // acks it next round), or the database is away or slow: keep the
-          // messages and retry; no delivery is counted.
-          counters_.transient_errors.fetch_add(1);
-          failed("commit failed, will retry: " + s.message());
-          continue;
-        }
-        // A state we cannot trust (e.g. the connection's staging table is
-        // gone): start the entity's connection afresh next time.
-        states_.erase(name);
-        if (list.size() == 1 && list[0]->alone) {
-          Held& h = *list[0];
-          const std::string why = "delivered " + std::to_string(h.msg->NumDelivered()) +
-                                  " times without being committed (max_deliver " +
-                                  std::to_string(options_.max_deliver) + "), and failed alone: " + s.message();
-          if (Status d = DeadLetterWhole(h, why); !d.ok()) failed("dead-lettering failed, will retry: " + d.message());
-          continue;
-        }
-        // Not the database's fault, and not pinned to a row: hand the
-        // messages back, which counts a delivery; past max_deliver each one
-        // is tried alone.
-        counters_.content_failures.fetch_add(1);
-        const std::string what =
-            "commit failed, handing " + std::to_string(list.size()) + " message(s) back for redelivery: " + s.message();
-        Log(options_.worker_name, what);
-        SetError(what);
-        for (Held* h : list) release(*h, std::min<int64_t>(options_.retry_max_backoff_ms, 1000));
-      }
-    }
-    if (!retry) break;
-    state_.store(WorkerState::kBackingOff);
-    Sleep(Backoff(options_.retry_max_backoff_ms, round));
   }
+  return ok;
+}
+
+std::vector<std::pair<std::string, std::vector<IngestWorker::Held*>>> IngestWorker::GroupByEntity(
+    std::vector<Held>& held) {
+  std::vector<std::pair<std::string, std::vector<Held*>>> groups;
+  std::map<std::string, size_t> group_of;
+  for (Held& h : held) {
+    if (h.done() || h.original != nullptr) continue;
+    if (h.alone) {
+      groups.push_back({h.entity, {&h}});
+      continue;
+    }
+    auto [it, inserted] = group_of.emplace(h.entity, groups.size());
+    if (inserted) groups.push_back({h.entity, {}});
+    groups[it->second].second.push_back(&h);
+  }
+  return groups;
+}
+
+bool IngestWorker::CommitGroup(const std::string& name, const std::vector<Held*>& list) {
+  auto es = StateFor(name);
+  if (!es.ok()) {
+    Failed("cannot prepare " + name + ", will retry: " + es.status().message());
+    return false;
+  }
+  Status s = CommitEntity(**es, list);
+  if (s.ok()) return true;
+  if (s.code() == StatusCode::kConflict || IsInfrastructure(s)) {
+    // Another worker committed a chunk meanwhile (the ledger look-up acks it
+    // next round), or the database is away or slow: keep the messages and
+    // retry; no delivery is counted.
+    counters_.transient_errors.fetch_add(1);
+    Failed("commit failed, will retry: " + s.message());
+    return false;
+  }
+  // A state we cannot trust (e.g. the connection's staging table is gone):
+  // start the entity's connection afresh next time.
+  states_.erase(name);
+  if (list.size() == 1 && list[0]->alone) {
+    Held& h = *list[0];
+    const std::string why = "delivered " + std::to_string(h.msg->NumDelivered()) +
+                            " times without being committed (max_deliver " + std::to_string(options_.max_deliver) +
+                            "), and failed alone: " + s.message();
+    if (Status d = DeadLetterWhole(h, why); !d.ok()) {
+      Failed("dead-lettering failed, will retry: " + d.message());
+      return false;
+    }
+    return true;
+  }
+  // Not the database's fault, and not pinned to a row: hand the messages
+  // back, which counts a delivery; past max_deliver each one is tried alone.
+  counters_.content_failures.fetch_add(1);
+  Failed("commit failed, handing " + std::to_string(list.size()) + " message(s) back for redelivery: " + s.message());
+  for (Held* h : list) HandBack(*h, std::min<int64_t>(options_.retry_max_backoff_ms, 1000));
+  return true;
+}
+
+bool IngestWorker::CommitGroups(std::vector<Held>& held, int round) {
+  bool ok = true;
+  for (auto& [name, list] : GroupByEntity(held)) {
+    if (stop_.load() && round > 0) break;
+    if (!CommitGroup(name, list)) ok = false;
+  }
+  return ok;
+}
+
+void IngestWorker::ReleaseUnsettled(std::vector<Held>& held) {
   // Stopping with messages that could not be committed (PostgreSQL down):
   // hand them back now rather than after the ack wait.
   for (Held& h : held) {
-    if (!h.done() && h.original == nullptr) release(h, 0);
+    if (!h.done() && h.original == nullptr) HandBack(h, 0);
   }
   // Second copies follow their first copy.
   for (Held& h : held) {
     if (h.done() || h.original == nullptr) continue;
     if (h.original->fate == Held::Fate::kSettled) {
-      Release(h.msg.get());
-      if (Status s = h.msg->Ack(); !s.ok()) Log(options_.worker_name, "ack of " + h.id + " failed: " + s.message());
-      h.fate = Held::Fate::kSettled;
+      Ack(h, h.id);
       counters_.duplicates_skipped.fetch_add(1);
     } else {
-      release(h, 0);
+      HandBack(h, 0);
     }
   }
   for (Held& h : held) Release(h.msg.get());  // (all released above; the messages die here)
+}
+
+Status IngestWorker::ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> msgs) {
+  std::vector<Held> held = TakeHold(std::move(msgs));
+  // Until everything fetched is settled or released (or we stop): retry.
+  // The first round always runs, even when Stop() came during the fetch: the
+  // messages in hand are committed and acked before the worker stops.
+  for (int round = 0; round == 0 || !stop_.load(); ++round) {
+    state_.store(WorkerState::kCommitting);
+    // 0. The connection for ledger look-ups and whole-chunk dead letters.
+    // 1. Chunks already committed (a redelivery): ack without writing.
+    // 2. Messages that cannot be processed (content: dead-lettered at once),
+    //    and those tried too often (committed alone).
+    // 3. Everything else, per entity, one transaction each; a message tried
+    //    too often in a transaction of its own.
+    const bool done = ReconnectMeta() && SkipCommitted(held) && ScreenChunks(held) && CommitGroups(held, round);
+    if (done) break;
+    state_.store(WorkerState::kBackingOff);
+    Sleep(Backoff(options_.retry_max_backoff_ms, round));
+  }
+  ReleaseUnsettled(held);
   return Status::Ok();
 }
 

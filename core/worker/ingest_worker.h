@@ -2,7 +2,9 @@
 //
 // Each fetch (up to fetch_messages messages / fetch_max_bytes) becomes, per
 // entity, one transaction: the chunks' rows are COPYed into the staging table
-// and merged into the target (CopySink), each chunk's id is inserted into the
+// and merged into the target (the entity's PgRowSink: a CopySink, or a
+// NestedSink for an entity with derived entities), and in the same
+// transaction (its bookkeeping) each chunk's id is inserted into the
 // ledger table, and rows that cannot be stored (rejected by the encoder or by
 // PostgreSQL) are inserted into the dead-letter table (core/worker/ledger.h); then
 // COMMIT, and only then the messages are acknowledged and the dead letters
@@ -44,22 +46,27 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/base/metrics.h"
 #include "core/base/status.h"
+#include "core/format/encoded_part_builder.h"
 #include "core/format/encoded_rows.h"
 #include "core/format/schema.h"
 #include "core/pg/conflict_mode.h"
 #include "core/pg/pg_connection.h"
 #include "core/pg/table_setup.h"
+#include "core/queue/ingest_format.h"
 #include "core/queue/nats_client.h"
 #include "core/worker/ledger.h"
 
@@ -130,15 +137,77 @@ class IngestWorker {
 
  private:
   struct EntityState;
-  struct Held;  // a fetched message and what we learned about it
+  struct Held;     // a fetched message and what we learned about it
+  struct DeadRow;  // a row dead-lettered in a commit's transaction
+  struct Commit;   // one entity's transaction of a fetch
   Status StartUp();
+
+  // ProcessFetch: takes hold of the messages (TakeHold), then in rounds until
+  // everything is settled or handed back (retrying with backoff while a step
+  // fails for the database): ReconnectMeta, SkipCommitted, ScreenChunks,
+  // CommitGroups; then ReleaseUnsettled. The steps return false when the round
+  // must be retried (the failure logged and kept as last_error).
   Status ProcessFetch(std::vector<std::unique_ptr<FetchedMessage>> msgs);
-  Status CommitEntity(EntityState& es, std::vector<Held*>& held);
+  // Holds every message for the heartbeat, reads its headers
+  // (ParseChunkMessage) and marks second copies of a chunk id (Held::original).
+  std::vector<Held> TakeHold(std::vector<std::unique_ptr<FetchedMessage>> msgs);
+  // Re-establishes the connection for ledger look-ups and whole-chunk dead letters.
+  bool ReconnectMeta();
+  // Acks the chunks the ledger has already (redeliveries) without writing them.
+  bool SkipCommitted(std::vector<Held>& held);
+  // Dead-letters whole the chunks that cannot be applied (malformed, unknown
+  // entity, a pgcopy1 chunk that fails CheckBinaryChunk); marks those
+  // delivered more than max_deliver times to be committed alone.
+  bool ScreenChunks(std::vector<Held>& held);
+  // The messages left, per entity in fetch order (one group for each message
+  // committed alone).
+  std::vector<std::pair<std::string, std::vector<Held*>>> GroupByEntity(std::vector<Held>& held);
+  // CommitEntity per group; a failed commit is retried (database), dead-lettered
+  // (alone) or handed back (counts a delivery).
+  bool CommitGroups(std::vector<Held>& held, int round);
+  bool CommitGroup(const std::string& entity, const std::vector<Held*>& list);
+  // Hands back what is still held (stopping) and settles second copies as
+  // their first copy was.
+  void ReleaseUnsettled(std::vector<Held>& held);
+
+  // CommitEntity: one transaction for `held` (messages of one entity):
+  // EncodeChunks, then the sink's Write with WriteBookkeeping in its
+  // transaction, then RecordCommit and SettleCommitted. kConflict when
+  // another worker committed one of the chunks meanwhile; nothing is settled
+  // on an error.
+  Status CommitEntity(EntityState& es, const std::vector<Held*>& held);
+  // One part per message into scratch_parts_ (c.parts); rows the encoder
+  // rejects into c.encoder_dead.
+  void EncodeChunks(Commit& c);
+  void EncodeBinaryChunk(const Held& h, uint32_t source, EncodedPartBuilder& builder);
+  void EncodeJsonChunk(Commit& c, uint32_t source, EncodedPartBuilder& builder);
+  // In the rows' transaction (BeforeCommitFn, may run again on a retry): the
+  // dead letters (encoder's and PostgreSQL's rejects, the latter kept in
+  // c.pg_dead), the ledger rows (c.ledger_conflict on a conflict) and, nested,
+  // the derived tables' row counts.
+  std::optional<PgError> WriteBookkeeping(PgConnection& conn, Commit& c, const std::vector<RejectedRow>& rejected);
+  static std::vector<LedgerRow> LedgerRowsOf(const Commit& c);
+  static std::vector<std::pair<std::string, uint64_t>> DerivedTableRows(const Commit& c,
+                                                                        const std::vector<RejectedRow>& rejected);
+  // After COMMIT: counters and the commit-time histogram.
+  void RecordCommit(const Commit& c, const BatchResult& result, std::chrono::steady_clock::time_point started);
+  // After COMMIT: acks the messages, then publishes the dead rows' copies to
+  // the dead-letter stream.
+  void SettleCommitted(const Commit& c);
+
+  // Settling one message: Ack (Release, ack, settled; a failed ack is logged
+  // under `name`), HandBack (Release, Nak after delay_ms, released), and
+  // DeadLetterWhole (ledger row and dead letter in one statement, stream copy,
+  // Term; acked as a duplicate when the ledger has it already).
+  void Ack(Held& h, const std::string& name, bool wait = true);
+  void HandBack(Held& h, int64_t delay_ms);
   Status DeadLetterWhole(Held& h, const std::string& error);
-  // A chunk with a Nomnom-Format header: "" when it may be written (then
-  // h.binary and h.offsets are set), else why it is dead-lettered; an error
-  // when that cannot be told yet (the entity cannot be prepared).
+  // A pgcopy1 chunk: "" when it may be written (then h.binary and h.offsets
+  // are set), else why it is dead-lettered; an error when that cannot be told
+  // yet (the entity cannot be prepared).
   Result<std::string> CheckBinaryChunk(Held& h);
+  // Logs `what` and keeps it as last_error.
+  void Failed(const std::string& what);
   Result<EntityState*> StateFor(const std::string& entity);
   PgSessionOptions SessionOptions() const;
   void Sleep(int64_t ms);
@@ -159,7 +228,7 @@ class IngestWorker {
   // on first use (core/pg/catalog_entity.h); never removed, so states may point
   // into them.
   std::map<std::string, std::unique_ptr<Entity>> catalog_entities_;
-  // CommitEntity's buffers, reused across fetches (Run()'s thread only).
+  // EncodeChunks' buffers, reused across fetches (Run()'s thread only).
   std::vector<std::unique_ptr<EncodedPart>> scratch_parts_;
   std::string scratch_line_;  // a padded copy of a row at the end of a body
   std::atomic<bool> stop_{false};
