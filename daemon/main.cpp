@@ -17,10 +17,11 @@
 #include "core/base/log.h"
 #include "core/base/metrics.h"
 #include "core/format/schema.h"
+#include "core/http/http_server.h"
 #include "core/pg/catalog_entity.h"
 #include "core/queue/nats_client.h"
 #include "daemon/dashboard.h"
-#include "daemon/http_server.h"
+#include "daemon/embedded_files.h"
 #include "daemon/ingest_service.h"
 
 namespace nomnom {
@@ -225,6 +226,7 @@ int Main(int argc, char** argv) {
   };
   Dashboard dash(dashboard, [&service] { return service.CollectDashboardInputs(); });
   http::Server server(http_opts);
+  http::embedded::ServeEmbeddedFiles(server);
   service.Register(server);
   dash.Register(server);
   if (Status s = server.Start(); !s.ok()) {

@@ -1,4 +1,4 @@
-#include "daemon/http_server.h"
+#include "core/http/http_server.h"
 
 #include <algorithm>
 #include <array>
@@ -38,7 +38,6 @@
 #pragma GCC diagnostic pop
 
 #include "core/base/utf8.h"
-#include "daemon/embedded_files.h"
 
 namespace nomnom::http {
 
@@ -269,7 +268,7 @@ Response JsonError(int status, std::string_view message) {
 namespace {
 
 struct StaticContent {
-  std::string_view content_type;
+  std::string content_type;
   std::string_view body;
 };
 
@@ -893,7 +892,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (mr == nullptr) return Write(NoHandlerResponse(path, method));
     if (mr->content) {
       Response r;
-      r.content_type = std::string(mr->content->content_type);
+      r.content_type = mr->content->content_type;
       r.headers.emplace_back("Cache-Control", "public, max-age=3600");
       return Write(std::move(r), mr->content->body);
     }
@@ -1422,35 +1421,17 @@ void Server::Impl::SweepSessions(size_t i) {
 
 Server::Server(ServerOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {
   if (impl_->opts.threads < 1) impl_->opts.threads = 1;
-  if (!impl_->opts.serve_api_docs) return;
+}
 
-  auto find = [](std::string_view url_path) -> std::optional<std::string_view> {
-    for (size_t i = 0; i < embedded::kFileCount; ++i) {
-      const auto& f = embedded::kFiles[i];
-      if (url_path == f.url_path) return std::string_view(f.begin, static_cast<size_t>(f.end - f.begin));
-    }
-    return std::nullopt;
-  };
-  for (size_t i = 0; i < embedded::kFileCount; ++i) {
-    const auto& f = embedded::kFiles[i];
-    std::string_view path = f.url_path;
-    StaticContent content{ContentTypeFor(path), std::string_view(f.begin, static_cast<size_t>(f.end - f.begin))};
-    impl_->exact[std::string(path)].Set(MethodRoute{"GET", nullptr, content});
-    impl_->exact[std::string(path)].pattern = std::string(path);
+void Server::ServeStatic(std::string path, std::string_view body, std::string_view content_type) {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->started) throw std::logic_error("Server::ServeStatic called after Start()");
   }
-  if (auto index = find("/swagger-ui/index.html")) {
-    StaticContent content{ContentTypeFor(".html"), *index};
-    impl_->exact["/swagger-ui/"].pattern = "/swagger-ui/";
-    impl_->exact["/swagger-ui/"].Set(MethodRoute{"GET", nullptr, content});
-    Route("GET", "/swagger-ui", [](Request&&, Responder respond) {
-      Response r;
-      r.status = 303;
-      r.content_type = "text/plain; charset=utf-8";
-      r.body = "See /swagger-ui/\n";
-      r.headers.emplace_back("Location", "/swagger-ui/");
-      respond(std::move(r));
-    });
-  }
+  StaticContent content{std::string(content_type.empty() ? ContentTypeFor(path) : content_type), body};
+  RouteEntry& entry = impl_->exact[path];
+  entry.pattern = path;
+  entry.Set(MethodRoute{"GET", nullptr, std::move(content)});
 }
 
 Server::~Server() { Stop(0); }
