@@ -1,5 +1,7 @@
 // The routing table (router.h) and the public helpers of http_server.h that
 // have nothing to do with a connection.
+#include "core/http/router.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <mutex>
@@ -7,7 +9,6 @@
 
 #include "core/base/utf8.h"
 #include "core/http/http_server.h"
-#include "core/http/router.h"
 #include "core/http/server_impl.h"
 #include "core/http/text.h"
 
