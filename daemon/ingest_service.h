@@ -39,6 +39,7 @@
 
 #include "core/base/metrics.h"
 #include "core/format/schema.h"
+#include "core/http/http_server.h"
 #include "core/pg/pg_connection.h"
 #include "core/queue/nats_client.h"
 #include "core/worker/ingest_worker.h"
@@ -46,7 +47,6 @@
 #include "core/worker/worker_pool.h"
 #include "daemon/chunk_publisher.h"
 #include "daemon/dashboard_snapshot.h"
-#include "daemon/http_server.h"
 #include "daemon/idempotency_cache.h"
 #include "daemon/pending_ids.h"
 #include "daemon/task_pool.h"
