@@ -20,7 +20,6 @@ namespace {
 using json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
-constexpr std::string_view kHeaderBodyHash = "Nomnom-Body-Hash";
 constexpr size_t kMaxIdempotencyKey = 256;
 constexpr int64_t kPgMonitorPeriodMs = 500;  // PostgreSQL: reachable, totals, dead letters, heartbeats
 
@@ -365,8 +364,8 @@ void IngestService::HandleMessage(http::Request&& req, http::Responder respond) 
       return;
     }
     OutgoingMessage m =
-        MakeChunkMessage(js_.EntitySubject(e->name), e->name, batch_id, 0, 1, 1, std::string(line) + "\n");
-    m.headers.emplace_back(std::string(kHeaderBodyHash), body_hash);
+        MakeChunkMessage(js_.EntitySubject(e->name), e->name, batch_id, 0, 1, 1, std::string(line) + "\n",
+                         ChunkEncoding{PublishFormat::kNdjson, {}, body_hash});
     publisher_.Publish(std::move(m), [this, e, respond, batch_id, body_hash, cache_key](const PublishResult& r) {
       if (!r.status.ok()) {
         respond(Error(503, "JetStream did not store the message: " + r.status.message()));
@@ -492,10 +491,8 @@ void IngestService::HandleBatch(http::Request&& req, http::Responder respond) {
     ChunkBody& c = chunks[k];
     const std::pair<uint64_t, uint64_t> lines{c.first_line, c.last_line};
     const uint32_t rows = c.rows;
-    OutgoingMessage m =
-        MakeChunkMessage(js_.EntitySubject(e->name), e->name, state->batch_id, k, count, rows, std::move(c.body));
-    if (!state->key.empty()) m.headers.emplace_back(std::string(kHeaderBodyHash), state->body_hash);
-    if (batch.format == PublishFormat::kPgCopy1) AddPgCopyHeaders(&m, schema);
+    OutgoingMessage m = MakeChunkMessage(js_.EntitySubject(e->name), e->name, state->batch_id, k, count, rows,
+                                         std::move(c.body), ChunkEncoding{batch.format, schema, state->body_hash});
     publisher_.Publish(std::move(m), [this, state, lines, rows](const PublishResult& r) {
       {
         std::lock_guard<std::mutex> lock(state->mu);
