@@ -35,13 +35,14 @@
 #include "core/format/schema.h"
 #include "core/gen/tpch_gen.h"
 #include "core/gen/tpch_tables.h"
+#include "core/http/http_server.h"
+#include "core/http/probe_routes.h"
 #include "core/load/pipeline.h"
 #include "core/pg/catalog_entity.h"
 #include "core/queue/nats_client.h"
 #include "core/queue/publish_sink.h"
 #include "core/worker/ingest_worker.h"
 #include "core/worker/worker_pool.h"
-#include "daemon/http_server.h"
 
 namespace nomnom {
 namespace {
@@ -567,46 +568,35 @@ int RunWorkerCommand(WorkerArgs& a) {
     ho.log = [](std::string_view what) { LogWarn("{}", what); };
     server = std::make_unique<http::Server>(ho);
     JetStreamClient* client = js->get();
-    const auto started = std::chrono::steady_clock::now();
-    server->Route("GET", "/live", [started](http::Request&&, http::Responder respond) {
-      http::Response r;
-      r.body = "{\"status\":\"alive\",\"uptime_seconds\":" +
-               std::to_string(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count()) + "}";
-      respond(std::move(r));
-    });
-    server->Route("GET", "/ready", [client, &stopping, &pool](http::Request&&, http::Responder respond) {
+    http::ProbeRoutes probes;
+    probes.json = http::ProbeJson::kInOrder;
+    const auto started = probes.started;
+    probes.ready = [client, &stopping, &pool] {
       // Ready while NATS is connected and a worker fetches or commits (not
       // while every worker starts or backs off, e.g. PostgreSQL away).
-      nlohmann::ordered_json j;
-      std::string why;
+      http::Readiness ready;
       if (stopping.load()) {
-        why = "draining";
+        ready.reason = "draining";
       } else if (!client->IsConnected()) {
-        why = "NATS disconnected";
+        ready.reason = "NATS disconnected";
       } else if (!pool.AnyWorking()) {
-        why = "no worker is fetching";
-        if (const std::string err = pool.BackingOffError(); !err.empty()) why += ": " + err;
+        ready.reason = "no worker is fetching";
+        if (const std::string err = pool.BackingOffError(); !err.empty()) ready.reason += ": " + err;
       }
-      j["status"] = why.empty() ? "ready" : "not ready";
-      if (!why.empty()) j["reason"] = why;
       nlohmann::ordered_json states = nlohmann::ordered_json::object();
       for (const auto& [st, n] : pool.StateCounts()) states[std::string(WorkerStateName(st))] = n;
-      j["workers"] = states;
-      http::Response r;
-      r.status = why.empty() ? 200 : 503;
-      r.body = j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-      respond(std::move(r));
-    });
-    server->Route("GET", "/metrics", [&pool, &metrics, started](http::Request&&, http::Responder respond) {
+      ready.fields.emplace_back("workers",
+                                states.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+      return ready;
+    };
+    probes.metrics = [&pool, &metrics, started] {
       pool.ExportMetrics();
       metrics.Gauge("nomnom_up_seconds", "Seconds since this process started")
           .Set(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
       metrics.Gauge("nomnom_worker_threads", "Worker threads in this process").Set(pool.size());
-      http::Response r;
-      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-      r.body = metrics.Render();
-      respond(std::move(r));
-    });
+      return metrics.Render();
+    };
+    http::InstallProbeRoutes(*server, std::move(probes));
     if (Status s = server->Start(); !s.ok()) {
       PrintError(s);
       pool.Stop();

@@ -34,9 +34,9 @@
 #include <string>
 #include <thread>
 
+#include "core/http/http_server.h"
 #include "daemon/dashboard_sessions.h"
 #include "daemon/dashboard_snapshot.h"
-#include "daemon/http_server.h"
 
 namespace nomnom {
 

@@ -5,6 +5,10 @@
 
 #include <cstddef>
 
+namespace nomnom::http {
+class Server;
+}  // namespace nomnom::http
+
 namespace nomnom::http::embedded {
 
 struct File {
@@ -14,5 +18,11 @@ struct File {
 };
 extern const File kFiles[];
 extern const std::size_t kFileCount;
+
+// Serves every embedded file on GET at its URL path (Server::ServeStatic:
+// from memory, without a copy), the Swagger UI's index also at /swagger-ui/,
+// and /swagger-ui redirecting there (303). Call before the routes that replace
+// some of them (the dashboard's) and before server.Start().
+void ServeEmbeddedFiles(Server& server);
 
 }  // namespace nomnom::http::embedded

@@ -22,8 +22,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/base/metrics.h"
+#include "core/http/http_server.h"
 #include "core/queue/nats_client.h"
-#include "daemon/http_server.h"
 #include "daemon/idempotency_cache.h"
 #include "daemon/task_pool.h"
 

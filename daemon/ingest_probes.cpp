@@ -7,6 +7,7 @@
 
 #include "core/base/log.h"
 #include "core/base/utf8.h"
+#include "core/http/probe_routes.h"
 #include "core/worker/ledger.h"
 #include "daemon/ingest_service.h"
 #include "daemon/json_reply.h"
@@ -26,11 +27,15 @@ json WorkerStates(const WorkerPool& pool) {
 
 }  // namespace
 
+// /live, /ready and /metrics answer through the shared probe bodies
+// (core/http/probe_routes.h), as nomnomd always wrote them: /live's uptime the
+// shortest decimal that reads back the same, /ready's members in the order
+// below (status, reason, workers, worker_error).
 void IngestService::HandleLive(http::Request&&, http::Responder respond) {
-  json j;
-  j["status"] = "alive";
-  j["uptime_seconds"] = std::chrono::duration<double>(Clock::now() - started_).count();
-  respond(JsonResponse(200, j));
+  http::Response r;
+  r.body =
+      http::LiveBody(std::chrono::duration<double>(Clock::now() - started_).count(), http::ProbeJson::kMembersByName);
+  respond(std::move(r));
 }
 
 std::string IngestService::NotReadyReason() const {
@@ -48,15 +53,15 @@ void IngestService::HandleReady(http::Request&&, http::Responder respond) {
   // Readiness is the API's: a worker that cannot reach PostgreSQL does not
   // stop the API from storing rows in JetStream. The workers' states are
   // shown alongside (and in /metrics as nomnom_worker_state).
-  const std::string why = NotReadyReason();
-  json j;
-  j["status"] = why.empty() ? "ready" : "not ready";
-  if (!why.empty()) j["reason"] = why;
+  http::Readiness readiness;
+  readiness.reason = NotReadyReason();
   if (workers_.size() > 0) {
-    j["workers"] = WorkerStates(workers_);
-    if (const std::string err = workers_.BackingOffError(); !err.empty()) j["worker_error"] = err;
+    readiness.fields.emplace_back("workers", DumpJson(WorkerStates(workers_)));
+    if (const std::string err = workers_.BackingOffError(); !err.empty()) {
+      readiness.fields.emplace_back("worker_error", DumpJson(json(err)));
+    }
   }
-  respond(JsonResponse(why.empty() ? 200 : 503, j));
+  respond(http::ReadyResponse(readiness, http::ProbeJson::kInOrder));
 }
 
 void IngestService::HandleHealth(http::Request&&, http::Responder respond) {
@@ -298,10 +303,7 @@ void IngestService::HandleMetrics(http::Request&&, http::Responder respond) {
       .Set(std::chrono::duration<double>(Clock::now() - started_).count());
   metrics_.Gauge("nomnom_ready", "1 while ready to accept ingest").Set(NotReadyReason().empty() ? 1 : 0);
   workers_.ExportMetrics();
-  http::Response r;
-  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-  r.body = metrics_.Render();
-  respond(std::move(r));
+  respond(http::MetricsResponse(metrics_.Render()));
 }
 
 }  // namespace nomnom

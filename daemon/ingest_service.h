@@ -44,6 +44,7 @@
 
 #include "core/base/metrics.h"
 #include "core/format/schema.h"
+#include "core/http/http_server.h"
 #include "core/pg/pg_connection.h"
 #include "core/queue/nats_client.h"
 #include "core/worker/ingest_worker.h"
@@ -51,7 +52,6 @@
 #include "core/worker/worker_pool.h"
 #include "daemon/chunk_publisher.h"
 #include "daemon/dashboard_snapshot.h"
-#include "daemon/http_server.h"
 #include "daemon/idempotency_cache.h"
 #include "daemon/ingest_api.h"
 #include "daemon/pending_ids.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <utility>
 
-#include "daemon/http_server.h"
+#include "core/http/http_server.h"
 
 namespace nomnom {
 

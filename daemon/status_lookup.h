@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "core/http/http_server.h"
 #include "core/pg/pg_connection.h"
-#include "daemon/http_server.h"
 #include "daemon/pending_ids.h"
 #include "daemon/task_pool.h"
 

@@ -6,9 +6,11 @@
 #include <mutex>
 #include <thread>
 
+#include "core/http/probe_routes.h"
 #include "core/queue/ingest_format.h"
 #include "daemon/idempotency_cache.h"
 #include "daemon/ingest_api.h"
+#include "daemon/json_reply.h"
 #include "daemon/pending_ids.h"
 #include "daemon/task_pool.h"
 
@@ -97,4 +99,26 @@ TEST_CASE("idempotency: identity from the entity, kind and key; none without a k
   CHECK(IdempotencyResolver::CheckLength(std::string(256, 'k'), respond));
   CHECK_FALSE(IdempotencyResolver::CheckLength(std::string(257, 'k'), respond));
   CHECK(statuses == std::vector<int>{400});
+}
+
+TEST_CASE("nomnomd's /live and /ready bodies through the shared probe bodies, byte for byte", "[probes]") {
+  // What nomnomd wrote before it used core/http/probe_routes.h: ordered_json
+  // (members in insertion order).
+  nlohmann::ordered_json live;
+  live["status"] = "alive";
+  live["uptime_seconds"] = 12.3456789012;
+  CHECK(http::LiveBody(12.3456789012, http::ProbeJson::kMembersByName) == DumpJson(live));
+  nlohmann::ordered_json states;
+  states["fetching"] = 1;
+  states["backing_off"] = 1;
+  nlohmann::ordered_json ready;
+  ready["status"] = "not ready";
+  ready["reason"] = "stream S missing \xff";
+  ready["workers"] = states;
+  ready["worker_error"] = "no database";
+  http::Readiness r;
+  r.reason = "stream S missing \xff";
+  r.fields.emplace_back("workers", DumpJson(states));
+  r.fields.emplace_back("worker_error", DumpJson(nlohmann::ordered_json("no database")));
+  CHECK(http::ReadyBody(r, http::ProbeJson::kInOrder) == DumpJson(ready));
 }

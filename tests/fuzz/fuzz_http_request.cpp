@@ -1,6 +1,6 @@
 // libFuzzer harness: the HTTP request path of nomnomd, end to end in one
 // process: the input is sent as raw bytes over a loopback connection to a
-// real http::Server (daemon/http_server.h: Beast's parser with nomnomd's
+// real http::Server (core/http/http_server.h: Beast's parser with nomnomd's
 // limits and timeouts, routing, bearer-token checks, route parameters, query
 // decoding) whose ingest routes run the real handlers' validation
 // (daemon/ingest_request.h) with an in-process publisher that only counts.
@@ -24,8 +24,8 @@
 #include <string_view>
 
 #include "core/format/schema.h"
+#include "core/http/http_server.h"
 #include "core/queue/ingest_format.h"
-#include "daemon/http_server.h"
 #include "daemon/ingest_request.h"
 #include "tests/fuzz/fuzz_check.h"
 

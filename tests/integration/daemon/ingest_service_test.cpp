@@ -12,10 +12,10 @@
 #include "core/format/pgcopy_chunk.h"
 #include "core/format/row_encoder.h"
 #include "core/format/schema.h"
+#include "core/http/http_server.h"
 #include "core/queue/chunk_writer.h"
 #include "core/queue/ingest_format.h"
 #include "core/queue/nats_client.h"
-#include "daemon/http_server.h"
 #include "tests/support/test_env.h"
 
 using namespace nomnom;

@@ -1,6 +1,6 @@
-// nomnomd's HTTP layer (daemon/http_server.h) over real sockets on 127.0.0.1.
+// nomnomd's HTTP layer (core/http/http_server.h) over real sockets on 127.0.0.1.
 // Needs no database. Run alone with: nomnom_integration_tests "[http]"
-#include "daemon/http_server.h"
+#include "core/http/http_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,6 +26,8 @@
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+
+#include "daemon/embedded_files.h"
 
 namespace {
 
@@ -813,6 +815,7 @@ TEST_CASE("http: OnRequestDone reports route pattern, status and duration", "[ht
 
 TEST_CASE("http: Swagger UI and the OpenAPI document are served", "[http]") {
   Server server(TestOptions());
+  nomnom::http::embedded::ServeEmbeddedFiles(server);  // nomnomd's files (daemon/embedded_files.h)
   Start(server);
   Client c(server.port());
 
@@ -892,9 +895,7 @@ TEST_CASE("http: Swagger UI and the OpenAPI document are served", "[http]") {
   CHECK(has_idempotency_key);
 
   // Without the docs.
-  ServerOptions o = TestOptions();
-  o.serve_api_docs = false;
-  Server bare(o);
+  Server bare(TestOptions());
   Start(bare);
   Client b(bare.port());
   CHECK(b.Request("GET", "/swagger-ui/").status == 404);

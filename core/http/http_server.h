@@ -1,4 +1,5 @@
-// nomnomd's HTTP/1.1 layer: a small asynchronous server on Boost.Beast/Asio.
+// nomnom's HTTP/1.1 server (nomnomd's API, `nomnom worker`'s probes): a small
+// asynchronous server on Boost.Beast/Asio.
 //
 // Handlers are registered with Route() before Start(). Each request is read in
 // full (header and body, within the size and time limits), routed, checked for
@@ -127,9 +128,6 @@ struct ServerOptions {
   // disconnected.
   size_t max_stream_queue_bytes = 1 << 20;
   std::string bearer_token;  // if non-empty, required on /ingest and paths under /ingest/
-  // Serve the built-in API docs: GET /api-docs/openapi.json and the Swagger UI
-  // under /swagger-ui/.
-  bool serve_api_docs = true;
   // Where the server reports what it cannot tell a client: a handler that threw,
   // accept errors. Default (empty): one line on stderr.
   std::function<void(std::string_view)> log;
@@ -157,6 +155,15 @@ class Server {
   // own. Throws std::invalid_argument for a malformed pattern and
   // std::logic_error after Start().
   void Route(std::string method, std::string pattern, Handler h);
+
+  // Serves body on GET (and HEAD) path without a handler: the bytes as they
+  // are, with "Cache-Control: public, max-age=3600" and content_type (empty:
+  // from the path's extension: .html, .css, .js, .json, .png, .txt, LICENSE and
+  // NOTICE; else application/octet-stream). body is not copied: it must
+  // outlive the server (static data, e.g. files compiled into the program). A
+  // Route() for GET on the same path replaces it, and the other way round.
+  // Throws std::logic_error after Start().
+  void ServeStatic(std::string path, std::string_view body, std::string_view content_type = {});
 
   // Binds (an error naming the address if it cannot), starts the io threads and
   // returns once listening. Not restartable.
