@@ -140,8 +140,8 @@ void ChunkPublisher::SealLocked(const std::string& entity) {
   last_sealed_rows_ = chunk.rows;
   auto waiters = std::make_shared<std::vector<Waiter>>(std::move(chunk.waiters));
   Queued q;
-  q.msg = MakeChunkMessage(js_.EntitySubject(entity), entity, chunk.batch_id, 0, 1, chunk.rows, std::move(chunk.body));
-  if (chunk.format == PublishFormat::kPgCopy1) AddPgCopyHeaders(&q.msg, chunk.schema);
+  q.msg = MakeChunkMessage(js_.EntitySubject(entity), entity, chunk.batch_id, 0, 1, chunk.rows, std::move(chunk.body),
+                           ChunkEncoding{chunk.format, chunk.schema, {}});
   const uint32_t rows = chunk.rows;
   q.done = [this, waiters, entity, rows, batch_id = chunk.batch_id](const PublishResult& r) {
     if (r.status.ok() && options_.on_rows_stored) RunCallback(options_.on_rows_stored, entity, batch_id, rows);

@@ -86,113 +86,11 @@ std::optional<double> HistogramQuantile(double q, const std::vector<double>& bou
   return bounds.back();
 }
 
-std::string SnapshotBuilder::Build(const DashboardInputs& in) {
-  ++seq_;
-  const double dt = prev_ ? in.monotonic_s - prev_->monotonic_s : 0.0;
-  json j;
-  j["seq"] = seq_;
-  j["time"] = in.time;
-  j["interval_s"] = Round2(dt);
+namespace {
 
-  // Totals and their rates. Committed and dead rows are read from PostgreSQL
-  // on another thread: their rates go by the time between readings.
-  const auto rate = [&](uint64_t DashboardInputs::*field) {
-    return prev_ ? Round2(RatePerSecond((*prev_).*field, in.*field, dt)) : 0.0;
-  };
-  const bool timed_db = prev_ && in.db_read_s > 0 && prev_->db_read_s > 0;
-  const double db_dt = timed_db ? in.db_read_s - prev_->db_read_s : dt;
-  const bool new_db_reading = prev_ && (!timed_db || db_dt > 0);
-  if (new_db_reading) {
-    total_db_rates_ = {Round2(RatePerSecond(prev_->committed, in.committed, db_dt)),
-                       Round2(RatePerSecond(prev_->dead, in.dead, db_dt))};
-  }
-  json totals;
-  totals["accepted"] = in.accepted;
-  totals["rejected"] = in.rejected;
-  totals["committed"] = in.committed;
-  totals["dead"] = in.dead;
-  totals["committed_known"] = in.committed_known;
-  totals["accepted_per_s"] = rate(&DashboardInputs::accepted);
-  totals["rejected_per_s"] = rate(&DashboardInputs::rejected);
-  totals["committed_per_s"] = total_db_rates_.committed;
-  totals["dead_per_s"] = total_db_rates_.dead;
-  j["totals"] = totals;
-
-  // Per entity, against the same entity in the previous inputs.
-  std::map<std::string, const DashboardEntityInput*> before;
-  if (prev_) {
-    for (const auto& e : prev_->entities) before[e.name] = &e;
-  }
-  json entities = json::array();
-  for (const auto& e : in.entities) {
-    const DashboardEntityInput* p = nullptr;
-    if (auto it = before.find(e.name); it != before.end()) p = it->second;
-    auto erate = [&](uint64_t DashboardEntityInput::*field) {
-      return p ? Round2(RatePerSecond(p->*field, e.*field, dt)) : 0.0;
-    };
-    DbRates& db = entity_db_rates_[e.name];
-    if (new_db_reading) {
-      db = p ? DbRates{Round2(RatePerSecond(p->committed, e.committed, db_dt)),
-                       Round2(RatePerSecond(p->dead, e.dead, db_dt))}
-             : DbRates{};
-    }
-    json x;
-    x["name"] = e.name;
-    x["accepted"] = e.accepted;
-    x["rejected"] = e.rejected;
-    x["committed"] = e.committed;
-    x["dead"] = e.dead;
-    x["accepted_per_s"] = erate(&DashboardEntityInput::accepted);
-    x["rejected_per_s"] = erate(&DashboardEntityInput::rejected);
-    x["committed_per_s"] = db.committed;
-    x["dead_per_s"] = db.dead;
-    if (!e.derived.empty()) {
-      // Nested: every table's committed rows, the root's first.
-      json tables = json::array();
-      json root;
-      root["table"] = e.table;
-      root["committed"] = e.committed;
-      root["committed_per_s"] = db.committed;
-      tables.push_back(std::move(root));
-      for (const auto& [table, rows] : e.derived) {
-        double& r = table_db_rates_[{e.name, table}];
-        if (new_db_reading) {
-          uint64_t was = 0;
-          bool known = false;
-          if (p != nullptr) {
-            for (const auto& [t, n] : p->derived) {
-              if (t == table) {
-                was = n;
-                known = true;
-              }
-            }
-          }
-          r = known ? Round2(RatePerSecond(was, rows, db_dt)) : 0.0;
-        }
-        json x2;
-        x2["table"] = table;
-        x2["committed"] = rows;
-        x2["committed_per_s"] = r;
-        tables.push_back(std::move(x2));
-      }
-      x["tables"] = std::move(tables);
-    }
-    entities.push_back(std::move(x));
-  }
-  j["entities"] = std::move(entities);
-
-  // Chart history: total rates, one point per build.
-  history_.push_back(Point{in.unix_s, totals["accepted_per_s"].get<double>(), totals["committed_per_s"].get<double>()});
-  while (history_.size() > options_.history_points) history_.pop_front();
-  json t = json::array(), acc = json::array(), com = json::array();
-  for (const auto& p : history_) {
-    t.push_back(std::round(p.unix_s));
-    acc.push_back(p.accepted_per_s);
-    com.push_back(p.committed_per_s);
-  }
-  j["history"] = {{"t", std::move(t)}, {"accepted_per_s", std::move(acc)}, {"committed_per_s", std::move(com)}};
-
-  // The pipeline.
+// The pipeline: NATS, PostgreSQL, the stream, the consumer, the workers here
+// and every worker process's heartbeat.
+json PipelineJson(const DashboardInputs& in) {
   json pipeline;
   pipeline["nats"] = {{"connected", in.nats_connected}};
   json pg;
@@ -233,8 +131,140 @@ std::string SnapshotBuilder::Build(const DashboardInputs& in) {
     processes.push_back(std::move(x));
   }
   pipeline["processes"] = std::move(processes);
-  j["pipeline"] = pipeline;
+  return pipeline;
+}
 
+}  // namespace
+
+std::string SnapshotBuilder::Build(const DashboardInputs& in) {
+  ++seq_;
+  // Committed and dead rows are read from PostgreSQL on another thread: their
+  // rates go by the time between readings.
+  Intervals iv;
+  iv.dt = prev_ ? in.monotonic_s - prev_->monotonic_s : 0.0;
+  const bool timed_db = prev_ && in.db_read_s > 0 && prev_->db_read_s > 0;
+  iv.db_dt = timed_db ? in.db_read_s - prev_->db_read_s : iv.dt;
+  iv.new_db_reading = prev_ && (!timed_db || iv.db_dt > 0);
+
+  json j;
+  j["seq"] = seq_;
+  j["time"] = in.time;
+  j["interval_s"] = Round2(iv.dt);
+  j["totals"] = TotalsJson(in, iv);
+  j["entities"] = EntitiesJson(in, iv);
+  j["history"] =
+      HistoryJson(in.unix_s, j["totals"]["accepted_per_s"].get<double>(), j["totals"]["committed_per_s"].get<double>());
+  j["pipeline"] = PipelineJson(in);
+  j["api"] = ApiJson(in);
+  j["dead_letters"] = EventsJson(in.dead_letters);
+  j["rejects"] = EventsJson(in.rejects);
+  prev_ = in;
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json SnapshotBuilder::TotalsJson(const DashboardInputs& in, const Intervals& iv) {
+  const auto rate = [&](uint64_t DashboardInputs::*field) {
+    return prev_ ? Round2(RatePerSecond((*prev_).*field, in.*field, iv.dt)) : 0.0;
+  };
+  if (iv.new_db_reading) {
+    total_db_rates_ = {Round2(RatePerSecond(prev_->committed, in.committed, iv.db_dt)),
+                       Round2(RatePerSecond(prev_->dead, in.dead, iv.db_dt))};
+  }
+  json totals;
+  totals["accepted"] = in.accepted;
+  totals["rejected"] = in.rejected;
+  totals["committed"] = in.committed;
+  totals["dead"] = in.dead;
+  totals["committed_known"] = in.committed_known;
+  totals["accepted_per_s"] = rate(&DashboardInputs::accepted);
+  totals["rejected_per_s"] = rate(&DashboardInputs::rejected);
+  totals["committed_per_s"] = total_db_rates_.committed;
+  totals["dead_per_s"] = total_db_rates_.dead;
+  return totals;
+}
+
+json SnapshotBuilder::EntitiesJson(const DashboardInputs& in, const Intervals& iv) {
+  // Per entity, against the same entity in the previous inputs.
+  std::map<std::string, const DashboardEntityInput*> before;
+  if (prev_) {
+    for (const auto& e : prev_->entities) before[e.name] = &e;
+  }
+  json entities = json::array();
+  for (const auto& e : in.entities) {
+    const DashboardEntityInput* p = nullptr;
+    if (auto it = before.find(e.name); it != before.end()) p = it->second;
+    auto erate = [&](uint64_t DashboardEntityInput::*field) {
+      return p ? Round2(RatePerSecond(p->*field, e.*field, iv.dt)) : 0.0;
+    };
+    DbRates& db = entity_db_rates_[e.name];
+    if (iv.new_db_reading) {
+      db = p ? DbRates{Round2(RatePerSecond(p->committed, e.committed, iv.db_dt)),
+                       Round2(RatePerSecond(p->dead, e.dead, iv.db_dt))}
+             : DbRates{};
+    }
+    json x;
+    x["name"] = e.name;
+    x["accepted"] = e.accepted;
+    x["rejected"] = e.rejected;
+    x["committed"] = e.committed;
+    x["dead"] = e.dead;
+    x["accepted_per_s"] = erate(&DashboardEntityInput::accepted);
+    x["rejected_per_s"] = erate(&DashboardEntityInput::rejected);
+    x["committed_per_s"] = db.committed;
+    x["dead_per_s"] = db.dead;
+    if (!e.derived.empty()) x["tables"] = TablesJson(e, p, db.committed, iv);
+    entities.push_back(std::move(x));
+  }
+  return entities;
+}
+
+json SnapshotBuilder::TablesJson(const DashboardEntityInput& e, const DashboardEntityInput* p, double root_per_s,
+                                 const Intervals& iv) {
+  // Nested: every table's committed rows, the root's first.
+  json tables = json::array();
+  json root;
+  root["table"] = e.table;
+  root["committed"] = e.committed;
+  root["committed_per_s"] = root_per_s;
+  tables.push_back(std::move(root));
+  for (const auto& [table, rows] : e.derived) {
+    double& r = table_db_rates_[{e.name, table}];
+    if (iv.new_db_reading) {
+      uint64_t was = 0;
+      bool known = false;
+      if (p != nullptr) {
+        for (const auto& [t, n] : p->derived) {
+          if (t == table) {
+            was = n;
+            known = true;
+          }
+        }
+      }
+      r = known ? Round2(RatePerSecond(was, rows, iv.db_dt)) : 0.0;
+    }
+    json x;
+    x["table"] = table;
+    x["committed"] = rows;
+    x["committed_per_s"] = r;
+    tables.push_back(std::move(x));
+  }
+  return tables;
+}
+
+json SnapshotBuilder::HistoryJson(double unix_s, double accepted_per_s, double committed_per_s) {
+  // Chart history: total rates, one point per build.
+  history_.push_back(Point{unix_s, accepted_per_s, committed_per_s});
+  while (history_.size() > options_.history_points) history_.pop_front();
+  json t = json::array(), acc = json::array(), com = json::array();
+  for (const auto& p : history_) {
+    t.push_back(std::round(p.unix_s));
+    acc.push_back(p.accepted_per_s);
+    com.push_back(p.committed_per_s);
+  }
+  return {{"t", std::move(t)}, {"accepted_per_s", std::move(acc)}, {"committed_per_s", std::move(com)}};
+}
+
+json SnapshotBuilder::ApiJson(const DashboardInputs& in) {
   // The API: request rate and latency over the last readings.
   latency_.push_back(LatencySample{in.monotonic_s, in.api_latency});
   while (latency_.size() > options_.latency_window + 1) latency_.pop_front();
@@ -254,12 +284,7 @@ std::string SnapshotBuilder::Build(const DashboardInputs& in) {
   };
   api["p50_ms"] = ms(0.5);
   api["p99_ms"] = ms(0.99);
-  j["api"] = api;
-
-  j["dead_letters"] = EventsJson(in.dead_letters);
-  j["rejects"] = EventsJson(in.rejects);
-  prev_ = in;
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return api;
 }
 
 }  // namespace nomnom

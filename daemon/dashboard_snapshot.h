@@ -23,6 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace nomnom {
 
 // A dead letter or a reject, as the page lists it.
@@ -150,6 +152,24 @@ class SnapshotBuilder {
     double monotonic_s;
     HistogramReading reading;
   };
+  // The time since the previous inputs, and since the previous database
+  // reading (new_db_reading: the committed and dead rates are recomputed).
+  struct Intervals {
+    double dt = 0;
+    double db_dt = 0;
+    bool new_db_reading = false;
+  };
+
+  // The steps of Build(), one part of the snapshot each; those that keep
+  // rates or history update them.
+  nlohmann::ordered_json TotalsJson(const DashboardInputs& in, const Intervals& iv);
+  nlohmann::ordered_json EntitiesJson(const DashboardInputs& in, const Intervals& iv);
+  // A nested entity's tables (the root's committed rate given), against p,
+  // the same entity in the previous inputs (nullptr: none).
+  nlohmann::ordered_json TablesJson(const DashboardEntityInput& e, const DashboardEntityInput* p, double root_per_s,
+                                    const Intervals& iv);
+  nlohmann::ordered_json HistoryJson(double unix_s, double accepted_per_s, double committed_per_s);
+  nlohmann::ordered_json ApiJson(const DashboardInputs& in);
 
   SnapshotOptions options_;
   std::optional<DashboardInputs> prev_;

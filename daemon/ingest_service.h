@@ -1,5 +1,14 @@
 // IngestService: nomnomd's HTTP API, a thin layer over the units that do the
-// work:
+// work. It owns them, registers the routes, and its handlers live in one
+// file per part:
+//   daemon/ingest_api.cpp      /ingest/message, /ingest/batch (with the named
+//                              steps of daemon/ingest_api.h)
+//   daemon/ingest_service.cpp  construction, routes, start and shutdown,
+//                              /ingest/status/{id} (daemon/status_lookup.h)
+//   daemon/ingest_probes.cpp   /live, /ready, /health, /stats, /metrics and
+//                              the dashboard's inputs, from ServiceMonitor's
+//                              readings (daemon/service_monitor.h)
+//
 //
 //   POST /ingest/message   one JSON object -> validated -> ChunkPublisher
 //                          (shares a chunk with concurrent messages); 202 once
@@ -25,16 +34,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
-#include <tuple>
 #include <vector>
 
 #include "core/base/metrics.h"
@@ -48,7 +53,10 @@
 #include "daemon/chunk_publisher.h"
 #include "daemon/dashboard_snapshot.h"
 #include "daemon/idempotency_cache.h"
+#include "daemon/ingest_api.h"
 #include "daemon/pending_ids.h"
+#include "daemon/service_monitor.h"
+#include "daemon/status_lookup.h"
 #include "daemon/task_pool.h"
 
 namespace nomnom {
@@ -105,9 +113,6 @@ class IngestService {
   void HandleStatus(http::Request&& req, http::Responder respond);
 
  private:
-  struct BatchState;
-  struct Snapshot;
-
   void HandleMessage(http::Request&& req, http::Responder respond);
   void HandleBatch(http::Request&& req, http::Responder respond);
   void HandleLive(http::Request&& req, http::Responder respond);
@@ -122,14 +127,16 @@ class IngestService {
 
   // Shared request checks; on failure responds and returns nullptr.
   const Entity* CheckIngest(const http::Request& req, const http::Responder& respond, bool batch);
+  // The steps of HandleMessage and HandleBatch (daemon/ingest_api.cpp).
+  void PublishKeyedMessage(const Entity& e, IdempotentRequest idem, std::string_view line, http::Responder respond);
+  void PublishBatch(const Entity& e, const std::shared_ptr<BatchReply>& reply, std::vector<ChunkBody>& chunks,
+                    PublishFormat format);
+  // The last chunk's completion: counts, remembers and answers.
+  void FinishBatch(const Entity& e, BatchReply& reply);
+  // Lists a few of a batch's rejects on the dashboard, with the batch's id when it has one.
+  void ListRejects(const Entity& e, const nlohmann::ordered_json& errors, const std::string& batch_id);
   // Why the service is not ready ("" when it is).
   std::string NotReadyReason() const;
-  void NatsMonitorMain();
-  void PgMonitorMain();
-  void SleepUnlessStopping(int64_t ms);
-  PgSessionOptions LookupSession() const;
-  std::unique_ptr<PgConnection> TakeConnection();
-  void ReturnConnection(std::unique_ptr<PgConnection> conn);
 
   DaemonConfig config_;
   // DerivedEntities of each of config_.entities, by index (made once: the
@@ -153,25 +160,14 @@ class IngestService {
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
-  std::atomic<bool> stopping_{false};
 
   ChunkPublisher publisher_;
   PendingIds pending_;
   IdempotencyCache idempotency_;
+  LookupConnections connections_;  // look-ups', /health's and /stats' PostgreSQL connections
   BlockingTaskPool lookups_;
   BlockingTaskPool health_;  // /health's own database check, apart from look-ups
   WorkerPool workers_;
-
-  std::mutex pool_mu_;
-  std::vector<std::unique_ptr<PgConnection>> pool_;  // guarded by pool_mu_
-
-  // What the monitors saw last.
-  mutable std::mutex snap_mu_;
-  std::unique_ptr<Snapshot> snap_;  // guarded by snap_mu_
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;  // wakes the monitors at shutdown
-  std::thread nats_monitor_;
-  std::thread pg_monitor_;
 
   // Counters (also exported as metrics).
   MetricCounter& messages_accepted_;
@@ -180,6 +176,8 @@ class IngestService {
   MetricCounter& rows_accepted_;
   MetricCounter& rows_rejected_;
   MetricCounter& duplicates_;
+  IdempotencyResolver idempotent_;
+  ServiceMonitor monitor_;  // last, so that it stops before what it reads goes
   struct EntityCounts {
     std::atomic<uint64_t> accepted{0};
     std::atomic<uint64_t> rejected{0};

@@ -57,24 +57,6 @@ std::vector<ChunkBody> ChunkWriter::TakeAll() {
   return out;
 }
 
-OutgoingMessage MakeChunkMessage(std::string subject, std::string_view entity, std::string_view batch_id,
-                                 uint32_t index, uint32_t count, uint32_t rows, std::string body) {
-  OutgoingMessage m;
-  m.subject = std::move(subject);
-  m.msg_id = ChunkId(batch_id, index);
-  m.headers = {{std::string(kHeaderEntity), std::string(entity)},
-               {std::string(kHeaderBatch), std::string(batch_id)},
-               {std::string(kHeaderChunk), FormatChunkHeader(index, count)},
-               {std::string(kHeaderRows), std::to_string(rows)}};
-  m.body = std::move(body);
-  return m;
-}
-
-void AddPgCopyHeaders(OutgoingMessage* m, std::string_view schema) {
-  m->headers.emplace_back(std::string(kHeaderFormat), std::string(kFormatPgCopy1));
-  m->headers.emplace_back(std::string(kHeaderSchema), std::string(schema));
-}
-
 std::string HeaderValue(std::string_view text, size_t max_bytes) {
   std::string out = EscapeInvalidUtf8(TruncateUtf8(text, max_bytes));
   for (char& c : out) {

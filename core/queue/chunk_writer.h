@@ -1,6 +1,6 @@
-// The wire format's builders (the format is in core/queue/ingest_format.h
-// and core/README.md):
-//   * ChunkWriter: the one place where validated rows become chunk messages;
+// The wire format's builders (the format, and MakeChunkMessage, are in
+// core/queue/ingest_format.h and core/README.md):
+//   * ChunkWriter: the one place where validated rows become chunk bodies;
 //   * MakeDeadLetterMessage: the dead-letter stream's messages.
 //
 // Rows of one entity are grouped into chunk bodies of at most max_rows rows
@@ -24,13 +24,10 @@
 #include <string_view>
 #include <vector>
 
+#include "core/queue/ingest_format.h"
 #include "core/queue/nats_client.h"
 
 namespace nomnom {
-
-// What a chunk body holds (core/queue/ingest_format.h): NDJSON lines, or pgcopy1
-// binary COPY tuples (Nomnom-Format and Nomnom-Schema headers).
-enum class PublishFormat { kNdjson, kPgCopy1 };
 
 // Room a pgcopy1 chunk's two extra headers take from the NATS max_payload.
 inline constexpr int64_t kPgCopyHeaderBytes = 64;
@@ -76,14 +73,6 @@ class ChunkWriter {
   ChunkBody open_;
   std::vector<ChunkBody> full_;
 };
-
-// The chunk message for chunk `index` of the `count` chunks of batch
-// `batch_id`: subject, Nats-Msg-Id and the Nomnom-* headers.
-OutgoingMessage MakeChunkMessage(std::string subject, std::string_view entity, std::string_view batch_id,
-                                 uint32_t index, uint32_t count, uint32_t rows, std::string body);
-// Marks m's body as pgcopy1 tuples encoded for the entity whose
-// SchemaFingerprint is `schema`.
-void AddPgCopyHeaders(OutgoingMessage* m, std::string_view schema);
 
 // A dead letter for the dead-letter stream: one row of a chunk (line set,
 // 1-based) or a whole chunk. Its Nats-Msg-Id is "<original id>:<line>" or

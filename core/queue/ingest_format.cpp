@@ -64,6 +64,26 @@ std::string FormatChunkHeader(uint32_t index, uint32_t count) {
   return std::to_string(index) + "/" + std::to_string(count);
 }
 
+OutgoingMessage MakeChunkMessage(std::string subject, std::string_view entity, std::string_view batch_id,
+                                 uint32_t index, uint32_t count, uint32_t rows, std::string body,
+                                 const ChunkEncoding& encoding) {
+  OutgoingMessage m;
+  m.subject = std::move(subject);
+  m.msg_id = ChunkId(batch_id, index);
+  m.headers = {{std::string(kHeaderEntity), std::string(entity)},
+               {std::string(kHeaderBatch), std::string(batch_id)},
+               {std::string(kHeaderChunk), FormatChunkHeader(index, count)},
+               {std::string(kHeaderRows), std::to_string(rows)}};
+  if (!encoding.body_hash.empty())
+    m.headers.emplace_back(std::string(kHeaderBodyHash), std::string(encoding.body_hash));
+  if (encoding.format == PublishFormat::kPgCopy1) {
+    m.headers.emplace_back(std::string(kHeaderFormat), std::string(kFormatPgCopy1));
+    m.headers.emplace_back(std::string(kHeaderSchema), std::string(encoding.schema));
+  }
+  m.body = std::move(body);
+  return m;
+}
+
 std::optional<std::pair<uint32_t, uint32_t>> ParseChunkHeader(std::string_view s) {
   const size_t slash = s.find('/');
   if (slash == std::string_view::npos) return std::nullopt;

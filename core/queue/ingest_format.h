@@ -16,6 +16,9 @@
 //                   whose entity has another fingerprint, or that meets an
 //                   unknown format, does not apply the chunk: it dead-letters
 //                   it whole with the reason (naming both fingerprints).
+//   Nomnom-Body-Hash  only on nomnomd's Idempotency-Key chunks: a name-based
+//                   UUID of the request's body, which tells a repeat of the
+//                   request from a reuse of its key with another body.
 //   `nomnom load --via-nats` and nomnomd's /ingest/batch publish pgcopy1 for
 //   entities without derived entities (--publish-format); /ingest/message
 //   rows and nested loads are published as NDJSON.
@@ -36,6 +39,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/queue/nats_client.h"
+
 namespace nomnom {
 
 inline constexpr std::string_view kHeaderEntity = "Nomnom-Entity";
@@ -44,11 +49,33 @@ inline constexpr std::string_view kHeaderChunk = "Nomnom-Chunk";
 inline constexpr std::string_view kHeaderRows = "Nomnom-Rows";
 inline constexpr std::string_view kHeaderFormat = "Nomnom-Format";
 inline constexpr std::string_view kHeaderSchema = "Nomnom-Schema";
+inline constexpr std::string_view kHeaderBodyHash = "Nomnom-Body-Hash";
 inline constexpr std::string_view kFormatPgCopy1 = "pgcopy1";
 // On dead letters:
 inline constexpr std::string_view kHeaderError = "Nomnom-Error";
 inline constexpr std::string_view kHeaderOriginalId = "Nomnom-Original-Msg-Id";
 inline constexpr std::string_view kHeaderLine = "Nomnom-Line";
+
+// What a chunk body holds: NDJSON lines, or pgcopy1 binary COPY tuples
+// (Nomnom-Format and Nomnom-Schema headers).
+enum class PublishFormat { kNdjson, kPgCopy1 };
+
+// The optional headers of a chunk message: how its body is encoded, and the
+// hash of the request it came from.
+struct ChunkEncoding {
+  PublishFormat format = PublishFormat::kNdjson;
+  std::string_view schema;     // kPgCopy1: the entity's SchemaFingerprint (Nomnom-Schema)
+  std::string_view body_hash;  // non-empty: Nomnom-Body-Hash (requests with an Idempotency-Key)
+};
+
+// The one builder of chunk messages (every publisher uses it, so identical
+// rows make identical messages): chunk `index` of the `count` chunks of batch
+// `batch_id`, holding `rows` rows of `entity` in `body`, on `subject`; sets
+// Nats-Msg-Id (ChunkId), the Nomnom-* headers above and, per `encoding`,
+// Nomnom-Format, Nomnom-Schema and Nomnom-Body-Hash. Thread-safe (no state).
+OutgoingMessage MakeChunkMessage(std::string subject, std::string_view entity, std::string_view batch_id,
+                                 uint32_t index, uint32_t count, uint32_t rows, std::string body,
+                                 const ChunkEncoding& encoding = {});
 
 // A random (version 4) UUID, lower-case with dashes. Thread-safe.
 std::string NewUuid();

@@ -22,9 +22,8 @@ void PublishSink::Publish(ChunkBody chunk) {
   // Each chunk is a batch of its own: its id is what /ingest/status knows.
   const std::string batch = NewUuid();
   const uint32_t rows = chunk.rows;
-  OutgoingMessage m =
-      MakeChunkMessage(js_.EntitySubject(entity_.name), entity_.name, batch, 0, 1, rows, std::move(chunk.body));
-  if (format_ == PublishFormat::kPgCopy1) AddPgCopyHeaders(&m, schema_);
+  OutgoingMessage m = MakeChunkMessage(js_.EntitySubject(entity_.name), entity_.name, batch, 0, 1, rows,
+                                       std::move(chunk.body), ChunkEncoding{format_, schema_, {}});
   auto counters = counters_;
   if (Status room = space_.Admit(m); !room.ok()) {
     counters->failures.fetch_add(1);

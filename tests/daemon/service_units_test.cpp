@@ -1,11 +1,16 @@
-// The daemon's small units: BlockingTaskPool, PendingIds, IdempotencyCache.
+// The daemon's small units: BlockingTaskPool, PendingIds, IdempotencyCache,
+// BatchReply, IdempotencyResolver's identity.
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <mutex>
 #include <thread>
 
+#include "core/http/probe_routes.h"
+#include "core/queue/ingest_format.h"
 #include "daemon/idempotency_cache.h"
+#include "daemon/ingest_api.h"
+#include "daemon/json_reply.h"
 #include "daemon/pending_ids.h"
 #include "daemon/task_pool.h"
 
@@ -56,4 +61,64 @@ TEST_CASE("idempotency cache: remembers within the ttl and the bound", "[idempot
   CHECK(c.BodyHash("k3") == std::optional<std::string>("h3"));
   std::this_thread::sleep_for(std::chrono::milliseconds(250));
   CHECK_FALSE(c.BodyHash("k3").has_value());  // expired
+}
+
+TEST_CASE("batch reply: the last chunk's result answers; stored and not stored lines merged", "[batch_reply]") {
+  std::vector<http::Response> answers;
+  auto respond = [&](http::Response r) { answers.push_back(std::move(r)); };
+  BatchReply reply(respond, "b", std::nullopt, 3, 6, nlohmann::ordered_json{{"batch_id", "b"}});
+  PublishResult ok;
+  PublishResult failed;
+  failed.status = Status::Connection("gone");
+  CHECK_FALSE(reply.Record(ok, {4, 5}, 2));
+  CHECK_FALSE(reply.Record(failed, {6, 7}, 2));
+  CHECK(reply.Record(ok, {1, 3}, 2));  // the last
+  CHECK(reply.failed());
+  CHECK(reply.rows_stored() == 4);
+  CHECK_FALSE(reply.all_duplicates());
+  const http::Response r = reply.NotStored();
+  CHECK(r.status == 503);
+  CHECK(r.body == R"({"error":"JetStream did not store the whole batch: gone","batch_id":"b","rows_stored":4,)"
+                  R"("stored_lines":[[1,5]],"not_stored_lines":[[6,7]]})");
+  CHECK(reply.Accepted().status == 202);
+  CHECK(reply.Accepted().body == R"({"batch_id":"b"})");
+  CHECK(answers.empty());  // the caller answers
+}
+
+TEST_CASE("idempotency: identity from the entity, kind and key; none without a key; long keys refused",
+          "[idempotency]") {
+  CHECK_FALSE(IdempotencyResolver::Identify("Order", "message", "", "{}"));
+  auto a = IdempotencyResolver::Identify("Order", "message", "k", "{\"x\":1}");
+  REQUIRE(a);
+  CHECK(a->cache_key == "Order\nmessage\nk");
+  CHECK(a->batch_id == NameUuid("Order\nmessage\nk"));
+  CHECK(a->body_hash == NameUuid("{\"x\":1}"));
+  CHECK(IdempotencyResolver::Identify("Order", "batch", "k", "{}")->batch_id != a->batch_id);
+  std::vector<int> statuses;
+  auto respond = [&](http::Response r) { statuses.push_back(r.status); };
+  CHECK(IdempotencyResolver::CheckLength(std::string(256, 'k'), respond));
+  CHECK_FALSE(IdempotencyResolver::CheckLength(std::string(257, 'k'), respond));
+  CHECK(statuses == std::vector<int>{400});
+}
+
+TEST_CASE("nomnomd's /live and /ready bodies through the shared probe bodies, byte for byte", "[probes]") {
+  // What nomnomd wrote before it used core/http/probe_routes.h: ordered_json
+  // (members in insertion order).
+  nlohmann::ordered_json live;
+  live["status"] = "alive";
+  live["uptime_seconds"] = 12.3456789012;
+  CHECK(http::LiveBody(12.3456789012, http::ProbeJson::kMembersByName) == DumpJson(live));
+  nlohmann::ordered_json states;
+  states["fetching"] = 1;
+  states["backing_off"] = 1;
+  nlohmann::ordered_json ready;
+  ready["status"] = "not ready";
+  ready["reason"] = "stream S missing \xff";
+  ready["workers"] = states;
+  ready["worker_error"] = "no database";
+  http::Readiness r;
+  r.reason = "stream S missing \xff";
+  r.fields.emplace_back("workers", DumpJson(states));
+  r.fields.emplace_back("worker_error", DumpJson(nlohmann::ordered_json("no database")));
+  CHECK(http::ReadyBody(r, http::ProbeJson::kInOrder) == DumpJson(ready));
 }

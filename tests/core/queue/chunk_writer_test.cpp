@@ -64,8 +64,8 @@ TEST_CASE("chunk writer, pgcopy1: tuples end to end, no newline, the same limits
   CHECK(all[1].last_line == 5);
   CHECK(all[2].body == "e");
   CHECK(all[3].body == "12345678");
-  OutgoingMessage m = MakeChunkMessage("s", "E", "b", 0, 1, 2, all[0].body);
-  AddPgCopyHeaders(&m, "0123456789abcdef");
+  OutgoingMessage m = MakeChunkMessage("s", "E", "b", 0, 1, 2, all[0].body,
+                                       ChunkEncoding{PublishFormat::kPgCopy1, "0123456789abcdef", {}});
   REQUIRE(m.headers.size() == 6);
   CHECK(m.headers[4] == std::pair<std::string, std::string>("Nomnom-Format", "pgcopy1"));
   CHECK(m.headers[5] == std::pair<std::string, std::string>("Nomnom-Schema", "0123456789abcdef"));
