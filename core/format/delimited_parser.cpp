@@ -11,12 +11,12 @@ DelimitedParser::Result DelimitedParser::Next(std::string_view text, bool at_end
 }
 
 DelimitedParser::Result DelimitedParser::UnescapeQuoted(std::string_view text, bool at_end, size_t open,
-                                                        size_t* used_scratch, std::string_view* view, size_t* end,
+                                                        size_t scratch_index, std::string_view* view, size_t* end,
                                                         uint64_t* lf_count) {
   const char* const p = text.data();
   const size_t n = text.size();
-  if (*used_scratch == scratch_.size()) scratch_.emplace_back();
-  std::string& s = scratch_[(*used_scratch)++];
+  if (scratch_index == scratch_.size()) scratch_.emplace_back();
+  std::string& s = scratch_[scratch_index];
   s.clear();
   uint64_t lfs = 0;
   size_t j = open + 1;

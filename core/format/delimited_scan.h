@@ -168,14 +168,19 @@ DelimitedParser::Result DelimitedParser::NextCsvInto(std::string_view text, bool
         return fail(line, column, "unterminated quoted field (opened on line " + std::to_string(line) + ")", n);
       }
       if (close + 1 < n && p[close + 1] == '"') {
+        // Its own locals for the out-of-line call: no address of the loop's
+        // variables escapes, so they stay in registers.
         std::string_view value;
-        const Result r = UnescapeQuoted(text, at_end, i, &used_scratch, &value, &j, &lfs);
+        size_t end = 0;
+        uint64_t field_lfs = 0;
+        const Result r = UnescapeQuoted(text, at_end, i, used_scratch++, &value, &end, &field_lfs);
         if (r == Result::kNeedMore) return r;
         if (r == Result::kError) {
           return fail(line, column, "unterminated quoted field (opened on line " + std::to_string(line) + ")", n);
         }
-        cur_line += lfs;
+        cur_line += field_lfs;
         fields->push_back(DelimitedField{value, false});
+        j = end;
         special.Restart(j);
       } else {
         if (close + 1 >= n && !at_end) return Result::kNeedMore;  // "" may straddle the end
