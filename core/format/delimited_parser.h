@@ -61,6 +61,23 @@ class DelimitedParser {
                   std::string* error);
 
  private:
+  // NextInto for each dialect, with *sink cleared and *consumed, *lines zeroed
+  // (same contract otherwise). Defined in core/format/delimited_scan.h and
+  // always inlined into NextInto.
+  template <typename Sink>
+  [[gnu::always_inline]] inline Result NextTblInto(std::string_view text, bool at_end, uint64_t line, Sink* sink,
+                                                   size_t* consumed, uint64_t* lines, std::string* error);
+  template <typename Sink>
+  [[gnu::always_inline]] inline Result NextCsvInto(std::string_view text, bool at_end, uint64_t line, Sink* sink,
+                                                   size_t* consumed, uint64_t* lines, std::string* error);
+  // The CSV field quoted at text[open] that holds "" (a doubled quote),
+  // unescaped into scratch_[scratch_index] (added when it is the next one).
+  // Returns kRecord with *view on it, *end just past the closing quote and
+  // *lf_count the line breaks inside; kNeedMore if the field (or a "" at its
+  // end) may go on past the input and !at_end; kError if it is unterminated.
+  Result UnescapeQuoted(std::string_view text, bool at_end, size_t open, size_t scratch_index, std::string_view* view,
+                        size_t* end, uint64_t* lf_count);
+
   DelimitedDialect dialect_;
   // Unescaped quoted fields. A deque: growing it must not move the strings
   // (short ones live inside the object) that earlier fields point into.

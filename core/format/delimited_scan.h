@@ -92,41 +92,52 @@ DelimitedParser::Result DelimitedParser::NextInto(std::string_view text, bool at
   fields->clear();
   *lines = 0;
   *consumed = 0;
-  const char sep = dialect_ == DelimitedDialect::kCsv ? ',' : '|';
+  if (dialect_ == DelimitedDialect::kTbl) return NextTblInto(text, at_end, line, fields, consumed, lines, error);
+  return NextCsvInto(text, at_end, line, fields, consumed, lines, error);
+}
+
+template <typename Sink>
+DelimitedParser::Result DelimitedParser::NextTblInto(std::string_view text, bool at_end, uint64_t line, Sink* fields,
+                                                     size_t* consumed, uint64_t* lines, std::string* error) {
   const char* const p = text.data();
   const size_t n = text.size();
-  if (dialect_ == DelimitedDialect::kTbl) {
-    // One pass: every '|' ends a field; the LF (or the end of the input) ends
-    // the record, and what lies between the last '|' and it may only be the
-    // CR of a CRLF.
-    delimited_internal::SpecialBytes special(p, n, '|', false);
-    size_t start = 0;
-    size_t j;
-    while (true) {
-      j = special.Next();
-      if (j >= n || p[j] == '\n') break;
-      fields->push_back(DelimitedField{std::string_view(p + start, j - start), j == start});
-      start = j + 1;
-    }
-    if (j >= n && !at_end) {
-      fields->clear();
-      return Result::kNeedMore;
-    }
-    *consumed = j >= n ? n : j + 1;
-    *lines = j >= n ? 0 : 1;
-    size_t end = j;
-    if (end > start && p[end - 1] == '\r') --end;
-    if (end != start || fields->empty()) {
-      // The record (without its CR) does not end in '|': its columns are the
-      // bars seen plus the text after the last one.
-      const size_t cols = fields->size() + 1;
-      fields->clear();
-      *error = "line " + std::to_string(line) + ", column " + std::to_string(cols) + ": a .tbl record must end in '|'";
-      return Result::kError;
-    }
-    return Result::kRecord;
+  // One pass: every '|' ends a field; the LF (or the end of the input) ends
+  // the record, and what lies between the last '|' and it may only be the
+  // CR of a CRLF.
+  delimited_internal::SpecialBytes special(p, n, '|', false);
+  size_t start = 0;
+  size_t j;
+  while (true) {
+    j = special.Next();
+    if (j >= n || p[j] == '\n') break;
+    fields->push_back(DelimitedField{std::string_view(p + start, j - start), j == start});
+    start = j + 1;
   }
-  // CSV.
+  if (j >= n && !at_end) {
+    fields->clear();
+    return Result::kNeedMore;
+  }
+  *consumed = j >= n ? n : j + 1;
+  *lines = j >= n ? 0 : 1;
+  size_t end = j;
+  if (end > start && p[end - 1] == '\r') --end;
+  if (end != start || fields->empty()) {
+    // The record (without its CR) does not end in '|': its columns are the
+    // bars seen plus the text after the last one.
+    const size_t cols = fields->size() + 1;
+    fields->clear();
+    *error = "line " + std::to_string(line) + ", column " + std::to_string(cols) + ": a .tbl record must end in '|'";
+    return Result::kError;
+  }
+  return Result::kRecord;
+}
+
+template <typename Sink>
+DelimitedParser::Result DelimitedParser::NextCsvInto(std::string_view text, bool at_end, uint64_t line, Sink* fields,
+                                                     size_t* consumed, uint64_t* lines, std::string* error) {
+  const char sep = ',';
+  const char* const p = text.data();
+  const size_t n = text.size();
   size_t used_scratch = 0;
   // The record is bad at text[at]: skip to the end of that physical line.
   auto fail = [&](uint64_t at_line, size_t column, const std::string& why, size_t at) {
@@ -157,31 +168,19 @@ DelimitedParser::Result DelimitedParser::NextInto(std::string_view text, bool at
         return fail(line, column, "unterminated quoted field (opened on line " + std::to_string(line) + ")", n);
       }
       if (close + 1 < n && p[close + 1] == '"') {
-        if (used_scratch == scratch_.size()) scratch_.emplace_back();
-        std::string& s = scratch_[used_scratch++];
-        s.clear();
-        j = i + 1;
-        while (true) {
-          if (j >= n) {
-            if (!at_end) return Result::kNeedMore;
-            return fail(line, column, "unterminated quoted field (opened on line " + std::to_string(line) + ")", n);
-          }
-          const char c = p[j];
-          if (c == '"') {
-            if (j + 1 < n && p[j + 1] == '"') {
-              s.push_back('"');
-              j += 2;
-              continue;
-            }
-            if (j + 1 >= n && !at_end) return Result::kNeedMore;  // "" may straddle the end
-            ++j;
-            break;
-          }
-          if (c == '\n') ++cur_line;
-          s.push_back(c);
-          ++j;
+        // Its own locals for the out-of-line call: no address of the loop's
+        // variables escapes, so they stay in registers.
+        std::string_view value;
+        size_t end = 0;
+        uint64_t field_lfs = 0;
+        const Result r = UnescapeQuoted(text, at_end, i, used_scratch++, &value, &end, &field_lfs);
+        if (r == Result::kNeedMore) return r;
+        if (r == Result::kError) {
+          return fail(line, column, "unterminated quoted field (opened on line " + std::to_string(line) + ")", n);
         }
-        fields->push_back(DelimitedField{std::string_view(s), false});
+        cur_line += field_lfs;
+        fields->push_back(DelimitedField{value, false});
+        j = end;
         special.Restart(j);
       } else {
         if (close + 1 >= n && !at_end) return Result::kNeedMore;  // "" may straddle the end

@@ -192,6 +192,240 @@ std::string_view TrimJsonSpace(std::string_view s) {
   return s;
 }
 
+namespace {
+
+// The per-type decoders behind RowEncoder::DecodeValue: each takes a non-null
+// value of field f (its JSON type already read into `type`), checks it the way
+// the field's type requires and stores it in *out, or sets *error to the
+// reason and returns false. They run on every field of every row, so they are
+// always inlined into DecodeValue's switch: no call, no allocation on success.
+
+// Sets *error to `why` for field f and returns false.
+[[gnu::cold]] bool FieldError(const Field& f, std::string why, std::string* error) {
+  *error = "field '" + f.name + "': " + std::move(why);
+  return false;
+}
+
+// FieldError for a value whose JSON type is not the one f takes.
+[[gnu::cold]] bool WrongType(const Field& f, std::string_view expected, od::json_type got, std::string* error) {
+  return FieldError(f, "expected " + std::string(expected) + ", got " + std::string(JsonTypeName(got)), error);
+}
+
+// Sets *error to simdjson's reason and returns false.
+[[gnu::cold]] bool JsonError(simdjson::error_code code, std::string* error) {
+  *error = SyntaxError(code);
+  return false;
+}
+
+// A JSON null: consumed (so the iterator moves on) if f is nullable.
+[[gnu::always_inline]] inline bool DecodeNull(const Field& f, od::value& value, std::string* error) {
+  if (!f.nullable) return FieldError(f, "null in a NOT NULL field", error);
+  bool is_null = false;
+  if (auto err = value.is_null().get(is_null); err || !is_null) return FieldError(f, "malformed null", error);
+  return true;
+}
+
+// String / VARCHAR(n): the unescaped text, in place when it has no escapes.
+[[gnu::always_inline]] inline bool DecodeString(const Field& f, od::json_type type, od::value& value,
+                                                std::string_view* out, std::string* error) {
+  if (type != od::json_type::string) return WrongType(f, "a string", type, error);
+  // Fast path: a string without escapes is used in place, straight from
+  // the (already UTF-8-validated) input, skipping simdjson's unescaping copy.
+  std::string_view s = TrimJsonSpace(value.raw_json_token());
+  bool special = s.size() < 2 || s.back() != '"';
+  if (!special) {
+    s = s.substr(1, s.size() - 2);
+    special = HasBackslashOrNul(s);
+  }
+  if (special) {
+    if (auto err = value.get_string().get(s); err) return JsonError(err, error);
+    if (std::memchr(s.data(), '\0', s.size()) != nullptr) {
+      return FieldError(f, "contains a NUL character (\\u0000), which PostgreSQL text cannot store", error);
+    }
+  }
+  if (f.max_length > 0 && s.size() > f.max_length) {
+    const size_t chars = pg::Utf8Length(s);
+    if (chars > f.max_length) {
+      return FieldError(f,
+                        "string of " + std::to_string(chars) + " characters is longer than VARCHAR(" +
+                            std::to_string(f.max_length) + ")",
+                        error);
+    }
+  }
+  *out = s;
+  return true;
+}
+
+// Integer, BigInt, SmallInt: an integral number within the type's range.
+[[gnu::always_inline]] inline bool DecodeInteger(const Field& f, od::json_type type, od::value& value, int64_t* out,
+                                                 std::string* error) {
+  if (type != od::json_type::number) return WrongType(f, "an integer", type, error);
+  // Integers take simdjson's fast path; anything else (1.0, 1e3, huge
+  // values) is decided exactly from the number's text, never via a double.
+  int64_t v = 0;
+  const std::string_view text = TrimJsonSpace(value.raw_json_token());
+  if (value.get_int64().get(v) != simdjson::SUCCESS) {
+    // The slow path reads the text itself: it must be a JSON number.
+    if (!IsJsonValue(text)) return FieldError(f, "invalid number " + Excerpt(text), error);
+    switch (ParseIntegralNumber(text, &v)) {
+      case IntegralParse::kOk:
+        break;
+      case IntegralParse::kFraction:
+        return FieldError(f, Excerpt(text) + " is not an integer", error);
+      case IntegralParse::kRange:
+        return FieldError(f, Excerpt(text) + " is out of range for " + std::string(FieldTypeName(f.type)), error);
+      case IntegralParse::kInvalid:
+        return FieldError(f, "invalid number " + Excerpt(text), error);
+    }
+  }
+  if (f.type == FieldType::kInteger && (v < INT32_MIN || v > INT32_MAX)) {
+    return FieldError(f, Excerpt(text) + " is out of range for Integer", error);
+  }
+  if (f.type == FieldType::kSmallInt && (v < INT16_MIN || v > INT16_MAX)) {
+    return FieldError(f, Excerpt(text) + " is out of range for SmallInt (smallint: -32768 to 32767)", error);
+  }
+  *out = v;
+  return true;
+}
+
+// Float (double precision): a finite double.
+[[gnu::always_inline]] inline bool DecodeFloat(const Field& f, od::json_type type, od::value& value, double* out,
+                                               std::string* error) {
+  if (type != od::json_type::number) return WrongType(f, "a number", type, error);
+  double d;
+  const std::string_view text = TrimJsonSpace(value.raw_json_token());
+  bool ok = value.get_double().get(d) == simdjson::SUCCESS;
+  if (ok && MayHitSimdjsonFractionBug(text)) ok = ParseDoubleSlow(text, &d);
+  if (!ok || !std::isfinite(d)) return FieldError(f, "number " + Excerpt(text) + " is out of double range", error);
+  *out = d;
+  return true;
+}
+
+// Real (float4): the number rounded to a float within its range.
+[[gnu::always_inline]] inline bool DecodeReal(const Field& f, od::json_type type, od::value& value, double* out,
+                                              std::string* error) {
+  if (type != od::json_type::number) return WrongType(f, "a number", type, error);
+  double d;  // through simdjson first: it checks the number's syntax
+  const std::string_view text = TrimJsonSpace(value.raw_json_token());
+  if (value.get_double().get(d) != simdjson::SUCCESS && !IsJsonValue(text)) {
+    return FieldError(f, "invalid number " + Excerpt(text), error);
+  }
+  const auto v = pg::ParseFloat4(text);
+  if (!v) return FieldError(f, "number " + Excerpt(text) + " is out of range for Real (float4)", error);
+  *out = *v;
+  return true;
+}
+
+// TextArray: an array of strings, encoded into *payload (the field's reused
+// buffer); *out views it.
+[[gnu::always_inline]] inline bool DecodeTextArrayValue(const Field& f, od::json_type type, od::value& value,
+                                                        std::string* payload, std::string_view* out,
+                                                        std::string* error) {
+  if (type != od::json_type::array) return WrongType(f, "an array of strings", type, error);
+  od::array a;
+  if (auto err = value.get_array().get(a); err) return JsonError(err, error);
+  std::string why;
+  if (!EncodeTextArray(a, f, payload, &why)) return FieldError(f, std::move(why), error);
+  *out = *payload;
+  return true;
+}
+
+// Decimal: a JSON number's text, or a string (checked when it is encoded).
+[[gnu::always_inline]] inline bool DecodeDecimal(const Field& f, od::json_type type, od::value& value,
+                                                 std::string_view* out, std::string* error) {
+  if (type == od::json_type::number) {
+    *out = TrimJsonSpace(value.raw_json_token());
+    // Taken as text, not parsed by simdjson: it must be a JSON number
+    // (no leading zeros, no trailing dot, ...).
+    if (!IsJsonValue(*out)) return FieldError(f, "invalid number " + Excerpt(*out), error);
+  } else if (type == od::json_type::string) {
+    std::string_view s;
+    if (auto err = value.get_string().get(s); err) return JsonError(err, error);
+    *out = s;
+  } else {
+    return WrongType(f, "a number", type, error);
+  }
+  return true;
+}
+
+// Boolean: true or false, as 1 or 0.
+[[gnu::always_inline]] inline bool DecodeBoolean(const Field& f, od::json_type type, od::value& value, int64_t* out,
+                                                 std::string* error) {
+  if (type != od::json_type::boolean) return WrongType(f, "true or false", type, error);
+  bool b = false;
+  if (auto err = value.get_bool().get(b); err) return JsonError(err, error);
+  *out = b ? 1 : 0;
+  return true;
+}
+
+// Date (days since 2000-01-01) or DateTime (microseconds since then): a
+// string PostgreSQL's format takes.
+[[gnu::always_inline]] inline bool DecodeDateTime(const Field& f, od::json_type type, od::value& value, int64_t* out,
+                                                  std::string* error) {
+  if (type != od::json_type::string) {
+    return WrongType(f, f.type == FieldType::kDate ? "a date string" : "a timestamp string", type, error);
+  }
+  std::string_view s;
+  if (auto err = value.get_string().get(s); err) return JsonError(err, error);
+  if (f.type == FieldType::kDate) {
+    auto days = pg::ParseDate(s);
+    if (!days) return FieldError(f, "invalid date '" + Excerpt(s) + "' (expected YYYY-MM-DD)", error);
+    *out = *days;
+  } else {
+    auto usecs = pg::ParseTimestamp(s);
+    if (!usecs) {
+      return FieldError(f, "invalid timestamp '" + Excerpt(s) + "' (expected ISO 8601, e.g. 2024-01-31T12:00:00Z)",
+                        error);
+    }
+    *out = *usecs;
+  }
+  return true;
+}
+
+// Uuid: a string DecodeUuid takes (kept as text; decoded again when written).
+[[gnu::always_inline]] inline bool DecodeUuidValue(const Field& f, od::json_type type, od::value& value,
+                                                   std::string_view* out, std::string* error) {
+  if (type != od::json_type::string) return WrongType(f, "a UUID string", type, error);
+  std::string_view s;
+  if (auto err = value.get_string().get(s); err) return JsonError(err, error);
+  uint8_t bytes[16];
+  if (!DecodeUuid(s, bytes)) {
+    return FieldError(
+        f, "invalid UUID '" + Excerpt(s) + "' (expected 32 hex digits, e.g. 123e4567-e89b-12d3-a456-426614174000)",
+        error);
+  }
+  *out = s;
+  return true;
+}
+
+// Json / JsonText: any JSON value, as its raw text without trailing space.
+[[gnu::always_inline]] inline bool DecodeJson(const Field& f, od::json_type type, od::value& value,
+                                              std::string_view* out, std::string* error) {
+  std::string_view raw;
+  simdjson::error_code err = simdjson::SUCCESS;
+  if (type == od::json_type::object) {
+    od::object o;
+    err = value.get_object().get(o);
+    if (!err) err = o.raw_json().get(raw);
+  } else if (type == od::json_type::array) {
+    od::array a;
+    err = value.get_array().get(a);
+    if (!err) err = a.raw_json().get(raw);
+  } else {
+    raw = TrimJsonSpace(value.raw_json_token());
+  }
+  if (err) return JsonError(err, error);
+  // raw_json() of an object or array keeps the whitespace after it: json
+  // (kJsonText) would store it.
+  raw = TrimJsonSpace(raw);
+  // On-Demand matched the brackets but did not check the text between.
+  if (!IsJsonValue(raw)) return FieldError(f, "malformed JSON in the value", error);
+  *out = raw;
+  return true;
+}
+
+}  // namespace
+
 RowEncoder::RowEncoder(const Entity& entity, RowEncoderOptions options)
     : entity_(entity),
       options_(options),
@@ -272,212 +506,47 @@ bool RowEncoder::DecodeValue(size_t index, od::value& value, std::string* error)
   const Field& f = entity_.fields[index];
   Slot& slot = slots_[index];
   od::json_type type;
-  if (auto err = value.type().get(type); err) {
-    *error = SyntaxError(err);
-    return false;
-  }
-  auto fail = [&](std::string why) {
-    *error = "field '" + f.name + "': " + std::move(why);
-    return false;
-  };
-  auto wrong_type = [&](std::string_view expected) {
-    return fail("expected " + std::string(expected) + ", got " + std::string(JsonTypeName(type)));
-  };
+  if (auto err = value.type().get(type); err) return JsonError(err, error);
   if (type == od::json_type::null) {
-    if (!f.nullable) return fail("null in a NOT NULL field");
-    // Consume the null so the iterator moves on.
-    bool is_null = false;
-    if (auto err = value.is_null().get(is_null); err || !is_null) return fail("malformed null");
+    if (!DecodeNull(f, value, error)) return false;
     slot.state = Slot::State::kNull;
     return true;
   }
   switch (f.type) {
-    case FieldType::kString: {
-      if (type != od::json_type::string) return wrong_type("a string");
-      // Fast path: a string without escapes is used in place, straight from
-      // the (already UTF-8-validated) input, skipping simdjson's unescaping copy.
-      std::string_view s = TrimJsonSpace(value.raw_json_token());
-      bool special = s.size() < 2 || s.back() != '"';
-      if (!special) {
-        s = s.substr(1, s.size() - 2);
-        special = HasBackslashOrNul(s);
-      }
-      if (special) {
-        if (auto err = value.get_string().get(s); err) {
-          *error = SyntaxError(err);
-          return false;
-        }
-        if (std::memchr(s.data(), '\0', s.size()) != nullptr) {
-          return fail("contains a NUL character (\\u0000), which PostgreSQL text cannot store");
-        }
-      }
-      if (f.max_length > 0 && s.size() > f.max_length) {
-        const size_t chars = pg::Utf8Length(s);
-        if (chars > f.max_length) {
-          return fail("string of " + std::to_string(chars) + " characters is longer than VARCHAR(" +
-                      std::to_string(f.max_length) + ")");
-        }
-      }
-      slot.s = s;
+    case FieldType::kString:
+      if (!DecodeString(f, type, value, &slot.s, error)) return false;
       break;
-    }
     case FieldType::kInteger:
     case FieldType::kBigInt:
-    case FieldType::kSmallInt: {
-      if (type != od::json_type::number) return wrong_type("an integer");
-      // Integers take simdjson's fast path; anything else (1.0, 1e3, huge
-      // values) is decided exactly from the number's text, never via a double.
-      int64_t v = 0;
-      const std::string_view text = TrimJsonSpace(value.raw_json_token());
-      if (value.get_int64().get(v) != simdjson::SUCCESS) {
-        // The slow path reads the text itself: it must be a JSON number.
-        if (!IsJsonValue(text)) return fail("invalid number " + Excerpt(text));
-        switch (ParseIntegralNumber(text, &v)) {
-          case IntegralParse::kOk:
-            break;
-          case IntegralParse::kFraction:
-            return fail(Excerpt(text) + " is not an integer");
-          case IntegralParse::kRange:
-            return fail(Excerpt(text) + " is out of range for " + std::string(FieldTypeName(f.type)));
-          case IntegralParse::kInvalid:
-            return fail("invalid number " + Excerpt(text));
-        }
-      }
-      if (f.type == FieldType::kInteger && (v < INT32_MIN || v > INT32_MAX)) {
-        return fail(Excerpt(text) + " is out of range for Integer");
-      }
-      if (f.type == FieldType::kSmallInt && (v < INT16_MIN || v > INT16_MAX)) {
-        return fail(Excerpt(text) + " is out of range for SmallInt (smallint: -32768 to 32767)");
-      }
-      slot.i = v;
+    case FieldType::kSmallInt:
+      if (!DecodeInteger(f, type, value, &slot.i, error)) return false;
       break;
-    }
-    case FieldType::kFloat: {
-      if (type != od::json_type::number) return wrong_type("a number");
-      double d;
-      const std::string_view text = TrimJsonSpace(value.raw_json_token());
-      bool ok = value.get_double().get(d) == simdjson::SUCCESS;
-      if (ok && MayHitSimdjsonFractionBug(text)) ok = ParseDoubleSlow(text, &d);
-      if (!ok || !std::isfinite(d)) return fail("number " + Excerpt(text) + " is out of double range");
-      slot.d = d;
+    case FieldType::kFloat:
+      if (!DecodeFloat(f, type, value, &slot.d, error)) return false;
       break;
-    }
-    case FieldType::kReal: {
-      if (type != od::json_type::number) return wrong_type("a number");
-      double d;  // through simdjson first: it checks the number's syntax
-      const std::string_view text = TrimJsonSpace(value.raw_json_token());
-      if (value.get_double().get(d) != simdjson::SUCCESS && !IsJsonValue(text)) {
-        return fail("invalid number " + Excerpt(text));
-      }
-      const auto v = pg::ParseFloat4(text);
-      if (!v) return fail("number " + Excerpt(text) + " is out of range for Real (float4)");
-      slot.d = *v;
+    case FieldType::kReal:
+      if (!DecodeReal(f, type, value, &slot.d, error)) return false;
       break;
-    }
-    case FieldType::kTextArray: {
-      if (type != od::json_type::array) return wrong_type("an array of strings");
-      od::array a;
-      if (auto err = value.get_array().get(a); err) {
-        *error = SyntaxError(err);
-        return false;
-      }
-      std::string why;
-      if (!EncodeTextArray(a, f, &arrays_[index], &why)) return fail(std::move(why));
-      slot.s = arrays_[index];
+    case FieldType::kTextArray:
+      if (!DecodeTextArrayValue(f, type, value, &arrays_[index], &slot.s, error)) return false;
       break;
-    }
-    case FieldType::kDecimal: {
-      if (type == od::json_type::number) {
-        slot.s = TrimJsonSpace(value.raw_json_token());
-        // Taken as text, not parsed by simdjson: it must be a JSON number
-        // (no leading zeros, no trailing dot, ...).
-        if (!IsJsonValue(slot.s)) return fail("invalid number " + Excerpt(slot.s));
-      } else if (type == od::json_type::string) {
-        std::string_view s;
-        if (auto err = value.get_string().get(s); err) {
-          *error = SyntaxError(err);
-          return false;
-        }
-        slot.s = s;
-      } else {
-        return wrong_type("a number");
-      }
+    case FieldType::kDecimal:
+      if (!DecodeDecimal(f, type, value, &slot.s, error)) return false;
       break;
-    }
-    case FieldType::kBoolean: {
-      if (type != od::json_type::boolean) return wrong_type("true or false");
-      bool b = false;
-      if (auto err = value.get_bool().get(b); err) {
-        *error = SyntaxError(err);
-        return false;
-      }
-      slot.i = b ? 1 : 0;
+    case FieldType::kBoolean:
+      if (!DecodeBoolean(f, type, value, &slot.i, error)) return false;
       break;
-    }
     case FieldType::kDate:
-    case FieldType::kDateTime: {
-      if (type != od::json_type::string) {
-        return wrong_type(f.type == FieldType::kDate ? "a date string" : "a timestamp string");
-      }
-      std::string_view s;
-      if (auto err = value.get_string().get(s); err) {
-        *error = SyntaxError(err);
-        return false;
-      }
-      if (f.type == FieldType::kDate) {
-        auto days = pg::ParseDate(s);
-        if (!days) return fail("invalid date '" + Excerpt(s) + "' (expected YYYY-MM-DD)");
-        slot.i = *days;
-      } else {
-        auto usecs = pg::ParseTimestamp(s);
-        if (!usecs)
-          return fail("invalid timestamp '" + Excerpt(s) + "' (expected ISO 8601, e.g. 2024-01-31T12:00:00Z)");
-        slot.i = *usecs;
-      }
+    case FieldType::kDateTime:
+      if (!DecodeDateTime(f, type, value, &slot.i, error)) return false;
       break;
-    }
-    case FieldType::kUuid: {
-      if (type != od::json_type::string) return wrong_type("a UUID string");
-      std::string_view s;
-      if (auto err = value.get_string().get(s); err) {
-        *error = SyntaxError(err);
-        return false;
-      }
-      uint8_t bytes[16];
-      if (!DecodeUuid(s, bytes)) {
-        return fail("invalid UUID '" + Excerpt(s) +
-                    "' (expected 32 hex digits, e.g. 123e4567-e89b-12d3-a456-426614174000)");
-      }
-      slot.s = s;
+    case FieldType::kUuid:
+      if (!DecodeUuidValue(f, type, value, &slot.s, error)) return false;
       break;
-    }
     case FieldType::kJson:
-    case FieldType::kJsonText: {
-      std::string_view raw;
-      simdjson::error_code err = simdjson::SUCCESS;
-      if (type == od::json_type::object) {
-        od::object o;
-        err = value.get_object().get(o);
-        if (!err) err = o.raw_json().get(raw);
-      } else if (type == od::json_type::array) {
-        od::array a;
-        err = value.get_array().get(a);
-        if (!err) err = a.raw_json().get(raw);
-      } else {
-        raw = TrimJsonSpace(value.raw_json_token());
-      }
-      if (err) {
-        *error = SyntaxError(err);
-        return false;
-      }
-      // raw_json() of an object or array keeps the whitespace after it: json
-      // (kJsonText) would store it.
-      raw = TrimJsonSpace(raw);
-      // On-Demand matched the brackets but did not check the text between.
-      if (!IsJsonValue(raw)) return fail("malformed JSON in the value");
-      slot.s = raw;
+    case FieldType::kJsonText:
+      if (!DecodeJson(f, type, value, &slot.s, error)) return false;
       break;
-    }
   }
   slot.state = Slot::State::kSet;
   return true;

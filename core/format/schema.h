@@ -75,6 +75,9 @@ inline constexpr uint32_t kVarcharOid = 1043;
 // and "Text[]" are kTextArray too: ParseEntity sets the element type).
 std::string_view FieldTypeName(FieldType t);
 Result<FieldType> ParseFieldType(std::string_view name);
+// Whether two names from entity files (types, entities, source types) are the
+// same: they compare with ASCII case ignored.
+bool NamesEqualIgnoreCase(std::string_view a, std::string_view b);
 
 // How a field's value is computed (`computed_from`). kNone: the input's key of
 // the same name (or `input_name`).
