@@ -27,8 +27,8 @@ TEST_CASE("entity names must be NATS subject tokens", "[entity_subjects]") {
     INFO(bad);
     const nomnom::Status s = nomnom::CheckEntitySubjects({Named("Order"), Named(bad)});
     REQUIRE_FALSE(s.ok());
-    CHECK_THAT(s.message(), Contains("entity '" + std::string(bad) + "'") && Contains(".yaml") &&
-                                Contains("subject token"));
+    CHECK_THAT(s.message(),
+               Contains("entity '" + std::string(bad) + "'") && Contains(".yaml") && Contains("subject token"));
   }
   CHECK(nomnom::JetStreamClient::ValidSubjectToken("Order"));
   CHECK_FALSE(nomnom::JetStreamClient::ValidSubjectToken("a\x01"));
