@@ -110,6 +110,21 @@ void Session::OnHeader(error_code ec) {
   std::string_view target = SV(req.target());
   std::string_view path = target.substr(0, target.find('?'));
   route_ = impl_->Match(path, param_);
+  // A Transfer-Encoding other than exactly "chunked" leaves the body's length
+  // unknown (Beast would take it as empty and read the body as the next
+  // request): refused, and the connection closed, before anything is read.
+  if (req.find(bhttp::field::transfer_encoding) != req.end()) {
+    std::string codings;
+    for (const auto& field : req) {
+      if (field.name() != bhttp::field::transfer_encoding) continue;
+      if (!codings.empty()) codings += ',';
+      codings += SV(field.value());
+    }
+    if (const int status = TransferCodingStatus(codings); status != 0) {
+      return WriteError(JsonError(status, status == 400 ? "Transfer-Encoding must end in chunked, once"
+                                                        : "only the chunked transfer coding is supported"));
+    }
+  }
   if (parser_->is_done()) return OnRequest();
   // A body is coming: refuse an unauthenticated one before reading it (the
   // connection is closed after the 401, the body unread), and before telling

@@ -39,6 +39,32 @@ inline std::string_view Trim(std::string_view s) {
   return s;
 }
 
+// What a request's Transfer-Encoding (all its fields, joined with ',') asks
+// of the server, as RFC 9112 section 6.1 has it: 0 when it is exactly
+// "chunked" (the one coding nomnomd reads: Beast de-chunks it); 400 when
+// chunked is not the final coding, or is applied twice, or the list is empty
+// (the body's length cannot be known: a request smuggled in the body would be
+// read as the next one); 501 for a coding before the final chunked that
+// nomnomd does not implement (gzip, ...). Either way the connection closes.
+inline int TransferCodingStatus(std::string_view codings) {
+  std::string_view last;
+  int chunked = 0, others = 0;
+  while (!codings.empty()) {
+    const size_t comma = codings.find(',');
+    const std::string_view coding = Trim(codings.substr(0, comma));
+    codings = comma == std::string_view::npos ? std::string_view() : codings.substr(comma + 1);
+    if (coding.empty()) continue;  // list syntax allows empty elements
+    last = coding;
+    if (IEquals(coding, "chunked")) {
+      ++chunked;
+    } else {
+      ++others;
+    }
+  }
+  if (last.empty() || !IEquals(last, "chunked") || chunked > 1) return 400;
+  return others > 0 ? 501 : 0;
+}
+
 inline int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;

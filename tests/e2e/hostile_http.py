@@ -2,7 +2,8 @@
 # Driver of tests/e2e/hostile_http.sh: while a good client posts
 # /ingest/message rows, hostile clients hold thousands of idle connections,
 # trickle headers (slowloris), send made-up methods, huge bodies to unknown
-# routes, chunked bodies, pipelined good and bad requests and invalid UTF-8
+# routes, chunked bodies, requests smuggled behind a Transfer-Encoding other
+# than chunked, pipelined good and bad requests and invalid UTF-8
 # everywhere. Every good request that is answered must get 202. Only
 # 127.0.0.1, bounded in count and time. Writes the good keys answered 202 to
 # OUTDIR/accepted.keys and prints a JSON summary.
@@ -20,7 +21,7 @@ idle_n = int(sys.argv[3]) if len(sys.argv) > 3 else 3000
 stop = threading.Event()
 lock = threading.Lock()
 summary = {"good_202": 0, "good_other": {}, "good_unanswered": 0, "idle_opened": 0, "idle_refused": 0,
-           "pipelined_ok": 0, "chunked_status": None, "errors": []}
+           "pipelined_ok": 0, "chunked_status": None, "smuggled": [], "errors": []}
 accepted = []
 deadline = time.monotonic() + 120
 
@@ -191,6 +192,29 @@ def chunked():
             summary["errors"].append("chunked: %s" % e)
 
 
+def smuggled():
+    """A /ingest/message request hidden in a /ingest/batch body whose framing
+    is a Transfer-Encoding other than exactly "chunked" (RFC 9112 6.1: 400 or
+    501, and the connection closed). The hidden row must never be stored."""
+    for i, coding in enumerate((b"xchunked", b"gzip", b"chunked, identity", b"identity", b"gzip, chunked")):
+        try:
+            s = connect(10)
+            f = s.makefile("rb")
+            hidden = order("smuggled-%d" % i)
+            inner = (b"POST /ingest/message HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(hidden)).encode() + b"\r\n\r\n" + hidden)
+            s.sendall(b"POST /ingest/batch HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-ndjson\r\n"
+                      b"Transfer-Encoding: " + coding + b"\r\n\r\n" + inner)
+            first = read_response(f)
+            second = read_response(f)  # nothing more: the connection is closed
+            with lock:
+                summary["smuggled"].append([coding.decode(), first and first[0], second and second[0]])
+            s.close()
+        except OSError as e:
+            with lock:
+                summary["smuggled"].append([coding.decode(), "error: %s" % e, None])
+
+
 def pipelined():
     for round_ in range(20):
         try:
@@ -231,7 +255,7 @@ def pipelined():
 good = threading.Thread(target=good_client)
 good.start()
 time.sleep(0.5)
-attackers = [threading.Thread(target=t) for t in (idle_holder, slowloris, random_methods, huge_bodies, chunked, pipelined)]
+attackers = [threading.Thread(target=t) for t in (idle_holder, slowloris, random_methods, huge_bodies, chunked, smuggled, pipelined)]
 for t in attackers:
     t.start()
 for t in attackers:

@@ -8,13 +8,16 @@
 // Invariants: every answer is a well-formed HTTP/1.1 response with a status
 // the server may give (never a 500: no handler throws or drops its answer),
 // every JSON body is valid UTF-8 JSON, and the server keeps serving (a health
-// request every 256 inputs gets 200).
+// request every 256 inputs gets 200). A first request whose Transfer-Encoding
+// is not exactly "chunked" gets one answer, not a 2xx, and nothing after it:
+// the bytes behind it are never read as another request (smuggling).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -150,7 +153,7 @@ std::string Exchange(uint16_t port, std::string_view data) {
 // answer to HEAD has a Content-Length but no body: when the input holds a
 // HEAD request, a response followed directly by the next one (or by nothing)
 // is taken as such.
-int CheckResponses(std::string_view wire, bool may_have_head = false) {
+int CheckResponses(std::string_view wire, bool may_have_head = false, int* count = nullptr) {
   int first = 0;
   while (!wire.empty()) {
     const size_t end = wire.find("\r\n\r\n");
@@ -167,6 +170,7 @@ int CheckResponses(std::string_view wire, bool may_have_head = false) {
     if (cl != std::string_view::npos) length = std::stoul(std::string(head.substr(cl + 16, 12)));
     wire.remove_prefix(end + 4);
     if (status == 100) continue;
+    if (count != nullptr) ++*count;
     if (may_have_head && length > 0 && (wire.empty() || wire.substr(0, 9) == "HTTP/1.1 ")) continue;
     FUZZ_CHECK(wire.size() >= length, "the whole body arrives");
     const std::string_view body = wire.substr(0, length);
@@ -179,13 +183,46 @@ int CheckResponses(std::string_view wire, bool may_have_head = false) {
   return first;
 }
 
+// Whether the first request's header names a Transfer-Encoding other than
+// exactly "chunked" (its fields joined, as a server must read them).
+bool SmugglingFraming(std::string_view input) {
+  const size_t end = input.find("\r\n\r\n");
+  if (end == std::string_view::npos) return false;
+  std::string_view head = input.substr(0, end + 2);
+  std::string codings;
+  bool found = false;
+  for (size_t at = head.find("\r\n"); at != std::string_view::npos; at = head.find("\r\n", at + 2)) {
+    const std::string_view line = head.substr(at + 2, head.find("\r\n", at + 2) - at - 2);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string name(line.substr(0, colon));
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name != "transfer-encoding") continue;
+    found = true;
+    if (!codings.empty()) codings += ',';
+    codings += line.substr(colon + 1);
+  }
+  std::string trimmed;
+  for (char c : codings) {
+    if (c != ' ' && c != '\t') trimmed += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return found && trimmed != "chunked";
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static uint64_t runs = 0;
   nomnom::http::Server& server = TheServer();
   const std::string_view input(reinterpret_cast<const char*>(data), size);
-  CheckResponses(Exchange(server.port(), input), input.find("HEAD") != std::string_view::npos);
+  int answers = 0;
+  const int first =
+      CheckResponses(Exchange(server.port(), input), input.find("HEAD") != std::string_view::npos, &answers);
+  if (SmugglingFraming(input)) {
+    FUZZ_CHECK(answers == 1 && (first < 200 || first > 299),
+               "a Transfer-Encoding other than chunked gets one refusal: " + std::to_string(answers) + " answers, " +
+                   std::to_string(first));
+  }
   if (++runs % 256 == 0) {
     const int status = CheckResponses(Exchange(server.port(), "GET /health HTTP/1.1\r\nHost: f\r\n\r\n"));
     FUZZ_CHECK(status == 200, "the server still serves /health");
