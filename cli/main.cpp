@@ -40,6 +40,7 @@
 #include "core/http/probe_routes.h"
 #include "core/load/pipeline.h"
 #include "core/pg/catalog_entity.h"
+#include "core/queue/entity_subjects.h"
 #include "core/queue/nats_client.h"
 #include "core/queue/publish_sink.h"
 #include "core/worker/ingest_worker.h"
@@ -378,6 +379,10 @@ int RunLoadCommand(LoadArgs& a) {
     PrintError(family.status());
     return kExitFatal;
   }
+  if (Status s = a.via_nats ? CheckEntitySubjects(*family) : Status::Ok(); !s.ok()) {
+    PrintError(s);
+    return kExitFatal;
+  }
   if (!a.quiet) PrintWarnings(*family);
   Entity* entity = &family->front();
   if (!a.table.empty()) {
@@ -531,6 +536,10 @@ int RunWorkerCommand(WorkerArgs& a) {
   auto entities = LoadEntityDir(*dir);
   if (!entities.ok()) {
     PrintError(entities.status());
+    return kExitFatal;
+  }
+  if (Status s = CheckEntitySubjects(*entities); !s.ok()) {
+    PrintError(s);
     return kExitFatal;
   }
   sigset_t signals;

@@ -297,8 +297,18 @@ void IngestService::HandleMetrics(http::Request&&, http::Responder respond) {
       metrics_.Gauge("nomnom_jetstream_consumer_ack_pending", "Messages delivered, not yet acknowledged")
           .Set(static_cast<double>(snap.lag->num_ack_pending));
     }
+    if (snap.stream) {
+      metrics_.Gauge("nomnom_jetstream_stream_bytes", "Bytes stored in the main stream")
+          .Set(static_cast<double>(snap.stream->bytes));
+      metrics_.Gauge("nomnom_jetstream_stream_messages", "Messages stored in the main stream")
+          .Set(static_cast<double>(snap.stream->messages));
+    }
     metrics_.Gauge("nomnom_database_up", "1 while PostgreSQL answered the last health check").Set(snap.db_ok ? 1 : 0);
   });
+  // The limit the stream was created with (--stream-max-mb; 0: none): with
+  // the bytes above, how full it is (at 100 % the API answers 507).
+  metrics_.Gauge("nomnom_jetstream_stream_max_bytes", "The main stream's byte limit (--stream-max-mb; 0: none)")
+      .Set(static_cast<double>(std::max<int64_t>(0, js_.config().max_bytes)));
   metrics_.Gauge("nomnom_up_seconds", "Seconds since this process started")
       .Set(std::chrono::duration<double>(Clock::now() - started_).count());
   metrics_.Gauge("nomnom_ready", "1 while ready to accept ingest").Set(NotReadyReason().empty() ? 1 : 0);

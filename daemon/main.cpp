@@ -14,11 +14,13 @@
 #include <cstdio>
 
 #include "cli/service_options.h"
+#include "core/base/build_info.h"
 #include "core/base/log.h"
 #include "core/base/metrics.h"
 #include "core/format/schema.h"
 #include "core/http/http_server.h"
 #include "core/pg/catalog_entity.h"
+#include "core/queue/entity_subjects.h"
 #include "core/queue/nats_client.h"
 #include "daemon/dashboard.h"
 #include "daemon/embedded_files.h"
@@ -45,7 +47,7 @@ struct DaemonFlags {
 
 // Defines nomnomd's flags on app, each writing into f.
 void DefineOptions(CLI::App& app, DaemonFlags& f) {
-  app.set_version_flag("--version", std::string("nomnomd ") + NOMNOM_VERSION);
+  app.set_version_flag("--version", VersionLine("nomnomd"));
   app.add_option("--listen", f.http_opts.listen, "Address to listen on (host:port); loopback unless told otherwise")
       ->envname("NOMNOM_LISTEN")
       ->capture_default_str();
@@ -131,6 +133,12 @@ bool LoadEntities(DaemonFlags& f) {
     return false;
   }
   cfg.entities = std::move(entities).value();
+  // Each entity's name is a subject token of its messages: a bad one is a
+  // startup error, not a 503 on every post.
+  if (Status s = CheckEntitySubjects(cfg.entities); !s.ok()) {
+    LogError("{}", s.message());
+    return false;
+  }
   if (!f.allow_tables.empty()) {
     auto conn = PgConnection::Connect(cfg.database_url, "nomnomd-catalog");
     if (!conn.ok()) {

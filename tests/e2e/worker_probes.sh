@@ -2,7 +2,9 @@
 # e2e: a standalone `nomnom worker --metrics-listen` serves /live, /ready and
 # /metrics (its committed rows through the one registry); nomnomd takes its
 # token from --token-file (the token is not in the process list); option
-# values that would spin or publish empty chunks are refused with exit 2.
+# values that would spin or publish empty chunks are refused with exit 2; an
+# entity whose name is no NATS subject token ('x y', 'a..b', '.lead') stops
+# both programs at startup naming it and its file.
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -19,6 +21,21 @@ for bad in "--fetch-wait-ms 0" "--threads 0" "--ack-wait-ms 5"; do
   read -r -a words <<<"$bad"
   rc=0; "$NOMNOM_BIN" worker "${words[@]}" --db "$DATABASE_URL" --nats "$NATS_URL" >"$E2E_TMP/bad.log" 2>&1 || rc=$?
   assert_eq "$rc" 2 "nomnom worker exit code for $bad"
+done
+
+# --- entity names that are no NATS subject token: a startup error naming the file --
+for name in "x y" "a..b" ".lead"; do
+  mkdir -p "$E2E_TMP/bad-entities"
+  rm -f "$E2E_TMP/bad-entities"/*.yaml
+  sed "s/^  name: Order$/  name: \"$name\"/" "$E2E_ROOT/data/tpch/entities/order.yaml" >"$E2E_TMP/bad-entities/bad.yaml"
+  rc=0; "$NOMNOMD_BIN" --entities "$E2E_TMP/bad-entities" --db "$DATABASE_URL" --nats "$NATS_URL" \
+    >"$E2E_TMP/bad.log" 2>&1 || rc=$?
+  assert_eq "$rc" 1 "nomnomd exit code for an entity named '$name'"
+  assert_contains "$(cat "$E2E_TMP/bad.log")" "entity '$name' ($E2E_TMP/bad-entities/bad.yaml)" "nomnomd's error names it"
+  rc=0; "$NOMNOM_BIN" worker --entities "$E2E_TMP/bad-entities" --db "$DATABASE_URL" --nats "$NATS_URL" \
+    >"$E2E_TMP/bad.log" 2>&1 || rc=$?
+  assert_eq "$rc" 1 "nomnom worker exit code for an entity named '$name'"
+  assert_contains "$(cat "$E2E_TMP/bad.log")" "subject token" "nomnom worker's error"
 done
 
 # --- token from a file -------------------------------------------------------------
