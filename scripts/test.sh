@@ -112,6 +112,12 @@ python3 "$NN_ROOT/scripts/check-docs.py" "$NN_ROOT/build/cli/nomnom" "$NN_ROOT/b
 misses=$(python3 "$NN_ROOT/scripts/check-docs.py" "$NN_ROOT/build/cli/nomnom" "$NN_ROOT/build/daemon/nomnomd" \
   "$NN_ROOT/tests/fixtures/docs-bad.md" | grep -c ' has no --' || true)
 [ "$misses" = 3 ] || nn_die "check-docs.py found $misses of the 3 unknown flags in tests/fixtures/docs-bad.md"
+# Every header of a core/ layer has its line in that folder's README.md.
+undocumented=""
+for header in $(git -C "$NN_ROOT" ls-files -- 'core/*/*.h'); do
+  grep -qF "\`$(basename "$header")\`" "$NN_ROOT/$(dirname "$header")/README.md" 2>/dev/null || undocumented+=" $header"
+done
+[ -z "$undocumented" ] || nn_die "headers missing from their folder's README.md:$undocumented"
 # Includes point down the layers (scripts/check-layers.sh), and the check
 # fails on a tree that breaks each rule once.
 step="include layers"; "$NN_ROOT/scripts/check-layers.sh"
