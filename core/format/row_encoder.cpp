@@ -418,8 +418,16 @@ namespace {
   // raw_json() of an object or array keeps the whitespace after it: json
   // (kJsonText) would store it.
   raw = TrimJsonSpace(raw);
-  // On-Demand matched the brackets but did not check the text between.
-  if (!IsJsonValue(raw)) return FieldError(f, "malformed JSON in the value", error);
+  // On-Demand matched the brackets but did not check the text between; a
+  // jsonb column also refuses \u0000 and half a surrogate pair, which JSON
+  // allows: refused here, not by PostgreSQL after the row was accepted.
+  const JsonCheck check = CheckJsonValue(raw, f.type == FieldType::kJson ? JsonRules::kJsonb : JsonRules::kJson);
+  if (check != JsonCheck::kOk) {
+    return FieldError(f,
+                      check == JsonCheck::kMalformed ? std::string("malformed JSON in the value")
+                                                     : std::string(JsonCheckMessage(check)),
+                      error);
+  }
   *out = raw;
   return true;
 }

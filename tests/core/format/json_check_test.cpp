@@ -104,3 +104,33 @@ TEST_CASE("encoder: a Decimal or integer given as a number that is not JSON is r
   CHECK(encode(R"({"amount":10.50,"n":1e3})"));
   CHECK(encode(R"({"amount":0,"n":-0})"));
 }
+
+TEST_CASE("encoder: a Json field refuses what jsonb cannot store, a JsonText field keeps JSON's rules",
+          "[json_check][row_encoder]") {
+  auto e = nomnom::ParseEntity(R"(entity:
+  name: Doc
+  fields:
+    - { name: id, type: Integer, nullable: false }
+    - { name: body, type: Json, nullable: true }
+  persistence:
+    database: { conformant_table: docs, unicity_fields: [id] }
+)",
+                               "docs.yaml");
+  REQUIRE(e.ok());
+  nomnom::RowEncoder enc(*e, {});
+  auto encode = [&](std::string line, std::string* error) {
+    const size_t size = line.size();
+    line.append(nomnom::kChunkPadding, ' ');
+    nomnom::ByteBuffer out;
+    return enc.Encode(std::string_view(line.data(), size), line.size(), &out, nullptr, error);
+  };
+  std::string error;
+  CHECK(encode(R"({"id":1,"body":{"a":"\u00e9 \ud83d\ude00"}})", &error));
+  CHECK_FALSE(encode(R"({"id":2,"body":{"a":"x\u0000y"}})", &error));
+  CHECK(error.find("\\u0000") != std::string::npos);
+  CHECK(error.find("body") != std::string::npos);
+  CHECK_FALSE(encode(R"({"id":3,"body":["\ud83d"]})", &error));
+  CHECK(error.find("surrogate") != std::string::npos);
+  CHECK_FALSE(encode(R"({"id":4,"body":{"a":[1,,2]}})", &error));
+  CHECK(error.find("malformed JSON in the value") != std::string::npos);
+}
