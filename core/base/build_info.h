@@ -1,5 +1,5 @@
 // What build this is: the version (CMake's project version) and the git
-// commit it was built from (scripts/cmake/git_commit.cmake; "unknown" outside
+// commit it was built from (core/base/git_commit.cmake; "unknown" outside
 // a checkout). For --version and the health endpoints. Thread-safe.
 #pragma once
 
