@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
-// GCC 12 reports -Wnull-dereference false positives inside Asio (see daemon/http_server.cpp).
+// GCC 12 reports -Wnull-dereference false positives inside Asio (see core/http/beast.h).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <boost/asio/connect.hpp>
